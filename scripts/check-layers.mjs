@@ -9,7 +9,7 @@ const rank = {
   'main/core': 0,
   'main/store': 1,
   'main/ops': 2,
-  'main/drive': 3, 'main/sepay': 3, 'main/sources': 3,
+  'main/drive': 3, 'main/sepay': 3, 'main/sources': 3, 'main/shop': 3,
   'main/engine': 4,
   'main/http': 5,
   'main/host': 6,

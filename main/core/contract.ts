@@ -1,0 +1,184 @@
+// The one typed contract between the admin API, its clients (the renderer, scripts, tests).
+// Request bodies are parsed with these schemas at the boundary; response types are declared here
+// so that both sides compile against the same names. Names listed in DESIGN.md are stable.
+import { z } from 'zod';
+import { ORDER_STATUSES } from './order';
+
+const vnd = z.number().int().min(0).max(1e13);
+const text = (max: number) => z.string().trim().min(1).max(max);
+
+export const SourceConfigSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('http-manifest'), manifestUrl: z.url({ protocol: /^https?$/ }) }),
+  z.object({ kind: z.literal('local-folder'), path: text(4096) }),
+  z.object({ kind: z.literal('drive-folder'), folderId: z.string().regex(/^[A-Za-z0-9_-]{5,200}$/) }),
+]);
+export type SourceConfig = z.infer<typeof SourceConfigSchema>;
+
+export const DeliveryModeSchema = z.enum(['private-copy', 'shared-library']);
+export type DeliveryMode = z.infer<typeof DeliveryModeSchema>;
+
+export const ProductCreateSchema = z.object({
+  name: text(200),
+  priceVnd: vnd,
+  source: SourceConfigSchema,
+  delivery: DeliveryModeSchema.optional(),
+  accessDays: z.number().int().min(1).max(3650).nullable().optional(),
+});
+export type ProductCreate = z.infer<typeof ProductCreateSchema>;
+export const ProductUpdateSchema = ProductCreateSchema.partial().extend({ archived: z.boolean().optional() });
+export type ProductUpdate = z.infer<typeof ProductUpdateSchema>;
+
+export const OrderCreateSchema = z.object({
+  customerEmail: z.email().max(254),
+  customerName: z.string().trim().max(200).optional(),
+  items: z.array(z.object({ productId: z.string().min(1).max(100) })).min(1).max(50),
+  vip: z.boolean().optional(),
+  locale: z.enum(['vi', 'en']).optional(),
+});
+export type OrderCreate = z.infer<typeof OrderCreateSchema>;
+
+export const OrderStatusSchema = z.enum(ORDER_STATUSES);
+
+export const ListQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+export const OrderListQuerySchema = ListQuerySchema.extend({
+  status: OrderStatusSchema.optional(),
+  q: z.string().max(200).optional(),
+});
+
+export const PaymentListQuerySchema = ListQuerySchema.extend({
+  unmatched: z.enum(['true', 'false', '1', '0']).optional(),
+  orderId: z.string().max(100).optional(),
+});
+
+export const DeliveryListQuerySchema = ListQuerySchema.extend({
+  state: z.string().regex(/^[a-z_]{1,30}$/).optional(),
+});
+
+export const PaymentAssignSchema = z.object({ orderId: z.string().min(1).max(100) });
+
+export const SettingsUpdateSchema = z
+  .object({
+    codePrefix: z.string().regex(/^[A-Za-z]{2,10}$/).transform((s) => s.toUpperCase()),
+    receivingAccounts: z.array(z.string().regex(/^[0-9A-Za-z]{1,30}$/)).max(20),
+    bankBin: z.string().regex(/^\d{6}$/),
+    bankAccount: z.string().regex(/^[0-9A-Za-z]{1,19}$/),
+    bankAccountName: z.string().max(100),
+    orderExpiryHours: z.number().int().min(1).max(24 * 90),
+    webhookRateLimitPerMin: z.number().int().min(1).max(1_000_000),
+    language: z.enum(['vi', 'en']),
+    sepayApiBase: z.url({ protocol: /^https?$/ }),
+    // Secrets: write-only. An empty string clears one.
+    sepayApiKey: z.string().max(500),
+    sepayHmacSecret: z.string().max(500),
+    sepayApiToken: z.string().max(500),
+  })
+  .partial()
+  .strict();
+export type SettingsUpdate = z.infer<typeof SettingsUpdateSchema>;
+
+export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken'] as const;
+export type SecretSetting = (typeof SECRET_SETTINGS)[number];
+
+// ---- responses ----
+export interface ApiError {
+  error: { code: string; message: string; field?: string };
+}
+
+export interface ProductDto {
+  id: string;
+  name: string;
+  priceVnd: number;
+  source: SourceConfig;
+  delivery: DeliveryMode;
+  accessDays: number | null;
+  archived: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface PaymentDto {
+  id: string;
+  sepayId: number | null;
+  referenceCode: string;
+  gateway: string;
+  accountNumber: string;
+  transactionDate: string;
+  transferType: 'in' | 'out';
+  amountVnd: number;
+  content: string;
+  orderId: string | null;
+  orderCode: string | null;
+  match: string;
+  flags: string[];
+  via: string;
+  receivedAt: number;
+}
+
+export interface DeliveryDto {
+  id: string;
+  orderId: string;
+  productId: string;
+  productName?: string;
+  state: string;
+  priority: number;
+  attempts: number;
+  nextAttemptAt: number | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  createdAt: number;
+  updatedAt: number;
+  deliveredAt: number | null;
+}
+
+export interface OrderDto {
+  id: string;
+  code: string;
+  customerEmail: string;
+  customerName: string | null;
+  amountVnd: number;
+  paidVnd: number;
+  overpaidVnd: number;
+  status: z.infer<typeof OrderStatusSchema>;
+  vip: boolean;
+  locale: 'vi' | 'en';
+  items: { id: string; productId: string; priceVnd: number }[];
+  createdAt: number;
+  paidAt: number | null;
+  expiresAt: number | null;
+}
+
+export interface OrderDetailDto extends OrderDto {
+  deliveries: DeliveryDto[];
+  payments: PaymentDto[];
+}
+
+export interface OrderCreatedDto extends OrderDto {
+  vietqr: { payload: string; png: string } | null;
+  paymentText: { accountNumber: string | null; bankBin: string | null; amountVnd: number; content: string };
+}
+
+export type SecretState = { set: false } | { set: true; last4: string };
+
+export interface SettingsDto {
+  codePrefix: string;
+  receivingAccounts: string[];
+  bankBin: string | null;
+  bankAccount: string | null;
+  bankAccountName: string | null;
+  orderExpiryHours: number;
+  webhookRateLimitPerMin: number;
+  language: 'vi' | 'en';
+  sepayApiBase: string;
+  secrets: Record<SecretSetting, SecretState>;
+  /** Which values the environment overrides (they cannot be changed here). */
+  fromEnvironment: string[];
+}
+
+export interface ListDto<T> {
+  items: T[];
+  total: number;
+}

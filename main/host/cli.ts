@@ -1,0 +1,62 @@
+// `driveship <command>`: the headless host. Secrets come from the environment or the settings
+// store, never from arguments, so nothing sensitive shows in `ps`.
+import { adminTokenPath, startCore } from './core';
+
+const HELP = `driveship — fulfilment for a digital-products shop
+
+Usage:
+  driveship serve              run the shop headless (admin UI + webhook listener)
+  driveship sandbox            start the local emulators alone and print their URLs
+  driveship demo [--orders N] [--exit]
+                               run a complete local sandbox with seeded products and orders
+  driveship help
+
+Configuration comes from environment variables (DRIVESHIP_DATA_DIR, DRIVESHIP_ADMIN_PORT,
+DRIVESHIP_WEBHOOK_PORT, SEPAY_API_KEY, SEPAY_HMAC_SECRET, SEPAY_API_TOKEN, SEPAY_API_BASE,
+DRIVESHIP_GOOGLE_ROOT_URL, ...) over the settings stored in the data folder.`;
+
+async function serve(): Promise<number> {
+  const core = await startCore();
+  const webhook = core.webhookUrl();
+  const lines = [
+    `driveship is running (data: ${core.dataDir})`,
+    `  Open the shop:   ${core.newLoginUrl()}`,
+    `  Admin API:       ${core.adminUrl}api/v1  (token in ${adminTokenPath(core.dataDir)})`,
+    webhook
+      ? `  SePay webhook:   ${webhook}  (expose it through your tunnel)`
+      : '  SePay webhook:   not listening: set SEPAY_API_KEY or SEPAY_HMAC_SECRET (or the same in Settings)',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`DRIVESHIP_READY ${JSON.stringify({ admin: core.adminUrl, webhook })}\n`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      process.stdout.write(`\n${sig}: finishing requests in flight and closing the database…\n`);
+      core.stop().then(resolve, (err) => {
+        process.stderr.write(`error while stopping: ${String(err)}\n`);
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd = 'help'] = argv;
+  switch (cmd) {
+    case 'serve':
+      return serve();
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP + '\n');
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${cmd}"\n\n${HELP}\n`);
+      return 2;
+  }
+}

@@ -1,0 +1,139 @@
+// Composition root shared by the headless CLI and the Electron shell: opens the store, wires the
+// services, starts the two listeners, and stops it all in order.
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { createAdminApp } from '../http/admin-app';
+import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
+import { createPublicApp } from '../http/public-app';
+import { Bus } from '../ops/bus';
+import { ConfigService, defaultDataDir } from '../ops/config';
+import { createLogger, type Logger } from '../ops/log';
+import { PaymentIntake } from '../sepay/intake';
+import { Shop } from '../shop/orders';
+import { openStore, type Store } from '../store';
+
+export interface CoreOptions {
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+}
+
+export interface Core {
+  dataDir: string;
+  store: Store;
+  config: ConfigService;
+  bus: Bus;
+  intake: PaymentIntake;
+  shop: Shop;
+  log: Logger;
+  token: string;
+  adminUrl: string;
+  /** null while no webhook authentication is configured (and it was not explicitly waived). */
+  webhookUrl: () => string | null;
+  /** A link that opens the UI signed in, valid once for 10 minutes. */
+  newLoginUrl: () => string;
+  stop: () => Promise<void>;
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: Server | null, graceMs: number): Promise<void> {
+  if (!server || !server.listening) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    // Keep-alive sockets with no request in flight would hold close() open until they time out.
+    server.closeIdleConnections();
+  });
+}
+
+export function rendererDir(): string | null {
+  const dir = join(__dirname, '../../renderer');
+  return existsSync(join(dir, 'index.html')) ? dir : null;
+}
+
+export async function startCore(opts: CoreOptions = {}): Promise<Core> {
+  const env = opts.env ?? process.env;
+  const dataDir = opts.dataDir ?? defaultDataDir(env);
+  const store = openStore(dataDir);
+  const config = new ConfigService(store.settings, env);
+  const log = opts.log ?? createLogger({ dir: join(dataDir, 'logs'), secrets: () => config.secretValues() });
+  const bus = new Bus();
+  const intake = new PaymentIntake(store, config, bus);
+  const shop = new Shop(store, config, bus);
+  const token = loadOrCreateAdminToken(dataDir);
+  const loginCodes = new Map<string, number>();
+
+  let adminPort = 0;
+  const adminApp = createAdminApp({
+    store, config, intake, shop, bus, log, token,
+    port: () => adminPort,
+    rendererDir: rendererDir(),
+    redeemLogin: (code) => {
+      const until = loginCodes.get(code);
+      loginCodes.delete(code);
+      return until !== undefined && until > Date.now();
+    },
+  });
+  const cfg = config.current();
+  const admin = (await import('node:http')).createServer(adminApp);
+  adminPort = await listen(admin, cfg.adminPort, cfg.adminHost);
+  const adminUrl = `http://127.0.0.1:${adminPort}/`;
+
+  let publicServer: Server | null = null;
+  let webhookPort = 0;
+  const publicApp = createPublicApp({ store, config, intake, log });
+  const ensurePublic = async () => {
+    const c = config.current();
+    const authed = !!(c.sepayApiKey || c.sepayHmacSecret || c.allowUnauthenticatedWebhook);
+    if (authed && !publicServer) {
+      const s = (await import('node:http')).createServer(publicApp);
+      // SePay gives up after 30 s; an answer later than that is useless, so do not wait longer.
+      s.requestTimeout = 30_000;
+      s.headersTimeout = 10_000;
+      webhookPort = await listen(s, c.webhookPort, c.webhookHost);
+      publicServer = s;
+      log.info({ port: webhookPort }, 'public webhook listener started');
+    } else if (!authed && !publicServer) {
+      log.warn('public webhook listener not started: no SePay API key or HMAC secret is configured');
+    }
+  };
+  await ensurePublic();
+  const offSettings = bus.on('settings', () => {
+    ensurePublic().catch((err) => log.error({ err }, 'could not start the public listener'));
+  });
+
+  log.info({ adminPort, webhookPort, dataDir }, 'driveship core started');
+  return {
+    dataDir, store, config, bus, intake, shop, log, token, adminUrl,
+    webhookUrl: () => (publicServer ? `http://127.0.0.1:${webhookPort}/webhooks/sepay` : null),
+    newLoginUrl: () => {
+      const code = randomBytes(24).toString('base64url');
+      loginCodes.set(code, Date.now() + 10 * 60_000);
+      return `${adminUrl}#login=${code}`;
+    },
+    stop: async () => {
+      offSettings();
+      await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000)]);
+      store.close();
+      log.info('driveship core stopped');
+      log.flush?.();
+    },
+  };
+}
+
+export { adminTokenPath };

@@ -1,0 +1,210 @@
+// The admin listener: 127.0.0.1 only, Host checked, bearer token. Serves /api/v1, the event
+// stream, /metrics and the renderer.
+import express, { type Request, type Response, type Router } from 'express';
+import {
+  DeliveryListQuerySchema,
+  ListQuerySchema,
+  OrderCreateSchema,
+  OrderListQuerySchema,
+  PaymentAssignSchema,
+  PaymentListQuerySchema,
+  ProductCreateSchema,
+  ProductUpdateSchema,
+  SECRET_SETTINGS,
+  SettingsUpdateSchema,
+  type OrderDetailDto,
+} from '../core/contract';
+import { AppError, notFound } from '../core/errors';
+import type { Bus, BusEvents } from '../ops/bus';
+import type { ConfigService } from '../ops/config';
+import type { Logger } from '../ops/log';
+import type { PaymentIntake } from '../sepay/intake';
+import type { Shop } from '../shop/orders';
+import type { Store } from '../store';
+import { bearerAuth, hostCheck } from './admin-auth';
+import { errorHandler, securityHeaders, sendError } from './errors';
+import { RateLimiter } from './rate-limit';
+
+export interface AdminAppDeps {
+  store: Store;
+  config: ConfigService;
+  intake: PaymentIntake;
+  shop: Shop;
+  bus: Bus;
+  log: Logger;
+  token: string;
+  /** The port actually bound (known only after listen when 0 was asked). */
+  port: () => number;
+  health?: () => Record<string, unknown>;
+  /** Extra routers mounted under /api/v1 by later layers (engine, ops). */
+  extend?: (api: Router) => void;
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Redeems a one-time login code from the link the host printed (true once, if still valid). */
+  redeemLogin?: (code: string) => boolean;
+  /** Directory of the built renderer, served at /. */
+  rendererDir?: string | null;
+}
+
+type Handler = (req: Request, res: Response) => unknown;
+const wrap =
+  (fn: Handler) =>
+  (req: Request, res: Response, next: (e?: unknown) => void): void => {
+    Promise.resolve()
+      .then(() => fn(req, res))
+      .catch(next);
+  };
+
+export function createAdminApp(deps: AdminAppDeps): express.Express {
+  const { store, config, intake, shop, bus, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.use(hostCheck(deps.port));
+  app.use(securityHeaders);
+  const limiter = new RateLimiter(() => 6000, () => 600);
+  app.use((req, res, next) => {
+    if (limiter.take(req.socket.remoteAddress ?? 'local')) return next();
+    res.setHeader('Retry-After', '1');
+    sendError(res, 429, 'RATE_LIMITED', 'Too many requests');
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true, ...(deps.health?.() ?? {}) });
+  });
+
+  const auth = bearerAuth(deps.token);
+  // The one-time code is the credential here; it trades for the token once.
+  app.post('/auth/login', express.json({ limit: '4kb' }), (req, res) => {
+    const code = typeof req.body?.code === 'string' ? req.body.code : '';
+    if (code && deps.redeemLogin?.(code)) return res.json({ token: deps.token });
+    sendError(res, 401, 'LOGIN_LINK_INVALID', 'This sign-in link was already used or has expired; run driveship again for a new one');
+  });
+  app.get('/metrics', auth, wrap(async (_req, res) => {
+    if (!deps.metrics) return sendError(res, 404, 'NOT_FOUND', 'Metrics are not enabled');
+    const m = await deps.metrics();
+    res.setHeader('Content-Type', m.contentType);
+    res.send(m.body);
+  }));
+
+  const api = express.Router();
+  api.use(auth);
+  api.use(express.json({ limit: '1mb', strict: true }));
+  api.use((req, res, next) => {
+    if (['POST', 'PUT', 'PATCH'].includes(req.method) && req.headers['content-length'] !== '0' && req.body === undefined && !req.is('application/json')) {
+      return sendError(res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Send JSON (Content-Type: application/json)');
+    }
+    next();
+  });
+
+  // ---- products ----
+  api.get('/products', wrap((req, res) => {
+    res.json({ items: store.products.list(req.query.archived === 'true') });
+  }));
+  api.post('/products', wrap((req, res) => {
+    res.status(201).json(shop.createProduct(ProductCreateSchema.parse(req.body)));
+  }));
+  api.get('/products/:id', wrap((req, res) => {
+    const p = store.products.get(String(req.params.id));
+    if (!p) throw notFound('product', String(req.params.id));
+    res.json(p);
+  }));
+  api.patch('/products/:id', wrap((req, res) => {
+    res.json(shop.updateProduct(String(req.params.id), ProductUpdateSchema.parse(req.body)));
+  }));
+
+  // ---- orders ----
+  api.get('/orders', wrap((req, res) => {
+    res.json(store.orders.list(OrderListQuerySchema.parse(req.query)));
+  }));
+  api.post('/orders', wrap(async (req, res) => {
+    res.status(201).json(await shop.createOrder(OrderCreateSchema.parse(req.body)));
+  }));
+  api.get('/orders/:id', wrap((req, res) => {
+    const id = String(req.params.id);
+    const o = store.orders.get(id) ?? store.orders.getByCode(id.toUpperCase());
+    if (!o) throw notFound('order', id);
+    const detail: OrderDetailDto = { ...o, deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id) };
+    res.json(detail);
+  }));
+
+  // ---- payments ----
+  api.get('/payments', wrap((req, res) => {
+    const q = PaymentListQuerySchema.parse(req.query);
+    res.json(store.payments.list({ ...q, unmatched: q.unmatched === 'true' || q.unmatched === '1' }));
+  }));
+  api.get('/payments/unmatched', wrap((req, res) => {
+    res.json(store.payments.list({ ...ListQuerySchema.parse(req.query), unmatched: true }));
+  }));
+  api.post('/payments/:id/assign', wrap((req, res) => {
+    const { orderId } = PaymentAssignSchema.parse(req.body);
+    const r = intake.assign(String(req.params.id), orderId);
+    res.json({ payment: store.payments.get(String(req.params.id)), orderStatus: r.orderStatus });
+  }));
+
+  // ---- deliveries (read side; the engine adds the actions) ----
+  api.get('/deliveries', wrap((req, res) => {
+    const q = DeliveryListQuerySchema.parse(req.query);
+    res.json(store.deliveries.list(q));
+  }));
+  api.get('/deliveries/:id', wrap((req, res) => {
+    const d = store.deliveries.get(String(req.params.id));
+    if (!d) throw notFound('delivery', String(req.params.id));
+    res.json(d);
+  }));
+
+  // ---- settings ----
+  api.get('/settings', wrap((_req, res) => {
+    res.json(config.view());
+  }));
+  api.put('/settings', wrap((req, res) => {
+    const patch = SettingsUpdateSchema.parse(req.body ?? {});
+    const overridden = new Set(config.overriddenByEnv());
+    const blocked = Object.keys(patch).filter((k) => overridden.has(k));
+    if (blocked.length) throw new AppError('SETTING_FROM_ENVIRONMENT', `Set by an environment variable, cannot change here: ${blocked.join(', ')}`, 409);
+    store.tx(() => {
+      for (const [k, v] of Object.entries(patch)) store.settings.set(k, v);
+      // Secret values never reach the audit log, only which ones changed.
+      store.audit.record('owner', 'settings.update', null, {
+        keys: Object.keys(patch),
+        secrets: Object.keys(patch).filter((k) => (SECRET_SETTINGS as readonly string[]).includes(k)),
+      });
+    });
+    bus.emit('settings', { keys: Object.keys(patch) });
+    res.json(config.view());
+  }));
+
+  api.get('/audit', wrap((_req, res) => {
+    res.json({ items: store.audit.recent(500) });
+  }));
+
+  // ---- live events (server-sent events) ----
+  api.get('/events', (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    res.write(': connected\n\n');
+    const types: (keyof BusEvents)[] = ['payment', 'order', 'delivery', 'progress', 'alert', 'settings'];
+    const offs = types.map((t) => bus.on(t, (payload) => res.write(`event: ${t}\ndata: ${JSON.stringify(payload)}\n\n`)));
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    req.on('close', () => {
+      clearInterval(ping);
+      offs.forEach((off) => off());
+    });
+  });
+
+  deps.extend?.(api);
+  api.use((_req, res) => sendError(res, 404, 'NOT_FOUND', 'No such API route'));
+  app.use('/api/v1', api);
+
+  if (deps.rendererDir) {
+    app.use((_req, res, next) => {
+      res.setHeader(
+        'Content-Security-Policy',
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+      );
+      next();
+    });
+    app.use(express.static(deps.rendererDir, { index: 'index.html', maxAge: 0 }));
+  }
+  app.use((_req, res) => sendError(res, 404, 'NOT_FOUND', 'Not found'));
+  app.use(errorHandler(log));
+  return app;
+}

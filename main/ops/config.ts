@@ -1,0 +1,142 @@
+// Effective configuration: environment variables override stored settings, which override defaults.
+// Read through `current()` on every use, so that a settings change applies while running.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { SECRET_SETTINGS, type SecretSetting, type SecretState, type SettingsDto } from '../core/contract';
+import { DEFAULT_CODE_PREFIX } from '../core/order-code';
+import type { SettingsRepo } from '../store/settings';
+
+export interface Config {
+  adminHost: string;
+  adminPort: number;
+  webhookHost: string;
+  webhookPort: number;
+  codePrefix: string;
+  receivingAccounts: string[];
+  bankBin: string | null;
+  bankAccount: string | null;
+  bankAccountName: string | null;
+  orderExpiryHours: number;
+  webhookRateLimitPerMin: number;
+  language: 'vi' | 'en';
+  sepayApiBase: string;
+  sepayApiKey: string | null;
+  sepayHmacSecret: string | null;
+  sepayApiToken: string | null;
+  allowUnauthenticatedWebhook: boolean;
+  googleRootUrl: string | null;
+}
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DRIVESHIP_DATA_DIR) return env.DRIVESHIP_DATA_DIR;
+  if (process.platform === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'driveship');
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'driveship');
+  return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'driveship');
+}
+
+/** Setting key → environment variable that overrides it. */
+const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
+  adminPort: 'DRIVESHIP_ADMIN_PORT',
+  webhookPort: 'DRIVESHIP_WEBHOOK_PORT',
+  webhookHost: 'DRIVESHIP_WEBHOOK_HOST',
+  codePrefix: 'DRIVESHIP_CODE_PREFIX',
+  receivingAccounts: 'DRIVESHIP_RECEIVING_ACCOUNTS',
+  bankBin: 'DRIVESHIP_BANK_BIN',
+  bankAccount: 'DRIVESHIP_BANK_ACCOUNT',
+  webhookRateLimitPerMin: 'DRIVESHIP_WEBHOOK_RATE_LIMIT_PER_MIN',
+  sepayApiBase: 'SEPAY_API_BASE',
+  sepayApiKey: 'SEPAY_API_KEY',
+  sepayHmacSecret: 'SEPAY_HMAC_SECRET',
+  sepayApiToken: 'SEPAY_API_TOKEN',
+  allowUnauthenticatedWebhook: 'DRIVESHIP_ALLOW_UNAUTHENTICATED_WEBHOOK',
+  googleRootUrl: 'DRIVESHIP_GOOGLE_ROOT_URL',
+};
+
+const DEFAULTS: Config = {
+  adminHost: '127.0.0.1',
+  adminPort: 4710,
+  webhookHost: '127.0.0.1',
+  webhookPort: 4711,
+  codePrefix: DEFAULT_CODE_PREFIX,
+  receivingAccounts: [],
+  bankBin: null,
+  bankAccount: null,
+  bankAccountName: null,
+  orderExpiryHours: 72,
+  webhookRateLimitPerMin: 600,
+  language: 'vi',
+  sepayApiBase: 'https://userapi.sepay.vn',
+  sepayApiKey: null,
+  sepayHmacSecret: null,
+  sepayApiToken: null,
+  allowUnauthenticatedWebhook: false,
+  googleRootUrl: null,
+};
+
+function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
+  const d = DEFAULTS[key];
+  if (typeof d === 'number') {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${ENV_OVERRIDES[key]} must be a whole number, got "${raw}"`);
+    return n;
+  }
+  if (typeof d === 'boolean') return raw === '1' || raw.toLowerCase() === 'true';
+  if (Array.isArray(d)) return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (key === 'codePrefix') return raw.toUpperCase();
+  return raw;
+}
+
+export class ConfigService {
+  constructor(
+    private readonly settings: SettingsRepo,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  current(): Config {
+    const stored = this.settings.all();
+    const out = { ...DEFAULTS } as Record<keyof Config, unknown>;
+    for (const key of Object.keys(DEFAULTS) as (keyof Config)[]) {
+      if (stored[key] !== undefined) out[key] = stored[key];
+      const envName = ENV_OVERRIDES[key];
+      const raw = envName ? this.env[envName] : undefined;
+      if (raw !== undefined && raw !== '') out[key] = fromEnv(key, raw);
+    }
+    return out as unknown as Config;
+  }
+
+  overriddenByEnv(): string[] {
+    return (Object.keys(ENV_OVERRIDES) as (keyof Config)[]).filter((k) => {
+      const v = this.env[ENV_OVERRIDES[k]!];
+      return v !== undefined && v !== '';
+    });
+  }
+
+  /** Secret values never leave the process: only whether each is set and its last 4 characters. */
+  view(): SettingsDto {
+    const c = this.current();
+    const secrets = {} as Record<SecretSetting, SecretState>;
+    for (const k of SECRET_SETTINGS) {
+      const v = c[k];
+      secrets[k] = v ? { set: true, last4: v.length > 8 ? v.slice(-4) : '' } : { set: false };
+    }
+    return {
+      codePrefix: c.codePrefix,
+      receivingAccounts: c.receivingAccounts,
+      bankBin: c.bankBin,
+      bankAccount: c.bankAccount,
+      bankAccountName: c.bankAccountName,
+      orderExpiryHours: c.orderExpiryHours,
+      webhookRateLimitPerMin: c.webhookRateLimitPerMin,
+      language: c.language,
+      sepayApiBase: c.sepayApiBase,
+      secrets,
+      fromEnvironment: this.overriddenByEnv(),
+    };
+  }
+
+  /** Every secret value currently in force, for redaction (logs, diagnostics). */
+  secretValues(): string[] {
+    const c = this.current();
+    return [c.sepayApiKey, c.sepayHmacSecret, c.sepayApiToken].filter((v): v is string => !!v && v.length >= 4);
+  }
+}

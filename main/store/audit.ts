@@ -1,0 +1,30 @@
+import type { Db } from './db';
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  detail: unknown;
+}
+
+export class AuditRepo {
+  private readonly ins;
+  constructor(private readonly db: Db) {
+    this.ins = db.prepare('INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  record(actor: string, action: string, target: string | null, detail?: unknown): void {
+    this.ins.run(Date.now(), actor, action, target, detail === undefined ? null : JSON.stringify(detail));
+  }
+
+  recent(limit = 200): AuditEntry[] {
+    return this.db
+      .prepare<[number], { id: number; at: number; actor: string; action: string; target: string | null; detail: string | null }>(
+        'SELECT * FROM audit_log ORDER BY id DESC LIMIT ?',
+      )
+      .all(limit)
+      .map((r) => ({ ...r, detail: r.detail ? JSON.parse(r.detail) : null }));
+  }
+}

@@ -1,0 +1,81 @@
+// The one SQLite database. WAL for concurrent readers; synchronous=FULL so that a committed
+// transaction is on disk before we answer anyone (a 2xx to SePay promises exactly that).
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppError } from '../core/errors';
+
+export type Db = Database.Database;
+
+export const MIGRATIONS_DIR = join(__dirname, '../../../migrations');
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
+  const list = readdirSync(dir)
+    .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .map((f) => ({ version: Number(f.slice(0, 4)), name: f.replace(/\.sql$/, ''), sql: readFileSync(join(dir, f), 'utf8') }));
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration ${m.name} is out of sequence: expected version ${i + 1}`);
+  });
+  return list;
+}
+
+export interface OpenOptions {
+  migrationsDir?: string;
+  /** Take a copy before migrating an existing database (default true). */
+  backupBeforeMigrate?: boolean;
+}
+
+export interface OpenResult {
+  db: Db;
+  fromVersion: number;
+  toVersion: number;
+  backupPath: string | null;
+}
+
+export function openDatabase(path: string, opts: OpenOptions = {}): OpenResult {
+  const existed = path !== ':memory:' && existsSync(path);
+  const db = new Database(path);
+  try {
+    if (path !== ':memory:') chmodSync(path, 0o600);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    const migrations = loadMigrations(opts.migrationsDir);
+    const latest = migrations.length;
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > latest) {
+      throw new AppError(
+        'DB_TOO_NEW',
+        `This database was written by a newer driveship (schema ${current}; this version knows up to ${latest}). Update driveship, or restore a backup made by this version.`,
+        500,
+      );
+    }
+    let backupPath: string | null = null;
+    if (current < latest) {
+      if (existed && current > 0 && opts.backupBeforeMigrate !== false) {
+        backupPath = `${path}.v${current}-${Date.now()}.bak`;
+        db.prepare('VACUUM INTO ?').run(backupPath);
+        chmodSync(backupPath, 0o600);
+      }
+      const apply = db.transaction(() => {
+        for (const m of migrations.slice(current)) db.exec(m.sql);
+        db.pragma(`user_version = ${latest}`);
+      });
+      apply();
+    }
+    return { db, fromVersion: current, toVersion: latest, backupPath };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export const now = () => Date.now();

@@ -1,0 +1,53 @@
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AuditRepo } from './audit';
+import { openDatabase, type Db, type OpenOptions } from './db';
+import { DeliveriesRepo } from './deliveries';
+import { OrdersRepo } from './orders';
+import { PaymentsRepo } from './payments';
+import { ProductsRepo } from './products';
+import { SettingsRepo } from './settings';
+import { WebhookLogRepo } from './webhook-log';
+
+export class Store {
+  readonly settings: SettingsRepo;
+  readonly products: ProductsRepo;
+  readonly orders: OrdersRepo;
+  readonly payments: PaymentsRepo;
+  readonly webhookLog: WebhookLogRepo;
+  readonly deliveries: DeliveriesRepo;
+  readonly audit: AuditRepo;
+
+  constructor(readonly db: Db, readonly path: string) {
+    this.settings = new SettingsRepo(db);
+    this.products = new ProductsRepo(db);
+    this.orders = new OrdersRepo(db);
+    this.payments = new PaymentsRepo(db);
+    this.webhookLog = new WebhookLogRepo(db);
+    this.deliveries = new DeliveriesRepo(db);
+    this.audit = new AuditRepo(db);
+  }
+
+  /** Runs `fn` in one transaction (a savepoint when already inside one). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+export function ensureDataDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+}
+
+export function openStore(dataDir: string, opts?: OpenOptions): Store {
+  ensureDataDir(dataDir);
+  const path = join(dataDir, 'driveship.db');
+  const { db } = openDatabase(path, opts);
+  return new Store(db, path);
+}
+
+export type { Db };

@@ -1,0 +1,129 @@
+import type { OrderDto } from '../core/contract';
+import { newId } from '../core/ids';
+import type { OrderStatus } from '../core/order';
+import type { Db } from './db';
+
+interface OrderRow {
+  id: string;
+  code: string;
+  customer_email: string;
+  customer_name: string | null;
+  amount_vnd: number;
+  paid_vnd: number;
+  status: OrderStatus;
+  vip: number;
+  locale: 'vi' | 'en';
+  created_at: number;
+  updated_at: number;
+  paid_at: number | null;
+  expires_at: number | null;
+}
+interface ItemRow {
+  id: string;
+  order_id: string;
+  product_id: string;
+  price_vnd: number;
+}
+
+export interface NewOrder {
+  code: string;
+  customerEmail: string;
+  customerName: string | null;
+  vip: boolean;
+  locale: 'vi' | 'en';
+  expiresAt: number | null;
+  items: { productId: string; priceVnd: number }[];
+}
+
+export class OrdersRepo {
+  private readonly byId;
+  private readonly byCode;
+  private readonly codeExists;
+  private readonly itemsOf;
+
+  constructor(private readonly db: Db) {
+    this.byId = db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE id = ?');
+    this.byCode = db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE code = ?');
+    this.codeExists = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM orders WHERE code = ?');
+    this.itemsOf = db.prepare<[string], ItemRow>('SELECT * FROM order_items WHERE order_id = ? ORDER BY rowid');
+  }
+
+  private toDto(r: OrderRow): OrderDto {
+    return {
+      id: r.id,
+      code: r.code,
+      customerEmail: r.customer_email,
+      customerName: r.customer_name,
+      amountVnd: r.amount_vnd,
+      paidVnd: r.paid_vnd,
+      overpaidVnd: Math.max(0, r.paid_vnd - r.amount_vnd),
+      status: r.status,
+      vip: r.vip === 1,
+      locale: r.locale,
+      items: this.itemsOf.all(r.id).map((i) => ({ id: i.id, productId: i.product_id, priceVnd: i.price_vnd })),
+      createdAt: r.created_at,
+      paidAt: r.paid_at,
+      expiresAt: r.expires_at,
+    };
+  }
+
+  /** Inserts the order and its items; the caller runs it inside a transaction. */
+  insert(o: NewOrder): OrderDto {
+    const t = Date.now();
+    const id = newId('ord');
+    const amount = o.items.reduce((s, i) => s + i.priceVnd, 0);
+    this.db
+      .prepare(
+        `INSERT INTO orders (id, code, customer_email, customer_name, amount_vnd, status, vip, locale, created_at, updated_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?)`,
+      )
+      .run(id, o.code, o.customerEmail, o.customerName, amount, o.vip ? 1 : 0, o.locale, t, t, o.expiresAt);
+    const ins = this.db.prepare('INSERT INTO order_items (id, order_id, product_id, price_vnd) VALUES (?, ?, ?, ?)');
+    for (const item of o.items) ins.run(newId('itm'), id, item.productId, item.priceVnd);
+    return this.get(id)!;
+  }
+
+  hasCode(code: string): boolean {
+    return this.codeExists.get(code) !== undefined;
+  }
+
+  get(id: string): OrderDto | undefined {
+    const r = this.byId.get(id);
+    return r && this.toDto(r);
+  }
+
+  getByCode(code: string): OrderDto | undefined {
+    const r = this.byCode.get(code);
+    return r && this.toDto(r);
+  }
+
+  setPayment(id: string, paidVnd: number, status: OrderStatus, paidAt: number | null): void {
+    this.db
+      .prepare('UPDATE orders SET paid_vnd = ?, status = ?, paid_at = COALESCE(paid_at, ?), updated_at = ? WHERE id = ?')
+      .run(paidVnd, status, paidAt, Date.now(), id);
+  }
+
+  setStatus(id: string, status: OrderStatus): void {
+    this.db.prepare('UPDATE orders SET status = ?, updated_at = ? WHERE id = ?').run(status, Date.now(), id);
+  }
+
+  list(f: { status?: OrderStatus; q?: string; limit: number; offset: number }): { items: OrderDto[]; total: number } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (f.status) {
+      where.push('status = ?');
+      args.push(f.status);
+    }
+    if (f.q) {
+      where.push("(code LIKE ? ESCAPE '\\' OR customer_email LIKE ? ESCAPE '\\' OR customer_name LIKE ? ESCAPE '\\')");
+      const like = `%${f.q.replace(/[\\%_]/g, (c) => '\\' + c)}%`;
+      args.push(like, like, like);
+    }
+    const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const total = (this.db.prepare(`SELECT count(*) AS n FROM orders ${w}`).get(...args) as { n: number }).n;
+    const rows = this.db
+      .prepare<(string | number)[], OrderRow>(`SELECT * FROM orders ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`)
+      .all(...args, f.limit, f.offset);
+    return { items: rows.map((r) => this.toDto(r)), total };
+  }
+}

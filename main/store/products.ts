@@ -1,0 +1,74 @@
+import type { DeliveryMode, ProductDto, SourceConfig } from '../core/contract';
+import { newId } from '../core/ids';
+import type { Db } from './db';
+
+interface ProductRow {
+  id: string;
+  name: string;
+  price_vnd: number;
+  source: string;
+  delivery_mode: DeliveryMode;
+  access_days: number | null;
+  archived: number;
+  created_at: number;
+  updated_at: number;
+}
+
+const toDto = (r: ProductRow): ProductDto => ({
+  id: r.id,
+  name: r.name,
+  priceVnd: r.price_vnd,
+  source: JSON.parse(r.source) as SourceConfig,
+  delivery: r.delivery_mode,
+  accessDays: r.access_days,
+  archived: r.archived === 1,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export interface NewProduct {
+  name: string;
+  priceVnd: number;
+  source: SourceConfig;
+  delivery: DeliveryMode;
+  accessDays: number | null;
+}
+
+export class ProductsRepo {
+  constructor(private readonly db: Db) {}
+
+  create(p: NewProduct): ProductDto {
+    const t = Date.now();
+    const id = newId('prd');
+    this.db
+      .prepare(
+        'INSERT INTO products (id, name, price_vnd, source, delivery_mode, access_days, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(id, p.name, p.priceVnd, JSON.stringify(p.source), p.delivery, p.accessDays, t, t);
+    return this.get(id)!;
+  }
+
+  update(id: string, patch: Partial<NewProduct> & { archived?: boolean }): ProductDto | undefined {
+    const cur = this.get(id);
+    if (!cur) return undefined;
+    const next = { ...cur, ...patch };
+    this.db
+      .prepare(
+        'UPDATE products SET name = ?, price_vnd = ?, source = ?, delivery_mode = ?, access_days = ?, archived = ?, updated_at = ? WHERE id = ?',
+      )
+      .run(next.name, next.priceVnd, JSON.stringify(next.source), next.delivery, next.accessDays, next.archived ? 1 : 0, Date.now(), id);
+    return this.get(id);
+  }
+
+  get(id: string): ProductDto | undefined {
+    const r = this.db.prepare<[string], ProductRow>('SELECT * FROM products WHERE id = ?').get(id);
+    return r && toDto(r);
+  }
+
+  list(includeArchived = false): ProductDto[] {
+    return this.db
+      .prepare<[], ProductRow>(`SELECT * FROM products ${includeArchived ? '' : 'WHERE archived = 0'} ORDER BY created_at DESC`)
+      .all()
+      .map(toDto);
+  }
+}

@@ -1,0 +1,77 @@
+// Piscina task: copy a `local-folder` product file into the content cache, with the same result
+// shape and guarantees as a download (verified, fsynced, renamed into place), so the engine
+// treats both kinds of source alike.
+//
+// There is no resume: a local copy is cheap to redo, so any failure removes the .part.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
+import { commitPart, failure, ProgressReporter, TaskControls, toTransferError, TransferFailure, verify } from './download';
+import type { DownloadDone, TaskResult } from './protocol';
+
+export interface CopyLocalTask {
+  kind: 'copy-local';
+  /** The file on the operator's machine (SourceFile.localPath). */
+  srcPath: string;
+  /** Final path; the task writes `${destPath}.part` first. */
+  destPath: string;
+  /** From the listing: a different size now means the file changed since (CHECKSUM_MISMATCH). */
+  size?: number;
+  sha256?: string;
+  bytesPerSec?: number | null;
+  port: MessagePort;
+}
+
+export default async function copyLocal(task: CopyLocalTask): Promise<TaskResult<DownloadDone>> {
+  const controls = new TaskControls(task.port, task.bytesPerSec);
+  const progress = new ProgressReporter(task.port, task.size ?? null);
+  const partPath = `${task.destPath}.part`;
+  try {
+    await mkdir(dirname(task.destPath), { recursive: true });
+    return { ok: true, value: await copy(task, partPath, controls, progress) };
+  } catch (err) {
+    await rm(partPath, { force: true }).catch(() => undefined);
+    return { ok: false, error: toTransferError(sourceMissing(err) ?? err, controls.cancelled) };
+  } finally {
+    await progress.flush();
+    controls.detach();
+  }
+}
+
+/** A vanished source file is the local equivalent of an origin 404. */
+function sourceMissing(err: unknown): TransferFailure | null {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR' ? failure('NOT_FOUND', (err as Error).message) : null;
+}
+
+async function copy(task: CopyLocalTask, partPath: string, controls: TaskControls, progress: ProgressReporter): Promise<DownloadDone> {
+  const info = await stat(task.srcPath);
+  if (!info.isFile()) throw failure('NOT_FOUND', `${task.srcPath} is not a regular file`);
+  if (task.size !== undefined && info.size !== task.size) {
+    throw failure('CHECKSUM_MISMATCH', `source is ${info.size} bytes now, the listing said ${task.size}`);
+  }
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const out = await open(partPath, 'w');
+  try {
+    const input = createReadStream(task.srcPath, { highWaterMark: 1024 * 1024, signal: controls.signal });
+    for await (const chunk of input) {
+      const buf = chunk as Buffer;
+      await out.write(buf, 0, buf.length, bytes);
+      hash.update(buf);
+      bytes += buf.length;
+      progress.set(bytes);
+      await controls.throttle.take(buf.length, controls.signal);
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  const sha256 = hash.digest('hex');
+  const mismatch = verify(task, bytes, sha256);
+  if (mismatch) throw new TransferFailure(mismatch);
+  await commitPart(partPath, task.destPath);
+  return { bytes, sha256, fetchedBytes: bytes, resumedFrom: 0 };
+}

@@ -1,0 +1,609 @@
+// Piscina task: fetch one product file from an HTTP origin into the content cache.
+//
+// Crash safety rests on two invariants about `${destPath}.part`:
+//  - without a sidecar (`.part.json`) it is a contiguous prefix of the file, so a resume asks for
+//    `Range: bytes=<its size>-`;
+//  - with a sidecar it is a preallocated, full-size file with holes, and only the byte ranges the
+//    sidecar records as done are trustworthy. The sidecar is written before the file is grown and
+//    only ever records bytes that were fsynced first, so it never over-claims after a crash.
+// destPath itself appears only by rename, after the bytes were verified and fsynced.
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MessagePort } from 'node:worker_threads';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type {
+  DownloadDone,
+  DownloadTask,
+  TaskControl,
+  TaskEvent,
+  TaskResult,
+  TransferError,
+  TransferErrorCode,
+} from './protocol';
+
+const MiB = 1024 * 1024;
+const DEFAULT_SEGMENT_THRESHOLD = 64 * MiB;
+const DEFAULT_SEGMENTS = 4;
+const DEFAULT_STALL_MS = 30_000;
+const PROGRESS_INTERVAL_MS = 200; // the protocol allows at most 5 progress events per second
+const CHECKPOINT_INTERVAL_MS = 1_000;
+
+// One keep-alive pool per worker thread (module state is per thread), so consecutive tasks and
+// parallel segments reuse connections. Presigned/CDN links often redirect, hence the interceptor.
+const dispatcher: Dispatcher = new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 15_000 } })
+  .compose(interceptors.redirect({ maxRedirections: 5 }));
+
+// ---------------------------------------------------------------------------------------------
+// Pieces shared with the other file tasks (copy-local)
+
+/** A failure already classified for the engine; anything else thrown is classified by toTransferError. */
+export class TransferFailure extends Error {
+  constructor(readonly failure: TransferError) {
+    super(failure.message);
+  }
+}
+
+export function failure(code: TransferErrorCode, message: string, extra: Partial<TransferError> = {}): TransferFailure {
+  return new TransferFailure({ code, message, ...extra });
+}
+
+// EACCES/EPERM/EROFS are "the disk will not take it", which the engine handles like a full disk: pause.
+const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EACCES', 'EPERM', 'EROFS']);
+const STALL_ERRORS = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export function toTransferError(err: unknown, cancelled: boolean): TransferError {
+  if (cancelled) return { code: 'CANCELLED', message: 'cancelled' };
+  if (err instanceof TransferFailure) return err.failure;
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof code === 'string' && DISK_ERRORS.has(code)) return { code: 'DISK', message: `${code}: ${message}` };
+  if (typeof code === 'string' && STALL_ERRORS.has(code)) return { code: 'TRANSIENT', message: `stalled: ${message}` };
+  // Resets, refused connections, DNS hiccups and anything unforeseen: worth a retry with backoff.
+  return { code: 'TRANSIENT', message: typeof code === 'string' ? `${code}: ${message}` : message };
+}
+
+/** Shared bandwidth cap for all of a task's connections; `setRate` applies to reads in flight too. */
+export class Throttle {
+  private rate: number | null = null;
+  private busyUntil = 0; // when the bytes already accounted for have "used up" the cap
+  private readonly wakers = new Set<() => void>();
+
+  constructor(rate: number | null | undefined) {
+    this.setRate(rate ?? null);
+  }
+
+  setRate(rate: number | null): void {
+    this.rate = rate && rate > 0 ? rate : null;
+    // Forget debt built up under the old cap, and let sleepers re-evaluate at the new one.
+    this.busyUntil = Math.min(this.busyUntil, performance.now());
+    for (const wake of [...this.wakers]) wake();
+  }
+
+  /**
+   * Accounts for `n` bytes just read and waits until the cap allows more. Not reading is what
+   * slows the sender: the body stream fills, undici pauses the socket, TCP backpressure does the rest.
+   * No idle credit is banked, so the cap holds from the first byte.
+   */
+  async take(n: number, signal: AbortSignal): Promise<void> {
+    if (this.rate === null) return;
+    const now = performance.now();
+    this.busyUntil = Math.max(this.busyUntil, now) + (n / this.rate) * 1000;
+    const wait = this.busyUntil - now;
+    if (wait >= 2) await this.sleep(wait, signal);
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+      // On abort just wake up: the next read from the aborted body throws.
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+/** Posts `progress` events, at most one per PROGRESS_INTERVAL_MS. */
+export class ProgressReporter {
+  private lastAt = performance.now(); // nothing is posted before the first interval: small files report once
+  private lastPosted = -1;
+  private bytes = 0;
+
+  constructor(private readonly port: MessagePort | undefined, private readonly total: number | null) {}
+
+  set(bytes: number): void {
+    this.bytes = bytes;
+    if (performance.now() - this.lastAt >= PROGRESS_INTERVAL_MS) this.post();
+  }
+
+  /** Posts the latest figure, waiting out the interval rather than breaking the rate promise. */
+  async flush(): Promise<void> {
+    if (this.bytes === 0 || this.bytes === this.lastPosted) return;
+    const wait = PROGRESS_INTERVAL_MS - (performance.now() - this.lastAt);
+    if (wait > 0) await sleep(wait);
+    this.post();
+  }
+
+  private post(): void {
+    this.lastAt = performance.now();
+    this.lastPosted = this.bytes;
+    const event: TaskEvent = { type: 'progress', bytes: this.bytes, total: this.total };
+    this.port?.postMessage(event);
+  }
+}
+
+/** The task's end of the control channel: cancel and live bandwidth changes. */
+export class TaskControls {
+  readonly throttle: Throttle;
+  private readonly abort = new AbortController();
+  private readonly onMessage = (msg: TaskControl) => {
+    if (msg?.type === 'cancel') this.abort.abort(failure('CANCELLED', 'cancelled'));
+    else if (msg?.type === 'limit') this.throttle.setRate(msg.bytesPerSec);
+  };
+
+  constructor(private readonly port: MessagePort | undefined, bytesPerSec: number | null | undefined) {
+    this.throttle = new Throttle(bytesPerSec);
+    port?.on('message', this.onMessage);
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  get cancelled(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  /** Stops listening; without a 'message' listener the port no longer keeps the worker busy. */
+  detach(): void {
+    this.port?.off('message', this.onMessage);
+  }
+}
+
+export async function fileSize(path: string): Promise<number | null> {
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Feeds bytes [start, end) of a file into `hash`, streaming. */
+export async function hashFile(path: string, hash: Hash, start = 0, end?: number): Promise<void> {
+  if (end !== undefined && end <= start) return;
+  const stream = createReadStream(path, { start, end: end === undefined ? undefined : end - 1, highWaterMark: MiB });
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+}
+
+/** null when the bytes match what the task expected. */
+export function verify(expected: { size?: number; sha256?: string }, bytes: number, sha256: string): TransferError | null {
+  if (expected.size !== undefined && bytes !== expected.size) {
+    return { code: 'CHECKSUM_MISMATCH', message: `size ${bytes} differs from the expected ${expected.size}` };
+  }
+  if (expected.sha256 && expected.sha256.toLowerCase() !== sha256) {
+    return { code: 'CHECKSUM_MISMATCH', message: `sha256 ${sha256} differs from the expected ${expected.sha256.toLowerCase()}` };
+  }
+  return null;
+}
+
+/**
+ * Moves a verified, fsynced `.part` into place and makes the rename itself durable. The sidecar
+ * goes only after the rename: a crash in between leaves a sidecar without a .part, which the
+ * next run discards.
+ */
+export async function commitPart(partPath: string, destPath: string, sidecarPath?: string): Promise<void> {
+  await rename(partPath, destPath);
+  if (sidecarPath) await rm(sidecarPath, { force: true });
+  await fsyncDir(dirname(destPath));
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    // Windows cannot open or fsync a directory; there the rename is as durable as it gets.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EACCES') throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/** Milliseconds from a Retry-After header (delta-seconds or an HTTP date). */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+function statusFailure(status: number, headers: Record<string, string | string[] | undefined>): TransferFailure {
+  if (status === 404 || status === 410) return failure('NOT_FOUND', `origin answered ${status}`, { status });
+  if (status === 408 || status === 429 || status >= 500) {
+    const retryAfterMs = parseRetryAfter(headers['retry-after']);
+    return failure('TRANSIENT', `origin answered ${status}`, retryAfterMs === undefined ? { status } : { status, retryAfterMs });
+  }
+  return failure('BAD_REQUEST', `origin answered ${status}`, { status });
+}
+
+function parseContentRange(value: string | string[] | undefined): { start: number; end: number; total: number | null } | null {
+  const v = Array.isArray(value) ? value[0] : value;
+  const m = v ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim()) : null;
+  if (!m) return null;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? null : Number(m[3]) };
+}
+
+/** `bytes */N` from a 416. */
+function unsatisfiedTotal(value: string | string[] | undefined): number | null {
+  const v = Array.isArray(value) ? value[0] : value;
+  const m = v ? /^bytes \*\/(\d+)$/.exec(v.trim()) : null;
+  return m ? Number(m[1]) : null;
+}
+
+function contentLength(headers: Record<string, string | string[] | undefined>): number | null {
+  const v = headers['content-length'];
+  const n = Number(Array.isArray(v) ? v[0] : v);
+  return v !== undefined && Number.isSafeInteger(n) ? n : null;
+}
+
+type Response = Dispatcher.ResponseData;
+
+function get(url: string, range: string | null, signal: AbortSignal, stallMs: number): Promise<Response> {
+  const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+  if (range) headers.range = range;
+  // undici's timers are the stall detector: the body timer only runs while undici waits for the
+  // socket, not while the stream is paused because the throttle is holding reads back.
+  return request(url, { dispatcher, method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs });
+}
+
+function discardBody(res: Response): void {
+  res.body.destroy();
+}
+
+/** Reads a body to its end, handing each chunk to `onChunk` and then to the throttle. */
+async function pump(res: Response, controls: TaskControls, signal: AbortSignal, onChunk: (chunk: Buffer) => Promise<void>): Promise<void> {
+  for await (const chunk of res.body) {
+    await onChunk(chunk as Buffer);
+    await controls.throttle.take((chunk as Buffer).length, signal);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task entry
+
+interface PartPaths {
+  part: string;
+  sidecar: string;
+}
+
+interface RunContext {
+  task: DownloadTask;
+  controls: TaskControls;
+  progress: ProgressReporter;
+  paths: PartPaths;
+  stallMs: number;
+}
+
+export default async function download(task: DownloadTask): Promise<TaskResult<DownloadDone>> {
+  const controls = new TaskControls(task.port, task.bytesPerSec);
+  const paths = { part: `${task.destPath}.part`, sidecar: `${task.destPath}.part.json` };
+  const progress = new ProgressReporter(task.port, task.size ?? null);
+  const ctx: RunContext = { task, controls, progress, paths, stallMs: task.stallTimeoutMs ?? DEFAULT_STALL_MS };
+  try {
+    await mkdir(dirname(task.destPath), { recursive: true });
+    return { ok: true, value: await run(ctx) };
+  } catch (err) {
+    const error = toTransferError(err, controls.cancelled);
+    // Bad bytes are worthless for a resume; everything else keeps the .part for the next attempt.
+    if (error.code === 'CHECKSUM_MISMATCH') await discardPart(paths).catch(() => undefined);
+    return { ok: false, error };
+  } finally {
+    await progress.flush();
+    controls.detach();
+  }
+}
+
+async function run(ctx: RunContext): Promise<DownloadDone> {
+  const { task, paths } = ctx;
+  const sidecar = await readSidecar(paths.sidecar);
+  if (sidecar) {
+    if (await sidecarFits(sidecar, task, paths.part)) return downloadSegmented(ctx, sidecar);
+    // Its .part has holes, so it is no usable prefix either.
+    await discardPart(paths);
+  }
+  const segments = task.segments ?? DEFAULT_SEGMENTS;
+  if (task.size !== undefined && task.size >= (task.segmentThreshold ?? DEFAULT_SEGMENT_THRESHOLD) && segments > 1) {
+    try {
+      return await downloadSegmented(ctx, null);
+    } catch (err) {
+      if (!(err instanceof NoRangeSupport)) throw err;
+      await discardPart(paths);
+    }
+  }
+  return downloadSingle(ctx);
+}
+
+async function discardPart(paths: PartPaths): Promise<void> {
+  await rm(paths.part, { force: true });
+  await rm(paths.sidecar, { force: true });
+  await rm(`${paths.sidecar}.tmp`, { force: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single stream: hash while writing, resume from the .part's length
+
+async function downloadSingle(ctx: RunContext): Promise<DownloadDone> {
+  const { task, paths, controls, progress } = ctx;
+  let have = (await fileSize(paths.part)) ?? 0;
+  if (task.size !== undefined && have > task.size) have = 0; // longer than the file: not ours
+  let hash = createHash('sha256');
+  if (have > 0) await hashFile(paths.part, hash, 0, have);
+  let resumedFrom = have;
+  let fetched = 0;
+  progress.set(have);
+
+  const fh = await open(paths.part, have > 0 ? 'r+' : 'w');
+  try {
+    if (task.size === undefined || have < task.size) {
+      const { res, offset, total } = await openStream(ctx, have);
+      if (task.size !== undefined && total !== null && total !== task.size) {
+        if (res) discardBody(res);
+        throw failure('CHECKSUM_MISMATCH', `origin serves ${total} bytes, expected ${task.size}`);
+      }
+      if (offset < have) {
+        // The origin sent the whole file instead of the rest: start over from its first byte.
+        [have, resumedFrom, hash] = [0, 0, createHash('sha256')];
+        await fh.truncate(0);
+      }
+      if (res) {
+        await pump(res, controls, controls.signal, async (chunk) => {
+          if (task.size !== undefined && have + chunk.length > task.size) {
+            throw failure('CHECKSUM_MISMATCH', `origin sent more than the expected ${task.size} bytes`);
+          }
+          await fh.write(chunk, 0, chunk.length, have);
+          hash.update(chunk);
+          have += chunk.length;
+          fetched += chunk.length;
+          progress.set(have);
+        });
+      }
+      const expected = total ?? task.size;
+      if (expected !== undefined && have < expected) throw failure('TRANSIENT', `body ended at ${have} of ${expected} bytes`);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return finish(ctx, have, hash.digest('hex'), fetched, resumedFrom);
+}
+
+/**
+ * Opens the response that continues a prefix of `have` bytes. `offset` is where its body starts:
+ * `have` for a 206, 0 when the origin ignored the Range; `res` is null when nothing is left to fetch.
+ */
+async function openStream(ctx: RunContext, have: number): Promise<{ res: Response | null; offset: number; total: number | null }> {
+  const res = await get(ctx.task.url, have > 0 ? `bytes=${have}-` : null, ctx.controls.signal, ctx.stallMs);
+  if (res.statusCode === 200) return { res, offset: 0, total: contentLength(res.headers) };
+  if (res.statusCode === 206 && have > 0) {
+    const range = parseContentRange(res.headers['content-range']);
+    if (range?.start === have) return { res, offset: have, total: range.total };
+    discardBody(res);
+    throw failure('TRANSIENT', `origin answered the range ${have}- with ${String(res.headers['content-range'])}`);
+  }
+  if (res.statusCode === 416 && have > 0) {
+    discardBody(res);
+    const total = unsatisfiedTotal(res.headers['content-range']);
+    // Our prefix already is the whole file (an earlier run died before the rename).
+    if (total === have) return { res: null, offset: have, total };
+    return openStream(ctx, 0);
+  }
+  discardBody(res);
+  throw statusFailure(res.statusCode, res.headers);
+}
+
+async function finish(ctx: RunContext, bytes: number, sha256: string, fetchedBytes: number, resumedFrom: number): Promise<DownloadDone> {
+  const mismatch = verify(ctx.task, bytes, sha256);
+  if (mismatch) throw new TransferFailure(mismatch);
+  await commitPart(ctx.paths.part, ctx.task.destPath, ctx.paths.sidecar);
+  ctx.progress.set(bytes);
+  return { bytes, sha256, fetchedBytes, resumedFrom };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Segmented: parallel Range requests into one preallocated file, checkpointed in a sidecar
+
+/** [start, end) of the file; `done` is the next offset to fetch. */
+interface Segment {
+  start: number;
+  end: number;
+  done: number;
+}
+
+interface Sidecar {
+  version: 1;
+  size: number;
+  sha256: string | null;
+  segments: Segment[];
+}
+
+class NoRangeSupport extends Error {}
+
+async function readSidecar(path: string): Promise<Sidecar | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    const s = JSON.parse(text) as Sidecar;
+    const wellFormed = s?.version === 1 && Array.isArray(s.segments) &&
+      s.segments.every((g) => Number.isSafeInteger(g.start) && Number.isSafeInteger(g.end) && Number.isSafeInteger(g.done) && g.start <= g.done && g.done <= g.end);
+    // A torn or foreign sidecar still marks the .part as holey: report it as present but unusable.
+    return wellFormed ? s : { version: 1, size: -1, sha256: null, segments: [] };
+  } catch {
+    return { version: 1, size: -1, sha256: null, segments: [] };
+  }
+}
+
+/** Whether the sidecar describes this very file, so its done ranges can be trusted. */
+async function sidecarFits(s: Sidecar, task: DownloadTask, partPath: string): Promise<boolean> {
+  if (task.size === undefined || s.size !== task.size) return false;
+  if (task.sha256 && s.sha256 && task.sha256.toLowerCase() !== s.sha256) return false;
+  const covers = s.segments.length > 0 && s.segments[0].start === 0 && s.segments.at(-1)!.end === s.size &&
+    s.segments.every((g, i) => i === 0 || g.start === s.segments[i - 1].end);
+  return covers && (await fileSize(partPath)) === s.size;
+}
+
+async function writeSidecar(path: string, s: Sidecar): Promise<void> {
+  // Write-then-rename so a crash mid-write cannot leave a torn sidecar in place.
+  await writeFile(`${path}.tmp`, JSON.stringify(s));
+  await rename(`${path}.tmp`, path);
+}
+
+/** Splits [0, size) into `count` segments; bytes below `prefix` are already on disk. */
+function planSegments(size: number, count: number, prefix: number): Segment[] {
+  const step = Math.ceil(size / count);
+  const segments: Segment[] = [];
+  for (let start = 0; start < size; start += step) {
+    const end = Math.min(size, start + step);
+    segments.push({ start, end, done: Math.min(end, Math.max(start, prefix)) });
+  }
+  return segments;
+}
+
+/** Periodically fsyncs the file, then records the done offsets it saw before the fsync. */
+class Checkpointer {
+  private timer: NodeJS.Timeout | null = null;
+  private saving: Promise<void> | null = null;
+
+  constructor(private readonly fh: FileHandle, private readonly path: string, private readonly state: Sidecar) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.save().catch(() => undefined), CHECKPOINT_INTERVAL_MS);
+  }
+
+  save(): Promise<void> {
+    if (!this.saving) {
+      const snapshot: Sidecar = { ...this.state, segments: this.state.segments.map((g) => ({ ...g })) };
+      this.saving = (async () => {
+        await this.fh.datasync();
+        await writeSidecar(this.path, snapshot);
+      })().finally(() => (this.saving = null));
+    }
+    return this.saving;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.saving?.catch(() => undefined);
+    await this.save().catch(() => undefined); // best effort: an older checkpoint is still correct
+  }
+}
+
+async function downloadSegmented(ctx: RunContext, existing: Sidecar | null): Promise<DownloadDone> {
+  const { task, paths, progress } = ctx;
+  const size = task.size!;
+  const { state, fh } = existing
+    ? { state: existing, fh: await open(paths.part, 'r+') }
+    : await startSegmentedPart(ctx, size);
+  const doneBytes = () => state.segments.reduce((n, g) => n + (g.done - g.start), 0);
+  const resumedFrom = doneBytes();
+  const fetched = { bytes: 0 };
+  progress.set(resumedFrom);
+
+  const checkpoints = new Checkpointer(fh, paths.sidecar, state);
+  try {
+    checkpoints.start();
+    await fetchSegments(ctx, fh, state, fetched, () => progress.set(doneBytes()));
+    await checkpoints.stop();
+    await fh.sync();
+  } catch (err) {
+    await checkpoints.stop();
+    throw err;
+  } finally {
+    await fh.close();
+  }
+  // Parallel writes land out of order, so the digest comes from the finished file.
+  const hash = createHash('sha256');
+  await hashFile(paths.part, hash);
+  return finish(ctx, size, hash.digest('hex'), fetched.bytes, resumedFrom);
+}
+
+async function startSegmentedPart(ctx: RunContext, size: number): Promise<{ state: Sidecar; fh: FileHandle }> {
+  const { task, paths } = ctx;
+  // A sidecar-less .part is a contiguous prefix (say from an earlier single-stream attempt): keep it.
+  const existingSize = (await fileSize(paths.part)) ?? 0;
+  const prefix = existingSize <= size ? existingSize : 0;
+  const segments = planSegments(size, task.segments ?? DEFAULT_SEGMENTS, prefix);
+  const state: Sidecar = { version: 1, size, sha256: task.sha256?.toLowerCase() ?? null, segments };
+  await writeSidecar(paths.sidecar, state); // before growing the file: holes are never unrecorded
+  const fh = await open(paths.part, prefix > 0 ? 'r+' : 'w');
+  await fh.truncate(size);
+  return { state, fh };
+}
+
+/**
+ * Runs the unfinished segments in parallel. The first failure aborts the others, and we wait for
+ * all of them to stop before returning, so no write lands after the file is closed.
+ */
+async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, fetched: { bytes: number }, onProgress: () => void): Promise<void> {
+  const local = new AbortController();
+  const signal = AbortSignal.any([ctx.controls.signal, local.signal]);
+  let firstError: unknown = null;
+  const runs = state.segments
+    .filter((g) => g.done < g.end)
+    .map((g) => fetchSegment(ctx, fh, g, state.size, signal, fetched, onProgress).catch((err: unknown) => {
+      firstError ??= err;
+      local.abort();
+    }));
+  await Promise.all(runs);
+  if (firstError) throw firstError;
+}
+
+async function fetchSegment(
+  ctx: RunContext, fh: FileHandle, seg: Segment, size: number, signal: AbortSignal,
+  fetched: { bytes: number }, onProgress: () => void,
+): Promise<void> {
+  const res = await get(ctx.task.url, `bytes=${seg.done}-${seg.end - 1}`, signal, ctx.stallMs);
+  if (res.statusCode === 200) {
+    discardBody(res);
+    throw new NoRangeSupport('origin ignores Range requests');
+  }
+  if (res.statusCode !== 206) {
+    discardBody(res);
+    throw statusFailure(res.statusCode, res.headers);
+  }
+  const range = parseContentRange(res.headers['content-range']);
+  if (range?.total !== null && range?.total !== undefined && range.total !== size) {
+    discardBody(res);
+    throw failure('CHECKSUM_MISMATCH', `origin serves ${range.total} bytes, expected ${size}`);
+  }
+  if (range?.start !== seg.done) {
+    discardBody(res);
+    throw failure('TRANSIENT', `origin answered the range ${seg.done}- with ${String(res.headers['content-range'])}`);
+  }
+  await pump(res, ctx.controls, signal, async (chunk) => {
+    if (seg.done + chunk.length > seg.end) throw failure('TRANSIENT', 'origin sent more than the requested range');
+    await fh.write(chunk, 0, chunk.length, seg.done);
+    seg.done += chunk.length;
+    fetched.bytes += chunk.length;
+    onProgress();
+  });
+  if (seg.done < seg.end) throw failure('TRANSIENT', `segment ended at ${seg.done} of ${seg.end}`);
+}
