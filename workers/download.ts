@@ -248,7 +248,7 @@ function parseContentRange(value: string | string[] | undefined): { start: numbe
   return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? null : Number(m[3]) };
 }
 
-/** `bytes */N` from a 416. */
+/** The total N from a 416 answer's `Content-Range: bytes *\/N`. */
 function unsatisfiedTotal(value: string | string[] | undefined): number | null {
   const v = Array.isArray(value) ? value[0] : value;
   const m = v ? /^bytes \*\/(\d+)$/.exec(v.trim()) : null;
@@ -271,8 +271,10 @@ function get(url: string, range: string | null, signal: AbortSignal, stallMs: nu
   return request(url, { dispatcher, method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs });
 }
 
+/** Drops a body we will not read. dump() reads a small one to keep the connection reusable and
+ * swallows the stream's error; a bare destroy() would surface as an uncaught error in the worker. */
 function discardBody(res: Response): void {
-  res.body.destroy();
+  res.body.dump().catch(() => undefined);
 }
 
 /** Reads a body to its end, handing each chunk to `onChunk` and then to the throttle. */

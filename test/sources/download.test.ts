@@ -1,0 +1,382 @@
+// The download and copy-local tasks, run the way the engine runs them: through a real Piscina pool,
+// against the origin emulator, into real temp files.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Piscina } from 'piscina';
+import { generateBytes, startOrigin, type Origin } from '../../sandbox/origin';
+import type { DownloadDone, DownloadTask, TaskControl, TaskEvent, TaskResult } from '../../workers/protocol';
+import type { CopyLocalTask } from '../../workers/copy-local';
+
+const MiB = 1024 * 1024;
+const DOWNLOAD = path.join(__dirname, '../../workers/download.js');
+const COPY_LOCAL = path.join(__dirname, '../../workers/copy-local.js');
+
+interface Seen {
+  at: number;
+  event: TaskEvent;
+}
+
+interface Run {
+  result: TaskResult<DownloadDone>;
+  events: Seen[];
+  ms: number;
+}
+
+let pool: Piscina;
+let dir: string;
+
+before(async () => {
+  pool = new Piscina({ filename: DOWNLOAD, maxThreads: 4 });
+  dir = await mkdtemp(path.join(tmpdir(), 'driveship-dl-'));
+});
+after(async () => {
+  await pool.destroy();
+  await rm(dir, { recursive: true, force: true });
+});
+
+let seq = 0;
+const destFor = (name: string) => path.join(dir, `${++seq}`, name);
+
+/** Runs a task in the pool; `onEvent` may steer it through the control port. */
+async function runTask<T extends { port: MessagePort }>(
+  filename: string,
+  task: Omit<T, 'port'>,
+  onEvent?: (seen: Seen, control: (msg: TaskControl) => void, events: Seen[]) => void,
+): Promise<Run> {
+  const { port1, port2 } = new MessageChannel();
+  const started = performance.now();
+  const events: Seen[] = [];
+  const control = (msg: TaskControl) => port1.postMessage(msg);
+  port1.on('message', (event: TaskEvent) => {
+    const seen = { at: performance.now() - started, event };
+    events.push(seen);
+    onEvent?.(seen, control, events);
+  });
+  const result = (await pool.run({ ...task, port: port2 }, { filename, transferList: [port2] })) as TaskResult<DownloadDone>;
+  const ms = performance.now() - started;
+  await sleep(20); // progress travels on its own port and may trail the result slightly
+  port1.close();
+  return { result, events, ms };
+}
+
+function download(task: Omit<DownloadTask, 'port' | 'kind'>, onEvent?: Parameters<typeof runTask>[2]): Promise<Run> {
+  return runTask<DownloadTask>(DOWNLOAD, { kind: 'download', ...task }, onEvent);
+}
+
+async function sha256Of(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
+}
+
+function ok(run: Run): DownloadDone {
+  assert.ok(run.result.ok, `expected success, got ${JSON.stringify(!run.result.ok && run.result.error)}`);
+  return run.result.value;
+}
+
+function failed(run: Run) {
+  assert.ok(!run.result.ok, 'expected a failure');
+  return run.result.error;
+}
+
+const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
+
+describe('download task', () => {
+  let origin: Origin;
+  before(async () => {
+    origin = await startOrigin();
+  });
+  after(() => origin.close());
+
+  test('plain download, verified by size and sha256, leaves no .part', async () => {
+    const f = origin.addFile('plain.bin', { size: 2 * MiB + 17 });
+    const dest = destFor('plain.bin');
+    const done = ok(await download({ url: f.url, destPath: dest, size: f.size, sha256: f.sha256 }));
+    assert.deepEqual(done, { bytes: f.size, sha256: f.sha256, fetchedBytes: f.size, resumedFrom: 0 });
+    assert.equal(await sha256Of(dest), f.sha256);
+    assert.equal(existsSync(`${dest}.part`), false);
+  });
+
+  test('works without a known size or checksum', async () => {
+    const f = origin.addFile('unknown.bin', { size: 100_000 });
+    const dest = destFor('unknown.bin');
+    const done = ok(await download({ url: f.url, destPath: dest }));
+    assert.equal(done.sha256, f.sha256);
+    assert.equal(done.bytes, 100_000);
+  });
+
+  test('resumes after a connection reset, fetching little more than the file once', async () => {
+    const size = 8 * MiB;
+    const f = origin.addFile('reset.bin', { size });
+    origin.inject({ kind: 'reset', path: 'reset.bin', afterBytes: 3 * MiB });
+    const dest = destFor('reset.bin');
+    const task = { url: f.url, destPath: dest, size, sha256: f.sha256 };
+
+    const first = failed(await download(task));
+    assert.equal(first.code, 'TRANSIENT');
+    const kept = (await stat(`${dest}.part`)).size;
+    assert.ok(kept > 0 && kept <= 3 * MiB, `kept ${kept} bytes`);
+
+    const done = ok(await download(task));
+    assert.equal(done.resumedFrom, kept);
+    assert.equal(done.fetchedBytes, size - kept);
+    assert.equal(await sha256Of(dest), f.sha256);
+    const served = origin.counters.byPath.get('reset.bin')!.bytes;
+    assert.ok(served < size * 1.5, `origin served ${served} bytes for a ${size}-byte file`);
+  });
+
+  test('segmented download of a 96 MiB file is byte-exact', async (t) => {
+    const size = 96 * MiB;
+    const f = origin.addFile('big.bin', { size, seed: 'big' });
+    const dest = destFor('big.bin');
+    const run = await download({ url: f.url, destPath: dest, size, sha256: f.sha256 });
+    const done = ok(run);
+    assert.equal(done.sha256, f.sha256);
+    assert.equal(done.fetchedBytes, size);
+    assert.equal(origin.counters.byPath.get('big.bin')!.requests, 4, 'four Range segments');
+    assert.equal(await sha256Of(dest), f.sha256);
+    assert.equal(existsSync(`${dest}.part.json`), false, 'the sidecar goes with the .part');
+    t.diagnostic(`96 MiB segmented from an uncapped loopback origin: ${run.ms.toFixed(0)} ms, ${mbps(size, run.ms).toFixed(0)} MB/s`);
+
+    // Progress: monotone, the right total, and no more than 5 events a second.
+    const progress = run.events.map((s) => s.event).filter((e) => e.type === 'progress');
+    assert.ok(progress.length >= 1);
+    assert.deepEqual(progress.at(-1), { type: 'progress', bytes: size, total: size });
+    for (let i = 1; i < progress.length; i++) assert.ok(progress[i].bytes >= progress[i - 1].bytes);
+    assert.ok(progress.length <= Math.ceil(run.ms / 200) + 1, `${progress.length} events in ${run.ms.toFixed(0)} ms`);
+  });
+
+  test('a .part that already holds the whole file is verified and committed without fetching', async () => {
+    const f = origin.addFile('whole.bin', { size: 300_000, seed: 'whole' });
+    const dest = destFor('whole.bin');
+    await mkdir(path.dirname(dest), { recursive: true });
+    await writeFile(`${dest}.part`, generateBytes('whole', 0, 300_000));
+    const done = ok(await download({ url: f.url, destPath: dest, size: f.size, sha256: f.sha256 }));
+    assert.deepEqual(done, { bytes: 300_000, sha256: f.sha256, fetchedBytes: 0, resumedFrom: 300_000 });
+    assert.equal(origin.counters.byPath.get('whole.bin'), undefined);
+  });
+
+  test('wrong bytes → CHECKSUM_MISMATCH, and nothing is left behind', async () => {
+    const f = origin.addFile('flip.bin', { size: MiB });
+    origin.inject({ kind: 'wrong-bytes', path: 'flip.bin' });
+    const dest = destFor('flip.bin');
+    const error = failed(await download({ url: f.url, destPath: dest, size: f.size, sha256: f.sha256 }));
+    assert.equal(error.code, 'CHECKSUM_MISMATCH');
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(`${dest}.part`), false);
+  });
+
+  test('a size that differs from the origin → CHECKSUM_MISMATCH', async () => {
+    const f = origin.addFile('short.bin', { size: 1000 });
+    const error = failed(await download({ url: f.url, destPath: destFor('short.bin'), size: 2000 }));
+    assert.equal(error.code, 'CHECKSUM_MISMATCH');
+  });
+
+  test('404 and 410 → NOT_FOUND', async () => {
+    const missing = failed(await download({ url: `${origin.url}/files/missing.bin`, destPath: destFor('missing.bin') }));
+    assert.deepEqual({ code: missing.code, status: missing.status }, { code: 'NOT_FOUND', status: 404 });
+    const f = origin.addFile('gone.bin', { size: 10 });
+    origin.inject({ kind: '410', path: 'gone.bin' });
+    const gone = failed(await download({ url: f.url, destPath: destFor('gone.bin') }));
+    assert.deepEqual({ code: gone.code, status: gone.status }, { code: 'NOT_FOUND', status: 410 });
+  });
+
+  test('503 → TRANSIENT with retryAfterMs from Retry-After', async () => {
+    const f = origin.addFile('busy.bin', { size: 10 });
+    origin.inject({ kind: '503', path: 'busy.bin', retryAfterSec: 7 });
+    const error = failed(await download({ url: f.url, destPath: destFor('busy.bin') }));
+    assert.equal(error.code, 'TRANSIENT');
+    assert.equal(error.status, 503);
+    assert.equal(error.retryAfterMs, 7000);
+  });
+
+  test('a stalled body → TRANSIENT within the stall timeout', async () => {
+    const f = origin.addFile('stall.bin', { size: MiB });
+    origin.inject({ kind: 'stall', path: 'stall.bin', afterBytes: 64 * 1024 });
+    const dest = destFor('stall.bin');
+    const run = await download({ url: f.url, destPath: dest, size: f.size, stallTimeoutMs: 1000 });
+    const error = failed(run);
+    assert.equal(error.code, 'TRANSIENT');
+    assert.match(error.message, /stall/);
+    assert.ok(run.ms >= 900 && run.ms < 2500, `gave up after ${run.ms.toFixed(0)} ms`);
+    assert.equal((await stat(`${dest}.part`)).size, 64 * 1024, 'the bytes before the stall are kept');
+  });
+
+  test('an origin that ignores Range makes a resume start over, correctly', async () => {
+    const plain = await startOrigin({ ranges: false });
+    try {
+      const f = plain.addFile('norange.bin', { size: 200_000 });
+      const dest = destFor('norange.bin');
+      await mkdir(path.dirname(dest), { recursive: true });
+      await writeFile(`${dest}.part`, Buffer.alloc(50_000, 1)); // not the file's bytes: must not survive
+      const done = ok(await download({ url: f.url, destPath: dest, size: f.size, sha256: f.sha256 }));
+      assert.equal(done.resumedFrom, 0);
+      assert.equal(done.fetchedBytes, 200_000);
+      assert.equal(await sha256Of(dest), f.sha256);
+    } finally {
+      await plain.close();
+    }
+  });
+});
+
+describe('download task: control and bandwidth', () => {
+  test('cancel → CANCELLED, the .part is kept', async () => {
+    const origin = await startOrigin({ bytesPerSecPerConnection: 2 * MiB });
+    try {
+      const f = origin.addFile('cancel.bin', { size: 8 * MiB });
+      const dest = destFor('cancel.bin');
+      const run = await download({ url: f.url, destPath: dest, size: f.size, sha256: f.sha256 }, (seen, control) => {
+        if (seen.event.type === 'progress') control({ type: 'cancel' });
+      });
+      assert.equal(failed(run).code, 'CANCELLED');
+      assert.ok(run.ms < 2000, `cancel took effect after ${run.ms.toFixed(0)} ms`);
+      const kept = (await stat(`${dest}.part`)).size;
+      assert.ok(kept > 0 && kept < f.size, `kept ${kept}`);
+      assert.equal(existsSync(dest), false);
+    } finally {
+      await origin.close();
+    }
+  });
+
+  test('segments multiply throughput against a per-connection cap', async (t) => {
+    const perConnection = 4 * MiB;
+    const origin = await startOrigin({ bytesPerSecPerConnection: perConnection });
+    try {
+      const size = 16 * MiB;
+      const f = origin.addFile('capped.bin', { size });
+      const seg = await download({ url: f.url, destPath: destFor('capped.bin'), size, sha256: f.sha256, segmentThreshold: MiB, segments: 4 });
+      ok(seg);
+      const one = await download({ url: f.url, destPath: destFor('capped1.bin'), size, sha256: f.sha256, segmentThreshold: MiB, segments: 1 });
+      ok(one);
+      t.diagnostic(`16 MiB at 4 MiB/s per connection: 4 segments ${seg.ms.toFixed(0)} ms (${mbps(size, seg.ms).toFixed(1)} MiB/s), ` +
+        `1 stream ${one.ms.toFixed(0)} ms (${mbps(size, one.ms).toFixed(1)} MiB/s)`);
+      assert.ok(mbps(size, seg.ms) > 2.5 * mbps(size, one.ms) * 0.9, 'four segments should be far faster than one');
+      assert.ok(seg.ms < 2000, `segmented took ${seg.ms.toFixed(0)} ms`);
+    } finally {
+      await origin.close();
+    }
+  });
+
+  test('segmented download resumes each segment after a cancel mid-way', async () => {
+    const origin = await startOrigin({ bytesPerSecPerConnection: 2 * MiB });
+    try {
+      const size = 24 * MiB;
+      const f = origin.addFile('segcancel.bin', { size, seed: 'segcancel' });
+      const dest = destFor('segcancel.bin');
+      const task = { url: f.url, destPath: dest, size, sha256: f.sha256, segmentThreshold: MiB, segments: 4 };
+      const first = await download(task, (seen, control) => {
+        if (seen.event.type === 'progress' && seen.event.bytes >= 6 * MiB) control({ type: 'cancel' });
+      });
+      assert.equal(failed(first).code, 'CANCELLED');
+      assert.equal((await stat(`${dest}.part`)).size, size, 'the .part is preallocated');
+      const sidecar = JSON.parse(await readFile(`${dest}.part.json`, 'utf8')) as { segments: { start: number; end: number; done: number }[] };
+      assert.equal(sidecar.segments.length, 4);
+      const saved = sidecar.segments.reduce((n, g) => n + g.done - g.start, 0);
+      assert.ok(sidecar.segments.every((g) => g.done > g.start && g.done < g.end), 'every segment got somewhere');
+      assert.ok(saved >= 6 * MiB && saved < size, `sidecar records ${saved} bytes`);
+
+      origin.setRate(null);
+      const done = ok(await download(task));
+      assert.equal(done.resumedFrom, saved);
+      assert.equal(done.fetchedBytes, size - saved);
+      assert.equal(await sha256Of(dest), f.sha256);
+      assert.equal(existsSync(`${dest}.part.json`), false);
+      assert.ok(origin.counters.byPath.get('segcancel.bin')!.bytes < size * 1.5);
+    } finally {
+      await origin.close();
+    }
+  });
+
+  test('a limit message changes the speed while the task runs', async (t) => {
+    const origin = await startOrigin();
+    try {
+      const size = 6 * MiB;
+      const f = origin.addFile('limit.bin', { size });
+      let switchedAt: { at: number; bytes: number } | null = null;
+      const run = await download({ url: f.url, destPath: destFor('limit.bin'), size, sha256: f.sha256, bytesPerSec: 512 * 1024 }, (seen, control) => {
+        if (!switchedAt && seen.event.type === 'progress' && seen.at >= 1000) {
+          switchedAt = { at: seen.at, bytes: seen.event.bytes };
+          control({ type: 'limit', bytesPerSec: 4 * MiB });
+        }
+      });
+      ok(run);
+      assert.ok(switchedAt, 'the task ran long enough to be switched');
+      const { at, bytes } = switchedAt as { at: number; bytes: number };
+      const before = mbps(bytes, at);
+      const afterRate = mbps(size - bytes, run.ms - at);
+      t.diagnostic(`limit 0.5 MiB/s → ${before.toFixed(2)} MiB/s; after raising to 4 MiB/s → ${afterRate.toFixed(2)} MiB/s`);
+      assert.ok(before > 0.35 && before < 0.75, `capped at 0.5 MiB/s but ran at ${before.toFixed(2)}`);
+      assert.ok(afterRate > 2.5 && afterRate < 5, `raised to 4 MiB/s but ran at ${afterRate.toFixed(2)}`);
+    } finally {
+      await origin.close();
+    }
+  });
+
+  test('the cap applies to the sum of a task\'s segments', async (t) => {
+    const origin = await startOrigin();
+    try {
+      const size = 4 * MiB;
+      const f = origin.addFile('shared-cap.bin', { size });
+      const run = await download({ url: f.url, destPath: destFor('shared-cap.bin'), size, sha256: f.sha256, segmentThreshold: MiB, segments: 4, bytesPerSec: 2 * MiB });
+      ok(run);
+      t.diagnostic(`4 segments under a 2 MiB/s task cap: ${mbps(size, run.ms).toFixed(2)} MiB/s`);
+      assert.ok(run.ms > 1600 && run.ms < 3000, `took ${run.ms.toFixed(0)} ms`);
+    } finally {
+      await origin.close();
+    }
+  });
+});
+
+describe('copy-local task', () => {
+  function copy(task: Omit<CopyLocalTask, 'port' | 'kind'>, onEvent?: Parameters<typeof runTask>[2]): Promise<Run> {
+    return runTask<CopyLocalTask>(COPY_LOCAL, { kind: 'copy-local', ...task }, onEvent);
+  }
+
+  let src: string;
+  let srcSha: string;
+  const srcSize = 3 * MiB + 5;
+  before(async () => {
+    src = path.join(dir, 'source-file.bin');
+    const data = generateBytes('local', 0, srcSize);
+    await writeFile(src, data);
+    srcSha = createHash('sha256').update(data).digest('hex');
+  });
+
+  test('copies, hashes and commits', async () => {
+    const dest = destFor('copied.bin');
+    const run = await copy({ srcPath: src, destPath: dest, size: srcSize, sha256: srcSha });
+    assert.deepEqual(ok(run), { bytes: srcSize, sha256: srcSha, fetchedBytes: srcSize, resumedFrom: 0 });
+    assert.equal(await sha256Of(dest), srcSha);
+    assert.equal(existsSync(`${dest}.part`), false);
+    const progress = run.events.filter((s) => s.event.type === 'progress');
+    assert.deepEqual(progress.at(-1)?.event, { type: 'progress', bytes: srcSize, total: srcSize });
+  });
+
+  test('a missing source → NOT_FOUND', async () => {
+    const error = failed(await copy({ srcPath: path.join(dir, 'nope.bin'), destPath: destFor('nope.bin') }));
+    assert.equal(error.code, 'NOT_FOUND');
+  });
+
+  test('a checksum that does not match → CHECKSUM_MISMATCH, nothing left behind', async () => {
+    const dest = destFor('bad.bin');
+    const error = failed(await copy({ srcPath: src, destPath: dest, sha256: '0'.repeat(64) }));
+    assert.equal(error.code, 'CHECKSUM_MISMATCH');
+    assert.equal(existsSync(dest), false);
+    assert.equal(existsSync(`${dest}.part`), false);
+  });
+
+  test('progress arrives and cancel stops the copy', async () => {
+    const dest = destFor('cancelled.bin');
+    const run = await copy({ srcPath: src, destPath: dest, bytesPerSec: MiB }, (seen, control) => {
+      if (seen.event.type === 'progress') control({ type: 'cancel' });
+    });
+    assert.ok(run.events.some((s) => s.event.type === 'progress'));
+    assert.equal(failed(run).code, 'CANCELLED');
+    assert.equal(existsSync(dest), false);
+  });
+});
