@@ -323,15 +323,14 @@ export default async function download(task: DownloadTask): Promise<TaskResult<D
 async function run(ctx: RunContext): Promise<DownloadDone> {
   const { task, paths } = ctx;
   const sidecar = await readSidecar(paths.sidecar);
-  if (sidecar) {
-    if (await sidecarFits(sidecar, task, paths.part)) return downloadSegmented(ctx, sidecar);
-    // Its .part has holes, so it is no usable prefix either.
-    await discardPart(paths);
-  }
+  const resumable = sidecar !== null && (await sidecarFits(sidecar, task, paths.part)) ? sidecar : null;
+  // A sidecar we cannot use still means its .part has holes, so it is no usable prefix either.
+  if (sidecar && !resumable) await discardPart(paths);
   const segments = task.segments ?? DEFAULT_SEGMENTS;
-  if (task.size !== undefined && task.size >= (task.segmentThreshold ?? DEFAULT_SEGMENT_THRESHOLD) && segments > 1) {
+  const large = task.size !== undefined && task.size >= (task.segmentThreshold ?? DEFAULT_SEGMENT_THRESHOLD) && segments > 1;
+  if (resumable || large) {
     try {
-      return await downloadSegmented(ctx, null);
+      return await downloadSegmented(ctx, resumable);
     } catch (err) {
       if (!(err instanceof NoRangeSupport)) throw err;
       await discardPart(paths);

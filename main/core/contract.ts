@@ -58,6 +58,8 @@ export const DeliveryListQuerySchema = ListQuerySchema.extend({
   state: z.string().regex(/^[a-z_]{1,30}$/).optional(),
 });
 
+export const DeliveryPrioritySchema = z.object({ priority: z.number().int().min(-10).max(10) });
+
 export const PaymentAssignSchema = z.object({ orderId: z.string().min(1).max(100) });
 
 export const SettingsUpdateSchema = z
@@ -71,16 +73,30 @@ export const SettingsUpdateSchema = z
     webhookRateLimitPerMin: z.number().int().min(1).max(1_000_000),
     language: z.enum(['vi', 'en']),
     sepayApiBase: z.url({ protocol: /^https?$/ }),
+    shopName: z.string().trim().min(1).max(100),
+    googleClientId: z.string().max(300),
+    smtpHost: z.string().max(255),
+    smtpPort: z.number().int().min(1).max(65535),
+    smtpSecure: z.boolean(),
+    smtpUser: z.string().max(255),
+    smtpFrom: z.string().max(255),
+    maxDownloads: z.number().int().min(1).max(64),
+    maxUploads: z.number().int().min(1).max(32),
+    maxPerHost: z.number().int().min(1).max(64),
+    downloadKBps: z.number().int().min(0).max(10_000_000),
+    uploadKBps: z.number().int().min(0).max(10_000_000),
     // Secrets: write-only. An empty string clears one.
     sepayApiKey: z.string().max(500),
     sepayHmacSecret: z.string().max(500),
     sepayApiToken: z.string().max(500),
+    googleClientSecret: z.string().max(500),
+    smtpPassword: z.string().max(500),
   })
   .partial()
   .strict();
 export type SettingsUpdate = z.infer<typeof SettingsUpdateSchema>;
 
-export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken'] as const;
+export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken', 'googleClientSecret', 'smtpPassword'] as const;
 export type SecretSetting = (typeof SECRET_SETTINGS)[number];
 
 // ---- responses ----
@@ -98,6 +114,7 @@ export interface ProductDto {
   archived: boolean;
   createdAt: number;
   updatedAt: number;
+  library?: { state: 'none' | 'fetching' | 'cached' | 'uploading' | 'in_drive'; version: number; bytes: number };
 }
 
 export interface PaymentDto {
@@ -118,6 +135,15 @@ export interface PaymentDto {
   receivedAt: number;
 }
 
+export interface DeliveryProgressDto {
+  phase: string;
+  bytesDone: number;
+  bytesTotal: number;
+  bytesPerSec: number;
+  etaSec: number | null;
+  files: { path: string; state: string; bytesDone: number; bytesTotal: number | null }[];
+}
+
 export interface DeliveryDto {
   id: string;
   orderId: string;
@@ -132,6 +158,11 @@ export interface DeliveryDto {
   createdAt: number;
   updatedAt: number;
   deliveredAt: number | null;
+  orderCode?: string;
+  customerEmail?: string;
+  vip?: boolean;
+  folderId?: string | null;
+  progress?: DeliveryProgressDto | null;
 }
 
 export interface OrderDto {
@@ -173,6 +204,18 @@ export interface SettingsDto {
   webhookRateLimitPerMin: number;
   language: 'vi' | 'en';
   sepayApiBase: string;
+  shopName: string;
+  googleClientId: string | null;
+  smtpHost: string | null;
+  smtpPort: number;
+  smtpSecure: boolean;
+  smtpUser: string | null;
+  smtpFrom: string | null;
+  maxDownloads: number;
+  maxUploads: number;
+  maxPerHost: number;
+  downloadKBps: number;
+  uploadKBps: number;
   secrets: Record<SecretSetting, SecretState>;
   /** Which values the environment overrides (they cannot be changed here). */
   fromEnvironment: string[];

@@ -13,11 +13,14 @@ import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 
 export const UPLOAD_ALIGN = 256 * 1024;
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
+/** Longest pause between in-call resumes; a server asking for more gets TRANSIENT back to the engine. */
+const MAX_IN_CALL_WAIT_MS = 8000;
 /** Asked for on the session so the final answer carries what we verify. */
 const RESULT_FIELDS = 'id,name,mimeType,size,md5Checksum';
 
@@ -215,16 +218,22 @@ function classify(reply: Extract<Reply, { kind: 'reply' }>, onSession: boolean):
     return { kind: 'fail', error: err('RATE_LIMITED', after === undefined ? {} : { retryAfterMs: after }) };
   }
   if (status === 403 && reason === 'storageQuotaExceeded') return { kind: 'fail', error: err('DRIVE_FULL') };
-  if (status === 408 || status >= 500) return { kind: 'retry', error: err('TRANSIENT') };
+  if (status === 408 || status >= 500) {
+    const after = retryAfterMs(headers);
+    return { kind: 'retry', error: err('TRANSIENT', after === undefined ? {} : { retryAfterMs: after }) };
+  }
   if (onSession && (status === 404 || status === 410)) return { kind: 'expired' };
   if (onSession && status !== 403) return { kind: 'restart', error: err('BAD_REQUEST') };
   return { kind: 'fail', error: err('BAD_REQUEST') };
 }
 
+/** Local file trouble: a missing file is permanent, the rest (EACCES, EIO, ...) means "pause". */
 function fsError(err: unknown, what: string): UploadError {
   const code = (err as NodeJS.ErrnoException)?.code;
   const message = `${what}: ${(err as Error)?.message ?? err}`;
-  return { code: code === 'ENOENT' ? 'NOT_FOUND' : 'DISK', message };
+  if (code === 'ENOENT') return { code: 'NOT_FOUND', message };
+  // Anything without an errno is a bug or a garbled answer: not worth pausing the queue for.
+  return { code: typeof code === 'string' && code.startsWith('E') ? 'DISK' : 'BAD_REQUEST', message };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,8 +264,10 @@ class ConfirmedHash {
     }
   }
 
+  private hex: string | null = null;
   digest(): string {
-    return this.md5.digest('hex');
+    this.hex ??= this.md5.digest('hex');
+    return this.hex;
   }
 }
 
@@ -352,11 +363,16 @@ class ResumableUpload {
     return typeof t === 'function' ? t() : t;
   }
 
-  /** Bounded, backed-off resumes: past the bound the engine's own retry policy takes over. */
+  /**
+   * Bounded, backed-off resumes: past the bound, or when the server asks for a long pause, the
+   * engine's own retry policy takes over (the session stays valid for it).
+   */
   private async resume(error: UploadError): Promise<Step> {
-    if (++this.resumes > (this.opts.maxResumes ?? 5)) return { kind: 'fail', error: { ...error, code: 'TRANSIENT' } };
+    const tooLong = (error.retryAfterMs ?? 0) > MAX_IN_CALL_WAIT_MS;
+    if (++this.resumes > (this.opts.maxResumes ?? 5) || tooLong) return { kind: 'fail', error: { ...error, code: 'TRANSIENT' } };
     const base = this.opts.retryBaseMs ?? 500;
-    const delay = Math.min(8000, base * 2 ** (this.resumes - 1)) * (0.5 + Math.random() / 2);
+    const backoff = Math.min(MAX_IN_CALL_WAIT_MS, base * 2 ** (this.resumes - 1)) * (0.5 + Math.random() / 2);
+    const delay = Math.max(backoff, error.retryAfterMs ?? 0);
     try {
       await sleep(delay, this.opts.signal);
     } catch {
@@ -489,7 +505,7 @@ class ResumableUpload {
       const res = await request(url, {
         method: method as Dispatcher.HttpMethod,
         headers: { ...headers, authorization: `Bearer ${token}`, ...(method === 'GET' ? {} : { 'content-length': String(body?.length ?? 0) }) },
-        body: body === null ? undefined : paced ? this.pace(body, touch, signal) : body,
+        body: body === null ? undefined : paced ? Readable.from(this.pace(body, touch, signal), { objectMode: false }) : body,
         signal,
         headersTimeout: 0, // the watchdog covers it; undici's own timer would also run while we throttle
         bodyTimeout: 0,

@@ -50,6 +50,21 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'serve':
       return serve();
+    case 'demo': {
+      const n = argv.indexOf('--orders');
+      const orders = n >= 0 ? Number(argv[n + 1]) : 4;
+      if (!Number.isInteger(orders) || orders < 1 || orders > 10_000) {
+        process.stderr.write('--orders needs a whole number from 1 to 10000\n');
+        return 2;
+      }
+      // The sandbox is for the demo and tests only; it is loaded here and nowhere else.
+      const { runDemo } = await import('../../sandbox/demo.js');
+      return runDemo({ orders, exit: argv.includes('--exit') });
+    }
+    case 'sandbox': {
+      const { runSandbox } = await import('../../sandbox/demo.js');
+      return runSandbox();
+    }
     case 'help':
     case '--help':
     case '-h':

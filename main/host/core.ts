@@ -5,7 +5,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
+import { GoogleConnection, TokenFile, type SecretBox } from '../drive/auth';
+import { Engine } from '../engine';
 import { createAdminApp } from '../http/admin-app';
+import { engineRoutes } from '../http/engine-routes';
 import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { createPublicApp } from '../http/public-app';
 import { Bus } from '../ops/bus';
@@ -19,6 +22,10 @@ export interface CoreOptions {
   dataDir?: string;
   env?: NodeJS.ProcessEnv;
   log?: Logger;
+  /** Encrypts stored Google tokens (Electron's safeStorage); a 0600 file without it. */
+  secretBox?: SecretBox | null;
+  /** Worker threads for transfers. */
+  threads?: number;
 }
 
 export interface Core {
@@ -28,6 +35,8 @@ export interface Core {
   bus: Bus;
   intake: PaymentIntake;
   shop: Shop;
+  engine: Engine;
+  google: GoogleConnection;
   log: Logger;
   token: string;
   adminUrl: string;
@@ -76,6 +85,16 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   const intake = new PaymentIntake(store, config, bus);
   const shop = new Shop(store, config, bus);
   const token = loadOrCreateAdminToken(dataDir);
+  let engine: Engine | null = null;
+  const google = new GoogleConnection({
+    clientId: () => config.current().googleClientId,
+    clientSecret: () => config.current().googleClientSecret,
+    tokens: new TokenFile(join(dataDir, 'google-tokens'), opts.secretBox ?? null),
+    emulatorRootUrl: () => config.current().googleRootUrl,
+    onChange: () => engine?.googleChanged(),
+  });
+  engine = new Engine({ store, config, bus, log, google, dataDir, threads: opts.threads });
+  const eng = engine;
   const loginCodes = new Map<string, number>();
 
   let adminPort = 0;
@@ -83,6 +102,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
     store, config, intake, shop, bus, log, token,
     port: () => adminPort,
     rendererDir: rendererDir(),
+    extend: (api) => engineRoutes(api, { store, engine: eng, google, log, onGoogleChange: () => eng.googleChanged() }),
     redeemLogin: (code) => {
       const until = loginCodes.get(code);
       loginCodes.delete(code);
@@ -117,9 +137,10 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
     ensurePublic().catch((err) => log.error({ err }, 'could not start the public listener'));
   });
 
+  eng.start();
   log.info({ adminPort, webhookPort, dataDir }, 'driveship core started');
   return {
-    dataDir, store, config, bus, intake, shop, log, token, adminUrl,
+    dataDir, store, config, bus, intake, shop, engine: eng, google, log, token, adminUrl,
     webhookUrl: () => (publicServer ? `http://127.0.0.1:${webhookPort}/webhooks/sepay` : null),
     newLoginUrl: () => {
       const code = randomBytes(24).toString('base64url');
@@ -129,9 +150,10 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
     stop: async () => {
       offSettings();
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000)]);
-      store.close();
+      await eng.stop();
       log.info('driveship core stopped');
       log.flush?.();
+      store.close();
     },
   };
 }

@@ -141,7 +141,9 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     res.json({ payment: store.payments.get(String(req.params.id)), orderStatus: r.orderStatus });
   }));
 
-  // ---- deliveries (read side; the engine adds the actions) ----
+  deps.extend?.(api);
+
+  // ---- deliveries (read side, used when no engine is attached) ----
   api.get('/deliveries', wrap((req, res) => {
     const q = DeliveryListQuerySchema.parse(req.query);
     res.json(store.deliveries.list(q));
@@ -190,7 +192,6 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     });
   });
 
-  deps.extend?.(api);
   api.use((_req, res) => sendError(res, 404, 'NOT_FOUND', 'No such API route'));
   app.use('/api/v1', api);
 

@@ -25,6 +25,23 @@ export interface Config {
   sepayApiToken: string | null;
   allowUnauthenticatedWebhook: boolean;
   googleRootUrl: string | null;
+  googleClientId: string | null;
+  googleClientSecret: string | null;
+  shopName: string;
+  smtpHost: string | null;
+  smtpPort: number;
+  smtpSecure: boolean;
+  smtpUser: string | null;
+  smtpPassword: string | null;
+  smtpFrom: string | null;
+  maxDownloads: number;
+  maxUploads: number;
+  maxPerHost: number;
+  /** KiB/s for all downloads together; 0 = unlimited. */
+  downloadKBps: number;
+  uploadKBps: number;
+  /** Deliveries whose steps run at once; the rest wait in `queued`. */
+  maxActiveDeliveries: number;
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -50,6 +67,17 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   sepayApiToken: 'SEPAY_API_TOKEN',
   allowUnauthenticatedWebhook: 'DRIVESHIP_ALLOW_UNAUTHENTICATED_WEBHOOK',
   googleRootUrl: 'DRIVESHIP_GOOGLE_ROOT_URL',
+  googleClientId: 'GOOGLE_CLIENT_ID',
+  googleClientSecret: 'GOOGLE_CLIENT_SECRET',
+  smtpHost: 'DRIVESHIP_SMTP_HOST',
+  smtpPort: 'DRIVESHIP_SMTP_PORT',
+  smtpUser: 'DRIVESHIP_SMTP_USER',
+  smtpPassword: 'DRIVESHIP_SMTP_PASSWORD',
+  smtpFrom: 'DRIVESHIP_SMTP_FROM',
+  maxDownloads: 'DRIVESHIP_MAX_DOWNLOADS',
+  maxUploads: 'DRIVESHIP_MAX_UPLOADS',
+  downloadKBps: 'DRIVESHIP_DOWNLOAD_KBPS',
+  uploadKBps: 'DRIVESHIP_UPLOAD_KBPS',
 };
 
 const DEFAULTS: Config = {
@@ -71,6 +99,21 @@ const DEFAULTS: Config = {
   sepayApiToken: null,
   allowUnauthenticatedWebhook: false,
   googleRootUrl: null,
+  googleClientId: null,
+  googleClientSecret: null,
+  shopName: 'driveship',
+  smtpHost: null,
+  smtpPort: 587,
+  smtpSecure: false,
+  smtpUser: null,
+  smtpPassword: null,
+  smtpFrom: null,
+  maxDownloads: 8,
+  maxUploads: 4,
+  maxPerHost: 8,
+  downloadKBps: 0,
+  uploadKBps: 0,
+  maxActiveDeliveries: 200,
 };
 
 function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
@@ -116,7 +159,7 @@ export class ConfigService {
     const c = this.current();
     const secrets = {} as Record<SecretSetting, SecretState>;
     for (const k of SECRET_SETTINGS) {
-      const v = c[k];
+      const v = c[k as keyof Config] as string | null;
       secrets[k] = v ? { set: true, last4: v.length > 8 ? v.slice(-4) : '' } : { set: false };
     }
     return {
@@ -129,6 +172,18 @@ export class ConfigService {
       webhookRateLimitPerMin: c.webhookRateLimitPerMin,
       language: c.language,
       sepayApiBase: c.sepayApiBase,
+      shopName: c.shopName,
+      googleClientId: c.googleClientId,
+      smtpHost: c.smtpHost,
+      smtpPort: c.smtpPort,
+      smtpSecure: c.smtpSecure,
+      smtpUser: c.smtpUser,
+      smtpFrom: c.smtpFrom,
+      maxDownloads: c.maxDownloads,
+      maxUploads: c.maxUploads,
+      maxPerHost: c.maxPerHost,
+      downloadKBps: c.downloadKBps,
+      uploadKBps: c.uploadKBps,
       secrets,
       fromEnvironment: this.overriddenByEnv(),
     };
@@ -137,6 +192,6 @@ export class ConfigService {
   /** Every secret value currently in force, for redaction (logs, diagnostics). */
   secretValues(): string[] {
     const c = this.current();
-    return [c.sepayApiKey, c.sepayHmacSecret, c.sepayApiToken].filter((v): v is string => !!v && v.length >= 4);
+    return SECRET_SETTINGS.map((k) => c[k as keyof Config]).filter((v): v is string => typeof v === 'string' && v.length >= 4);
   }
 }

@@ -29,7 +29,16 @@ export interface LogOptions {
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
-  const secrets = opts.secrets ?? (() => []);
+  // The last list read is kept: lines logged while shutting down must still be scrubbed.
+  let known: readonly string[] = [];
+  const secrets = () => {
+    try {
+      known = opts.secrets?.() ?? [];
+    } catch {
+      /* store already closed: keep the last list */
+    }
+    return known;
+  };
   let destination: pino.DestinationStream;
   if (opts.dir) {
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });

@@ -19,6 +19,17 @@ export interface DeliveryRow {
   created_at: number;
   updated_at: number;
   delivered_at: number | null;
+  product_version: number | null;
+  folder_id: string | null;
+  permission_id: string | null;
+  notify_state: string | null;
+  message_id: string | null;
+  paid_at: number | null;
+  order_code?: string;
+  customer_email?: string;
+  customer_name?: string | null;
+  locale?: 'vi' | 'en';
+  vip?: number;
 }
 
 export const toDeliveryDto = (r: DeliveryRow): DeliveryDto => ({
@@ -35,9 +46,25 @@ export const toDeliveryDto = (r: DeliveryRow): DeliveryDto => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
   deliveredAt: r.delivered_at,
+  orderCode: r.order_code,
+  customerEmail: r.customer_email,
+  vip: r.vip === 1,
+  folderId: r.folder_id,
 });
 
-const SELECT = 'SELECT d.*, p.name AS product_name FROM deliveries d JOIN products p ON p.id = d.product_id';
+const SELECT = `SELECT d.*, p.name AS product_name, o.code AS order_code, o.customer_email, o.customer_name, o.locale, o.vip
+  FROM deliveries d JOIN products p ON p.id = d.product_id JOIN orders o ON o.id = d.order_id`;
+
+export interface TransitionRecord {
+  id: string;
+  from: string | null;
+  to: string;
+  snapshot: string;
+  machineVersion: number;
+  attempts: number;
+  nextAttemptAt: number | null;
+  error: { code: string; message: string } | null;
+}
 
 export class DeliveriesRepo {
   constructor(private readonly db: Db) {}
@@ -51,12 +78,12 @@ export class DeliveriesRepo {
       .all(orderId);
     const t = Date.now();
     const ins = this.db.prepare(
-      "INSERT INTO deliveries (id, order_id, order_item_id, product_id, state, priority, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+      "INSERT INTO deliveries (id, order_id, order_item_id, product_id, state, priority, paid_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
     );
     const ids: string[] = [];
     for (const i of items) {
       const id = newId('dlv');
-      ins.run(id, orderId, i.id, i.product_id, priority, t, t);
+      ins.run(id, orderId, i.id, i.product_id, priority, t, t, t);
       ids.push(id);
     }
     return ids;
@@ -83,6 +110,64 @@ export class DeliveriesRepo {
       .prepare<(string | number)[], DeliveryRow>(`${SELECT} ${w} ORDER BY d.created_at DESC, d.id DESC LIMIT ? OFFSET ?`)
       .all(...args, f.limit, f.offset);
     return { items: rows.map(toDeliveryDto), total };
+  }
+
+  /** Every delivery the supervisor must run or restore, best first. */
+  unfinished(): DeliveryRow[] {
+    return this.db
+      .prepare<[], DeliveryRow>(`${SELECT} WHERE d.state NOT IN ('delivered', 'cancelled') ORDER BY d.priority DESC, d.paid_at, d.created_at`)
+      .all();
+  }
+
+  /** The snapshot, the audit event and the derived order status, committed together by the caller. */
+  recordTransition(t: TransitionRecord): void {
+    const now = Date.now();
+    this.db
+      .prepare(
+        `UPDATE deliveries SET state = ?, snapshot = ?, machine_version = ?, attempts = ?, next_attempt_at = ?, error_code = ?, error_message = ?,
+           updated_at = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?`,
+      )
+      .run(t.to, t.snapshot, t.machineVersion, t.attempts, t.nextAttemptAt, t.error?.code ?? null, t.error?.message ?? null, now, t.to, now, t.id);
+    if (t.from !== t.to) this.event(t.id, 'transition', t.from, t.to, t.error ?? undefined);
+  }
+
+  event(id: string, type: string, from: string | null, to: string | null, detail?: unknown): void {
+    this.db
+      .prepare('INSERT INTO delivery_events (delivery_id, at, type, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(id, Date.now(), type, from, to, detail === undefined ? null : JSON.stringify(detail));
+  }
+
+  events(id: string): { at: number; type: string; from: string | null; to: string | null; detail: unknown }[] {
+    return this.db
+      .prepare<[string], { at: number; type: string; from_state: string | null; to_state: string | null; detail: string | null }>(
+        'SELECT at, type, from_state, to_state, detail FROM delivery_events WHERE delivery_id = ? ORDER BY id',
+      )
+      .all(id)
+      .map((r) => ({ at: r.at, type: r.type, from: r.from_state, to: r.to_state, detail: r.detail ? JSON.parse(r.detail) : null }));
+  }
+
+  setVersion(id: string, version: number): void {
+    this.db.prepare('UPDATE deliveries SET product_version = ? WHERE id = ? AND product_version IS NULL').run(version, id);
+  }
+
+  setFolder(id: string, folderId: string): void {
+    this.db.prepare('UPDATE deliveries SET folder_id = ? WHERE id = ?').run(folderId, id);
+  }
+
+  setPermission(id: string, permissionId: string): void {
+    this.db.prepare('UPDATE deliveries SET permission_id = ? WHERE id = ?').run(permissionId, id);
+  }
+
+  setNotify(id: string, state: string, messageId: string | null): void {
+    this.db.prepare('UPDATE deliveries SET notify_state = ?, message_id = COALESCE(?, message_id) WHERE id = ?').run(state, messageId, id);
+  }
+
+  setPriority(id: string, priority: number): void {
+    this.db.prepare('UPDATE deliveries SET priority = ?, updated_at = ? WHERE id = ?').run(priority, Date.now(), id);
+  }
+
+  statesOfOrder(orderId: string): string[] {
+    return this.db.prepare<[string], { state: string }>('SELECT state FROM deliveries WHERE order_id = ?').all(orderId).map((r) => r.state);
   }
 
   countByState(): Record<string, number> {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AuditRepo } from './audit';
 import { openDatabase, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
+import { LibraryRepo } from './library';
 import { OrdersRepo } from './orders';
 import { PaymentsRepo } from './payments';
 import { ProductsRepo } from './products';
@@ -17,6 +18,7 @@ export class Store {
   readonly webhookLog: WebhookLogRepo;
   readonly deliveries: DeliveriesRepo;
   readonly audit: AuditRepo;
+  readonly library: LibraryRepo;
 
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
@@ -26,6 +28,7 @@ export class Store {
     this.webhookLog = new WebhookLogRepo(db);
     this.deliveries = new DeliveriesRepo(db);
     this.audit = new AuditRepo(db);
+    this.library = new LibraryRepo(db);
   }
 
   /** Runs `fn` in one transaction (a savepoint when already inside one). */

@@ -49,7 +49,9 @@ export type FaultKind =
   | '503'
   | 'reset-mid-chunk'
   | 'session-expired'
-  | '401';
+  | '401'
+  /** Never answer and read nothing: the client's stall detection must give up on the request. */
+  | 'hang';
 
 export interface DriveFault {
   kind: FaultKind;
@@ -156,6 +158,8 @@ export interface DriveEmulator {
   emails(): SentEmail[];
   sessions(): UploadSessionInfo[];
   storageUsed(): number;
+  /** Make a bearer token fail with 401 from now on, as an expired access token does. */
+  revokeToken(token: string): void;
   resetCounters(): void;
   /** Forget all files, sessions, faults, revoked tokens and counters. */
   reset(): void;
@@ -181,6 +185,9 @@ class DriveError extends Error {
     return { error: { code: this.code, message: this.message, errors: [{ domain: this.domain, reason: this.reason, message: this.message }] } };
   }
 }
+
+/** Thrown by a 'hang' fault: the handler stops without answering. */
+const HANG = Symbol('hang');
 
 const notFound = (id: string) => new DriveError(404, 'notFound', `File not found: ${id}.`);
 const badRequest = (message: string, reason = 'badRequest') => new DriveError(400, reason, message);
@@ -876,15 +883,14 @@ function parseMultipartHead(head: Buffer, boundary: string): { metaJson: string;
   return { metaJson, mediaType: typeLine ? typeLine[1].trim() : null, mediaStart: h2End + 4 };
 }
 
-async function readMultipart(req: IncomingMessage, boundary: string, onBytes: (n: number) => void): Promise<MultipartResult> {
+async function readMultipart(req: IncomingMessage, boundary: string): Promise<MultipartResult> {
   const closing = Buffer.from(`\r\n--${boundary}--`);
   const keep = closing.length + 2; // the closing delimiter may be followed by CRLF
   const digest = new Digest();
-  let head: Buffer | null = Buffer.alloc(0);
+  let head: Buffer | null = Buffer.alloc(0) as Buffer;
   let parsed: ReturnType<typeof parseMultipartHead> = null;
-  let tail = Buffer.alloc(0);
+  let tail: Buffer = Buffer.alloc(0);
   for await (const chunk of req as AsyncIterable<Buffer>) {
-    onBytes(chunk.length);
     if (head) {
       head = Buffer.concat([head, chunk]);
       if (head.length > MAX_JSON_BODY * 4) throw badRequest('Malformed multipart body');
@@ -954,6 +960,7 @@ class DriveServer {
       this.applyFault(ctx, route.op);
       await route.run(ctx);
     } catch (err) {
+      if (err === HANG) return; // leave the request unanswered until the client drops it
       await this.fail(ctx, err);
     }
   }
@@ -989,6 +996,10 @@ class DriveServer {
       ctx.fault = fault;
       return;
     }
+    if (fault.kind === 'hang') {
+      ctx.req.pause();
+      throw HANG;
+    }
     throw faultError(fault);
   }
 
@@ -1000,30 +1011,34 @@ class DriveServer {
 
   // --- routing ---------------------------------------------------------------------------------
 
+  /** Metadata routes under drive/v3/, first match wins (so generateIds is not taken for an id). */
+  private readonly metadataRoutes: [method: string, pattern: string, route: Route][] = [
+    ['GET', 'about', { op: 'about.get', counter: () => 'aboutGet', run: (c) => this.about(c) }],
+    ['GET', 'files', { op: 'files.list', counter: () => 'filesList', run: (c) => this.list(c) }],
+    ['POST', 'files', { op: 'files.create', json: true, counter: (c) => (isFolderMeta(c.body) ? 'folderCreate' : 'filesCreate'), run: (c) => this.create(c) }],
+    ['GET', 'files/generateIds', { op: 'files.generateIds', counter: () => 'generateIds', run: (c) => this.generateIds(c) }],
+    ['GET', 'files/:id', { op: 'files.get', counter: () => 'filesGet', run: (c) => this.get(c) }],
+    ['DELETE', 'files/:id', { op: 'files.delete', counter: () => 'filesDelete', run: (c) => this.remove(c) }],
+    ['POST', 'files/:id/copy', { op: 'files.copy', json: true, counter: () => 'filesCopy', run: (c) => this.copy(c) }],
+    ['GET', 'files/:id/permissions', { op: 'permissions.list', counter: () => 'permissionsList', run: (c) => this.listPermissions(c) }],
+    ['POST', 'files/:id/permissions', { op: 'permissions.create', json: true, counter: () => 'permissionsCreate', run: (c) => this.createPermission(c) }],
+    ['DELETE', 'files/:id/permissions/:id', { op: 'permissions.delete', counter: () => 'permissionsDelete', run: (c) => this.deletePermission(c) }],
+  ];
+
   private route(ctx: Ctx): Route {
     const seg = ctx.url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    const m = ctx.req.method ?? 'GET';
-    if (seg[0] === 'upload' && seg[1] === 'drive' && seg[2] === 'v3' && seg[3] === 'files' && seg.length === 4) return this.uploadRoute(ctx, m);
-    if (seg[0] !== 'drive' || seg[1] !== 'v3') throw new DriveError(404, 'notFound', `Not Found: ${ctx.url.pathname}`);
-    const rest = seg.slice(2);
-    if (rest[0] === 'about' && rest.length === 1 && m === 'GET') return { op: 'about.get', counter: () => 'aboutGet', run: (c) => this.about(c) };
-    if (rest[0] !== 'files') throw new DriveError(404, 'notFound', `Not Found: ${ctx.url.pathname}`);
-    ctx.params = rest.slice(1).filter((_, i) => i % 2 === 0);
-    const shape = `${m} files${rest.slice(1).map((s, i) => (i % 2 === 0 ? (s === 'generateIds' && i === 0 ? '/generateIds' : '/:id') : `/${s}`)).join('')}`;
-    const routes: Record<string, Route> = {
-      'GET files': { op: 'files.list', counter: () => 'filesList', run: (c) => this.list(c) },
-      'POST files': { op: 'files.create', json: true, counter: (c) => (isFolderMeta(c.body) ? 'folderCreate' : 'filesCreate'), run: (c) => this.create(c) },
-      'GET files/generateIds': { op: 'files.generateIds', counter: () => 'generateIds', run: (c) => this.generateIds(c) },
-      'GET files/:id': { op: 'files.get', counter: () => 'filesGet', run: (c) => this.get(c) },
-      'DELETE files/:id': { op: 'files.delete', counter: () => 'filesDelete', run: (c) => this.remove(c) },
-      'POST files/:id/copy': { op: 'files.copy', json: true, counter: () => 'filesCopy', run: (c) => this.copy(c) },
-      'GET files/:id/permissions': { op: 'permissions.list', counter: () => 'permissionsList', run: (c) => this.listPermissions(c) },
-      'POST files/:id/permissions': { op: 'permissions.create', json: true, counter: () => 'permissionsCreate', run: (c) => this.createPermission(c) },
-      'DELETE files/:id/permissions/:id': { op: 'permissions.delete', counter: () => 'permissionsDelete', run: (c) => this.deletePermission(c) },
-    };
-    const route = routes[shape];
-    if (!route) throw new DriveError(404, 'notFound', `Not Found: ${m} ${ctx.url.pathname}`);
-    return route;
+    const method = ctx.req.method ?? 'GET';
+    if (seg.join('/') === 'upload/drive/v3/files') return this.uploadRoute(ctx, method);
+    if (seg[0] === 'drive' && seg[1] === 'v3') {
+      for (const [m, pattern, route] of this.metadataRoutes) {
+        const params = m === method ? matchPath(pattern, seg.slice(2)) : null;
+        if (params) {
+          ctx.params = params;
+          return route;
+        }
+      }
+    }
+    throw new DriveError(404, 'notFound', `Not Found: ${method} ${ctx.url.pathname}`);
   }
 
   private uploadRoute(ctx: Ctx, method: string): Route {
@@ -1250,7 +1265,6 @@ class DriveServer {
   }
 
   private async multipart(ctx: Ctx, uploadType: string): Promise<void> {
-    const onBytes = (n: number) => (this.counters.uploadBytes += n);
     const contentType = headerString(ctx.req.headers['content-type']) ?? 'application/octet-stream';
     let metadata: unknown = null;
     let mediaType: string | null = contentType;
@@ -1258,14 +1272,12 @@ class DriveServer {
     if (uploadType === 'multipart') {
       const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1];
       if (!/^multipart\/related/i.test(contentType) || !boundary) throw badRequest('Expected multipart/related with a boundary', 'badContent');
-      ({ metadata, mediaType, digest } = await readMultipart(ctx.req, boundary, onBytes));
+      ({ metadata, mediaType, digest } = await readMultipart(ctx.req, boundary));
     } else {
       digest = new Digest();
-      for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-        onBytes(chunk.length);
-        digest.update(chunk);
-      }
+      for await (const chunk of ctx.req as AsyncIterable<Buffer>) digest.update(chunk);
     }
+    this.counters.uploadBytes += digest.size; // media only: the framing is not file bytes
     const draft = this.state.draft(metadata, mediaType ?? 'application/octet-stream');
     this.state.ensureQuota(digest.size);
     this.sendFile(ctx, 200, this.state.addFile(draft, digest.finish()));
@@ -1277,6 +1289,18 @@ class DriveServer {
       finished: s.fileId !== null, expiresAt: s.expiresAt,
     }));
   }
+}
+
+/** 'files/:id/copy' against ['files', 'abc', 'copy'] → ['abc']; null when it does not fit. */
+function matchPath(pattern: string, seg: string[]): string[] | null {
+  const parts = pattern.split('/');
+  if (parts.length !== seg.length) return null;
+  const params: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    if (parts[i] === ':id') params.push(seg[i]);
+    else if (parts[i] !== seg[i]) return null;
+  }
+  return params;
 }
 
 function sendIncomplete(res: ServerResponse, offset: number): void {
@@ -1358,6 +1382,7 @@ export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promi
     emails: () => structuredClone(st.sentEmails),
     sessions: () => drive.sessionsInfo(),
     storageUsed: () => st.used(),
+    revokeToken: (token) => void st.revokedTokens.add(token),
     resetCounters: () => Object.assign(drive.counters, emptyCounters()),
     reset: () => {
       st.reset();

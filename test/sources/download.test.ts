@@ -13,6 +13,7 @@ import { Piscina } from 'piscina';
 import { generateBytes, startOrigin, type Origin } from '../../sandbox/origin';
 import type { DownloadDone, DownloadTask, TaskControl, TaskEvent, TaskResult } from '../../workers/protocol';
 import type { CopyLocalTask } from '../../workers/copy-local';
+import { parseRetryAfter, toTransferError } from '../../workers/download';
 
 const MiB = 1024 * 1024;
 const DOWNLOAD = path.join(__dirname, '../../workers/download.js');
@@ -292,6 +293,52 @@ describe('download task: control and bandwidth', () => {
     }
   });
 
+  test('a worker killed mid-download resumes from its last checkpoint', async () => {
+    const origin = await startOrigin({ bytesPerSecPerConnection: 2 * MiB });
+    try {
+      const size = 24 * MiB;
+      const f = origin.addFile('killed.bin', { size });
+      const dest = destFor('killed.bin');
+      const task = { url: f.url, destPath: dest, size, sha256: f.sha256, segmentThreshold: MiB, segments: 4 };
+      // Piscina's abort terminates the worker thread: no cleanup code runs, as in a crash.
+      const { port2 } = new MessageChannel();
+      const kill = new AbortController();
+      setTimeout(() => kill.abort(), 1600);
+      await assert.rejects(pool.run({ kind: 'download', ...task, port: port2 }, { transferList: [port2], signal: kill.signal }));
+      const sidecar = JSON.parse(await readFile(`${dest}.part.json`, 'utf8')) as { segments: { start: number; done: number }[] };
+      const saved = sidecar.segments.reduce((n, g) => n + g.done - g.start, 0);
+      assert.ok(saved > 0, 'a checkpoint was written while it ran');
+
+      origin.setRate(null);
+      const done = ok(await download(task));
+      assert.equal(done.resumedFrom, saved);
+      assert.equal(await sha256Of(dest), f.sha256);
+    } finally {
+      await origin.close();
+    }
+  });
+
+  test('a reset in one segment fails the task, and the next run resumes every segment', async () => {
+    const origin = await startOrigin({ bytesPerSecPerConnection: 4 * MiB });
+    try {
+      const size = 8 * MiB;
+      const f = origin.addFile('segreset.bin', { size });
+      const dest = destFor('segreset.bin');
+      const task = { url: f.url, destPath: dest, size, sha256: f.sha256, segmentThreshold: MiB, segments: 4 };
+      origin.inject({ kind: 'reset', path: 'segreset.bin', afterBytes: MiB }); // hits one of the four
+      const first = failed(await download(task));
+      assert.equal(first.code, 'TRANSIENT');
+      assert.ok(existsSync(`${dest}.part.json`));
+      origin.setRate(null);
+      const done = ok(await download(task));
+      assert.ok(done.resumedFrom >= MiB, `resumed from ${done.resumedFrom}`);
+      assert.equal(done.resumedFrom + done.fetchedBytes, size);
+      assert.equal(await sha256Of(dest), f.sha256);
+    } finally {
+      await origin.close();
+    }
+  });
+
   test('a limit message changes the speed while the task runs', async (t) => {
     const origin = await startOrigin();
     try {
@@ -378,5 +425,25 @@ describe('copy-local task', () => {
     assert.ok(run.events.some((s) => s.event.type === 'progress'));
     assert.equal(failed(run).code, 'CANCELLED');
     assert.equal(existsSync(dest), false);
+  });
+});
+
+describe('failure classification', () => {
+  const errno = (code: string) => Object.assign(new Error(code), { code });
+
+  test('disk errors → DISK, network and stalls → TRANSIENT, cancel wins', () => {
+    assert.equal(toTransferError(errno('ENOSPC'), false).code, 'DISK');
+    assert.equal(toTransferError(errno('EACCES'), false).code, 'DISK');
+    assert.equal(toTransferError(errno('ECONNRESET'), false).code, 'TRANSIENT');
+    assert.match(toTransferError(errno('UND_ERR_BODY_TIMEOUT'), false).message, /stalled/);
+    assert.equal(toTransferError(errno('ENOSPC'), true).code, 'CANCELLED');
+  });
+
+  test('Retry-After as seconds or as a date', () => {
+    assert.equal(parseRetryAfter('120'), 120_000);
+    const ms = parseRetryAfter(new Date(Date.now() + 30_000).toUTCString())!;
+    assert.ok(ms > 28_000 && ms <= 30_000, String(ms));
+    assert.equal(parseRetryAfter(undefined), undefined);
+    assert.equal(parseRetryAfter('soon'), undefined);
   });
 });

@@ -18,6 +18,11 @@ const EXPECT: Record<number, (db: Database.Database) => void> = {
     const idx = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'payments_bank_ref'").get() as { sql: string };
     assert.match(idx.sql, /UNIQUE/);
   },
+  2: (db) => {
+    for (const t of ['library_versions', 'library_files', 'drive_folders', 'delivery_files', 'alerts', 'throughput']) assert.ok(tables(db).includes(t), `table ${t}`);
+    const cols = (db.prepare('PRAGMA table_info(deliveries)').all() as { name: string }[]).map((c) => c.name);
+    for (const c of ['product_version', 'folder_id', 'permission_id', 'notify_state', 'message_id', 'paid_at', 'bytes_refetched']) assert.ok(cols.includes(c), `deliveries.${c}`);
+  },
 };
 
 function migrationsUpTo(n: number): string {

@@ -1,0 +1,217 @@
+// Drive metadata calls through the real googleapis client: folders, copies, permissions, listing.
+// Uploads are not here (googleapis has no resumable mode: see resumable.ts and workers/upload.ts).
+// Every call passes `rootUrl` per call (a service-level rootUrl is ignored for some calls) and
+// goes through our retry policy, because gaxios retries neither POSTs nor 403 rate limits.
+import { google, type drive_v3 } from 'googleapis';
+type OAuth2Client = InstanceType<typeof google.auth.OAuth2>;
+import { backoffMs, StepError } from '../core/step-error';
+
+export const FOLDER_MIME = 'application/vnd.google-apps.folder';
+export const DEFAULT_ROOT_URL = 'https://www.googleapis.com/';
+
+export interface DriveClientOptions {
+  auth: OAuth2Client;
+  /** Emulator root (DRIVESHIP_GOOGLE_ROOT_URL) or null for Google. */
+  rootUrl: string | null;
+  maxRetries?: number;
+  /** Cap for a single backoff wait (rclone uses 16 s). */
+  maxWaitMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface GaxiosLikeError {
+  status?: number;
+  code?: string | number;
+  response?: { status?: number; headers?: Record<string, string> | { get?(n: string): string | null }; data?: { error?: { errors?: { reason?: string }[]; message?: string } } };
+  message?: string;
+}
+
+function retryAfterMs(e: GaxiosLikeError): number {
+  const h = e.response?.headers as Record<string, string> & { get?(n: string): string | null };
+  const raw = typeof h?.get === 'function' ? h.get('retry-after') : h?.['retry-after'];
+  const n = Number(raw);
+  return Number.isFinite(n) && n >= 0 ? n * 1000 : 0;
+}
+
+export function driveErrorInfo(err: unknown): { status: number; reason: string; message: string; retryAfterMs: number } {
+  const e = err as GaxiosLikeError;
+  const status = e.response?.status ?? (typeof e.status === 'number' ? e.status : 0);
+  const reason = e.response?.data?.error?.errors?.[0]?.reason ?? (typeof e.code === 'string' ? e.code : '');
+  return { status, reason, message: e.response?.data?.error?.message ?? e.message ?? String(err), retryAfterMs: retryAfterMs(e) };
+}
+
+/** Maps a Drive failure to what the delivery actor should do about it. */
+export function classifyDriveError(err: unknown): StepError & { retryable: boolean } {
+  const { status, reason, message, retryAfterMs: after } = driveErrorInfo(err);
+  const make = (kind: 'transient' | 'pause' | 'permanent', code: string, msg: string, retryable: boolean) =>
+    Object.assign(new StepError(kind, code, msg, after || undefined), { retryable });
+  if (status === 403 && reason === 'storageQuotaExceeded') return make('pause', 'DRIVE_FULL', 'Google Drive is full: free space or buy storage, then resume', false);
+  if (status === 403 && reason === 'sharingRateLimitExceeded') return make('pause', 'SHARING_LIMIT', 'Google limits how many shares you can make: sharing resumes later', false);
+  if (status === 429 || (status === 403 && /rateLimitExceeded|userRateLimitExceeded|dailyLimitExceeded/.test(reason))) return make('transient', 'DRIVE_RATE_LIMITED', 'Google Drive asked us to slow down', true);
+  if (status === 401) return make('pause', 'GOOGLE_DISCONNECTED', 'The Google connection expired: reconnect Google in Settings', false);
+  if (status >= 500 || status === 408 || status === 0) return make('transient', 'DRIVE_UNAVAILABLE', `Google Drive did not answer properly (${status || reason || 'network'}): ${message}`, true);
+  if (status === 404) return make('permanent', 'DRIVE_NOT_FOUND', `A file or folder is missing on Google Drive: ${message}`, false);
+  return make('permanent', 'DRIVE_REJECTED', `Google Drive refused the request (${status} ${reason}): ${message}`, false);
+}
+
+export class DriveClient {
+  readonly drive: drive_v3.Drive;
+  readonly rootUrl: string;
+  private readonly maxRetries: number;
+  private readonly maxWaitMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  /** Permission changes on one file are serialised: Drive applies only the last of concurrent ones. */
+  private readonly fileLocks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly opts: DriveClientOptions) {
+    this.drive = google.drive({ version: 'v3', auth: opts.auth });
+    this.rootUrl = opts.rootUrl ?? DEFAULT_ROOT_URL;
+    this.maxRetries = opts.maxRetries ?? 6;
+    this.maxWaitMs = opts.maxWaitMs ?? 16_000;
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  async accessToken(): Promise<string> {
+    const t = await this.opts.auth.getAccessToken();
+    if (!t.token) throw new StepError('pause', 'GOOGLE_DISCONNECTED', 'Google is not connected: connect it in Settings');
+    return t.token;
+  }
+
+  private get callOpts() {
+    return { rootUrl: this.rootUrl, retry: false } as const;
+  }
+
+  /** Runs one Drive call under our retry policy; `onConflict` handles a 409 (an id we pre-generated exists). */
+  async call<T>(what: string, fn: () => Promise<T>, onConflict?: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const { status } = driveErrorInfo(err);
+        if (status === 409 && onConflict) return onConflict();
+        const c = classifyDriveError(err);
+        if (!c.retryable || attempt > this.maxRetries) {
+          c.message = `${what}: ${c.message}`;
+          throw c;
+        }
+        await this.sleep(Math.min(this.maxWaitMs, backoffMs(attempt, c.retryAfterMs ?? 0, 500, this.maxWaitMs)));
+      }
+    }
+  }
+
+  async generateIds(count: number): Promise<string[]> {
+    const ids: string[] = [];
+    while (ids.length < count) {
+      const n = Math.min(1000, count - ids.length);
+      const r = await this.call('generate ids', () => this.drive.files.generateIds({ count: n, space: 'drive' }, this.callOpts));
+      ids.push(...(r.data.ids ?? []));
+    }
+    return ids;
+  }
+
+  /** Creates a folder with a pre-generated id; if it already exists (a retry), that is success. */
+  async createFolder(id: string, name: string, parentId: string | null): Promise<void> {
+    await this.call(
+      `create folder "${name}"`,
+      () =>
+        this.drive.files.create(
+          { requestBody: { id, name, mimeType: FOLDER_MIME, ...(parentId ? { parents: [parentId] } : {}) }, fields: 'id' },
+          this.callOpts,
+        ),
+      async () => ({}) as never,
+    );
+  }
+
+  /** Server-side copy with a pre-generated id: no bytes cross the shop's connection. */
+  async copyFile(sourceId: string, newId: string, name: string, parentId: string): Promise<void> {
+    await this.call(
+      `copy "${name}"`,
+      () => this.drive.files.copy({ fileId: sourceId, requestBody: { id: newId, name, parents: [parentId] }, fields: 'id' }, this.callOpts),
+      async () => ({}) as never,
+    );
+  }
+
+  async getFile(id: string): Promise<drive_v3.Schema$File> {
+    const r = await this.call('read file', () => this.drive.files.get({ fileId: id, fields: 'id,name,size,md5Checksum,mimeType,parents' }, this.callOpts));
+    return r.data;
+  }
+
+  /** Lists a folder recursively: files only, with paths relative to it. */
+  async listTree(folderId: string, prefix = ''): Promise<{ path: string; id: string; size: number | null; md5: string | null }[]> {
+    const out: { path: string; id: string; size: number | null; md5: string | null }[] = [];
+    let pageToken: string | undefined;
+    do {
+      const r = await this.call('list folder', () =>
+        this.drive.files.list(
+          { q: `'${folderId}' in parents and trashed = false`, fields: 'nextPageToken, files(id,name,mimeType,size,md5Checksum)', pageSize: 1000, pageToken },
+          this.callOpts,
+        ),
+      );
+      for (const f of r.data.files ?? []) {
+        const path = prefix ? `${prefix}/${f.name}` : f.name!;
+        if (f.mimeType === FOLDER_MIME) out.push(...(await this.listTree(f.id!, path)));
+        else out.push({ path, id: f.id!, size: f.size ? Number(f.size) : null, md5: f.md5Checksum ?? null });
+      }
+      pageToken = r.data.nextPageToken ?? undefined;
+    } while (pageToken);
+    return out;
+  }
+
+  /**
+   * Gives `email` read access, unless it already has it: the existing permission is found first,
+   * so a retry after a crash never shares twice (nor sends Google's email twice).
+   */
+  async ensureReader(fileId: string, email: string, notify: { send: boolean; message?: string }): Promise<string> {
+    return this.serialised(fileId, async () => {
+      const existing = await this.findPermission(fileId, email);
+      if (existing) return existing;
+      try {
+        const r = await this.call(`share with ${email}`, () =>
+          this.drive.permissions.create(
+            {
+              fileId,
+              requestBody: { role: 'reader', type: 'user', emailAddress: email },
+              sendNotificationEmail: notify.send,
+              ...(notify.send && notify.message ? { emailMessage: notify.message } : {}),
+              fields: 'id',
+            },
+            this.callOpts,
+          ),
+        );
+        return r.data.id!;
+      } catch (err) {
+        // 400 invalidSharingRequest can mean "shared, but the email could not be sent".
+        const again = await this.findPermission(fileId, email);
+        if (again) return again;
+        throw err;
+      }
+    });
+  }
+
+  async findPermission(fileId: string, email: string): Promise<string | null> {
+    const r = await this.call('list permissions', () =>
+      this.drive.permissions.list({ fileId, fields: 'permissions(id,emailAddress,role,type)', pageSize: 100 }, this.callOpts),
+    );
+    const want = email.toLowerCase();
+    return r.data.permissions?.find((p) => p.emailAddress?.toLowerCase() === want)?.id ?? null;
+  }
+
+  async revoke(fileId: string, permissionId: string): Promise<void> {
+    await this.serialised(fileId, () =>
+      this.call('revoke access', () => this.drive.permissions.delete({ fileId, permissionId }, this.callOpts)).catch((err) => {
+        if (driveErrorInfo(err).status !== 404) throw err;
+      }),
+    );
+  }
+
+  private serialised<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.fileLocks.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.fileLocks.set(key, tail);
+    void tail.then(() => {
+      if (this.fileLocks.get(key) === tail) this.fileLocks.delete(key);
+    });
+    return next;
+  }
+}

@@ -1,0 +1,165 @@
+// The fulfilment engine, assembled: transfer pool and scheduler, product library, delivery steps,
+// supervisor. The host creates one and stops it before closing the store.
+import { join } from 'node:path';
+import { DriveClient } from '../drive/client';
+import type { GoogleConnection } from '../drive/auth';
+import { Alerts } from '../ops/alerts';
+import type { Bus } from '../ops/bus';
+import type { ConfigService } from '../ops/config';
+import type { Logger } from '../ops/log';
+import { Mailer } from '../ops/mail';
+import type { Store } from '../store';
+import { Library } from './library';
+import type { JobProgress } from './progress';
+import { DeliverySteps } from './steps';
+import { Supervisor } from './supervisor';
+import { TransferScheduler } from './transfers';
+
+export interface EngineDeps {
+  store: Store;
+  config: ConfigService;
+  bus: Bus;
+  log: Logger;
+  google: GoogleConnection;
+  dataDir: string;
+  threads?: number;
+}
+
+export class Engine {
+  readonly scheduler: TransferScheduler;
+  readonly library: Library;
+  readonly supervisor: Supervisor;
+  readonly alerts: Alerts;
+  readonly mailer: Mailer;
+  private driveClient: DriveClient | null = null;
+  private driveKey = '';
+  private progressTimer: NodeJS.Timeout | null = null;
+  private minuteTimer: NodeJS.Timeout | null = null;
+  private readonly dirtyJobs = new Set<string>();
+  private lastTotals = { bytesDown: 0, bytesUp: 0 };
+
+  constructor(private readonly deps: EngineDeps) {
+    const { store, config, bus, log } = deps;
+    this.alerts = new Alerts(store.db, bus);
+    this.scheduler = new TransferScheduler(() => {
+      const c = config.current();
+      return {
+        maxDownloads: c.maxDownloads,
+        maxUploads: c.maxUploads,
+        maxPerHost: c.maxPerHost,
+        downloadBytesPerSec: c.downloadKBps > 0 ? c.downloadKBps * 1024 : null,
+        uploadBytesPerSec: c.uploadKBps > 0 ? c.uploadKBps * 1024 : null,
+      };
+    }, { threads: deps.threads });
+    this.mailer = new Mailer(() => {
+      const c = config.current();
+      if (!c.smtpHost) return null;
+      return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? `${c.shopName} <no-reply@localhost>` };
+    });
+    const drive = () => this.drive();
+    this.library = new Library({
+      store,
+      scheduler: this.scheduler,
+      drive,
+      cacheDir: join(deps.dataDir, 'cache'),
+      log,
+      onProgress: (key) => this.dirtyJobs.add(key),
+    });
+    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => config.current().shopName, log });
+    this.supervisor = new Supervisor({ store, steps, scheduler: this.scheduler, alerts: this.alerts, bus, log, maxActive: () => config.current().maxActiveDeliveries });
+    bus.on('settings', (e) => {
+      if (e.keys.some((k) => /^(max|download|upload)/.test(k))) this.scheduler.refresh();
+    });
+  }
+
+  /** The Drive client for the current connection (rebuilt when the connection changes). */
+  async drive(): Promise<DriveClient> {
+    const { google, config } = this.deps;
+    const key = JSON.stringify([google.state(), config.current().googleRootUrl]);
+    if (!this.driveClient || key !== this.driveKey) {
+      this.driveKey = key;
+      this.driveClient = new DriveClient({ auth: google.client(), rootUrl: config.current().googleRootUrl });
+    }
+    return this.driveClient;
+  }
+
+  /** Google reconnected: forget the old client and resume what waited for it. */
+  googleChanged(): void {
+    this.driveClient = null;
+    if (this.deps.google.state().connected && this.alerts.open().some((a) => a.code === 'GOOGLE_DISCONNECTED')) this.supervisor.resumeAll('system');
+  }
+
+  start(): void {
+    this.supervisor.start();
+    this.progressTimer = setInterval(() => this.flushProgress(), 250);
+    this.progressTimer.unref();
+    this.minuteTimer = setInterval(() => this.recordThroughput(), 60_000);
+    this.minuteTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    if (this.minuteTimer) clearInterval(this.minuteTimer);
+    this.recordThroughput();
+    await this.supervisor.stop();
+    await this.scheduler.close();
+    this.mailer.close();
+  }
+
+  /** Progress of a delivery: the shared library job it is waiting on, if any. */
+  progressOf(productId: string, version: number | null, state: string): JobProgress | null {
+    if (version == null) return null;
+    const phase = state === 'uploading' ? 'upload' : state === 'fetching' ? 'fetch' : null;
+    if (!phase) return null;
+    return this.library.trackers.get(`${phase}:${productId}:${version}`)?.snapshot() ?? null;
+  }
+
+  private flushProgress(): void {
+    if (!this.dirtyJobs.size) return;
+    const keys = [...this.dirtyJobs];
+    this.dirtyJobs.clear();
+    for (const key of keys) {
+      const [phase, productId, version] = key.split(':');
+      const snap = this.library.trackers.get(key)?.snapshot();
+      if (!snap) continue;
+      const state = phase === 'fetch' ? 'fetching' : 'uploading';
+      const rows = this.deps.store.db
+        .prepare<[string, number, string], { id: string }>('SELECT id FROM deliveries WHERE product_id = ? AND product_version = ? AND state = ?')
+        .all(productId!, Number(version), state);
+      for (const r of rows) this.deps.bus.emit('progress', { deliveryId: r.id, bytes: snap.bytesDone, total: snap.bytesTotal, phase: snap.phase, bytesPerSec: snap.bytesPerSec });
+    }
+  }
+
+  private recordThroughput(): void {
+    const t = this.scheduler.totals;
+    const down = t.bytesDown - this.lastTotals.bytesDown;
+    const up = t.bytesUp - this.lastTotals.bytesUp;
+    this.lastTotals = { ...t };
+    if (!down && !up) return;
+    const minute = Math.floor(Date.now() / 60_000) * 60_000;
+    this.deps.store.db
+      .prepare('INSERT INTO throughput (minute, down_bytes, up_bytes) VALUES (?, ?, ?) ON CONFLICT(minute) DO UPDATE SET down_bytes = down_bytes + excluded.down_bytes, up_bytes = up_bytes + excluded.up_bytes')
+      .run(minute, down, up);
+  }
+
+  /** Current speeds from the running transfers. */
+  speeds(): { downBps: number; upBps: number } {
+    let downBps = 0;
+    let upBps = 0;
+    for (const [key, tracker] of this.library.trackers) {
+      const s = tracker.snapshot();
+      if (key.startsWith('fetch:')) downBps += s.bytesPerSec;
+      else upBps += s.bytesPerSec;
+    }
+    return { downBps, upBps };
+  }
+}
+
+/** Fetches and uploads a product's files ahead of its first order (the owner's "prepare now"). */
+export async function prepareProduct(engine: Engine, productId: string): Promise<void> {
+  const signal = new AbortController().signal;
+  const version = await engine.library.resolveVersion(productId, signal);
+  const ctx = { priority: 0, since: Date.now(), signal };
+  await engine.library.ensureCached(productId, version, ctx);
+  await engine.library.ensureInDrive(productId, version, ctx);
+}

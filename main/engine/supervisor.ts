@@ -1,0 +1,282 @@
+// The supervisor: one XState actor per unfinished delivery. It restores them on start, admits
+// queued ones as capacity frees up (best priority, then oldest payment), commits every transition
+// with its snapshot, audit event and the order's derived status in one transaction, and carries
+// the owner's actions (retry, cancel, priority, pause and resume everything).
+import { createActor, fromPromise, type Actor } from 'xstate';
+import { AppError, notFound } from '../core/errors';
+import { SETTLED_STATUSES, type OrderStatus } from '../core/order';
+import type { Alerts } from '../ops/alerts';
+import type { Bus } from '../ops/bus';
+import type { Logger } from '../ops/log';
+import type { Store } from '../store';
+import type { DeliveryRow } from '../store/deliveries';
+import { deliveryMachine, FINAL_STATES, MACHINE_VERSION, STEPS, type Step } from './machine';
+import type { DeliverySteps } from './steps';
+import type { TransferKind, TransferScheduler } from './transfers';
+
+type DeliveryActor = Actor<typeof deliveryMachine>;
+
+const ACTIVE = new Set(['fetching', 'uploading', 'linking', 'notifying']);
+
+/** What an alert code tells the owner to do, and which work it stops everywhere. */
+const PAUSING: Record<string, { message: string; action: string; stops: TransferKind[] }> = {
+  DRIVE_FULL: { message: 'Google Drive is full: uploads are paused.', action: 'Free space in Google Drive (or buy storage), then press Resume.', stops: ['upload'] },
+  GOOGLE_DISCONNECTED: { message: 'Google is not connected: deliveries are paused.', action: 'Connect Google in Settings; deliveries resume by themselves.', stops: ['upload'] },
+  SHARING_LIMIT: { message: 'Google limits how many shares you can make right now: sharing is paused.', action: 'Wait an hour, then press Resume.', stops: [] },
+  DISK_FULL: { message: 'The disk is full: downloads are paused.', action: 'Free disk space, then press Resume.', stops: ['download'] },
+};
+
+export function deriveOrderStatus(current: OrderStatus, states: string[]): OrderStatus {
+  if (!SETTLED_STATUSES.includes(current) || !states.length) return current;
+  const live = states.filter((s) => s !== 'cancelled');
+  if (!live.length) return current;
+  if (live.every((s) => s === 'delivered')) return 'delivered';
+  if (live.every((s) => s === 'delivered' || s === 'failed')) return 'partially_failed';
+  if (live.some((s) => s !== 'queued')) return 'fulfilling';
+  return current;
+}
+
+export interface SupervisorDeps {
+  store: Store;
+  steps: DeliverySteps;
+  scheduler: TransferScheduler;
+  alerts: Alerts;
+  bus: Bus;
+  log: Logger;
+  maxActive: () => number;
+}
+
+export class Supervisor {
+  private readonly actors = new Map<string, DeliveryActor>();
+  private readonly lastPersisted = new Map<string, string>();
+  private stopping = false;
+  private paused = false;
+  private offBus: (() => void) | null = null;
+
+  constructor(private readonly deps: SupervisorDeps) {}
+
+  private get machine() {
+    const { steps } = this.deps;
+    return deliveryMachine.provide({
+      actors: {
+        fetchStep: fromPromise(({ input, signal }) => steps.fetch(input.deliveryId, signal)),
+        uploadStep: fromPromise(({ input, signal }) => steps.upload(input.deliveryId, signal)),
+        linkStep: fromPromise(({ input, signal }) => steps.link(input.deliveryId, signal)),
+        notifyStep: fromPromise(({ input }) => steps.notify(input.deliveryId)),
+      },
+    });
+  }
+
+  start(): void {
+    const { store, bus } = this.deps;
+    this.paused = store.settings.get<boolean>('enginePaused') === true;
+    if (this.paused) {
+      this.deps.scheduler.pauseKind('download');
+      this.deps.scheduler.pauseKind('upload');
+    }
+    for (const row of store.deliveries.unfinished()) this.spawn(row);
+    this.offBus = bus.on('delivery', (e) => {
+      if (e.state === 'queued' && !this.actors.has(e.deliveryId)) {
+        const row = store.deliveries.getRow(e.deliveryId);
+        if (row) {
+          this.spawn(row);
+          this.admit();
+        }
+      }
+    });
+    this.admit();
+  }
+
+  /** Stops every actor without recording the stop as a transition: they resume on next start. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.offBus?.();
+    for (const a of this.actors.values()) a.stop();
+    this.actors.clear();
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  private spawn(row: DeliveryRow): void {
+    let actor: DeliveryActor;
+    const machine = this.machine;
+    const snapshot = row.snapshot && row.machine_version === MACHINE_VERSION ? JSON.parse(row.snapshot) : null;
+    if (snapshot) {
+      actor = createActor(machine, { snapshot, input: { deliveryId: row.id } });
+    } else {
+      // No snapshot, or one from another machine version: re-derive from the row's state.
+      const step: Step = (STEPS as readonly string[]).includes(row.state) ? (row.state as Step) : 'fetching';
+      actor = createActor(machine, { input: { deliveryId: row.id, step, attempts: row.attempts } });
+    }
+    this.actors.set(row.id, actor);
+    let prev: string | null = row.state;
+    actor.subscribe({
+      next: (snap) => {
+        if (this.stopping) return;
+        const to = String(snap.value);
+        this.persist(row.id, prev, to, actor);
+        const from = prev;
+        prev = to;
+        if (from !== to) this.onTransition(row.id, from, to, snap.context.error);
+      },
+      error: (err) => this.deps.log.error({ err, deliveryId: row.id }, 'delivery actor crashed'),
+    });
+    actor.start();
+    // A row that was mid-step before a restart without a usable snapshot resumes its step now.
+    if (!snapshot && row.state !== 'queued' && row.state !== 'failed' && row.state !== 'paused') actor.send({ type: 'START' });
+  }
+
+  private persist(id: string, from: string | null, to: string, actor: DeliveryActor): void {
+    const { store, bus } = this.deps;
+    const persisted = actor.getPersistedSnapshot() as unknown as { context: { attempts: number; retryAt: number | null; error: { code: string; message: string } | null } };
+    const json = JSON.stringify(persisted);
+    if (this.lastPersisted.get(id) === json) return;
+    this.lastPersisted.set(id, json);
+    const ctx = persisted.context;
+    let orderEvent: { orderId: string; status: string } | null = null;
+    store.tx(() => {
+      store.deliveries.recordTransition({
+        id,
+        from,
+        to,
+        snapshot: json,
+        machineVersion: MACHINE_VERSION,
+        attempts: ctx.attempts,
+        nextAttemptAt: to === 'retrying' ? ctx.retryAt : null,
+        error: to === 'failed' || to === 'retrying' || to === 'paused' ? ctx.error : null,
+      });
+      const row = store.deliveries.getRow(id)!;
+      const order = store.orders.get(row.order_id)!;
+      const status = deriveOrderStatus(order.status, store.deliveries.statesOfOrder(row.order_id));
+      if (status !== order.status) {
+        store.orders.setStatus(order.id, status);
+        orderEvent = { orderId: order.id, status };
+      }
+    });
+    if (from !== to) {
+      const row = store.deliveries.getRow(id)!;
+      bus.emit('delivery', { deliveryId: id, orderId: row.order_id, state: to, detail: ctx.error ? { error: ctx.error } : undefined });
+    }
+    if (orderEvent) bus.emit('order', orderEvent);
+  }
+
+  private onTransition(id: string, from: string | null, to: string, error: { code: string; message: string; kind: string } | null): void {
+    if (FINAL_STATES.includes(to)) {
+      this.actors.get(id)?.stop();
+      this.actors.delete(id);
+      this.lastPersisted.delete(id);
+    }
+    if (to === 'paused' && error?.kind === 'pause') this.raisePause(error.code, error.message);
+    if (to === 'failed' && error) this.deps.log.warn({ deliveryId: id, error }, 'delivery failed');
+    if (from && ACTIVE.has(from) !== ACTIVE.has(to)) this.admit();
+  }
+
+  private raisePause(code: string, message: string): void {
+    const p = PAUSING[code];
+    for (const kind of p?.stops ?? []) this.deps.scheduler.pauseKind(kind);
+    this.deps.alerts.raise(code, 'error', p?.message ?? message, p?.action ?? 'Fix the cause, then press Resume.');
+  }
+
+  /** Starts queued deliveries while fewer than maxActive are working. */
+  private admit(): void {
+    if (this.paused || this.stopping) return;
+    let active = 0;
+    const queued: { id: string; actor: DeliveryActor }[] = [];
+    for (const [id, actor] of this.actors) {
+      const s = String(actor.getSnapshot().value);
+      if (ACTIVE.has(s) || s === 'retrying') active++;
+      else if (s === 'queued') queued.push({ id, actor });
+    }
+    const free = this.deps.maxActive() - active;
+    if (free <= 0 || !queued.length) return;
+    const rows = new Map(queued.map((q) => [q.id, this.deps.store.deliveries.getRow(q.id)!]));
+    queued.sort((a, b) => {
+      const ra = rows.get(a.id)!;
+      const rb = rows.get(b.id)!;
+      return rb.priority - ra.priority || (ra.paid_at ?? ra.created_at) - (rb.paid_at ?? rb.created_at);
+    });
+    for (const q of queued.slice(0, free)) q.actor.send({ type: 'START' });
+  }
+
+  private actor(id: string): DeliveryActor {
+    const a = this.actors.get(id);
+    if (a) return a;
+    const row = this.deps.store.deliveries.getRow(id);
+    if (!row) throw notFound('delivery', id);
+    throw new AppError('DELIVERY_FINISHED', `This delivery is already ${row.state}`, 409);
+  }
+
+  retry(id: string, actor = 'owner'): void {
+    const a = this.actor(id);
+    const state = String(a.getSnapshot().value);
+    if (!['failed', 'retrying', 'paused'].includes(state)) throw new AppError('DELIVERY_NOT_RETRYABLE', `A delivery that is ${state} cannot be retried`, 409);
+    this.deps.store.audit.record(actor, 'delivery.retry', id);
+    a.send({ type: 'RETRY' });
+  }
+
+  retryAllFailed(actor = 'owner'): number {
+    let n = 0;
+    for (const [id, a] of this.actors) {
+      if (String(a.getSnapshot().value) === 'failed') {
+        a.send({ type: 'RETRY' });
+        n++;
+        this.deps.store.audit.record(actor, 'delivery.retry', id, { bulk: true });
+      }
+    }
+    return n;
+  }
+
+  cancel(id: string, actor = 'owner'): void {
+    const a = this.actor(id);
+    this.deps.store.audit.record(actor, 'delivery.cancel', id);
+    a.send({ type: 'CANCEL' });
+  }
+
+  setPriority(id: string, priority: number, actor = 'owner'): void {
+    const row = this.deps.store.deliveries.getRow(id);
+    if (!row) throw notFound('delivery', id);
+    this.deps.store.tx(() => {
+      this.deps.store.deliveries.setPriority(id, priority);
+      this.deps.store.audit.record(actor, 'delivery.priority', id, { priority });
+    });
+    this.admit();
+  }
+
+  pauseAll(actor = 'owner'): void {
+    this.paused = true;
+    this.deps.store.tx(() => {
+      this.deps.store.settings.set('enginePaused', true);
+      this.deps.store.audit.record(actor, 'engine.pause', null);
+    });
+    this.deps.scheduler.pauseKind('download');
+    this.deps.scheduler.pauseKind('upload');
+    for (const a of this.actors.values()) a.send({ type: 'PAUSE' });
+  }
+
+  resumeAll(actor = 'owner'): void {
+    this.paused = false;
+    this.deps.store.tx(() => {
+      this.deps.store.settings.set('enginePaused', null);
+      this.deps.store.audit.record(actor, 'engine.resume', null);
+    });
+    for (const code of Object.keys(PAUSING)) this.deps.alerts.clear(code);
+    this.deps.scheduler.resumeKind('download');
+    this.deps.scheduler.resumeKind('upload');
+    for (const a of this.actors.values()) a.send({ type: 'RESUME' });
+    this.admit();
+  }
+
+  /** Deliveries currently moving bytes or calling Drive (for the tray and the quit guard). */
+  activeCount(): number {
+    let n = 0;
+    for (const a of this.actors.values()) if (ACTIVE.has(String(a.getSnapshot().value))) n++;
+    return n;
+  }
+
+  stateOf(id: string): string | null {
+    const a = this.actors.get(id);
+    return a ? String(a.getSnapshot().value) : null;
+  }
+}

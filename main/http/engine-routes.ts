@@ -1,0 +1,134 @@
+// Admin API routes backed by the engine: delivery actions, pause/resume, the dashboard, Google.
+import type { Request, Response, Router } from 'express';
+import { DeliveryListQuerySchema, DeliveryPrioritySchema, type DeliveryDto } from '../core/contract';
+import { notFound } from '../core/errors';
+import { SCOPE_FILE, SCOPE_READONLY, type GoogleConnection } from '../drive/auth';
+import { prepareProduct, type Engine } from '../engine';
+import type { Logger } from '../ops/log';
+import type { Store } from '../store';
+
+type Handler = (req: Request, res: Response) => unknown;
+const wrap = (fn: Handler) => (req: Request, res: Response, next: (e?: unknown) => void) => {
+  Promise.resolve()
+    .then(() => fn(req, res))
+    .catch(next);
+};
+
+export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; google: GoogleConnection; log: Logger; onGoogleChange: () => void }): void {
+  const { store, engine, google, log } = deps;
+  const sup = engine.supervisor;
+  const withProgress = (d: DeliveryDto): DeliveryDto => {
+    const row = store.deliveries.getRow(d.id);
+    return { ...d, progress: row ? engine.progressOf(row.product_id, row.product_version, row.state) : null };
+  };
+
+  api.get('/deliveries', wrap((req, res) => {
+    const list = store.deliveries.list(DeliveryListQuerySchema.parse(req.query));
+    res.json({ ...list, items: list.items.map(withProgress) });
+  }));
+  api.get('/deliveries/:id', wrap((req, res) => {
+    const d = store.deliveries.get(String(req.params.id));
+    if (!d) throw notFound('delivery', String(req.params.id));
+    res.json({ ...withProgress(d), events: store.deliveries.events(d.id) });
+  }));
+  api.post('/deliveries/retry-failed', wrap((_req, res) => {
+    res.json({ count: sup.retryAllFailed() });
+  }));
+  api.post('/deliveries/:id/retry', wrap((req, res) => {
+    sup.retry(String(req.params.id));
+    res.json(store.deliveries.get(String(req.params.id)));
+  }));
+  api.post('/deliveries/:id/cancel', wrap((req, res) => {
+    sup.cancel(String(req.params.id));
+    res.json(store.deliveries.get(String(req.params.id)));
+  }));
+  api.post('/deliveries/:id/priority', wrap((req, res) => {
+    sup.setPriority(String(req.params.id), DeliveryPrioritySchema.parse(req.body).priority);
+    res.json(store.deliveries.get(String(req.params.id)));
+  }));
+
+  api.get('/orders/:id/timeline', wrap((req, res) => {
+    const o = store.orders.get(String(req.params.id));
+    if (!o) throw notFound('order', String(req.params.id));
+    const items: { at: number; kind: string; text: string; detail?: unknown }[] = [{ at: o.createdAt, kind: 'order', text: 'created' }];
+    for (const p of store.payments.forOrder(o.id)) items.push({ at: p.receivedAt, kind: 'payment', text: p.match, detail: { amountVnd: p.amountVnd, flags: p.flags } });
+    for (const d of store.deliveries.forOrder(o.id)) {
+      for (const e of store.deliveries.events(d.id)) items.push({ at: e.at, kind: 'delivery', text: `${e.from ?? ''}→${e.to ?? e.type}`, detail: { deliveryId: d.id, productName: d.productName, ...(e.detail ? { error: e.detail } : {}) } });
+    }
+    items.sort((a, b) => a.at - b.at);
+    res.json({ items });
+  }));
+
+  api.get('/engine', wrap((_req, res) => {
+    res.json({ paused: sup.isPaused(), active: sup.activeCount(), transfers: engine.scheduler.stats() });
+  }));
+  api.post('/engine/pause', wrap((_req, res) => {
+    sup.pauseAll();
+    res.json({ paused: true });
+  }));
+  api.post('/engine/resume', wrap((_req, res) => {
+    sup.resumeAll();
+    res.json({ paused: false });
+  }));
+
+  api.get('/alerts', wrap((_req, res) => {
+    res.json({ items: engine.alerts.open() });
+  }));
+
+  api.get('/dashboard', wrap((_req, res) => {
+    const dayStart = startOfDayVn(Date.now());
+    const today = store.db
+      .prepare<[number], { orders: number; paid: number; revenue: number | null }>(
+        `SELECT count(*) AS orders, sum(CASE WHEN paid_at IS NOT NULL THEN 1 ELSE 0 END) AS paid,
+                sum(CASE WHEN paid_at IS NOT NULL THEN min(paid_vnd, amount_vnd) ELSE 0 END) AS revenue FROM orders WHERE created_at >= ?`,
+      )
+      .get(dayStart)!;
+    const since = Date.now() - 60 * 60_000;
+    const throughput = store.db
+      .prepare<[number], { minute: number; down_bytes: number; up_bytes: number }>('SELECT * FROM throughput WHERE minute >= ? ORDER BY minute')
+      .all(since)
+      .map((r) => ({ t: r.minute, downBytes: r.down_bytes, upBytes: r.up_bytes }));
+    res.json({
+      today: { orders: today.orders, paidOrders: today.paid ?? 0, revenueVnd: today.revenue ?? 0 },
+      deliveriesByState: store.deliveries.countByState(),
+      speed: engine.speeds(),
+      throughput,
+      alerts: engine.alerts.open(),
+      paused: sup.isPaused(),
+    });
+  }));
+
+  api.post('/products/:id/prepare', wrap((req, res) => {
+    const id = String(req.params.id);
+    if (!store.products.get(id)) throw notFound('product', id);
+    store.audit.record('owner', 'product.prepare', id);
+    prepareProduct(engine, id).catch((err) => log.warn({ err, productId: id }, 'preparing a product failed'));
+    res.status(202).json({ started: true });
+  }));
+
+  api.get('/google', wrap((_req, res) => {
+    const s = google.state();
+    res.json({ connected: s.connected, mode: s.mode, scopes: s.scopes });
+  }));
+  api.post('/google/connect', wrap(async (_req, res) => {
+    // drive.readonly only when a product reads a Drive folder made outside driveship.
+    const needsRead = store.products.list().some((p) => p.source.kind === 'drive-folder');
+    const scopes = needsRead ? [SCOPE_FILE, SCOPE_READONLY] : [SCOPE_FILE];
+    const { authUrl, done } = await google.startConnect(scopes);
+    done.then(deps.onGoogleChange, (err) => log.warn({ err: String(err) }, 'Google sign-in did not complete'));
+    store.audit.record('owner', 'google.connect', null, { scopes });
+    res.json({ authUrl, scopes, why: needsRead ? 'A product reads files from a Google Drive folder you made outside driveship, which needs read access to your Drive.' : null });
+  }));
+  api.post('/google/disconnect', wrap((_req, res) => {
+    google.disconnect();
+    store.audit.record('owner', 'google.disconnect', null);
+    deps.onGoogleChange();
+    res.json({ connected: google.state().connected });
+  }));
+}
+
+/** Midnight in Asia/Ho_Chi_Minh (UTC+7, no daylight saving). */
+export function startOfDayVn(now: number): number {
+  const offset = 7 * 3600_000;
+  return Math.floor((now + offset) / 86400_000) * 86400_000 - offset;
+}

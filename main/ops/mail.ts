@@ -1,0 +1,88 @@
+// Telling the customer by email (optional: by default Google's own share email does it).
+import nodemailer, { type Transporter } from 'nodemailer';
+
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  secure: boolean;
+  user: string | null;
+  password: string | null;
+  from: string;
+}
+
+export interface DeliveryMail {
+  to: string;
+  customerName: string | null;
+  productName: string;
+  orderCode: string;
+  folderUrl: string;
+  locale: 'vi' | 'en';
+  shopName: string;
+  messageId: string;
+}
+
+export function renderDeliveryMail(m: DeliveryMail): { subject: string; text: string; html: string } {
+  const name = m.customerName || (m.locale === 'vi' ? 'bạn' : 'there');
+  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  if (m.locale === 'vi') {
+    const subject = `${m.shopName}: "${m.productName}" đã sẵn sàng (đơn ${m.orderCode})`;
+    const text = `Chào ${name},\n\nCảm ơn bạn đã mua "${m.productName}". Tài liệu của bạn đã được chia sẻ trên Google Drive:\n${m.folderUrl}\n\nMã đơn hàng: ${m.orderCode}\n\n${m.shopName}`;
+    const html = `<p>Chào ${esc(name)},</p><p>Cảm ơn bạn đã mua “${esc(m.productName)}”. Tài liệu của bạn đã được chia sẻ trên Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Mã đơn hàng: <b>${esc(m.orderCode)}</b></p><p>${esc(m.shopName)}</p>`;
+    return { subject, text, html };
+  }
+  const subject = `${m.shopName}: "${m.productName}" is ready (order ${m.orderCode})`;
+  const text = `Hi ${name},\n\nThank you for buying "${m.productName}". Your files are shared with you on Google Drive:\n${m.folderUrl}\n\nOrder code: ${m.orderCode}\n\n${m.shopName}`;
+  const html = `<p>Hi ${esc(name)},</p><p>Thank you for buying “${esc(m.productName)}”. Your files are shared with you on Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Order code: <b>${esc(m.orderCode)}</b></p><p>${esc(m.shopName)}</p>`;
+  return { subject, text, html };
+}
+
+/** The message Google puts in its share email when we do not send our own. */
+export function shareMessage(locale: 'vi' | 'en', productName: string, orderCode: string): string {
+  return locale === 'vi'
+    ? `Cảm ơn bạn đã mua "${productName}" (đơn ${orderCode}). Tài liệu của bạn ở trong thư mục này.`
+    : `Thank you for buying "${productName}" (order ${orderCode}). Your files are in this folder.`;
+}
+
+export class Mailer {
+  private transport: Transporter | null = null;
+  private key = '';
+
+  constructor(private readonly config: () => SmtpConfig | null) {}
+
+  enabled(): boolean {
+    return this.config() !== null;
+  }
+
+  private get(): Transporter {
+    const c = this.config();
+    if (!c) throw new Error('SMTP is not configured');
+    const key = JSON.stringify(c);
+    if (!this.transport || key !== this.key) {
+      this.transport?.close();
+      this.key = key;
+      this.transport = nodemailer.createTransport({
+        host: c.host,
+        port: c.port,
+        secure: c.secure,
+        ...(c.user ? { auth: { user: c.user, pass: c.password ?? '' } } : {}),
+        // Plain SMTP only to a loopback sink; anything else must offer STARTTLS.
+        ignoreTLS: /^(127\.|localhost$)/.test(c.host),
+        connectionTimeout: 15_000,
+        greetingTimeout: 15_000,
+        socketTimeout: 30_000,
+      });
+    }
+    return this.transport;
+  }
+
+  async sendDelivery(m: DeliveryMail): Promise<void> {
+    const c = this.config()!;
+    const body = renderDeliveryMail(m);
+    await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
+  }
+
+  close(): void {
+    this.transport?.close();
+    this.transport = null;
+  }
+}

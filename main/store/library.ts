@@ -1,0 +1,138 @@
+// Checkpoint rows for the product library and the per-delivery Drive effects. Each external
+// effect's id is written here before the call that creates it, so a retry after a crash reuses it.
+import type { Db } from './db';
+
+export interface LibraryVersion {
+  product_id: string;
+  version: number;
+  fingerprint: string;
+  state: 'listed' | 'cached' | 'in_drive';
+  drive_folder_id: string | null;
+  bytes: number;
+  created_at: number;
+}
+
+export interface LibraryFile {
+  product_id: string;
+  version: number;
+  path: string;
+  url: string | null;
+  local_source: string | null;
+  drive_source_id: string | null;
+  size: number | null;
+  sha256: string | null;
+  cached: number;
+  cache_path: string | null;
+  drive_file_id: string | null;
+  upload_session: string | null;
+  uploaded_bytes: number;
+  in_drive: number;
+  md5: string | null;
+}
+
+export interface NewLibraryFile {
+  path: string;
+  url: string | null;
+  localSource: string | null;
+  driveSourceId: string | null;
+  size: number | null;
+  sha256: string | null;
+}
+
+export class LibraryRepo {
+  constructor(private readonly db: Db) {}
+
+  latest(productId: string): LibraryVersion | undefined {
+    return this.db.prepare<[string], LibraryVersion>('SELECT * FROM library_versions WHERE product_id = ? ORDER BY version DESC LIMIT 1').get(productId);
+  }
+
+  get(productId: string, version: number): LibraryVersion | undefined {
+    return this.db.prepare<[string, number], LibraryVersion>('SELECT * FROM library_versions WHERE product_id = ? AND version = ?').get(productId, version);
+  }
+
+  /** Records a new version with its file list; returns its number. */
+  addVersion(productId: string, fingerprint: string, files: NewLibraryFile[]): number {
+    return this.db.transaction(() => {
+      const version = (this.latest(productId)?.version ?? 0) + 1;
+      const bytes = files.reduce((s, f) => s + (f.size ?? 0), 0);
+      this.db
+        .prepare("INSERT INTO library_versions (product_id, version, fingerprint, state, bytes, created_at) VALUES (?, ?, ?, 'listed', ?, ?)")
+        .run(productId, version, fingerprint, bytes, Date.now());
+      const ins = this.db.prepare(
+        'INSERT INTO library_files (product_id, version, path, url, local_source, drive_source_id, size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      for (const f of files) ins.run(productId, version, f.path, f.url, f.localSource, f.driveSourceId, f.size, f.sha256);
+      return version;
+    })();
+  }
+
+  files(productId: string, version: number): LibraryFile[] {
+    return this.db.prepare<[string, number], LibraryFile>('SELECT * FROM library_files WHERE product_id = ? AND version = ? ORDER BY path').all(productId, version);
+  }
+
+  setState(productId: string, version: number, state: LibraryVersion['state'], folderId?: string): void {
+    this.db
+      .prepare('UPDATE library_versions SET state = ?, drive_folder_id = COALESCE(?, drive_folder_id) WHERE product_id = ? AND version = ?')
+      .run(state, folderId ?? null, productId, version);
+  }
+
+  markCached(productId: string, version: number, path: string, cachePath: string, size: number, sha256: string): void {
+    this.db
+      .prepare('UPDATE library_files SET cached = 1, cache_path = ?, size = ?, sha256 = ? WHERE product_id = ? AND version = ? AND path = ?')
+      .run(cachePath, size, sha256, productId, version, path);
+  }
+
+  setDriveFileId(productId: string, version: number, path: string, id: string): void {
+    this.db.prepare('UPDATE library_files SET drive_file_id = ? WHERE product_id = ? AND version = ? AND path = ? AND drive_file_id IS NULL').run(id, productId, version, path);
+  }
+
+  setUploadSession(productId: string, version: number, path: string, uri: string | null): void {
+    this.db.prepare('UPDATE library_files SET upload_session = ?, uploaded_bytes = 0 WHERE product_id = ? AND version = ? AND path = ?').run(uri, productId, version, path);
+  }
+
+  setUploadedBytes(productId: string, version: number, path: string, bytes: number): void {
+    this.db.prepare('UPDATE library_files SET uploaded_bytes = ? WHERE product_id = ? AND version = ? AND path = ?').run(bytes, productId, version, path);
+  }
+
+  markInDrive(productId: string, version: number, path: string, md5: string | null): void {
+    this.db
+      .prepare('UPDATE library_files SET in_drive = 1, upload_session = NULL, md5 = ? WHERE product_id = ? AND version = ? AND path = ?')
+      .run(md5, productId, version, path);
+  }
+
+  folder(key: string): { folder_id: string; created: number } | undefined {
+    return this.db.prepare<[string], { folder_id: string; created: number }>('SELECT folder_id, created FROM drive_folders WHERE key = ?').get(key);
+  }
+
+  reserveFolder(key: string, id: string): string {
+    this.db.prepare('INSERT OR IGNORE INTO drive_folders (key, folder_id) VALUES (?, ?)').run(key, id);
+    return this.folder(key)!.folder_id;
+  }
+
+  markFolderCreated(key: string): void {
+    this.db.prepare('UPDATE drive_folders SET created = 1 WHERE key = ?').run(key);
+  }
+
+  deliveryFiles(deliveryId: string): { path: string; copy_id: string; copied: number }[] {
+    return this.db.prepare<[string], { path: string; copy_id: string; copied: number }>('SELECT path, copy_id, copied FROM delivery_files WHERE delivery_id = ?').all(deliveryId);
+  }
+
+  reserveCopy(deliveryId: string, path: string, id: string): string {
+    this.db.prepare('INSERT OR IGNORE INTO delivery_files (delivery_id, path, copy_id) VALUES (?, ?, ?)').run(deliveryId, path, id);
+    return this.db.prepare<[string, string], { copy_id: string }>('SELECT copy_id FROM delivery_files WHERE delivery_id = ? AND path = ?').get(deliveryId, path)!.copy_id;
+  }
+
+  markCopied(deliveryId: string, path: string): void {
+    this.db.prepare('UPDATE delivery_files SET copied = 1 WHERE delivery_id = ? AND path = ?').run(deliveryId, path);
+  }
+
+  /** Every product's library state, for the Products page. */
+  summary(): Map<string, { state: string; version: number; bytes: number }> {
+    const rows = this.db
+      .prepare<[], { product_id: string; state: string; version: number; bytes: number }>(
+        'SELECT product_id, state, version, bytes FROM library_versions v WHERE version = (SELECT max(version) FROM library_versions WHERE product_id = v.product_id)',
+      )
+      .all();
+    return new Map(rows.map((r) => [r.product_id, { state: r.state, version: r.version, bytes: r.bytes }]));
+  }
+}

@@ -1,0 +1,104 @@
+// One typed function per admin API route. Request bodies use the contract's types.
+import type {
+  DeliveryDto,
+  ListDto,
+  OrderCreate,
+  OrderCreatedDto,
+  OrderDetailDto,
+  OrderDto,
+  PaymentDto,
+  ProductCreate,
+  ProductDto,
+  ProductUpdate,
+  SettingsDto,
+  SettingsUpdate,
+} from '../../../main/core/contract';
+import type { OrderStatus } from '../../../main/core/order';
+import { call, parsed, query, send } from './client';
+import { AuditEntrySchema, DashboardSchema, DeliveryEventSchema, EngineSchema, GoogleSchema, JobsSchema, TimelineSchema } from './schemas';
+import { z } from 'zod';
+
+export type Delivery = DeliveryDto;
+export type Product = ProductDto;
+
+const enc = encodeURIComponent;
+
+export const products = {
+  list: async (archived = false) => (await call<{ items: ProductDto[] }>('GET', `/products${query({ archived: archived || undefined })}`)).items,
+  get: (id: string) => call<ProductDto>('GET', `/products/${enc(id)}`),
+  create: (body: ProductCreate) => call<ProductDto>('POST', '/products', body),
+  update: (id: string, patch: ProductUpdate) => call<ProductDto>('PATCH', `/products/${enc(id)}`, patch),
+  prepare: (id: string) => call<unknown>('POST', `/products/${enc(id)}/prepare`, {}),
+};
+
+export const orders = {
+  list: (f: { status?: OrderStatus | ''; q?: string; limit: number; offset: number }) =>
+    call<ListDto<OrderDto>>('GET', `/orders${query(f)}`),
+  get: (idOrCode: string) => call<OrderDetailDto>('GET', `/orders/${enc(idOrCode)}`),
+  create: (body: OrderCreate) => call<OrderCreatedDto>('POST', '/orders', body),
+  timeline: async (id: string) => (await parsed(TimelineSchema, 'GET', `/orders/${enc(id)}/timeline`)).items,
+};
+
+export const payments = {
+  list: (f: { unmatched?: boolean; limit: number; offset: number }) =>
+    call<ListDto<PaymentDto>>('GET', `/payments${query({ unmatched: f.unmatched ? 'true' : undefined, limit: f.limit, offset: f.offset })}`),
+  assign: (id: string, orderId: string) =>
+    call<{ payment: PaymentDto; orderStatus: string }>('POST', `/payments/${enc(id)}/assign`, { orderId }),
+};
+
+export const deliveries = {
+  list: (f: { state?: string; limit: number; offset: number }, signal?: AbortSignal) =>
+    call<ListDto<DeliveryDto>>('GET', `/deliveries${query(f)}`, undefined, { signal }),
+  get: async (id: string) => {
+    const d = await call<DeliveryDto & { events?: unknown }>('GET', `/deliveries/${enc(id)}`);
+    const events = z.array(DeliveryEventSchema).safeParse(d.events ?? []);
+    return { ...d, events: events.success ? events.data : [] };
+  },
+  retry: (id: string) => call<unknown>('POST', `/deliveries/${enc(id)}/retry`, {}),
+  cancel: (id: string) => call<unknown>('POST', `/deliveries/${enc(id)}/cancel`, {}),
+  priority: (id: string, priority: number) => call<unknown>('POST', `/deliveries/${enc(id)}/priority`, { priority }),
+  retryFailed: async () => {
+    const r = await call<unknown>('POST', '/deliveries/retry-failed', {});
+    const p = z.object({ count: z.number() }).safeParse(r);
+    return p.success ? p.data.count : null;
+  },
+};
+
+export const engine = {
+  get: () => parsed(EngineSchema, 'GET', '/engine'),
+  pause: () => call<unknown>('POST', '/engine/pause', {}),
+  resume: () => call<unknown>('POST', '/engine/resume', {}),
+};
+
+export const dashboard = {
+  get: () => parsed(DashboardSchema, 'GET', '/dashboard'),
+};
+
+export const settings = {
+  get: () => call<SettingsDto>('GET', '/settings'),
+  put: (patch: SettingsUpdate) => call<SettingsDto>('PUT', '/settings', patch),
+};
+
+export const google = {
+  get: () => parsed(GoogleSchema, 'GET', '/google'),
+  connect: () => parsed(z.object({ authUrl: z.string() }), 'POST', '/google/connect', {}),
+  disconnect: () => call<unknown>('POST', '/google/disconnect', {}),
+};
+
+export const jobs = {
+  list: () => parsed(JobsSchema, 'GET', '/jobs'),
+};
+
+export const audit = {
+  list: () => parsed(z.object({ items: z.array(AuditEntrySchema) }), 'GET', '/audit'),
+};
+
+export const diagnostics = {
+  /** The diagnostics bundle as a file the owner can save and send. */
+  download: async (): Promise<{ blob: Blob; filename: string }> => {
+    const res = await send('POST', '/diagnostics', {});
+    const cd = res.headers.get('Content-Disposition') ?? '';
+    const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
+    return { blob: await res.blob(), filename: m?.[1] ? decodeURIComponent(m[1]) : `driveship-diagnostics-${Date.now()}.zip` };
+  },
+};

@@ -1,0 +1,348 @@
+// uploadResumable against the emulator with real temp files: chunking, resuming from what the server
+// says it holds, new sessions, error mapping, and the pre-generated id keeping uploads single.
+import { test, describe, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDriveEmulator, UPLOAD_ALIGN } from '../../sandbox/drive/emulator';
+import type { DriveEmulator } from '../../sandbox/drive/emulator';
+import { Throttle, uploadResumable } from '../../main/drive/resumable';
+import type { ResumableUploadOptions } from '../../main/drive/resumable';
+import { generateId, KiB, MiB, tempFiles } from './helpers';
+import type { TempFiles } from './helpers';
+
+let emu: DriveEmulator;
+let tmp: TempFiles;
+before(async () => {
+  emu = await startDriveEmulator();
+  tmp = await tempFiles();
+});
+after(async () => {
+  await emu.close();
+  await tmp.cleanup();
+});
+beforeEach(() => emu.reset());
+
+interface Recorded {
+  sessions: string[];
+  committed: number[];
+  chunks: { start: number; length: number }[];
+}
+
+/** Options for one upload of `filePath` into My Drive, recording every callback. */
+async function setup(filePath: string, extra: Partial<ResumableUploadOptions> = {}) {
+  const rec: Recorded = { sessions: [], committed: [], chunks: [] };
+  const opts: ResumableUploadOptions = {
+    filePath,
+    rootUrl: emu.url,
+    accessToken: 'token-1',
+    fileId: await generateId(emu),
+    name: 'product.bin',
+    parentId: 'root',
+    chunkSize: 1 * MiB,
+    retryBaseMs: 5,
+    onSession: (uri) => rec.sessions.push(uri),
+    onCommitted: (bytes) => rec.committed.push(bytes),
+    onChunk: ({ start, length }) => rec.chunks.push({ start, length }),
+    ...extra,
+  };
+  return { opts, rec };
+}
+
+function assertAligned(rec: Recorded, size: number) {
+  for (const c of rec.chunks) {
+    const final = c.start + c.length === size;
+    if (!final) assert.equal(c.length % UPLOAD_ALIGN, 0, `non-final chunk of ${c.length} bytes`);
+  }
+}
+
+describe('uploadResumable', () => {
+  test('uploads 3 MiB + an odd tail in 256 KiB-multiple chunks, and the md5 matches', async () => {
+    const f = await tmp.file('a.bin', 3 * MiB + 12_345);
+    const { opts, rec } = await setup(f.path, { mimeType: 'application/zip' });
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.value, { fileId: opts.fileId, bytes: f.size, md5Checksum: f.md5, sentBytes: f.size, resumedFrom: 0 });
+    assert.deepEqual(rec.chunks.map((c) => c.length), [MiB, MiB, MiB, 12_345]);
+    assertAligned(rec, f.size);
+    assert.equal(rec.sessions.length, 1);
+    assert.match(rec.sessions[0], /upload_id=/);
+    assert.deepEqual(rec.committed, [0, MiB, 2 * MiB, 3 * MiB, f.size]);
+    const stored = emu.file(opts.fileId)!;
+    assert.deepEqual([stored.size, stored.md5Checksum, stored.mimeType, stored.parents], [f.size, f.md5, 'application/zip', [emu.rootId]]);
+    assert.equal(emu.counters.uploadBytes, f.size);
+  });
+
+  test('the default chunk is 8 MiB, and a chunk size off the grid is rounded down to it', async () => {
+    const f = await tmp.file('big.bin', 9 * MiB);
+    const a = await setup(f.path, { chunkSize: undefined });
+    assert.ok((await uploadResumable(a.opts)).ok);
+    assert.deepEqual(a.rec.chunks.map((c) => c.length), [8 * MiB, MiB]);
+    const b = await setup(f.path, { chunkSize: 300 * KiB });
+    assert.ok((await uploadResumable(b.opts)).ok);
+    assert.ok(b.rec.chunks.every((c, i) => c.length === UPLOAD_ALIGN || i === b.rec.chunks.length - 1));
+  });
+
+  test('a 0-byte file', async () => {
+    const f = await tmp.file('empty.bin', 0);
+    const { opts } = await setup(f.path);
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.md5Checksum, 'd41d8cd98f00b204e9800998ecf8427e');
+    assert.equal(emu.file(opts.fileId)?.size, 0);
+  });
+
+  test('reset-mid-chunk: resumes from the offset the server reports, not from what was sent', async () => {
+    const f = await tmp.file('reset.bin', 3 * MiB + 777);
+    const { opts, rec } = await setup(f.path);
+    emu.inject({ kind: 'reset-mid-chunk' }); // the first 1 MiB chunk keeps only 512 KiB
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.md5Checksum, f.md5);
+    assert.deepEqual(rec.chunks.slice(0, 2), [{ start: 0, length: MiB }, { start: 512 * KiB, length: MiB }]);
+    assertAligned(rec, f.size);
+    assert.ok(emu.counters.uploadStatusQueries >= 1, 'asked the session before resending');
+    assert.ok(emu.counters.uploadBytes < 2 * f.size, `sent ${emu.counters.uploadBytes} for ${f.size}`);
+    assert.ok(r.value.sentBytes >= f.size && r.value.sentBytes < 2 * f.size);
+    assert.equal(emu.files().length, 1);
+  });
+
+  test('session-expired mid-upload: starts a new session and finishes once', async () => {
+    const f = await tmp.file('expire.bin', 2 * MiB + 5);
+    let injected = false;
+    const { opts, rec } = await setup(f.path, {
+      onCommitted: (bytes) => {
+        if (bytes > 0 && !injected) {
+          injected = true;
+          emu.inject({ kind: 'session-expired' });
+        }
+        rec.committed.push(bytes);
+      },
+    });
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(rec.sessions.length, 2, 'a second session was announced');
+    assert.notEqual(rec.sessions[0], rec.sessions[1]);
+    assert.equal(emu.counters.uploadSessions, 2);
+    assert.equal(emu.files().length, 1);
+  });
+
+  test('503 on a chunk: asks the status and resumes', async () => {
+    const f = await tmp.file('503.bin', 2 * MiB + 3);
+    const { opts } = await setup(f.path);
+    emu.inject({ kind: '503', op: 'upload-chunk' });
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(emu.counters.uploadStatusQueries, 1);
+  });
+
+  test('a request that never answers is dropped after stallTimeoutMs and resumed', async () => {
+    const f = await tmp.file('stall.bin', 2 * MiB);
+    const { opts } = await setup(f.path, { stallTimeoutMs: 200 });
+    emu.inject({ kind: 'hang', op: 'upload-chunk' });
+    const started = Date.now();
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.md5Checksum, f.md5);
+    assert.ok(Date.now() - started >= 200);
+    assert.equal(emu.counters.uploadStatusQueries, 1);
+  });
+
+  test('a 503 asking for a long Retry-After goes back to the engine as TRANSIENT with retryAfterMs', async () => {
+    const f = await tmp.file('later.bin', MiB);
+    const { opts } = await setup(f.path);
+    emu.inject({ kind: '503', op: 'upload-chunk', retryAfterSec: 60 });
+    const r = await uploadResumable(opts);
+    assert.ok(!r.ok);
+    assert.deepEqual([r.error.code, r.error.retryAfterMs, r.error.status], ['TRANSIENT', 60_000, 503]);
+  });
+
+  test('5xx past the in-call bound gives TRANSIENT; the checkpointed session resumes later', async () => {
+    const f = await tmp.file('flaky.bin', 2 * MiB + 1);
+    let injected = false;
+    const { opts, rec } = await setup(f.path, {
+      maxResumes: 3,
+      onCommitted: (bytes) => {
+        rec.committed.push(bytes);
+        if (bytes > 0 && !injected) {
+          injected = true;
+          emu.inject({ kind: '500', op: 'upload', count: 4 }); // the chunk, then three status queries
+        }
+      },
+    });
+    const r = await uploadResumable(opts);
+    assert.ok(!r.ok);
+    assert.deepEqual([r.error.code, r.error.status], ['TRANSIENT', 500]);
+    assert.deepEqual(emu.pendingFaults(), []);
+
+    const later = await uploadResumable({ ...opts, sessionUri: rec.sessions[0] });
+    assert.ok(later.ok, JSON.stringify(later));
+    assert.equal(later.value.resumedFrom, MiB);
+    assert.equal(later.value.md5Checksum, f.md5);
+  });
+
+  test('a failed session start is retried in the call', async () => {
+    const f = await tmp.file('start.bin', 1000);
+    const { opts, rec } = await setup(f.path);
+    emu.inject({ kind: '503', op: 'upload-session' });
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(rec.sessions.length, 1);
+    assert.equal(emu.counters.uploadSessions, 2);
+  });
+
+  test('429 and 403 userRateLimitExceeded → RATE_LIMITED with retryAfterMs', async () => {
+    const f = await tmp.file('429.bin', MiB);
+    const a = await setup(f.path);
+    emu.inject({ kind: '429', op: 'upload-chunk', retryAfterSec: 7 });
+    const r = await uploadResumable(a.opts);
+    assert.ok(!r.ok);
+    assert.deepEqual([r.error.code, r.error.retryAfterMs, r.error.status], ['RATE_LIMITED', 7000, 429]);
+
+    emu.inject({ kind: '403-userRateLimitExceeded', op: 'upload-status' });
+    const resumed = await uploadResumable({ ...a.opts, sessionUri: a.rec.sessions[0] });
+    assert.ok(!resumed.ok);
+    assert.deepEqual([resumed.error.code, resumed.error.retryAfterMs, resumed.error.status], ['RATE_LIMITED', undefined, 403]);
+  });
+
+  test('403 storageQuotaExceeded → DRIVE_FULL; 401 → AUTH, then a fresh token resumes the same session', async () => {
+    const f = await tmp.file('quota.bin', 2 * MiB);
+    const a = await setup(f.path);
+    emu.inject({ kind: '403-storageQuotaExceeded' });
+    const full = await uploadResumable(a.opts);
+    assert.ok(!full.ok);
+    assert.equal(full.error.code, 'DRIVE_FULL');
+
+    let injected = false;
+    const b = await setup(f.path, {
+      onCommitted: (bytes) => {
+        b.rec.committed.push(bytes);
+        if (bytes > 0 && !injected) {
+          injected = true;
+          emu.inject({ kind: '401' });
+        }
+      },
+    });
+    const denied = await uploadResumable(b.opts);
+    assert.ok(!denied.ok);
+    assert.deepEqual([denied.error.code, denied.error.status], ['AUTH', 401]);
+    const resumed = await uploadResumable({ ...b.opts, accessToken: 'token-2', sessionUri: b.rec.sessions[0] });
+    assert.ok(resumed.ok, JSON.stringify(resumed));
+    assert.equal(resumed.value.resumedFrom, MiB);
+    assert.equal(resumed.value.md5Checksum, f.md5);
+  });
+
+  test('a storage quota the file does not fit in → DRIVE_FULL at the session start', async () => {
+    const small = await startDriveEmulator({ storageQuotaBytes: MiB });
+    try {
+      const f = await tmp.file('toobig.bin', MiB + 1);
+      const ids = await fetch(`${small.url}drive/v3/files/generateIds?count=1`, { headers: { authorization: 'Bearer t' } });
+      const fileId = ((await ids.json()) as { ids: string[] }).ids[0];
+      const r = await uploadResumable({ filePath: f.path, rootUrl: small.url, accessToken: 't', fileId, name: 'x', parentId: 'root' });
+      assert.ok(!r.ok);
+      assert.equal(r.error.code, 'DRIVE_FULL');
+    } finally {
+      await small.close();
+    }
+  });
+
+  test('cancel, then resume from the saved sessionUri in a fresh call', async () => {
+    const f = await tmp.file('resume.bin', 3 * MiB + 99);
+    const ac = new AbortController();
+    const first = await setup(f.path, {
+      signal: ac.signal,
+      onCommitted: (bytes) => {
+        first.rec.committed.push(bytes);
+        if (bytes >= 2 * MiB) ac.abort();
+      },
+    });
+    const cancelled = await uploadResumable(first.opts);
+    assert.ok(!cancelled.ok);
+    assert.equal(cancelled.error.code, 'CANCELLED');
+    const saved = first.rec.sessions.at(-1)!;
+    const committed = first.rec.committed.at(-1)!;
+    assert.equal(committed, 2 * MiB);
+    emu.resetCounters();
+
+    const second = await setup(f.path, { fileId: first.opts.fileId, sessionUri: saved });
+    const r = await uploadResumable(second.opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.resumedFrom, committed);
+    assert.equal(r.value.sentBytes, f.size - committed);
+    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(second.rec.sessions.length, 0, 'no new session');
+    assert.equal(emu.counters.uploadSessions, 0);
+    assert.equal(emu.counters.uploadBytes, f.size - committed);
+  });
+
+  test('an expired saved session (sessionTtlMs) is replaced by a new one', async () => {
+    const shortLived = await startDriveEmulator({ sessionTtlMs: 200 });
+    try {
+      const f = await tmp.file('stale.bin', 2 * MiB);
+      const ids = await fetch(`${shortLived.url}drive/v3/files/generateIds?count=1`, { headers: { authorization: 'Bearer t' } });
+      const fileId = ((await ids.json()) as { ids: string[] }).ids[0];
+      const sessions: string[] = [];
+      const ac = new AbortController();
+      const base = { filePath: f.path, rootUrl: shortLived.url, accessToken: 't', fileId, name: 'stale', parentId: 'root', chunkSize: MiB, onSession: (u: string) => sessions.push(u) };
+      const cut = await uploadResumable({ ...base, signal: ac.signal, onCommitted: (b) => b > 0 && ac.abort() });
+      assert.equal(cut.ok ? 'ok' : cut.error.code, 'CANCELLED');
+      await new Promise((res) => setTimeout(res, 300));
+      const r = await uploadResumable({ ...base, sessionUri: sessions[0] });
+      assert.ok(r.ok, JSON.stringify(r));
+      assert.equal(sessions.length, 2);
+      assert.equal(r.value.resumedFrom, 0);
+      assert.equal(r.value.md5Checksum, f.md5);
+    } finally {
+      await shortLived.close();
+    }
+  });
+
+  test('a finished upload re-run with the same id does not duplicate; different bytes under that id are refused', async () => {
+    const f = await tmp.file('dup.bin', MiB + 10);
+    const { opts } = await setup(f.path);
+    assert.ok((await uploadResumable(opts)).ok);
+    const again = await uploadResumable({ ...opts, onSession: undefined });
+    assert.ok(again.ok, JSON.stringify(again));
+    assert.deepEqual([again.value.sentBytes, again.value.md5Checksum], [0, f.md5]);
+    assert.equal(emu.files().length, 1);
+
+    const other = await tmp.file('other.bin', MiB + 10, 999);
+    const clash = await uploadResumable({ ...opts, filePath: other.path });
+    assert.ok(!clash.ok);
+    assert.deepEqual([clash.error.code, clash.error.status], ['BAD_REQUEST', 409]);
+    assert.equal(emu.files().length, 1);
+  });
+
+  test('the finished session answers a status query: resuming it sends nothing', async () => {
+    const f = await tmp.file('done.bin', MiB);
+    const { opts, rec } = await setup(f.path);
+    assert.ok((await uploadResumable(opts)).ok);
+    const r = await uploadResumable({ ...opts, sessionUri: rec.sessions[0] });
+    assert.ok(r.ok);
+    assert.deepEqual([r.value.sentBytes, r.value.resumedFrom, r.value.md5Checksum], [0, 0, f.md5]);
+  });
+
+  test('errors that are not the network: missing file, missing parent', async () => {
+    const missing = await uploadResumable({ filePath: `${tmp.dir}/nope.bin`, rootUrl: emu.url, accessToken: 't', fileId: 'x', name: 'n', parentId: 'root' });
+    assert.ok(!missing.ok);
+    assert.equal(missing.error.code, 'NOT_FOUND');
+    const f = await tmp.file('orphan.bin', 10);
+    const { opts } = await setup(f.path, { parentId: 'no-such-folder' });
+    const r = await uploadResumable(opts);
+    assert.ok(!r.ok);
+    assert.deepEqual([r.error.code, r.error.status], ['BAD_REQUEST', 404]);
+  });
+
+  test('a bandwidth cap slows the upload, and raising it mid-way takes effect', async () => {
+    const f = await tmp.file('slow.bin', MiB);
+    const throttle = new Throttle(512 * KiB);
+    const { opts } = await setup(f.path, { throttle, chunkSize: 256 * KiB });
+    const started = Date.now();
+    setTimeout(() => throttle.set(null), 400);
+    const r = await uploadResumable(opts);
+    const took = Date.now() - started;
+    assert.ok(r.ok);
+    assert.ok(took >= 300, `capped upload took only ${took} ms`);
+    assert.ok(took < 1500, `lifting the cap did not help: ${took} ms`);
+  });
+});
