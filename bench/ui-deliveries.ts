@@ -20,7 +20,8 @@ interface Phase {
   p99Ms: number;
   maxMs: number;
   over50: number;
-  rowsLoaded: number;
+  /** Frames in which some row on screen was still a placeholder (its page not loaded yet). */
+  placeholderFrames: number;
 }
 
 function arg(name: string, fallback: string): string {
@@ -41,7 +42,7 @@ const code = (n: number) => {
  * are queued with the engine paused, so the host does not start transferring during the run
  * (the benchmark measures the page, not the engine).
  */
-function seed(dataDir: string, rows: number): void {
+export function seed(dataDir: string, rows: number): void {
   const db = new Database(join(dataDir, 'driveship.db'));
   try {
     const now = Date.now();
@@ -125,18 +126,20 @@ export async function run(): Promise<Record<string, unknown>> {
     const phases: Phase[] = [];
     for (const [i, px] of speeds.entries()) {
       const down = i % 2 === 0;
-      const deltas = (await page.evaluate(
+      const { deltas, placeholderFrames } = (await page.evaluate(
         ({ px, down }) =>
-          new Promise<number[]>((resolve) => {
-            type El = { scrollTop: number; scrollHeight: number; clientHeight: number };
+          new Promise<{ deltas: number[]; placeholderFrames: number }>((resolve) => {
+            type El = { scrollTop: number; scrollHeight: number; clientHeight: number; querySelector(s: string): unknown };
             const w = globalThis as unknown as { document: { querySelector(s: string): El }; requestAnimationFrame(cb: (t: number) => void): void };
             const el = w.document.querySelector('.vlist');
             const end = down ? el.scrollHeight - el.clientHeight : 0;
             const out: number[] = [];
+            let placeholders = 0;
             let last = -1;
             const step = (t: number) => {
               if (last >= 0) out.push(t - last);
               last = t;
+              if (el.querySelector('.vrow:not([data-loaded])')) placeholders++;
               const next = down ? Math.min(end, el.scrollTop + px) : Math.max(0, el.scrollTop - px);
               el.scrollTop = next;
               if (next === end) {
@@ -144,16 +147,15 @@ export async function run(): Promise<Record<string, unknown>> {
                 w.requestAnimationFrame((t2) => {
                   out.push(t2 - last);
                   last = t2;
-                  w.requestAnimationFrame((t3) => resolve([...out, t3 - last]));
+                  w.requestAnimationFrame((t3) => resolve({ deltas: [...out, t3 - last], placeholderFrames: placeholders }));
                 });
               } else w.requestAnimationFrame(step);
             };
             w.requestAnimationFrame(step);
           }),
         { px, down },
-      )) as number[];
+      )) as { deltas: number[]; placeholderFrames: number };
       await page.waitForTimeout(400);
-      const rowsLoaded = await page.locator('.vrow[data-loaded]').count();
       const sorted = [...deltas].sort((a, b) => a - b);
       phases.push({
         name: `${down ? 'down' : 'up'} ${px}px/frame`,
@@ -164,7 +166,7 @@ export async function run(): Promise<Record<string, unknown>> {
         p99Ms: r1(pct(sorted, 99)),
         maxMs: r1(sorted[sorted.length - 1] ?? 0),
         over50: deltas.filter((d) => d > 50).length,
-        rowsLoaded,
+        placeholderFrames,
       });
     }
     const result = {
@@ -184,10 +186,10 @@ export async function run(): Promise<Record<string, unknown>> {
     console.log(JSON.stringify({ ...result, ok }));
     console.log(`\nDeliveries page, ${rows.toLocaleString('en')} deliveries (Chromium ${browser.version()})`);
     console.log(`  first rows rendered   ${result.firstRowMs} ms after navigation start   (goal < 1000 ms)`);
-    console.log('  scroll phase               frames   mean   p95    p99    max    >50ms');
+    console.log('  scroll phase               frames   mean    p95    p99    max  >50ms  frames with placeholders');
     for (const p of phases) {
       console.log(
-        `  ${p.name.padEnd(24)} ${String(p.frames).padStart(8)} ${String(p.meanMs).padStart(6)} ${String(p.p95Ms).padStart(6)} ${String(p.p99Ms).padStart(6)} ${String(p.maxMs).padStart(6)} ${String(p.over50).padStart(6)}`,
+        `  ${p.name.padEnd(24)} ${String(p.frames).padStart(8)} ${String(p.meanMs).padStart(6)} ${String(p.p95Ms).padStart(6)} ${String(p.p99Ms).padStart(6)} ${String(p.maxMs).padStart(6)} ${String(p.over50).padStart(6)}  ${p.placeholderFrames} (${Math.round((100 * p.placeholderFrames) / Math.max(1, p.frames))}%)`,
       );
     }
     console.log(`  ${ok ? 'PASS' : 'FAIL'}: goal is first rows < 1000 ms and no frame > 50 ms\n`);

@@ -64,6 +64,7 @@ export class Engine {
       cacheDir: join(deps.dataDir, 'cache'),
       log,
       onProgress: (key) => this.dirtyJobs.add(key),
+      stallTimeoutMs: () => config.current().stallTimeoutSec * 1000,
     });
     const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => config.current().shopName, log });
     this.supervisor = new Supervisor({ store, steps, scheduler: this.scheduler, alerts: this.alerts, bus, log, maxActive: () => config.current().maxActiveDeliveries });

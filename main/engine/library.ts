@@ -26,6 +26,7 @@ export interface LibraryDeps {
   drive: () => Promise<DriveClient>;
   cacheDir: string;
   log: Logger;
+  stallTimeoutMs?: () => number;
   onProgress?: (key: string) => void;
 }
 
@@ -156,7 +157,7 @@ export class Library {
           mkdirSync(dirname(dest), { recursive: true });
           const task = f.local_source
             ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
-            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined };
+            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, stallTimeoutMs: this.deps.stallTimeoutMs?.() };
           tracker.update(f.path, 0, 'running');
           const r = await scheduler.run<import('../../workers/protocol').DownloadDone>({
             task,

@@ -42,6 +42,8 @@ export interface Config {
   uploadKBps: number;
   /** Deliveries whose steps run at once; the rest wait in `queued`. */
   maxActiveDeliveries: number;
+  /** A download with no byte for this long is dropped and retried. */
+  stallTimeoutSec: number;
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -78,6 +80,7 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   maxUploads: 'DRIVESHIP_MAX_UPLOADS',
   downloadKBps: 'DRIVESHIP_DOWNLOAD_KBPS',
   uploadKBps: 'DRIVESHIP_UPLOAD_KBPS',
+  stallTimeoutSec: 'DRIVESHIP_STALL_TIMEOUT_SEC',
 };
 
 const DEFAULTS: Config = {
@@ -114,6 +117,7 @@ const DEFAULTS: Config = {
   downloadKBps: 0,
   uploadKBps: 0,
   maxActiveDeliveries: 200,
+  stallTimeoutSec: 30,
 };
 
 function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {

@@ -17,7 +17,8 @@ const ROW_HEIGHT = 64;
 const FILTER_STATES = ['queued', 'fetching', 'uploading', 'linking', 'notifying', 'retrying', 'paused', 'failed', 'cancelled', 'delivered'];
 /** Past this many changed rows, reloading the pages on screen is cheaper than one GET each. */
 const PATCH_LIMIT = 20;
-const LOAD_THROTTLE_MS = 150;
+const LOAD_THROTTLE_MS = 100;
+const PREFETCH_ROWS = PAGE;
 
 interface PagedRows {
   gen: number;
@@ -240,8 +241,12 @@ export function DeliveriesPage({ state }: { state: string }) {
     loadTimer.current = null;
     const range = virtualizer.range;
     if (!range) return;
-    for (let p = Math.floor(range.startIndex / PAGE); p <= Math.floor(range.endIndex / PAGE); p++) loadPage(p);
-  }, [virtualizer, loadPage]);
+    // One page of look-ahead each way, so a steady scroll finds its rows already there.
+    const lastPage = Math.floor(Math.max(0, (total ?? 1) - 1) / PAGE);
+    const from = Math.max(0, Math.floor((range.startIndex - PREFETCH_ROWS) / PAGE));
+    const to = Math.min(lastPage, Math.floor((range.endIndex + PREFETCH_ROWS) / PAGE));
+    for (let p = from; p <= to; p++) loadPage(p);
+  }, [virtualizer, loadPage, total]);
   useEffect(() => {
     if (total === null || total === 0) return;
     if (!scrolling) {
