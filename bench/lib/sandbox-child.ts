@@ -2,6 +2,7 @@
 // process of their own, so that their work (generating origin bytes, hashing what the Drive
 // emulator receives) neither competes with driveship's main thread for its event loop nor counts
 // in driveship's RSS. Driven over the fork IPC channel; everything listens on 127.0.0.1 only.
+import { setMaxListeners } from 'node:events';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startSandbox, type Sandbox } from '../../sandbox/index';
@@ -55,6 +56,9 @@ async function startLoggingProxy(target: string, log: OriginRequest[]): Promise<
 
 async function main(): Promise<void> {
   const init = JSON.parse(process.env.BENCH_SANDBOX_INIT ?? '{}') as ChildInit;
+  // The origin's pacing sleeps listen on one shared AbortSignal, one listener per connection being
+  // paced: with dozens of parallel connections that is expected, not a leak.
+  setMaxListeners(1000);
   const sandbox: Sandbox = await startSandbox({ originBytesPerSecPerConnection: init.originBytesPerSecPerConnection });
   const requests: OriginRequest[] = [];
   const proxy = init.logRequests ? await startLoggingProxy(sandbox.origin.url, requests) : null;

@@ -40,25 +40,55 @@ export interface RotatingFileOptions {
  * Write errors (disk full, file removed) never throw into the app: the file is reopened on the
  * next flush and the lines that could not be written are counted in `dropped`.
  */
+// One 'exit' hook for every open file (not one listener per logger); weak, so a logger that is
+// dropped can still be collected, and its descriptor is closed when it is.
+const openFiles = new Set<WeakRef<RotatingFile>>();
+const fdCloser = new FinalizationRegistry<{ fd: number | null }>((h) => {
+  if (h.fd !== null) {
+    try {
+      closeSync(h.fd);
+    } catch {
+      /* already closed */
+    }
+  }
+});
+let exitHooked = false;
+function flushAllOnExit(): void {
+  for (const ref of openFiles) ref.deref()?.flushSync();
+}
+
 export class RotatingFile {
   readonly path: string;
   readonly maxBytes: number;
   readonly keep: number;
   dropped = 0;
-  private fd: number | null = null;
+  private readonly handle: { fd: number | null } = { fd: null };
+  private readonly ref = new WeakRef(this);
   private size = 0;
   private pending: string[] = [];
   private pendingBytes = 0;
   private scheduled = false;
   private closed = false;
-  private readonly onExit = () => this.flushSync();
 
   constructor(opts: RotatingFileOptions) {
     this.path = opts.path;
     this.maxBytes = Math.max(1024, opts.maxBytes ?? DEFAULT_LOG_MAX_BYTES);
     this.keep = Math.max(1, Math.min(50, opts.keep ?? DEFAULT_LOG_KEEP));
     this.open();
-    process.on('exit', this.onExit);
+    openFiles.add(this.ref);
+    fdCloser.register(this, this.handle, this.handle);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on('exit', flushAllOnExit);
+    }
+  }
+
+  private get fd(): number | null {
+    return this.handle.fd;
+  }
+
+  private set fd(v: number | null) {
+    this.handle.fd = v;
   }
 
   write(chunk: string): boolean {
@@ -105,7 +135,8 @@ export class RotatingFile {
   end(): void {
     this.flushSync();
     this.closed = true;
-    process.off('exit', this.onExit);
+    openFiles.delete(this.ref);
+    fdCloser.unregister(this.handle);
     if (this.fd !== null) {
       try {
         closeSync(this.fd);

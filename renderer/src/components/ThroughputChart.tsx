@@ -7,8 +7,8 @@ export interface ThroughputPoint {
   upBytes: number;
 }
 
-const W = 640;
-const H = 170;
+const W = 900;
+const H = 190;
 const PAD = { left: 8, right: 8, top: 22, bottom: 22 };
 const HOUR = 3600_000;
 

@@ -114,7 +114,7 @@ function Section({ title, keys, draft, dto, onSaved, children, intro, after }: S
         </button>
         {msg ? <span className={msg.ok ? 'ok-text' : 'error-text'}>{msg.text}</span> : null}
       </div>
-      {after}
+      {after ? <div className="card-after">{after}</div> : null}
     </Card>
   );
 }
@@ -337,7 +337,7 @@ export function SettingsPage() {
           <>
             <h3 className="sub">{t('settings.secrets')}</h3>
             <p className="muted">{t('settings.secretsIntro')}</p>
-            <div className="form-grid">
+            <div className="form-grid form-grid-wide">
               <SecretField name="sepayApiKey" label={t('field.sepayApiKey')} hint={t('settings.apiKeyHint')} dto={dto} onSaved={onSaved} />
               <SecretField name="sepayHmacSecret" label={t('field.sepayHmacSecret')} hint={t('settings.hmacHint')} dto={dto} onSaved={onSaved} />
               <SecretField name="sepayApiToken" label={t('field.sepayApiToken')} hint={t('settings.apiTokenHint')} dto={dto} onSaved={onSaved} />
@@ -366,7 +366,7 @@ export function SettingsPage() {
         {...common}
         after={
           <>
-            <div className="form-grid">
+            <div className="form-grid form-grid-wide">
               <SecretField name="googleClientSecret" label={t('field.googleClientSecret')} hint={t('settings.googleSecretHint')} dto={dto} onSaved={onSaved} />
             </div>
             <GoogleConnection />
@@ -384,7 +384,7 @@ export function SettingsPage() {
         keys={['smtpHost', 'smtpPort', 'smtpSecure', 'smtpUser', 'smtpFrom']}
         {...common}
         after={
-          <div className="form-grid">
+          <div className="form-grid form-grid-wide">
             <SecretField name="smtpPassword" label={t('field.smtpPassword')} hint={t('settings.smtpPasswordHint')} dto={dto} onSaved={onSaved} />
           </div>
         }

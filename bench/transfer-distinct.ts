@@ -1,0 +1,200 @@
+// Distinct products: N products × one file each on the origin emulator, capped per connection,
+// N orders (one per product) paid at once, end to end into the Drive emulator. Measured in the same
+// run: the old system's sequential model (one file at a time, one connection, download then
+// upload; on a subset, extrapolated linearly unless BENCH_SEQUENTIAL_SUBSET >= N) and aria2c
+// downloading the same files (download only). The main thread's event-loop delay is sampled during
+// each driveship run.
+//
+// Variants of driveship's run (BENCH_DISTINCT_VARIANTS, comma-separated, default "defaults,tuned"):
+//   defaults  shipped settings (maxDownloads 8, maxPerHost 8, maxUploads 4, no segmenting below 64 MiB)
+//   tuned     DRIVESHIP_MAX_DOWNLOADS=N, maxPerHost=N, and download tasks segmented from 16 MiB
+//             (no setting exists for the threshold yet: the bench adds it to each download task)
+import type { AnyTask } from '../main/engine/transfers';
+import { aria2Version, runAria2, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
+import { envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, type LoopDelay } from './lib/measure';
+import { startBenchSandbox } from './lib/sandbox';
+import { now, startBenchShop } from './lib/shop';
+
+const N = envNum('BENCH_DISTINCT_PRODUCTS', 20);
+const SIZE = scaled(50 * MiB);
+const RATE = envNum('BENCH_DISTINCT_RATE_MIB', 5) * MiB;
+const SEQ_SUBSET = Math.min(N, envNum('BENCH_SEQUENTIAL_SUBSET', 2));
+const TIMEOUT_MS = envNum('BENCH_TIMEOUT_SEC', 600) * 1000;
+
+interface Variant {
+  name: string;
+  env: Record<string, string>;
+  settings?: Record<string, unknown>;
+  segmentThreshold?: number;
+  describe: string;
+}
+
+const VARIANTS: Record<string, Variant> = {
+  defaults: { name: 'defaults', env: {}, describe: 'shipped defaults' },
+  tuned: {
+    name: 'tuned',
+    env: { DRIVESHIP_MAX_DOWNLOADS: String(N) },
+    settings: { maxPerHost: N },
+    segmentThreshold: 16 * MiB,
+    describe: `maxDownloads=${N}, maxPerHost=${N}, segmentThreshold=16 MiB`,
+  },
+};
+
+interface OursResult {
+  variant: string;
+  settings: string;
+  seconds: number;
+  delivered: number;
+  failed: number;
+  errors: string[];
+  originBytes: number;
+  originRequests: number;
+  driveUploadBytes: number;
+  loop: LoopDelay;
+}
+
+function fileSpec(i: number) {
+  return { path: `distinct/p${i + 1}/Bai ${i + 1}.mp4`, seed: `distinct-${i + 1}` };
+}
+
+async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult> {
+  const sandbox = await startBenchSandbox({ originBytesPerSecPerConnection: RATE });
+  try {
+    const shop = await startBenchShop({ sandbox, env: v.env, settings: v.settings });
+    try {
+      if (v.segmentThreshold) {
+        // What-if for a default that is not a setting yet: give every download task the threshold.
+        const s = shop.core.engine.scheduler;
+        const original = s.run.bind(s);
+        (s as { run: unknown }).run = (req: { task: AnyTask }) =>
+          original(req.task.kind === 'download' ? ({ ...req, task: { ...req.task, segmentThreshold: v.segmentThreshold } } as never) : (req as never));
+      }
+      const orders = [];
+      for (let i = 0; i < N; i++) {
+        const spec = fileSpec(i);
+        const f = await sandbox.addFile(spec.path, { size: SIZE, seed: spec.seed, sha256: sha.get(i) });
+        if (f.sha256) sha.set(i, f.sha256);
+        const manifest = await sandbox.addManifest(`distinct-${i + 1}.json`, [{ path: `Bai ${i + 1}.mp4`, url: f.url, size: f.size, sha256: f.sha256 ?? undefined }]);
+        const productId = shop.httpManifestProduct(`Khoá học ${i + 1}`, manifest);
+        orders.push(await shop.order(productId, i + 1));
+      }
+      const loop = startLoopMonitor(10);
+      const t0 = now();
+      const paid = await Promise.all(orders.map((o) => shop.pay(o)));
+      if (paid.some((p) => p.status !== 200)) throw new Error(`webhook answers: ${paid.map((p) => p.status).join(',')}`);
+      const settled = await shop.waitSettled(orders.map((o) => o.id), TIMEOUT_MS);
+      const loopDelay = loop.stop();
+      const c = await sandbox.counters();
+      return {
+        variant: v.name,
+        settings: v.describe,
+        seconds: settled.timedOut ? NaN : (Math.max(...settled.finishedAt.values()) - t0) / 1000,
+        delivered: settled.delivered,
+        failed: settled.failed,
+        errors: settled.errors,
+        originBytes: c.origin.bytesServed,
+        originRequests: Object.entries(c.origin.byPath).filter(([k]) => k.startsWith('distinct/')).reduce((n, [, p]) => n + p.requests, 0),
+        driveUploadBytes: c.drive.uploadBytes,
+        loop: loopDelay,
+      };
+    } finally {
+      await shop.stop();
+    }
+  } finally {
+    await sandbox.close();
+  }
+}
+
+async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Result | null; aria2Version: string | null; seq: SequentialResult }> {
+  const sandbox = await startBenchSandbox({ originBytesPerSecPerConnection: RATE });
+  try {
+    const files = [];
+    for (let i = 0; i < N; i++) {
+      const spec = fileSpec(i);
+      const f = await sandbox.addFile(spec.path, { size: SIZE, seed: spec.seed, skipHash: true });
+      files.push({ url: f.url, name: `Bai ${i + 1}.mp4` });
+    }
+    const version = aria2Version();
+    const aria2 = version ? await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4']) : null;
+    const seq = await runSequential(files.slice(0, SEQ_SUBSET), sandbox.drive);
+    return { aria2, aria2Version: version, seq };
+  } finally {
+    await sandbox.close();
+  }
+}
+
+export async function run(): Promise<unknown> {
+  const names = (process.env.BENCH_DISTINCT_VARIANTS ?? 'defaults,tuned').split(',').map((s) => s.trim()).filter(Boolean);
+  const variants = names.map((n) => {
+    const v = VARIANTS[n];
+    if (!v) throw new Error(`unknown variant "${n}"; known: ${Object.keys(VARIANTS).join(', ')}`);
+    return v;
+  });
+  console.log(`distinct products: ${N} × ${mib(SIZE)} MiB, origin capped at ${mib(RATE)} MiB/s per connection; ${machine()}`);
+  const sha = new Map<number, string>();
+  const ours: OursResult[] = [];
+  for (const v of variants) {
+    ours.push(await runOurs(v, sha));
+    const o = ours.at(-1)!;
+    console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
+  }
+  const base = await runBaselines(sha);
+  const seqPerFile = base.seq.seconds / base.seq.files;
+  const seqTotal = seqPerFile * N;
+  const extrapolated = base.seq.files < N;
+  const aria2s = base.aria2?.seconds ?? NaN;
+
+  console.log(
+    `  sequential (old model): ${round(base.seq.seconds, 2)} s for ${base.seq.files} file(s) ` +
+      `(download ${round(base.seq.downloadSeconds, 2)} s, upload ${round(base.seq.uploadSeconds, 2)} s)` +
+      (extrapolated ? `, extrapolated linearly to ${N} files: ${round(seqTotal, 1)} s` : ''),
+  );
+  if (base.aria2) console.log(`  aria2c ${base.aria2Version}: ${round(aria2s, 2)} s, ${base.aria2.files} files, ${mib(base.aria2.bytesOnDisk)} MiB (\`${base.aria2.args.join(' ')}\`)`);
+  else console.log('  aria2c: not installed (apt-get install aria2); that ratio is not measured');
+
+  printTable(
+    ['run', 'seconds', 'speed-up vs sequential (goal >= 20)', 'ours / aria2c (goal <= 1.1)', 'loop delay p99 ms (goal < 30)', 'origin MiB', 'origin GETs', 'Drive MiB in'],
+    [
+      ...ours.map((o) => [
+        `driveship end to end, ${o.settings}`,
+        round(o.seconds, 2),
+        round(seqTotal / o.seconds, 1),
+        round(o.seconds / aria2s, 2),
+        `${o.loop.p99Ms} (excess ${o.loop.p99ExcessMs}, max ${o.loop.maxMs})`,
+        mib(o.originBytes),
+        o.originRequests,
+        mib(o.driveUploadBytes),
+      ]),
+      [`sequential old model${extrapolated ? ` (${base.seq.files} measured, × ${N / base.seq.files} extrapolated)` : ''}`, round(seqTotal, 1), 1, round(seqTotal / aria2s, 2), '', '', '', ''],
+      [`aria2c -x4 -j${N} -s4, download only`, round(aria2s, 2), round(seqTotal / aria2s, 1), 1, '', mib(base.aria2?.bytesOnDisk ?? NaN), '', ''],
+    ],
+  );
+  const goals = ours.map((o) => ({
+    variant: o.variant,
+    allDelivered: o.delivered === N && o.failed === 0,
+    speedup: round(seqTotal / o.seconds, 1),
+    speedupMet: seqTotal / o.seconds >= 20,
+    vsAria2: round(o.seconds / aria2s, 2),
+    vsAria2Met: o.seconds / aria2s <= 1.1,
+    loopP99Ms: o.loop.p99Ms,
+    loopMet: o.loop.p99Ms < 30,
+  }));
+  for (const g of goals) {
+    console.log(
+      `goals (${g.variant}): all delivered ${verdict(g.allDelivered)}; >= 20× sequential ${verdict(g.speedupMet)} (${g.speedup}×); ` +
+        `<= 1.1× aria2c ${verdict(g.vsAria2Met)} (${g.vsAria2}×); loop p99 < 30 ms ${verdict(g.loopMet)} (${g.loopP99Ms} ms raw at 10 ms resolution)`,
+    );
+  }
+  const summary = {
+    bench: 'transfer-distinct',
+    products: N,
+    fileMiB: mib(SIZE),
+    rateMiBps: mib(RATE),
+    ours,
+    sequential: { ...base.seq, perFileSeconds: round(seqPerFile, 2), extrapolatedTo: N, totalSeconds: round(seqTotal, 1), extrapolated },
+    aria2: base.aria2 ? { version: base.aria2Version, seconds: round(aria2s, 2), args: base.aria2.args.join(' ') } : null,
+    goals,
+  };
+  console.log(JSON.stringify(summary));
+  return summary;
+}

@@ -1,0 +1,275 @@
+// Database backups and restore. Backups use SQLite's online backup (better-sqlite3 db.backup())
+// while the app runs; restore replaces the database file and so must never run while an app
+// instance has it open, which the instance lock (a pid file in the data folder) tells us.
+import Database from 'better-sqlite3';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import { AppError } from '../core/errors';
+import { loadMigrations, type Db } from '../store/db';
+
+export const DB_FILE = 'driveship.db';
+export const PID_FILE = 'driveship.pid';
+const BACKUP_RE = /^driveship-(\d{8})-(\d{6})(?:-(\d+))?\.db$/;
+
+export const backupsDir = (dataDir: string) => join(dataDir, 'backups');
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/** Local time, so the owner recognises the names: YYYYMMDD-HHmmss. */
+export function backupStamp(at = new Date()): string {
+  return `${at.getFullYear()}${pad(at.getMonth() + 1)}${pad(at.getDate())}-${pad(at.getHours())}${pad(at.getMinutes())}${pad(at.getSeconds())}`;
+}
+
+export interface BackupInfo {
+  file: string;
+  name: string;
+  bytes: number;
+  createdAt: number;
+}
+
+export interface BackupResult extends BackupInfo {
+  durationMs: number;
+  pruned: string[];
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Backups in the data folder, newest first. */
+export function listBackups(dataDir: string): BackupInfo[] {
+  const dir = backupsDir(dataDir);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((n) => BACKUP_RE.test(n))
+    .map((name) => {
+      const file = join(dir, name);
+      const st = statSync(file);
+      return { file, name, bytes: st.size, createdAt: st.mtimeMs };
+    })
+    .sort((a, b) => b.name.localeCompare(a.name) || b.createdAt - a.createdAt);
+}
+
+/**
+ * Takes an online backup of the open database into `<dataDir>/backups/driveship-YYYYMMDD-HHmmss.db`
+ * (0600) and deletes all but the newest `keep`. A backup is written under a temporary name and
+ * renamed when complete, so a crash never leaves a half backup that looks whole.
+ */
+export async function backupNow(db: Db, dataDir: string, keep = 7, now = new Date()): Promise<BackupResult> {
+  if (!Number.isInteger(keep) || keep < 1) throw new RangeError('keep must be at least 1');
+  const t0 = Date.now();
+  const dir = backupsDir(dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const stamp = backupStamp(now);
+  let name = `driveship-${stamp}.db`;
+  for (let i = 1; existsSync(join(dir, name)); i++) name = `driveship-${stamp}-${i}.db`;
+  const file = join(dir, name);
+  const tmp = `${file}.partial`;
+  rmSync(tmp, { force: true });
+  // Create it 0600 before SQLite writes a byte: the copy holds customers' data.
+  writeFileSync(tmp, '', { mode: 0o600 });
+  try {
+    await db.backup(tmp);
+    chmodSync(tmp, 0o600);
+    fsyncPath(tmp);
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  const pruned: string[] = [];
+  for (const old of listBackups(dataDir).slice(keep)) {
+    rmSync(old.file, { force: true });
+    pruned.push(old.name);
+  }
+  const st = statSync(file);
+  return { file, name, bytes: st.size, createdAt: st.mtimeMs, durationMs: Date.now() - t0, pruned };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The instance lock
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else: still running.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The pid of the driveship instance that holds the data folder, or null when none does. */
+export function runningInstance(dataDir: string): number | null {
+  const path = join(dataDir, PID_FILE);
+  let raw: string;
+  try {
+    raw = readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number.parseInt(raw.trim(), 10);
+  if (pid === process.pid) return pid;
+  return pidAlive(pid) ? pid : null;
+}
+
+export interface InstanceLock {
+  pid: number;
+  path: string;
+  release(): void;
+}
+
+/**
+ * Claims the data folder for this process by writing `<dataDir>/driveship.pid`. Refuses when
+ * another live process holds it; a pid file left by a process that died is taken over.
+ */
+export function acquireInstanceLock(dataDir: string): InstanceLock {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, PID_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = runningInstance(dataDir);
+      if (holder !== null && holder !== process.pid) {
+        throw new AppError(
+          'APP_RUNNING',
+          `driveship is already running with this data folder (pid ${holder}). Quit it first; if no driveship is running, delete ${path}.`,
+          409,
+          { pid: holder },
+        );
+      }
+      if (holder === process.pid) break;
+      // A stale file from a process that is gone: remove it and try again.
+      rmSync(path, { force: true });
+    }
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    process.off('exit', release);
+    try {
+      if (Number.parseInt(readFileSync(path, 'utf8').trim(), 10) === process.pid) rmSync(path, { force: true });
+    } catch {
+      /* already gone */
+    }
+  };
+  // A crash that skips stop() must not leave a lock that blocks the next start or a restore.
+  process.on('exit', release);
+  return { pid: process.pid, path, release };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restore
+
+export interface RestoreResult {
+  restored: string;
+  /** Where the database that was replaced now is (with its -wal), or null if there was none. */
+  previous: string | null;
+  schemaVersion: number;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  schemaVersion: number;
+  problems: string[];
+}
+
+/** Opens a database file read-only and checks it is a whole, readable driveship database. */
+export function verifyBackup(file: string): VerifyResult {
+  const problems: string[] = [];
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    return { ok: false, schemaVersion: 0, problems: [`cannot open: ${(err as Error).message}`] };
+  }
+  let schemaVersion = 0;
+  try {
+    const check = db.prepare('PRAGMA integrity_check').all() as { integrity_check: string }[];
+    const bad = check.map((r) => r.integrity_check).filter((s) => s !== 'ok');
+    if (bad.length) problems.push(...bad.slice(0, 10).map((s) => `integrity: ${s}`));
+    schemaVersion = db.pragma('user_version', { simple: true }) as number;
+    const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+    for (const t of ['orders', 'payments', 'settings']) if (!tables.has(t)) problems.push(`not a driveship database: table "${t}" is missing`);
+    const latest = loadMigrations().length;
+    if (schemaVersion > latest) problems.push(`written by a newer driveship (schema ${schemaVersion}; this version knows up to ${latest})`);
+  } catch (err) {
+    problems.push(`cannot read: ${(err as Error).message}`);
+  } finally {
+    db.close();
+  }
+  return { ok: problems.length === 0, schemaVersion, problems };
+}
+
+/** A bare backup name means one in the data folder's backups. */
+export function resolveBackupPath(file: string, dataDir: string): string {
+  if (isAbsolute(file) || file.includes('/') || file.includes('\\')) return resolve(file);
+  const inBackups = join(backupsDir(dataDir), file);
+  return existsSync(inBackups) ? inBackups : resolve(file);
+}
+
+/**
+ * Replaces the database with a backup. Refuses while driveship runs on the data folder, and
+ * refuses a backup that fails PRAGMA integrity_check. The current database is kept (renamed,
+ * together with its -wal so nothing committed is lost) as `driveship.db.before-restore-<ts>`.
+ * An older backup is fine: the next start migrates it forward.
+ */
+export function restoreBackup(file: string, dataDir: string, now = new Date()): RestoreResult {
+  const source = resolveBackupPath(file, dataDir);
+  if (!existsSync(source)) throw new AppError('BACKUP_NOT_FOUND', `No backup file at ${source}`, 404);
+  const dbPath = join(dataDir, DB_FILE);
+  if (resolve(source) === resolve(dbPath)) throw new AppError('BACKUP_IS_DATABASE', 'That is the live database, not a backup', 400);
+  // Holding the lock for the whole restore also stops the app from starting halfway through.
+  const lock = acquireInstanceLock(dataDir);
+  try {
+    const v = verifyBackup(source);
+    if (!v.ok) throw new AppError('BACKUP_INVALID', `The backup ${basename(source)} cannot be restored: ${v.problems.join('; ')}`, 400);
+    const staging = `${dbPath}.restoring`;
+    rmSync(staging, { force: true });
+    copyFileSync(source, staging);
+    chmodSync(staging, 0o600);
+    fsyncPath(staging);
+    let previous: string | null = null;
+    if (existsSync(dbPath)) {
+      previous = `${dbPath}.before-restore-${backupStamp(now)}`;
+      for (let i = 1; existsSync(previous); i++) previous = `${dbPath}.before-restore-${backupStamp(now)}-${i}`;
+      // SQLite pairs a database with "<name>-wal": moving both keeps the old copy complete.
+      renameSync(dbPath, previous);
+      if (existsSync(`${dbPath}-wal`)) renameSync(`${dbPath}-wal`, `${previous}-wal`);
+    }
+    // A stale -wal or -shm next to the restored file would be replayed into it.
+    rmSync(`${dbPath}-wal`, { force: true });
+    rmSync(`${dbPath}-shm`, { force: true });
+    rmSync(`${dbPath}-journal`, { force: true });
+    renameSync(staging, dbPath);
+    chmodSync(dbPath, 0o600);
+    return { restored: source, previous, schemaVersion: v.schemaVersion };
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,322 @@
+// Prometheus metrics for the admin listener's /metrics. A registry of our own (never prom-client's
+// global one), filled three ways: from the bus as things happen (payments, delivery transitions
+// and durations), from the public app's per-request hook (webhook results), and from the database
+// and the engine at scrape time (deliveries by state, bytes, transfers, pool, alerts).
+//
+// ops sits below the engine in the layers, so the engine is described here by the few members
+// read, not imported.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Store } from '../store';
+import type { Bus } from './bus';
+
+/** What metrics read from the engine (structurally: main/engine's Engine satisfies it). */
+export interface MetricsEngine {
+  scheduler: {
+    stats(): { running: { download: number; upload: number }; queued: number };
+    totals: { bytesDown: number; bytesUp: number };
+    pool?: { utilization?: number; threads?: readonly unknown[]; queueSize?: number; completed?: number };
+  };
+  supervisor?: { activeCount(): number };
+}
+
+export interface MetricsDeps {
+  store: Store;
+  bus: Bus;
+  engine?: MetricsEngine | null;
+  /** Node's process metrics (CPU, memory, GC, event-loop lag); default true. */
+  defaultMetrics?: boolean;
+  /** Added as a label to driveship_build_info. */
+  version?: string;
+}
+
+export interface WebhookResult {
+  status: number;
+  reason: string;
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** The Prometheus text exposition, for GET /metrics. */
+  text(): Promise<{ contentType: string; body: string }>;
+  /** Pass as createPublicApp({ onWebhook }): one call per webhook request. */
+  onWebhook(o: WebhookResult): void;
+  /** A scheduled job finished (the job runner calls this, or the module-level jobResult). */
+  jobResult(name: string, ok: boolean, seconds?: number): void;
+  /** A reconciliation run: transactions read from SePay and payments it added. */
+  reconcileRun(r: { ok: boolean; seconds: number; fetched?: number; added?: number }): void;
+  stop(): void;
+}
+
+/** Every state a delivery can be in: reported at 0 too, so a graph shows the line before it is used. */
+export const DELIVERY_STATES = ['queued', 'fetching', 'uploading', 'linking', 'notifying', 'delivered', 'retrying', 'paused', 'failed', 'cancelled'] as const;
+
+/** Label values come from code, but cap them anyway: a label set must never grow with input. */
+function boundedLabel(seen: Set<string>, value: string, max = 64): string {
+  const v = /^[A-Za-z0-9_:.\-]{1,48}$/.test(value) ? value : 'other';
+  if (seen.has(v)) return v;
+  if (seen.size >= max) return 'other';
+  seen.add(v);
+  return v;
+}
+
+let current: Metrics | null = null;
+
+/**
+ * Records a job result on the metrics created last (a no-op before createMetrics or after its
+ * stop): lets the job runner report without being handed the metrics object.
+ */
+export function jobResult(name: string, ok: boolean, seconds?: number): void {
+  current?.jobResult(name, ok, seconds);
+}
+
+export function createMetrics(deps: MetricsDeps): Metrics {
+  const { store, bus } = deps;
+  const engine = deps.engine ?? null;
+  const registry = new Registry();
+  if (deps.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+
+  const safe = <T>(fn: () => T, fallback: T): T => {
+    try {
+      return fn();
+    } catch {
+      return fallback; // store closed, table missing: report what we can
+    }
+  };
+
+  new Gauge({
+    name: 'driveship_build_info',
+    help: 'driveship version and runtime (always 1)',
+    labelNames: ['version', 'node', 'electron'],
+    registers: [registry],
+  }).set({ version: deps.version ?? 'unknown', node: process.versions.node, electron: process.versions.electron ?? 'none' }, 1);
+
+  // ---- deliveries ----
+  new Gauge({
+    name: 'driveship_deliveries',
+    help: 'Deliveries by state (read from the database at scrape)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const counts = safe(() => store.deliveries.countByState(), null);
+      if (!counts) return;
+      this.reset();
+      for (const s of DELIVERY_STATES) this.set({ state: s }, 0);
+      for (const [s, n] of Object.entries(counts)) this.set({ state: s }, n);
+    },
+  });
+  new Gauge({
+    name: 'driveship_deliveries_active',
+    help: 'Deliveries currently moving bytes or calling Drive',
+    registers: [registry],
+    collect() {
+      if (engine?.supervisor) this.set(safe(() => engine.supervisor!.activeCount(), 0));
+    },
+  });
+  const transitions = new Counter({
+    name: 'driveship_delivery_transitions_total',
+    help: 'Delivery state changes, by the state entered',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  const transitionStates = new Set<string>(DELIVERY_STATES);
+  const duration = new Histogram({
+    name: 'driveship_delivery_duration_seconds',
+    help: 'Time from payment to delivered, per delivery',
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 24 * 3600, 72 * 3600],
+    registers: [registry],
+  });
+
+  // ---- bytes and transfers ----
+  const bytes = new Counter({
+    name: 'driveship_transfer_bytes_total',
+    help: 'Bytes transferred by the worker pool since start (down = from origins, up = to Drive)',
+    labelNames: ['direction'],
+    registers: [registry],
+  });
+  const seenTotals = { down: 0, up: 0 };
+  const syncBytes = () => {
+    if (!engine) return;
+    const t = engine.scheduler.totals;
+    const down = t.bytesDown - seenTotals.down;
+    const up = t.bytesUp - seenTotals.up;
+    if (down > 0) bytes.inc({ direction: 'down' }, down);
+    if (up > 0) bytes.inc({ direction: 'up' }, up);
+    seenTotals.down = Math.max(seenTotals.down, t.bytesDown);
+    seenTotals.up = Math.max(seenTotals.up, t.bytesUp);
+  };
+  bytes.inc({ direction: 'down' }, 0);
+  bytes.inc({ direction: 'up' }, 0);
+  new Gauge({
+    name: 'driveship_transfers_running',
+    help: 'Transfers running in the worker pool',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      if (!engine) return;
+      const s = safe(() => engine.scheduler.stats(), null);
+      if (!s) return;
+      this.set({ kind: 'download' }, s.running.download);
+      this.set({ kind: 'upload' }, s.running.upload);
+    },
+  });
+  new Gauge({
+    name: 'driveship_transfers_queued',
+    help: 'Transfers waiting for a slot',
+    registers: [registry],
+    collect() {
+      if (engine) this.set(safe(() => engine.scheduler.stats().queued, 0));
+    },
+  });
+  new Gauge({
+    name: 'driveship_pool_utilization_ratio',
+    help: 'Worker pool utilisation (0..1) as reported by Piscina',
+    registers: [registry],
+    collect() {
+      const u = engine ? safe(() => engine.scheduler.pool?.utilization, undefined) : undefined;
+      if (typeof u === 'number' && Number.isFinite(u)) this.set(u);
+    },
+  });
+  new Gauge({
+    name: 'driveship_pool_threads',
+    help: 'Worker threads alive in the pool',
+    registers: [registry],
+    collect() {
+      const t = engine ? safe(() => engine.scheduler.pool?.threads?.length, undefined) : undefined;
+      if (typeof t === 'number') this.set(t);
+    },
+  });
+  new Gauge({
+    name: 'driveship_pool_queue_size',
+    help: 'Tasks waiting inside the worker pool',
+    registers: [registry],
+    collect() {
+      const q = engine ? safe(() => engine.scheduler.pool?.queueSize, undefined) : undefined;
+      if (typeof q === 'number') this.set(q);
+    },
+  });
+
+  // ---- webhooks and payments ----
+  const webhooks = new Counter({
+    name: 'driveship_webhook_requests_total',
+    help: 'Requests to POST /webhooks/sepay by answer status and reason',
+    labelNames: ['status', 'reason'],
+    registers: [registry],
+  });
+  const webhookReasons = new Set<string>();
+  const payments = new Counter({
+    name: 'driveship_payments_total',
+    help: 'Payments recorded, by match result (code, content, assigned, unmatched, ...)',
+    labelNames: ['match'],
+    registers: [registry],
+  });
+  const paymentsVnd = new Counter({
+    name: 'driveship_payments_vnd_total',
+    help: 'Amount of the payments recorded, in VND, by match result',
+    labelNames: ['match'],
+    registers: [registry],
+  });
+  const matches = new Set<string>();
+
+  // ---- jobs ----
+  const jobs = new Counter({
+    name: 'driveship_job_runs_total',
+    help: 'Scheduled job runs by job and result',
+    labelNames: ['job', 'result'],
+    registers: [registry],
+  });
+  const jobSeconds = new Histogram({
+    name: 'driveship_job_duration_seconds',
+    help: 'Time a scheduled job took',
+    labelNames: ['job'],
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+    registers: [registry],
+  });
+  const jobLast = new Gauge({
+    name: 'driveship_job_last_run_timestamp_seconds',
+    help: 'When each job last finished (Unix seconds)',
+    labelNames: ['job', 'result'],
+    registers: [registry],
+  });
+  const jobNames = new Set<string>();
+  const reconcileFetched = new Counter({
+    name: 'driveship_reconcile_transactions_total',
+    help: 'Transactions read from the SePay API by reconciliation',
+    registers: [registry],
+  });
+  const reconcileAdded = new Counter({
+    name: 'driveship_reconcile_payments_added_total',
+    help: 'Payments reconciliation found that the webhook had not delivered',
+    registers: [registry],
+  });
+
+  // ---- alerts ----
+  new Gauge({
+    name: 'driveship_alerts_open',
+    help: 'Open alerts by level',
+    labelNames: ['level'],
+    registers: [registry],
+    collect() {
+      const rows = safe(
+        () => store.db.prepare<[], { level: string; n: number }>('SELECT level, count(*) AS n FROM alerts WHERE cleared_at IS NULL GROUP BY level').all(),
+        null,
+      );
+      if (!rows) return;
+      this.reset();
+      for (const l of ['info', 'warning', 'error']) this.set({ level: l }, 0);
+      for (const r of rows) this.set({ level: r.level }, r.n);
+    },
+  });
+
+  const offs = [
+    bus.on('payment', (p) => {
+      const m = boundedLabel(matches, p.match, 32);
+      payments.inc({ match: m });
+      if (Number.isFinite(p.amountVnd) && p.amountVnd > 0) paymentsVnd.inc({ match: m }, p.amountVnd);
+    }),
+    bus.on('delivery', (d) => {
+      transitions.inc({ state: boundedLabel(transitionStates, d.state, 32) });
+      if (d.state !== 'delivered') return;
+      const row = safe(() => store.deliveries.getRow(d.deliveryId), undefined);
+      if (!row) return;
+      const end = row.delivered_at ?? Date.now();
+      const start = row.paid_at ?? row.created_at;
+      if (end >= start) duration.observe((end - start) / 1000);
+    }),
+  ];
+
+  let stopped = false;
+  const metrics: Metrics = {
+    registry,
+    async text() {
+      syncBytes();
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+    onWebhook(o) {
+      if (stopped) return;
+      const status = Number.isInteger(o.status) && o.status >= 100 && o.status <= 599 ? String(o.status) : 'other';
+      webhooks.inc({ status, reason: boundedLabel(webhookReasons, o.reason) });
+    },
+    jobResult(name, ok, seconds) {
+      if (stopped) return;
+      const job = boundedLabel(jobNames, name, 32);
+      const result = ok ? 'ok' : 'error';
+      jobs.inc({ job, result });
+      jobLast.set({ job, result }, Date.now() / 1000);
+      if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0) jobSeconds.observe({ job }, seconds);
+    },
+    reconcileRun(r) {
+      if (stopped) return;
+      metrics.jobResult('reconcile', r.ok, r.seconds);
+      if (r.fetched && r.fetched > 0) reconcileFetched.inc(r.fetched);
+      if (r.added && r.added > 0) reconcileAdded.inc(r.added);
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      offs.forEach((off) => off());
+      if (current === metrics) current = null;
+    },
+  };
+  current = metrics;
+  return metrics;
+}
