@@ -11,7 +11,7 @@
 //             (no setting exists for the threshold yet: the bench adds it to each download task)
 import type { AnyTask } from '../main/engine/transfers';
 import { aria2Version, runAria2, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
-import { envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, type LoopDelay } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 import { now, startBenchShop } from './lib/shop';
 
@@ -51,6 +51,7 @@ interface OursResult {
   originRequests: number;
   driveUploadBytes: number;
   loop: LoopDelay;
+  cpu: CpuUse;
 }
 
 function fileSpec(i: number) {
@@ -79,11 +80,13 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         orders.push(await shop.order(productId, i + 1));
       }
       const loop = startLoopMonitor(10);
+      const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();
       const paid = await Promise.all(orders.map((o) => shop.pay(o)));
       if (paid.some((p) => p.status !== 200)) throw new Error(`webhook answers: ${paid.map((p) => p.status).join(',')}`);
       const settled = await shop.waitSettled(orders.map((o) => o.id), TIMEOUT_MS);
       const loopDelay = loop.stop();
+      const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
       const c = await sandbox.counters();
       return {
         variant: v.name,
@@ -96,6 +99,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         originRequests: Object.entries(c.origin.byPath).filter(([k]) => k.startsWith('distinct/')).reduce((n, [, p]) => n + p.requests, 0),
         driveUploadBytes: c.drive.uploadBytes,
         loop: loopDelay,
+        cpu,
       };
     } finally {
       await shop.stop();
@@ -137,6 +141,8 @@ export async function run(): Promise<unknown> {
     ours.push(await runOurs(v, sha));
     const o = ours.at(-1)!;
     console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
+    console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
+    if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }
   const base = await runBaselines(sha);
   const seqPerFile = base.seq.seconds / base.seq.files;

@@ -1,5 +1,6 @@
 // Small measuring and printing helpers shared by the transfer benchmarks.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 export const MiB = 1024 * 1024;
@@ -40,6 +41,8 @@ export interface LoopDelay {
   maxMs: number;
   /** p99 minus the sampling interval: how late the timer actually was. */
   p99ExcessMs: number;
+  /** The longest stalls (a 20 ms timer late by more than 50 ms): when, since the start, and how long. */
+  stalls: { atMs: number; ms: number }[];
 }
 
 /**
@@ -50,8 +53,17 @@ export interface LoopDelay {
 export function startLoopMonitor(resolutionMs = 10): { stop(): LoopDelay } {
   const h = monitorEventLoopDelay({ resolution: resolutionMs });
   h.enable();
+  const t0 = performance.now();
+  let last = t0;
+  const stalls: { atMs: number; ms: number }[] = [];
+  const tick = setInterval(() => {
+    const t = performance.now();
+    if (t - last - 20 > 50) stalls.push({ atMs: Math.round(last - t0), ms: Math.round(t - last - 20) });
+    last = t;
+  }, 20);
   return {
     stop() {
+      clearInterval(tick);
       h.disable();
       const ms = (ns: number) => round(ns / 1e6, 1);
       return {
@@ -62,6 +74,7 @@ export function startLoopMonitor(resolutionMs = 10): { stop(): LoopDelay } {
         p99Ms: ms(h.percentile(99)),
         maxMs: ms(h.max),
         p99ExcessMs: round(Math.max(0, h.percentile(99) / 1e6 - resolutionMs), 1),
+        stalls: stalls.sort((a, b) => b.ms - a.ms).slice(0, 5),
       };
     },
   };
@@ -101,3 +114,81 @@ export function printTable(headers: string[], rows: (string | number)[][], align
 }
 
 export const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET');
+
+/** CPU seconds (user + system) of a thread or process from /proc; null where /proc is missing. */
+function procCpuSeconds(statPath: string): number | null {
+  try {
+    const text = readFileSync(statPath, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+const CLK_TCK = 100; // USER_HZ: 100 on every Linux the project targets
+
+/** Busy CPU seconds of the whole machine, all cores (Linux /proc/stat). */
+function systemBusySeconds(): number | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+    void idle;
+    void iowait;
+    return (user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+export interface CpuSnapshot {
+  wall: number;
+  mainThread: number | null;
+  /** The whole process: main thread, worker threads, libuv pool. */
+  process: number;
+  others: Record<string, number | null>;
+  system: number | null;
+}
+
+/** CPU used so far by this process, its main thread, and other processes by pid (Linux /proc). */
+export function cpuSnapshot(others: Record<string, number> = {}): CpuSnapshot {
+  const u = process.cpuUsage();
+  return {
+    wall: performance.now() / 1000,
+    mainThread: procCpuSeconds(`/proc/self/task/${process.pid}/stat`),
+    process: (u.user + u.system) / 1e6,
+    others: Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, procCpuSeconds(`/proc/${pid}/stat`)])),
+    system: systemBusySeconds(),
+  };
+}
+
+export interface CpuUse {
+  wallSec: number;
+  /** CPU seconds during the interval; busy = cpu / wall (1.0 = one core fully used). */
+  mainThreadSec: number | null;
+  workerThreadsSec: number | null;
+  othersSec: Record<string, number | null>;
+  /** Cores kept busy by this process and the processes named (1.0 = one core fully used). */
+  coresBusy: number;
+  /** Cores kept busy by everything else on the machine meanwhile (other users' builds and tests). */
+  otherLoadCores: number | null;
+}
+
+export function cpuSince(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
+  const d = (x: number | null, y: number | null) => (x === null || y === null ? null : round(y - x, 2));
+  const wallSec = round(b.wall - a.wall, 2);
+  const main = d(a.mainThread, b.mainThread);
+  const proc = round(b.process - a.process, 2);
+  const othersSec = Object.fromEntries(Object.keys(a.others).map((k) => [k, d(a.others[k] ?? null, b.others[k] ?? null)]));
+  const total = proc + Object.values(othersSec).reduce<number>((s, v) => s + (v ?? 0), 0);
+  const system = a.system === null || b.system === null ? null : b.system - a.system;
+  return {
+    wallSec,
+    mainThreadSec: main,
+    workerThreadsSec: main === null ? null : round(proc - main, 2),
+    othersSec,
+    coresBusy: round(total / Math.max(0.001, wallSec), 2),
+    otherLoadCores: system === null ? null : round(Math.max(0, system - total) / Math.max(0.001, wallSec), 2),
+  };
+}

@@ -130,9 +130,11 @@ export function runningInstance(dataDir: string): number | null {
     return null;
   }
   const pid = Number.parseInt(raw.trim(), 10);
-  if (pid === process.pid) return pid;
+  if (pid === process.pid) return held.has(resolve(dataDir)) ? pid : null;
   return pidAlive(pid) ? pid : null;
 }
+
+const held = new Set<string>();
 
 export interface InstanceLock {
   pid: number;
@@ -147,10 +149,16 @@ export interface InstanceLock {
 export function acquireInstanceLock(dataDir: string): InstanceLock {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = join(dataDir, PID_FILE);
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const key = resolve(dataDir);
+  // The pid alone cannot tell two holders in this same process apart (an app and a restore).
+  if (held.has(key)) {
+    throw new AppError('APP_RUNNING', `driveship is already running with this data folder in this process (pid ${process.pid}). Quit it first.`, 409, { pid: process.pid });
+  }
+  let written = false;
+  for (let attempt = 0; attempt < 3 && !written; attempt++) {
     try {
       writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      break;
+      written = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = runningInstance(dataDir);
@@ -162,15 +170,17 @@ export function acquireInstanceLock(dataDir: string): InstanceLock {
           { pid: holder },
         );
       }
-      if (holder === process.pid) break;
       // A stale file from a process that is gone: remove it and try again.
       rmSync(path, { force: true });
     }
   }
+  if (!written) throw new AppError('APP_RUNNING', `Another process keeps claiming ${path}; is driveship starting right now?`, 409);
+  held.add(key);
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
+    held.delete(key);
     process.off('exit', release);
     try {
       if (Number.parseInt(readFileSync(path, 'utf8').trim(), 10) === process.pid) rmSync(path, { force: true });

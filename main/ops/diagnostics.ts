@@ -14,7 +14,7 @@ import { SECRET_SETTINGS } from '../core/contract';
 import { Store } from '../store';
 import { ConfigService } from './config';
 import { assertPrivatePermissions } from './hardening';
-import { recentLogLines } from './log';
+import { logFiles, recentLogLines } from './log';
 
 /** Hard limit of the zip (bytes): "under 10 MB" whichever way a megabyte is counted. */
 export const DIAGNOSTICS_MAX_BYTES = 9_500_000;
@@ -166,6 +166,8 @@ class NameMatcher {
 }
 
 const SECRET_ENV_NAME = /KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASS$|PWD|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION/i;
+// Named like secrets, but are not (and would blank out ordinary paths if treated as one).
+const NOT_SECRET_NAMES = new Set(['PWD', 'OLDPWD', 'SSH_AUTH_SOCK', 'XAUTHORITY', 'GPG_AGENT_INFO', 'DBUS_SESSION_BUS_ADDRESS', 'SESSION_MANAGER', 'DESKTOP_SESSION', 'XDG_SESSION_ID', 'XDG_SESSION_TYPE', 'XDG_SESSION_CLASS', 'XDG_SESSION_DESKTOP', 'DRIVESHIP_ALLOW_UNAUTHENTICATED_WEBHOOK']);
 const NOT_SECRET_VALUE = new Set(['true', 'false', 'null', 'undefined', 'none', 'yes', 'no', 'on', 'off']);
 
 /** Secret values from an environment: variables named like secrets, and passwords inside URLs. */
@@ -173,15 +175,18 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv): string[] {
   const out: string[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (!value) continue;
-    if (SECRET_ENV_NAME.test(name) && value.length >= 4 && !NOT_SECRET_VALUE.has(value.toLowerCase())) out.push(value);
+    if (SECRET_ENV_NAME.test(name) && !NOT_SECRET_NAMES.has(name) && value.length >= 4 && !NOT_SECRET_VALUE.has(value.toLowerCase())) out.push(value);
     for (const m of value.matchAll(/\/\/[^/:@\s]+:([^@\s/]{4,})@/g)) out.push(m[1]!);
   }
   return out;
 }
 
 export interface Sanitizer {
-  /** Every secret value removed, emails and known names masked, credentials in URLs and headers removed. */
-  text(s: string): string;
+  /**
+   * Every secret value removed, credentials in URLs and headers removed, emails masked, and
+   * (unless names is false: JSON text, whose keys must survive) known customer names masked.
+   */
+  text(s: string, opts?: { names?: boolean }): string;
   /** The same over every string of a JSON value (keys kept). */
   value<T>(v: T): T;
   /** True when a text still holds a known secret (the last check before anything is written). */
@@ -213,14 +218,14 @@ export function createSanitizer(opts: { secrets: Iterable<string | null | undefi
     for (const v of list) if (out.includes(v)) out = out.split(v).join(MASK);
     return out;
   };
-  const text = (s: string): string => {
+  const text = (s: string, o: { names?: boolean } = {}): string => {
     let out = removeSecrets(s);
     // Credentials whose value we do not know: auth headers, URL user:password, signed-URL parameters.
     out = out.replace(/\b(Bearer|Apikey|Basic|Token)(\s+)[A-Za-z0-9._~+\/=\-]{8,}/gi, `$1$2${MASK}`);
     out = out.replace(/(\/\/[^/:@\s"']+:)[^@\s/"']+@/g, `$1${MASK}@`);
     out = out.replace(/([?&;](?:[^=&\s"'#]*(?:sig|token|key|secret|auth|cred|pass|code)[^=&\s"'#]*)=)[^&\s"'#]+/gi, `$1${MASK}`);
     out = maskEmails(out);
-    out = names.mask(out);
+    if (o.names !== false) out = names.mask(out);
     return out;
   };
   const value = <T>(v: T): T => walk(v, 0) as T;
@@ -437,7 +442,6 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
   const has = (t: string) => tables instanceof Set && tables.has(t);
   const names: string[] = [];
   if (has('orders')) {
-    addSecrets('customer names', () => []);
     try {
       for (const r of db.prepare<[], { n: string }>('SELECT DISTINCT customer_name AS n FROM orders WHERE customer_name IS NOT NULL LIMIT 100000').all()) names.push(r.n);
     } catch (err) {
@@ -487,8 +491,11 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
       .filter((k) => /^(DRIVESHIP_|SEPAY_|GOOGLE_|NGROK|CLOUDFLARED|TUNNEL_|NODE_|ELECTRON_|TZ$|LANG$)/.test(k))
       .sort();
     const env = opts.env ?? process.env;
+    const view = config.view();
+    // Not even the last 4 characters the Settings page shows: whether each is set is enough.
+    const secretsSet = Object.fromEntries(Object.entries(view.secrets).map(([k, v]) => [k, { set: v.set }]));
     return {
-      effective: config.view(),
+      effective: { ...view, secrets: secretsSet },
       environmentVariables: Object.fromEntries(envNames.map((k) => [k, SECRET_ENV_NAME.test(k) ? (env[k] ? '(set)' : '(empty)') : env[k]])),
     };
   }));
@@ -708,7 +715,15 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
   }
 
   const logDir = opts.logDir ?? join(dataDir, 'logs');
-  const rawLogs = attempt('logs', () => recentLogLines(logDir, 16 * 1024 * 1024));
+  const LOG_READ = 16 * 1024 * 1024;
+  const logBytesOnDisk = logFiles(logDir).reduce((n, f) => {
+    try {
+      return n + lstatSync(f).size;
+    } catch {
+      return n;
+    }
+  }, 0);
+  const rawLogs = attempt('logs', () => recentLogLines(logDir, LOG_READ));
   const logLines: string[] = [];
   if (Array.isArray(rawLogs)) {
     for (let i = 0; i < rawLogs.length; i++) {
@@ -735,7 +750,7 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
   const PER_FILE = 2_000_000;
   const texts = new Map<string, string>();
   for (const [name, v] of files) {
-    if (name.endsWith('.json')) texts.set(name, clean.text(fitJson(clean.value(v), PER_FILE)));
+    if (name.endsWith('.json')) texts.set(name, clean.text(fitJson(clean.value(v), PER_FILE), { names: false }));
   }
   texts.set('metrics.txt', clean.text(metrics.length > PER_FILE ? metrics.slice(0, PER_FILE) + '\n# … truncated\n' : metrics));
   // The last check: a file that still holds a secret value is replaced, never written.
@@ -760,7 +775,9 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
     }
     kept.reverse();
     const notes: string[] = [];
-    if (kept.length < logLines.length) notes.push(`logs/driveship.log holds the last ${kept.length} of ${logLines.length} recent log lines (size limit)`);
+    if (kept.length < logLines.length || logBytesOnDisk > LOG_READ) {
+      notes.push(`logs/driveship.log holds the last ${kept.length} log lines (${bytes} bytes of the ${logBytesOnDisk} bytes of logs on disk): size limit`);
+    }
     if (problems.length) notes.push(...problems.map((p) => clean.text(p)));
     const entries = new Map(texts);
     entries.set('logs/driveship.log', logText(kept));
@@ -772,7 +789,7 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
       // Without logs it is still too big (an unusual limit): shrink every section hard.
       if (round > 40) throw new Error(`diagnostics bundle does not fit in ${maxZip} bytes`);
       for (const [name, t] of texts) {
-        if (name.endsWith('.json')) texts.set(name, clean.text(fitJson(JSON.parse(t), Math.max(1000, Math.floor(Buffer.byteLength(t) / 2)))));
+        if (name.endsWith('.json')) texts.set(name, clean.text(fitJson(JSON.parse(t), Math.max(1000, Math.floor(Buffer.byteLength(t) / 2))), { names: false }));
         else texts.set(name, t.slice(0, Math.floor(t.length / 2)));
       }
       continue;

@@ -256,15 +256,17 @@ export class JobRunner extends EventEmitter {
       return job.inflight;
     }
     if (this.stopped) return Promise.resolve(this.snapshot(job));
-    const p = this.runOnce(job, reason).finally(() => {
+    const p = this.runOnce(job, reason).then(() => {
       job.inflight = null;
       job.abort = null;
+      return this.snapshot(job);
     });
     job.inflight = p;
     return p;
   }
 
-  private async runOnce(job: Job, reason: RunReason): Promise<JobStatus> {
+  /** Never rejects: a job's failure is recorded, not thrown. */
+  private async runOnce(job: Job, reason: RunReason): Promise<void> {
     const abort = new AbortController();
     job.abort = abort;
     const startedAt = this.now();
@@ -326,7 +328,6 @@ export class JobRunner extends EventEmitter {
     } catch (err) {
       this.opts.log.error({ err, job: job.name }, 'a job listener threw');
     }
-    return this.snapshot(job);
   }
 
   private loadLast(job: Job): void {

@@ -27,6 +27,8 @@ describe('SePay webhook intake over real HTTP', () => {
       },
     });
     assert.ok(host.webhook, 'public listener must be up');
+    // These tests look at payment intake; fulfilment is held so that orders stay "paid".
+    assert.equal((await host.api('POST', '/api/v1/engine/pause')).status, 200);
     byKey = new SePaySender({ url: host.webhook!, apiKey: API_KEY });
     byHmac = new SePaySender({ url: host.webhook!, hmacSecret: HMAC });
     const p = await host.api('POST', '/api/v1/products', {

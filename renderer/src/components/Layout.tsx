@@ -16,7 +16,7 @@ const NAV: { to: string; key: MessageKey; match: Route['name'][] }[] = [
 ];
 
 export function Layout({ route, children }: { route: Route; children: ReactNode }) {
-  const { t, lang, setLang } = useI18n();
+  const { t, tn, lang, setLang } = useI18n();
   const status = useLiveStatus();
   const inbox = useAsync(() => payments.list({ unmatched: true, limit: 1, offset: 0 }), []);
   const reloadInbox = useCallback(() => inbox.reload(), [inbox.reload]); // eslint-disable-line react-hooks/exhaustive-deps
@@ -33,7 +33,7 @@ export function Layout({ route, children }: { route: Route; children: ReactNode 
               <a href={`#${n.to}`} className={n.match.includes(route.name) ? 'active' : ''} data-nav={n.to}>
                 {t(n.key)}
                 {n.to === '/payments' && unmatched > 0 ? (
-                  <span className="nav-count" title={t('payments.inboxCount', { n: unmatched })}>
+                  <span className="nav-count" title={tn('payments.inboxCount', unmatched)}>
                     {unmatched}
                   </span>
                 ) : null}

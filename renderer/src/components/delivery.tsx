@@ -19,7 +19,7 @@ export function ProgressCell({ d, p }: { d: Delivery; p: LiveProgress | undefine
   if (d.state === 'failed' || (d.state === 'retrying' && d.errorCode)) {
     const msg = d.errorCode ? tx(`deliveryError.${d.errorCode}`, d.errorMessage ?? d.errorCode) : (d.errorMessage ?? '');
     return (
-      <span className="error-text small" title={d.errorMessage ?? undefined}>
+      <span className="error-text small clamp-2" title={msg}>
         {msg}
         {d.state === 'retrying' && d.nextAttemptAt ? ` · ${t('deliveries.nextAttempt', { when: fmt.relative(d.nextAttemptAt) })}` : ''}
       </span>

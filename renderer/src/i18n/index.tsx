@@ -34,6 +34,8 @@ export interface I18n {
   lang: Lang;
   setLang: (l: Lang) => void;
   t: (key: MessageKey, vars?: Vars) => string;
+  /** A count: uses `<key>.one` for exactly one when the language has it; `{n}` is the count. */
+  tn: (key: MessageKey, n: number, vars?: Vars) => string;
   /** For keys built at run time (a status, an error code): falls back when the key is unknown. */
   tx: (key: string, fallback: string, vars?: Vars) => string;
   has: (key: string) => key is MessageKey;
@@ -63,6 +65,10 @@ export function I18nProvider({ children }: { children: ReactNode }) {
       lang,
       setLang,
       t,
+      tn: (key, n, vars) => {
+        const one = `${key}.one`;
+        return t(n === 1 && has(one) ? one : key, { n: n.toLocaleString(lang === 'vi' ? 'vi-VN' : 'en-GB'), ...vars });
+      },
       has,
       tx: (key, fallback, vars) => (has(key) ? t(key, vars) : interpolate(fallback, vars)),
       fmt: makeFormatters(lang, { hours: d['unit.hours'], minutes: d['unit.minutes'], seconds: d['unit.seconds'] }),

@@ -21,7 +21,11 @@ const LOAD_THROTTLE_MS = 100;
 const PREFETCH_ROWS = PAGE;
 
 interface PagedRows {
+  /** Bumped on every reset: answers to requests from an older generation are dropped. */
   gen: number;
+  /** The state filter the rows belong to. Read from here, never from a closure: live-event
+   * timers may run a callback created before the filter changed. */
+  state: string;
   rows: Map<number, Delivery>;
   indexOf: Map<string, number>;
   loaded: Set<number>;
@@ -33,7 +37,7 @@ function usePagedDeliveries(state: string) {
   const [error, setError] = useState<unknown>(null);
   const [, setVersion] = useState(0);
   const bump = useCallback(() => setVersion((v) => v + 1), []);
-  const win = useRef<PagedRows>({ gen: 0, rows: new Map(), indexOf: new Map(), loaded: new Set(), inflight: new Set() });
+  const win = useRef<PagedRows>({ gen: 0, state, rows: new Map(), indexOf: new Map(), loaded: new Set(), inflight: new Set() });
 
   const loadPage = useCallback(
     (page: number) => {
@@ -41,9 +45,9 @@ function usePagedDeliveries(state: string) {
       if (w.loaded.has(page) || w.inflight.has(page)) return;
       const gen = w.gen;
       w.inflight.add(page);
-      deliveries.list({ state: state || undefined, limit: PAGE, offset: page * PAGE }).then(
+      deliveries.list({ state: w.state || undefined, limit: PAGE, offset: page * PAGE }).then(
         (r) => {
-          if (gen !== win.current.gen) return;
+          if (gen !== w.gen) return;
           w.inflight.delete(page);
           w.loaded.add(page);
           r.items.forEach((d, i) => {
@@ -58,13 +62,13 @@ function usePagedDeliveries(state: string) {
           bump();
         },
         (e: unknown) => {
-          if (gen !== win.current.gen) return;
+          if (gen !== w.gen) return;
           w.inflight.delete(page);
           setError(e);
         },
       );
     },
-    [state, bump],
+    [bump],
   );
 
   const reset = useCallback(
@@ -84,6 +88,7 @@ function usePagedDeliveries(state: string) {
   );
 
   useEffect(() => {
+    win.current.state = state;
     reset(false);
     loadPage(0);
   }, [state, reset, loadPage]);
@@ -93,12 +98,12 @@ function usePagedDeliveries(state: string) {
       const w = win.current;
       const idx = w.indexOf.get(d.id);
       if (idx === undefined) return false;
-      if (state && d.state !== state) return false;
+      if (w.state && d.state !== w.state) return false;
       w.rows.set(idx, d);
       bump();
       return true;
     },
-    [state, bump],
+    [bump],
   );
 
   return { total, error, win, loadPage, reset, patch };
@@ -211,7 +216,7 @@ function Drawer({ id, onClose }: { id: string; onClose: () => void }) {
 
 export function DeliveriesPage({ state }: { state: string }) {
   const i18n = useI18n();
-  const { t, tx, fmt } = i18n;
+  const { t, tn, tx, fmt } = i18n;
   const { total, error, win, loadPage, reset, patch } = usePagedDeliveries(state);
   const counts = useAsync(async () => (await dashboard.get()).deliveriesByState, []);
   const eng = useAsync(() => engine.get(), []);
@@ -275,7 +280,7 @@ export function DeliveriesPage({ state }: { state: string }) {
     const w = win.current;
     const known = ids.filter((id) => w.indexOf.has(id));
     // New deliveries shift every offset, and a state change can move a row out of a filter.
-    if (known.length !== ids.length || known.length > PATCH_LIMIT || state) return refreshVisible();
+    if (known.length !== ids.length || known.length > PATCH_LIMIT || w.state) return refreshVisible();
     for (const id of known) {
       deliveries.get(id).then(
         (d) => {
@@ -284,7 +289,7 @@ export function DeliveriesPage({ state }: { state: string }) {
         () => undefined,
       );
     }
-  }, [patch, refreshVisible, state, win]);
+  }, [patch, refreshVisible, win]);
   useLiveEvent(['delivery'], (_type, p) => {
     pending.current.add(p.deliveryId);
     if (!flushTimer.current) flushTimer.current = setTimeout(flush, 300);
@@ -322,7 +327,7 @@ export function DeliveriesPage({ state }: { state: string }) {
     <div className="page page-fill" data-page="deliveries" data-state-filter={state || 'all'} data-total={total ?? undefined}>
       <PageHeader
         title={t('deliveries.title')}
-        subtitle={total !== null ? t('deliveries.count', { n: fmt.number(total) }) : undefined}
+        subtitle={total !== null ? tn('deliveries.count', total) : undefined}
         actions={
           engineMissing ? null : (
             <>
@@ -330,7 +335,7 @@ export function DeliveriesPage({ state }: { state: string }) {
                 type="button"
                 className="btn"
                 disabled={busy || (c !== undefined && !failed)}
-                onClick={() => act(() => deliveries.retryFailed(), (n) => setNotice(t('deliveries.retriedAll', { n: typeof n === 'number' ? n : '…' })))}
+                onClick={() => act(() => deliveries.retryFailed(), (n) => setNotice(typeof n === 'number' ? tn('deliveries.retriedAll', n) : t('deliveries.retriedAll', { n: '…' })))}
                 data-action="retry-failed"
               >
                 {t('deliveries.retryFailed')}
@@ -430,7 +435,7 @@ export function DeliveriesPage({ state }: { state: string }) {
                             {d.vip ? ' · VIP' : ''}
                             {d.customerEmail ? ` · ${d.customerEmail}` : ''} · {fmt.dateTime(d.createdAt)}
                             {d.priority > 0 ? ` · ${t('deliveries.priorityN', { n: d.priority })}` : ''}
-                            {d.attempts > 1 ? ` · ${t('deliveries.attempts', { n: d.attempts })}` : ''}
+                            {d.attempts > 1 ? ` · ${tn('deliveries.attempts', d.attempts)}` : ''}
                           </div>
                         </div>
                         <div className="vcell vcell-progress">

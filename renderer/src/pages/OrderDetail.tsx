@@ -209,7 +209,7 @@ export function OrderPage({ id }: { id: string }) {
               <li key={d.id} data-delivery={d.id}>
                 <div className="od-main">
                   <strong>{d.productName ?? names.get(d.productId) ?? d.productId}</strong> <DeliveryStateBadge state={d.state} />
-                  {d.attempts > 1 ? <span className="muted small"> · {t('deliveries.attempts', { n: d.attempts })}</span> : null}
+                  {d.attempts > 1 ? <span className="muted small"> · {i18n.tn('deliveries.attempts', d.attempts)}</span> : null}
                 </div>
                 <div className="od-progress">
                   <ProgressCell d={d} p={progressFor(d.id, d.progress)} />

@@ -10,7 +10,7 @@ import { navigate } from '../router';
 const PAGE = 50;
 
 export function OrdersPage() {
-  const { t, tx, fmt } = useI18n();
+  const { t, tn, tx, fmt } = useI18n();
   const [q, setQ] = useState('');
   const [status, setStatus] = useState<OrderStatus | ''>('');
   const [shown, setShown] = useState(PAGE);
@@ -26,7 +26,7 @@ export function OrdersPage() {
     <div className="page" data-page="orders">
       <PageHeader
         title={t('orders.title')}
-        subtitle={list.data ? t('orders.count', { n: fmt.number(list.data.total) }) : undefined}
+        subtitle={list.data ? tn('orders.count', list.data.total) : undefined}
         actions={
           <a className="btn btn-primary" href="#/orders/new" data-action="new-order">
             {t('orders.new')}

@@ -1,0 +1,126 @@
+// Fan-out: M orders of one product (200 MiB in BENCH_FANOUT_FILES files) paid at once. Goals: the
+// origin serves the product's bytes once, and all M are delivered in at most 1.5× the time of a
+// single order, measured in the same run on a fresh data dir and a fresh sandbox.
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, type CpuUse, type LoopDelay } from './lib/measure';
+import { startBenchSandbox, type SandboxCounters } from './lib/sandbox';
+import { now, startBenchShop } from './lib/shop';
+
+const ORDERS = envNum('BENCH_FANOUT_ORDERS', 50);
+const FILES = Math.max(1, envNum('BENCH_FANOUT_FILES', 4));
+const PRODUCT_BYTES = scaled(200 * MiB);
+const RATE = envNum('BENCH_FANOUT_RATE_MIB', 20) * MiB;
+const DELIVERY = (process.env.BENCH_FANOUT_DELIVERY ?? 'private-copy') as 'private-copy' | 'shared-library';
+const TIMEOUT_MS = envNum('BENCH_TIMEOUT_SEC', 600) * 1000;
+
+interface RunResult {
+  orders: number;
+  seconds: number;
+  delivered: number;
+  failed: number;
+  errors: string[];
+  productBytes: number;
+  counters: SandboxCounters;
+  /** Bytes the origin served for the product's files (manifest excluded). */
+  productBytesServed: number;
+  loop: LoopDelay;
+  cpu: CpuUse;
+}
+
+async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
+  const sandbox = await startBenchSandbox({ originBytesPerSecPerConnection: RATE });
+  try {
+    const shop = await startBenchShop({ sandbox });
+    try {
+      const each = Math.floor(PRODUCT_BYTES / FILES);
+      const entries = [];
+      let total = 0;
+      for (let i = 0; i < FILES; i++) {
+        const size = i === FILES - 1 ? PRODUCT_BYTES - each * (FILES - 1) : each;
+        const f = await sandbox.addFile(`fanout/Bai ${i + 1}.mp4`, { size, seed: `fanout-${i + 1}`, sha256: sha[i] });
+        if (f.sha256) sha[i] = f.sha256;
+        entries.push({ path: `Bai ${i + 1}.mp4`, url: f.url, size: f.size, sha256: f.sha256 ?? undefined });
+        total += size;
+      }
+      const manifest = await sandbox.addManifest('fanout.json', entries);
+      const productId = shop.httpManifestProduct('Khoá học Excel nâng cao', manifest, DELIVERY);
+      const list = [];
+      for (let i = 0; i < orders; i++) list.push(await shop.order(productId, i + 1));
+      const loop = startLoopMonitor(10);
+      const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
+      const t0 = now();
+      const paid = await Promise.all(list.map((o) => shop.pay(o)));
+      if (paid.some((p) => p.status !== 200)) throw new Error(`webhook answers: ${paid.map((p) => p.status).join(',')}`);
+      const settled = await shop.waitSettled(list.map((o) => o.id), TIMEOUT_MS);
+      const seconds = settled.timedOut ? NaN : (Math.max(...settled.finishedAt.values()) - t0) / 1000;
+      const loopDelay = loop.stop();
+      const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
+      const counters = await sandbox.counters();
+      const productBytesServed = Object.entries(counters.origin.byPath)
+        .filter(([k]) => k.startsWith('fanout/'))
+        .reduce((n, [, c]) => n + c.bytes, 0);
+      return { orders, seconds, delivered: settled.delivered, failed: settled.failed, errors: settled.errors, productBytes: total, counters, productBytesServed, loop: loopDelay, cpu };
+    } finally {
+      await shop.stop();
+    }
+  } finally {
+    await sandbox.close();
+  }
+}
+
+export async function run(): Promise<unknown> {
+  console.log(
+    `fan-out: ${ORDERS} orders of one ${mib(PRODUCT_BYTES)} MiB product (${FILES} file(s), ${DELIVERY}), ` +
+      `origin capped at ${mib(RATE)} MiB/s per connection; ${machine()}`,
+  );
+  const sha: string[] = [];
+  const single = await runOrders(1, sha);
+  console.log(`  single order: ${round(single.seconds, 2)} s (${single.delivered} delivered; other load on the machine ${single.cpu.otherLoadCores} cores)`);
+  const many = await runOrders(ORDERS, sha);
+  console.log(`  ${ORDERS} orders: ${round(many.seconds, 2)} s (${many.delivered} delivered${many.failed ? `, ${many.failed} not: ${many.errors.join(' | ')}` : ''}; other load ${many.cpu.otherLoadCores} cores)`);
+
+  const ratioTime = many.seconds / single.seconds;
+  const servedRatio = many.productBytesServed / many.productBytes;
+  const row = (name: string, r: RunResult) => [
+    name,
+    round(r.seconds, 2),
+    round(r.seconds / single.seconds, 2),
+    `${r.delivered}/${r.orders}`,
+    round(r.productBytesServed / r.productBytes, 3),
+    round(r.counters.drive.uploadBytes / r.productBytes, 3),
+    r.counters.drive.filesCopy,
+    r.counters.drive.permissionsCreate,
+    r.counters.emails,
+    `${r.loop.p99Ms} (max ${r.loop.maxMs})`,
+  ];
+  printTable(
+    ['run', 'seconds', 'ratio to single (goal <= 1.5)', 'delivered', 'origin bytes / product size (goal 1)', 'Drive upload bytes / product size', 'files.copy', 'permissions', 'emails', 'loop p99 ms'],
+    [row('single order (fresh sandbox + data dir)', single), row(`${ORDERS} orders at once (fresh sandbox + data dir)`, many)],
+  );
+  const goals = {
+    allDelivered: many.delivered === ORDERS && many.failed === 0 && single.delivered === 1,
+    servedOnce: servedRatio <= 1.001,
+    servedRatio: round(servedRatio, 3),
+    timeRatio: round(ratioTime, 2),
+    timeMet: ratioTime <= 1.5,
+  };
+  console.log(
+    `goals: all delivered ${verdict(goals.allDelivered)}; origin served the product once ${verdict(goals.servedOnce)} (${goals.servedRatio}×); ` +
+      `${ORDERS} orders within 1.5× one order ${verdict(goals.timeMet)} (${goals.timeRatio}×)`,
+  );
+  const brief = (r: RunResult) => ({
+    orders: r.orders,
+    seconds: round(r.seconds, 2),
+    delivered: r.delivered,
+    failed: r.failed,
+    productBytesServed: r.productBytesServed,
+    uploadBytes: r.counters.drive.uploadBytes,
+    filesCopy: r.counters.drive.filesCopy,
+    permissionsCreate: r.counters.drive.permissionsCreate,
+    emails: r.counters.emails,
+    loop: r.loop,
+    cpu: r.cpu,
+  });
+  const summary = { bench: 'transfer-fanout', orders: ORDERS, files: FILES, productMiB: mib(PRODUCT_BYTES), rateMiBps: mib(RATE), delivery: DELIVERY, single: brief(single), many: brief(many), goals };
+  console.log(JSON.stringify(summary));
+  return summary;
+}
