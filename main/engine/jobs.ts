@@ -77,6 +77,17 @@ export function readJobSettings(config: Pick<ConfigService, 'current'>, store: P
   };
 }
 
+/** Why a configured bandwidth schedule cannot be used, or null when it can (or none is set). */
+export function bandwidthScheduleProblem(config: Pick<ConfigService, 'current'>, store: Pick<Store, 'settings'>): string | null {
+  const cfg = config.current() as unknown as Record<string, unknown>;
+  const raw = cfg.bandwidthSchedule !== undefined ? cfg.bandwidthSchedule : store.settings.get('bandwidthSchedule');
+  if (raw === undefined || raw === null) return null;
+  const r = BandwidthScheduleSchema.safeParse(raw);
+  if (r.success) return null;
+  const i = r.error.issues[0]!;
+  return `bandwidthSchedule${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hooks into the engine that this module needs and the engine may not have yet.
 
@@ -623,6 +634,8 @@ export function registerEngineJobs(runner: JobRunner, deps: EngineJobsDeps): Eng
     JOB.bandwidth,
     '* * * * *',
     () => {
+      const problem = bandwidthScheduleProblem(config, store);
+      if (problem) throw Object.assign(new Error(`${problem} (normal limits apply)`), { code: 'BANDWIDTH_SCHEDULE_INVALID' });
       const o = bandwidthOverrideAt(settings().bandwidthSchedule, now());
       const desc = o ? `download ${o.downloadKBps ?? 'as set'} KiB/s, upload ${o.uploadKBps ?? 'as set'} KiB/s` : 'normal limits';
       if (!hooks.setBandwidthOverride) {

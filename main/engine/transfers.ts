@@ -31,6 +31,8 @@ export interface TransferRequest {
   /** Fairness group, e.g. the product id. */
   group: string;
   onEvent?: (e: TaskEvent) => void;
+  /** Called when the transfer leaves the queue and starts. */
+  onStart?: () => void;
   signal?: AbortSignal;
 }
 
@@ -176,6 +178,7 @@ export class TransferScheduler {
     const { port1, port2 } = new MessageChannel();
     e.port = port1;
     this.running.add(e);
+    e.onStart?.();
     let last = 0;
     const handle = (msg: TaskEvent) => {
       if (msg.type === 'progress') {

@@ -2,7 +2,7 @@
 // rows. Rows are fetched a page at a time (limit/offset) as they scroll into view; live events
 // patch the rows on screen instead of reloading the list.
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { memo, useCallback, useEffect, useRef, useState } from 'react';
 import { dashboard, deliveries, engine, type Delivery } from '../api/endpoints';
 import { ACTIVE_STATES, DeliveryActions, ProgressCell } from '../components/delivery';
 import { DeliveryStateBadge, EmptyState, ErrorNote, Loading, Notice, PageHeader } from '../components/ui';
@@ -214,6 +214,64 @@ function Drawer({ id, onClose }: { id: string; onClose: () => void }) {
   );
 }
 
+interface RowProps {
+  index: number;
+  start: number;
+  d: Delivery | undefined;
+  selected: boolean;
+  /** Changes only for rows that are transferring, so the others are not re-rendered. */
+  progressVersion: number;
+  onSelect: (id: string) => void;
+  onChanged: () => void;
+}
+
+// Memoised: a scroll frame re-renders the page, but only the rows that just came into view
+// (or whose delivery changed) render again. This keeps frames short at reading-speed scrolls.
+const DeliveryRow = memo(function DeliveryRow({ index, start, d, selected, onSelect, onChanged }: RowProps) {
+  const { t, tn, fmt } = useI18n();
+  return (
+    <div
+      className={`vrow ${selected ? 'selected' : ''} ${d && ACTIVE_STATES.has(d.state) ? 'active' : ''}`}
+      style={{ height: ROW_HEIGHT, transform: `translateY(${start}px)` }}
+      data-index={index}
+      data-loaded={d ? '1' : undefined}
+      data-delivery={d?.id}
+      data-state={d?.state}
+      onClick={d ? () => onSelect(d.id) : undefined}
+    >
+      {d ? (
+        <>
+          <div className="vcell vcell-state">
+            <DeliveryStateBadge state={d.state} />
+          </div>
+          <div className="vcell vcell-main">
+            <div className="ellipsis">
+              <strong>{d.productName ?? d.productId}</strong>
+            </div>
+            <div className="muted small ellipsis">
+              <a href={`#/orders/${d.orderId}`} onClick={(e) => e.stopPropagation()} className="mono">
+                {d.orderCode ?? t('deliveries.order')}
+              </a>
+              {d.vip ? ' · VIP' : ''}
+              {d.customerEmail ? ` · ${d.customerEmail}` : ''} · {fmt.dateTime(d.createdAt)}
+              {d.priority > 0 ? ` · ${t('deliveries.priorityN', { n: d.priority })}` : ''}
+              {d.attempts > 1 ? ` · ${tn('deliveries.attempts', d.attempts)}` : ''}
+            </div>
+          </div>
+          <div className="vcell vcell-progress">
+            <ProgressCell d={d} p={progressFor(d.id, d.progress)} />
+          </div>
+          <div className="vcell vcell-actions" onClick={(e) => e.stopPropagation()}>
+            <DeliveryActions d={d} onChanged={onChanged} compact />
+          </div>
+        </>
+      ) : (
+        <div className="vcell skeleton" />
+      )}
+    </div>
+  );
+});
+
 export function DeliveriesPage({ state }: { state: string }) {
   const i18n = useI18n();
   const { t, tn, tx, fmt } = i18n;
@@ -224,7 +282,7 @@ export function DeliveriesPage({ state }: { state: string }) {
   const [notice, setNotice] = useState<string | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  useProgressVersion();
+  const progressVersion = useProgressVersion();
 
   const scrollRef = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
@@ -408,47 +466,19 @@ export function DeliveriesPage({ state }: { state: string }) {
             <div style={{ height: virtualizer.getTotalSize(), position: 'relative', width: '100%' }}>
               {items.map((vi) => {
                 const d = win.current.rows.get(vi.index);
+                // Only rows that are transferring depend on the progress store.
+                const live = d && ACTIVE_STATES.has(d.state) ? progressVersion : 0;
                 return (
-                  <div
+                  <DeliveryRow
                     key={vi.key}
-                    className={`vrow ${d && selected === d.id ? 'selected' : ''} ${d && ACTIVE_STATES.has(d.state) ? 'active' : ''}`}
-                    style={{ height: ROW_HEIGHT, transform: `translateY(${vi.start}px)` }}
-                    data-index={vi.index}
-                    data-loaded={d ? '1' : undefined}
-                    data-delivery={d?.id}
-                    data-state={d?.state}
-                    onClick={d ? () => setSelected(d.id) : undefined}
-                  >
-                    {d ? (
-                      <>
-                        <div className="vcell vcell-state">
-                          <DeliveryStateBadge state={d.state} />
-                        </div>
-                        <div className="vcell vcell-main">
-                          <div className="ellipsis">
-                            <strong>{d.productName ?? d.productId}</strong>
-                          </div>
-                          <div className="muted small ellipsis">
-                            <a href={`#/orders/${d.orderId}`} onClick={(e) => e.stopPropagation()} className="mono">
-                              {d.orderCode ?? t('deliveries.order')}
-                            </a>
-                            {d.vip ? ' · VIP' : ''}
-                            {d.customerEmail ? ` · ${d.customerEmail}` : ''} · {fmt.dateTime(d.createdAt)}
-                            {d.priority > 0 ? ` · ${t('deliveries.priorityN', { n: d.priority })}` : ''}
-                            {d.attempts > 1 ? ` · ${tn('deliveries.attempts', d.attempts)}` : ''}
-                          </div>
-                        </div>
-                        <div className="vcell vcell-progress">
-                          <ProgressCell d={d} p={progressFor(d.id, d.progress)} />
-                        </div>
-                        <div className="vcell vcell-actions" onClick={(e) => e.stopPropagation()}>
-                          <DeliveryActions d={d} onChanged={refreshVisible} compact />
-                        </div>
-                      </>
-                    ) : (
-                      <div className="vcell skeleton" />
-                    )}
-                  </div>
+                    index={vi.index}
+                    start={vi.start}
+                    d={d}
+                    selected={!!d && selected === d.id}
+                    progressVersion={live}
+                    onSelect={setSelected}
+                    onChanged={refreshVisible}
+                  />
                 );
               })}
             </div>
