@@ -7,8 +7,9 @@
 //
 // Variants of driveship's run (BENCH_DISTINCT_VARIANTS, comma-separated, default "defaults,tuned"):
 //   defaults  shipped settings (maxDownloads 8, maxPerHost 8, maxUploads 4, no segmenting below 64 MiB)
-//   tuned     DRIVESHIP_MAX_DOWNLOADS=N, maxPerHost=N, and download tasks segmented from 16 MiB
-//             (no setting exists for the threshold yet: the bench adds it to each download task)
+//   tuned     maxDownloads = maxPerHost = N and downloads segmented from 16 MiB
+//   custom:dl=20;host=20;up=4;seg=16;segs=4   any mix (seg/segs: segment threshold in MiB and count)
+// The segment threshold and count are not settings yet: the bench adds them to each download task.
 import type { AnyTask } from '../main/engine/transfers';
 import { aria2Version, runAria2, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
 import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, type CpuUse, type LoopDelay } from './lib/measure';
@@ -26,19 +27,30 @@ interface Variant {
   env: Record<string, string>;
   settings?: Record<string, unknown>;
   segmentThreshold?: number;
+  segments?: number;
   describe: string;
 }
 
-const VARIANTS: Record<string, Variant> = {
-  defaults: { name: 'defaults', env: {}, describe: 'shipped defaults' },
-  tuned: {
-    name: 'tuned',
-    env: { DRIVESHIP_MAX_DOWNLOADS: String(N) },
-    settings: { maxPerHost: N },
-    segmentThreshold: 16 * MiB,
-    describe: `maxDownloads=${N}, maxPerHost=${N}, segmentThreshold=16 MiB`,
-  },
-};
+function parseVariant(spec: string): Variant {
+  if (spec === 'defaults') return { name: 'defaults', env: {}, describe: 'shipped defaults' };
+  const body = spec === 'tuned' ? `dl=${N};host=${N};seg=16` : spec.startsWith('custom:') ? spec.slice('custom:'.length) : null;
+  if (body === null) throw new Error(`unknown variant "${spec}": use defaults, tuned or custom:dl=..;host=..;up=..;seg=..;segs=..`);
+  const kv = Object.fromEntries(body.split(';').filter(Boolean).map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
+  const v: Variant = { name: spec === 'tuned' ? 'tuned' : body, env: {}, settings: {}, describe: '' };
+  const parts: string[] = [];
+  for (const [k, raw] of Object.entries(kv)) {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`variant ${spec}: ${k} must be a positive whole number`);
+    if (k === 'dl') (v.env.DRIVESHIP_MAX_DOWNLOADS = String(n)), parts.push(`maxDownloads=${n}`);
+    else if (k === 'up') (v.env.DRIVESHIP_MAX_UPLOADS = String(n)), parts.push(`maxUploads=${n}`);
+    else if (k === 'host') (v.settings!.maxPerHost = n), parts.push(`maxPerHost=${n}`);
+    else if (k === 'seg') (v.segmentThreshold = n * MiB), parts.push(`segmentThreshold=${n} MiB`);
+    else if (k === 'segs') (v.segments = n), parts.push(`segments=${n}`);
+    else throw new Error(`variant ${spec}: unknown key ${k}`);
+  }
+  v.describe = parts.join(', ');
+  return v;
+}
 
 interface OursResult {
   variant: string;
@@ -63,12 +75,13 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
   try {
     const shop = await startBenchShop({ sandbox, env: v.env, settings: v.settings });
     try {
-      if (v.segmentThreshold) {
-        // What-if for a default that is not a setting yet: give every download task the threshold.
+      if (v.segmentThreshold || v.segments) {
+        // What-if for defaults that are not settings yet: hand every download task the threshold/count.
+        const extra = { ...(v.segmentThreshold ? { segmentThreshold: v.segmentThreshold } : {}), ...(v.segments ? { segments: v.segments } : {}) };
         const s = shop.core.engine.scheduler;
         const original = s.run.bind(s);
         (s as { run: unknown }).run = (req: { task: AnyTask }) =>
-          original(req.task.kind === 'download' ? ({ ...req, task: { ...req.task, segmentThreshold: v.segmentThreshold } } as never) : (req as never));
+          original(req.task.kind === 'download' ? ({ ...req, task: { ...req.task, ...extra } } as never) : (req as never));
       }
       const orders = [];
       for (let i = 0; i < N; i++) {
@@ -129,11 +142,7 @@ async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Res
 
 export async function run(): Promise<unknown> {
   const names = (process.env.BENCH_DISTINCT_VARIANTS ?? 'defaults,tuned').split(',').map((s) => s.trim()).filter(Boolean);
-  const variants = names.map((n) => {
-    const v = VARIANTS[n];
-    if (!v) throw new Error(`unknown variant "${n}"; known: ${Object.keys(VARIANTS).join(', ')}`);
-    return v;
-  });
+  const variants = names.map(parseVariant);
   console.log(`distinct products: ${N} × ${mib(SIZE)} MiB, origin capped at ${mib(RATE)} MiB/s per connection; ${machine()}`);
   const sha = new Map<number, string>();
   const ours: OursResult[] = [];

@@ -192,3 +192,29 @@ export function cpuSince(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
     otherLoadCores: system === null ? null : round(Math.max(0, system - total) / Math.max(0.001, wallSec), 2),
   };
 }
+
+/** Cores kept busy by the whole machine over `ms` (Linux; null elsewhere). */
+export async function machineLoad(ms = 1000): Promise<number | null> {
+  const a = systemBusySeconds();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = systemBusySeconds();
+  return a === null || b === null ? null : round((b - a) / (ms / 1000), 2);
+}
+
+/**
+ * With BENCH_WAIT_QUIET_SEC > 0, waits (up to that long) until the machine has been nearly idle
+ * (< 0.3 cores busy) for 3 s, so figures are not taken while other jobs share the cores.
+ */
+export async function waitQuiet(): Promise<void> {
+  const limit = envNum('BENCH_WAIT_QUIET_SEC', 0) * 1000;
+  if (!limit) return;
+  const until = performance.now() + limit;
+  let quiet = 0;
+  while (performance.now() < until) {
+    const load = await machineLoad(1000);
+    if (load === null) return;
+    quiet = load < 0.3 ? quiet + 1 : 0;
+    if (quiet >= 3) return;
+  }
+  console.log(`  (the machine did not go quiet within ${limit / 1000} s; measuring anyway)`);
+}

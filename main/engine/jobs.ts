@@ -635,7 +635,13 @@ export function registerEngineJobs(runner: JobRunner, deps: EngineJobsDeps): Eng
     '* * * * *',
     () => {
       const problem = bandwidthScheduleProblem(config, store);
-      if (problem) throw Object.assign(new Error(`${problem} (normal limits apply)`), { code: 'BANDWIDTH_SCHEDULE_INVALID' });
+      if (problem) {
+        if (hooks.setBandwidthOverride && applied !== 'null') {
+          hooks.setBandwidthOverride(null);
+          applied = 'null';
+        }
+        throw Object.assign(new Error(`${problem} (normal limits apply)`), { code: 'BANDWIDTH_SCHEDULE_INVALID' });
+      }
       const o = bandwidthOverrideAt(settings().bandwidthSchedule, now());
       const desc = o ? `download ${o.downloadKBps ?? 'as set'} KiB/s, upload ${o.uploadKBps ?? 'as set'} KiB/s` : 'normal limits';
       if (!hooks.setBandwidthOverride) {

@@ -178,7 +178,8 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
 
   let core: Core;
   try {
-    core = await startCore({ dataDir: env.DRIVESHIP_DATA_DIR || userData, env });
+    const box = electronSecretBox();
+    core = await startCore({ dataDir: env.DRIVESHIP_DATA_DIR || userData, env, secretBox: box.available() ? box : null });
   } catch (err) {
     dialog.showErrorBox(texts(systemLang).startFailed.title, startFailureText(systemLang, err));
     app.exit(1);

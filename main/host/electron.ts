@@ -4,8 +4,15 @@ import { app } from 'electron';
 import { startShell } from './electron-shell';
 
 startShell({
-  // engine: ({ core }) => <the engine's pause/resume facade over core>,
-  // onResume: ({ core }) => <reconcile payments, re-check the tunnel>,
+  engine: ({ core }) => ({
+    pauseAll: () => core.engine.supervisor.pauseAll(),
+    resumeAll: () => core.engine.supervisor.resumeAll(),
+    activeTransfers: () => {
+      const s = core.engine.scheduler.stats();
+      return s.running.download + s.running.upload;
+    },
+    paused: () => core.engine.supervisor.isPaused(),
+  }),
 }).catch((err: unknown) => {
   console.error('driveship: the desktop shell failed to start', err);
   app.exit(1);

@@ -128,7 +128,7 @@ describe('public listener fuzz', () => {
           () => Buffer.from(`POST /webhooks/sepay HTTP/1.1\r\nHost: x\r\nX-Inject: a\rb\nc\r\nConnection: close\r\n\r\n`),
           () => Buffer.from(`POST /webhooks/sepay HTTP/1.0\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(validTx())}`),
           () => Buffer.from(`POST /webhooks/sepay HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`),
-        ]);
+        ])();
       }
       const method = pick(methods);
       let path = pick(paths);
