@@ -12,7 +12,7 @@
 // The segment threshold and count are not settings yet: the bench adds them to each download task.
 import type { AnyTask } from '../main/engine/transfers';
 import { aria2Version, runAria2, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
-import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, type CpuUse, type LoopDelay } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 import { now, startBenchShop } from './lib/shop';
 
@@ -92,6 +92,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         const productId = shop.httpManifestProduct(`Khoá học ${i + 1}`, manifest);
         orders.push(await shop.order(productId, i + 1));
       }
+      await waitQuiet();
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();
@@ -132,7 +133,9 @@ async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Res
       files.push({ url: f.url, name: `Bai ${i + 1}.mp4` });
     }
     const version = aria2Version();
+    if (version) await waitQuiet();
     const aria2 = version ? await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4']) : null;
+    await waitQuiet();
     const seq = await runSequential(files.slice(0, SEQ_SUBSET), sandbox.drive);
     return { aria2, aria2Version: version, seq };
   } finally {

@@ -1,7 +1,7 @@
 // Fan-out: M orders of one product (200 MiB in BENCH_FANOUT_FILES files) paid at once. Goals: the
 // origin serves the product's bytes once, and all M are delivered in at most 1.5× the time of a
 // single order, measured in the same run on a fresh data dir and a fresh sandbox.
-import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, type CpuUse, type LoopDelay } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox, type SandboxCounters } from './lib/sandbox';
 import { now, startBenchShop } from './lib/shop';
 
@@ -45,6 +45,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       const productId = shop.httpManifestProduct('Khoá học Excel nâng cao', manifest, DELIVERY);
       const list = [];
       for (let i = 0; i < orders; i++) list.push(await shop.order(productId, i + 1));
+      await waitQuiet();
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();

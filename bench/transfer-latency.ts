@@ -4,7 +4,7 @@
 // origin sees the manifest GET and the file GET. The next payment goes once the order is delivered.
 // Baseline: the old system polled its database every 10 s, so a paid order waited 0–10 s
 // (uniformly) before any work started: p50 5 s, p99 9.9 s.
-import { envNum, machine, percentile, printTable, round, verdict, cpuSince, cpuSnapshot } from './lib/measure';
+import { envNum, machine, percentile, printTable, round, verdict, cpuSince, cpuSnapshot, waitQuiet } from './lib/measure';
 import { startBenchSandbox, type OriginRequest } from './lib/sandbox';
 import { startBenchShop, type PaidOrder } from './lib/shop';
 
@@ -36,6 +36,7 @@ export async function run(): Promise<unknown> {
       }
       await sandbox.takeRequests(); // nothing should be there yet; start clean
 
+      await waitQuiet();
       const samples: Sample[] = [];
       const warm: Sample[] = [];
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });

@@ -5,7 +5,7 @@
 // The files carry no sha256 in the manifest (hashing 4 GiB up front would only slow the setup):
 // downloads are checked by size; driveship still hashes every file it fetched, as always.
 import { statfsSync } from 'node:fs';
-import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 import { benchTmpRoot, now, startBenchShop } from './lib/shop';
 
@@ -45,6 +45,7 @@ export async function run(): Promise<unknown> {
       const order = await shop.order(productId, 1);
 
       // Idle: everything started (listeners, store, the pool's first worker thread), nothing moving.
+      await waitQuiet();
       await sleep(1500);
       const idleSamples: number[] = [];
       for (let i = 0; i < 10; i++) {

@@ -7,6 +7,7 @@
 // Goal: first rows < 1 s after navigation starts; no frame over 50 ms while scrolling.
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startHost, tempDir } from '../test/helpers/host';
@@ -221,6 +222,7 @@ export async function run(): Promise<Record<string, unknown>> {
   } finally {
     await browser.close().catch(() => undefined);
     await host.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

@@ -575,8 +575,15 @@ export function registerEngineJobs(runner: JobRunner, deps: EngineJobsDeps): Eng
   const hooks = resolveHooks(engine, deps.hooks);
   const settings = () => readJobSettings(config, store);
 
+  const offs: (() => void)[] = [];
   if (deps.reconciler) {
     const reconciler = deps.reconciler;
+    // A token just entered (or a new API base) is tried at once, not in up to 15 minutes.
+    offs.push(
+      bus.on('settings', (e) => {
+        if (e.keys.some((k) => k === 'sepayApiToken' || k === 'sepayApiBase')) runner.runNow(JOB.reconcile).catch(() => undefined);
+      }),
+    );
     runner.add(
       JOB.reconcile,
       '*/15 * * * *',
@@ -662,5 +669,11 @@ export function registerEngineJobs(runner: JobRunner, deps: EngineJobsDeps): Eng
 
   if (deps.tunnel) registerTunnelHealthJob(runner, { tunnel: deps.tunnel, alerts, log });
 
-  return { watchdog, dispose: () => watchdog.dispose() };
+  return {
+    watchdog,
+    dispose: () => {
+      watchdog.dispose();
+      for (const off of offs) off();
+    },
+  };
 }

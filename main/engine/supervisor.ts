@@ -253,6 +253,7 @@ export class Supervisor {
     this.deps.scheduler.pauseKind('download');
     this.deps.scheduler.pauseKind('upload');
     for (const a of this.actors.values()) a.send({ type: 'PAUSE' });
+    this.deps.bus.emit('settings', { keys: ['enginePaused'] });
   }
 
   resumeAll(actor = 'owner'): void {
@@ -266,6 +267,7 @@ export class Supervisor {
     this.deps.scheduler.resumeKind('upload');
     for (const a of this.actors.values()) a.send({ type: 'RESUME' });
     this.admit();
+    this.deps.bus.emit('settings', { keys: ['enginePaused'] });
   }
 
   /** Deliveries currently moving bytes or calling Drive (for the tray and the quit guard). */

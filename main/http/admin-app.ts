@@ -13,6 +13,7 @@ import {
   SECRET_SETTINGS,
   SettingsUpdateSchema,
   type OrderDetailDto,
+  type ProductDto,
 } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
 import type { Bus, BusEvents } from '../ops/bus';
@@ -97,8 +98,13 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   });
 
   // ---- products ----
+  const withLibrary = (p: ProductDto): ProductDto => {
+    const lib = store.library.summary().get(p.id);
+    const state = lib?.state === 'in_drive' ? 'in_drive' : lib?.state === 'cached' ? 'cached' : 'none';
+    return { ...p, library: lib ? { state, version: lib.version, bytes: lib.bytes } : { state: 'none', version: 0, bytes: 0 } };
+  };
   api.get('/products', wrap((req, res) => {
-    res.json({ items: store.products.list(req.query.archived === 'true') });
+    res.json({ items: store.products.list(req.query.archived === 'true').map(withLibrary) });
   }));
   api.post('/products', wrap((req, res) => {
     res.status(201).json(shop.createProduct(ProductCreateSchema.parse(req.body)));
@@ -106,7 +112,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.get('/products/:id', wrap((req, res) => {
     const p = store.products.get(String(req.params.id));
     if (!p) throw notFound('product', String(req.params.id));
-    res.json(p);
+    res.json(withLibrary(p));
   }));
   api.patch('/products/:id', wrap((req, res) => {
     res.json(shop.updateProduct(String(req.params.id), ProductUpdateSchema.parse(req.body)));
@@ -119,12 +125,13 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.post('/orders', wrap(async (req, res) => {
     res.status(201).json(await shop.createOrder(OrderCreateSchema.parse(req.body)));
   }));
-  api.get('/orders/:id', wrap((req, res) => {
+  api.get('/orders/:id', wrap(async (req, res) => {
     const id = String(req.params.id);
     const o = store.orders.get(id) ?? store.orders.getByCode(id.toUpperCase());
     if (!o) throw notFound('order', id);
     const detail: OrderDetailDto = { ...o, deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id) };
-    res.json(detail);
+    const payable = o.status === 'awaiting_payment' || o.status === 'underpaid';
+    res.json(payable ? { ...detail, ...(await shop.paymentRequest(o)) } : detail);
   }));
 
   // ---- payments ----

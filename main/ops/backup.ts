@@ -23,6 +23,7 @@ import { loadMigrations, type Db } from '../store/db';
 
 export const DB_FILE = 'driveship.db';
 export const PID_FILE = 'driveship.pid';
+export const LOCK_FILE = 'driveship.lock';
 const BACKUP_RE = /^driveship-(\d{8})-(\d{6})(?:-(\d+))?\.db$/;
 
 export const backupsDir = (dataDir: string) => join(dataDir, 'backups');
@@ -108,33 +109,50 @@ export async function backupNow(db: Db, dataDir: string, keep = 7, now = new Dat
 
 // ---------------------------------------------------------------------------------------------
 // The instance lock
+//
+// A pid file alone cannot tell a live holder from a dead one whose pid the OS has given to some
+// other program. So the lock itself is an exclusive SQLite lock on `driveship.lock`, which the OS
+// drops when the holder dies, however it dies; `driveship.pid` beside it says who holds it.
 
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else: still running.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+const held = new Set<string>();
 
-/** The pid of the driveship instance that holds the data folder, or null when none does. */
-export function runningInstance(dataDir: string): number | null {
-  const path = join(dataDir, PID_FILE);
-  let raw: string;
+function readPid(dataDir: string): number | null {
   try {
-    raw = readFileSync(path, 'utf8');
+    const pid = Number.parseInt(readFileSync(join(dataDir, PID_FILE), 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
     return null;
   }
-  const pid = Number.parseInt(raw.trim(), 10);
-  if (pid === process.pid) return held.has(resolve(dataDir)) ? pid : null;
-  return pidAlive(pid) ? pid : null;
 }
 
-const held = new Set<string>();
+/** Opens the lock database and takes its exclusive lock; null when someone else holds it. */
+function tryLock(dataDir: string): Database.Database | null {
+  const db = new Database(join(dataDir, LOCK_FILE), { timeout: 0 });
+  try {
+    chmodSync(join(dataDir, LOCK_FILE), 0o600);
+    db.pragma('journal_mode = DELETE');
+    // In exclusive locking mode the lock taken by the first write is kept until close.
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder; INSERT INTO holder VALUES (' + process.pid + '); COMMIT;');
+    return db;
+  } catch (err) {
+    db.close();
+    if ((err as { code?: string }).code === 'SQLITE_BUSY' || (err as { code?: string }).code === 'SQLITE_LOCKED') return null;
+    throw err;
+  }
+}
+
+/** The pid of the driveship instance that holds the data folder (-1 if it is unknown), or null when none does. */
+export function runningInstance(dataDir: string): number | null {
+  if (held.has(resolve(dataDir))) return process.pid;
+  if (!existsSync(join(dataDir, LOCK_FILE))) return null;
+  const probe = tryLock(dataDir);
+  if (probe) {
+    probe.close();
+    return null;
+  }
+  return readPid(dataDir) ?? -1;
+}
 
 export interface InstanceLock {
   pid: number;
@@ -143,38 +161,29 @@ export interface InstanceLock {
 }
 
 /**
- * Claims the data folder for this process by writing `<dataDir>/driveship.pid`. Refuses when
- * another live process holds it; a pid file left by a process that died is taken over.
+ * Claims the data folder for this process: an exclusive lock on `<dataDir>/driveship.lock` and
+ * `<dataDir>/driveship.pid` with our pid. Refuses (AppError APP_RUNNING) while another process,
+ * or another holder in this one, has it. A pid file left by a process that died is taken over.
  */
 export function acquireInstanceLock(dataDir: string): InstanceLock {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const path = join(dataDir, PID_FILE);
   const key = resolve(dataDir);
-  // The pid alone cannot tell two holders in this same process apart (an app and a restore).
+  const path = join(dataDir, PID_FILE);
   if (held.has(key)) {
     throw new AppError('APP_RUNNING', `driveship is already running with this data folder in this process (pid ${process.pid}). Quit it first.`, 409, { pid: process.pid });
   }
-  let written = false;
-  for (let attempt = 0; attempt < 3 && !written; attempt++) {
-    try {
-      writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      written = true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = runningInstance(dataDir);
-      if (holder !== null && holder !== process.pid) {
-        throw new AppError(
-          'APP_RUNNING',
-          `driveship is already running with this data folder (pid ${holder}). Quit it first; if no driveship is running, delete ${path}.`,
-          409,
-          { pid: holder },
-        );
-      }
-      // A stale file from a process that is gone: remove it and try again.
-      rmSync(path, { force: true });
-    }
+  const lockDb = tryLock(dataDir);
+  if (!lockDb) {
+    const pid = readPid(dataDir);
+    throw new AppError(
+      'APP_RUNNING',
+      `driveship is already running with this data folder${pid ? ` (pid ${pid})` : ''}. Quit it first.`,
+      409,
+      { pid },
+    );
   }
-  if (!written) throw new AppError('APP_RUNNING', `Another process keeps claiming ${path}; is driveship starting right now?`, 409);
+  writeFileSync(path, `${process.pid}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
   held.add(key);
   let released = false;
   const release = () => {
@@ -183,12 +192,13 @@ export function acquireInstanceLock(dataDir: string): InstanceLock {
     held.delete(key);
     process.off('exit', release);
     try {
-      if (Number.parseInt(readFileSync(path, 'utf8').trim(), 10) === process.pid) rmSync(path, { force: true });
+      if (readPid(dataDir) === process.pid) rmSync(path, { force: true });
     } catch {
       /* already gone */
     }
+    lockDb.close();
   };
-  // A crash that skips stop() must not leave a lock that blocks the next start or a restore.
+  // Tidy the pid file on a normal exit that skipped stop(); the lock itself dies with us anyway.
   process.on('exit', release);
   return { pid: process.pid, path, release };
 }
@@ -281,5 +291,56 @@ export function restoreBackup(file: string, dataDir: string, now = new Date()): 
     return { restored: source, previous, schemaVersion: v.schemaVersion };
   } finally {
     lock.release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI commands (`driveship backup`, `driveship restore <file>`), as functions the CLI calls.
+
+export interface CliIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const stdio: CliIo = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+
+/** `driveship backup`: works while the app runs (SQLite's online backup through a read-only connection). */
+export async function runBackupCommand(dataDir: string, keep = 7, io: CliIo = stdio): Promise<number> {
+  const path = join(dataDir, DB_FILE);
+  if (!existsSync(path)) {
+    io.err(`No database at ${path}`);
+    return 1;
+  }
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const b = await backupNow(db, dataDir, keep);
+    io.out(`Backup written: ${b.file} (${b.bytes} bytes)${b.pruned.length ? `; removed ${b.pruned.join(', ')}` : ''}`);
+    return 0;
+  } catch (err) {
+    io.err(`Backup failed: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    db.close();
+  }
+}
+
+/** `driveship restore <file>`: exit 0 restored, 2 usage, 3 the app is running, 1 anything else. */
+export function runRestoreCommand(file: string | undefined, dataDir: string, io: CliIo = stdio): number {
+  if (!file) {
+    const list = listBackups(dataDir);
+    io.err('Usage: driveship restore <backup file>');
+    io.err(list.length ? `Backups in ${backupsDir(dataDir)}:\n${list.map((b) => `  ${b.name}  ${new Date(b.createdAt).toLocaleString()}  ${b.bytes} bytes`).join('\n')}` : `No backups in ${backupsDir(dataDir)}`);
+    return 2;
+  }
+  try {
+    const r = restoreBackup(file, dataDir);
+    io.out(`Restored ${r.restored} (schema ${r.schemaVersion}).`);
+    if (r.previous) io.out(`The database it replaced is kept as ${r.previous}`);
+    io.out('Start driveship again to use it.');
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    io.err(e.message ?? String(err));
+    return e.code === 'APP_RUNNING' ? 3 : 1;
   }
 }

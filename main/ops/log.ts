@@ -225,9 +225,15 @@ export interface LogOptions {
 export function createLogger(opts: LogOptions = {}): Logger {
   // The last list read is kept: lines logged while shutting down must still be scrubbed.
   let known: readonly string[] = [];
+  // Read once per synchronous run of code (a log call reads it twice; a burst of lines once),
+  // and again after it: a secret changed by the code that logs next is still known at once.
+  let fresh = false;
   const secrets = () => {
+    if (fresh) return known;
     try {
       known = opts.secrets?.() ?? [];
+      fresh = true;
+      queueMicrotask(() => (fresh = false));
     } catch {
       /* store already closed: keep the last list */
     }

@@ -43,7 +43,13 @@ export interface Metrics {
   /** A scheduled job finished (the job runner calls this, or the module-level jobResult). */
   jobResult(name: string, ok: boolean, seconds?: number): void;
   /** A reconciliation run: transactions read from SePay and payments it added. */
-  reconcileRun(r: { ok: boolean; seconds: number; fetched?: number; added?: number }): void;
+  reconcileRun(r: { ok: boolean; seconds: number; fetched?: number; added?: number; duplicates?: number }): void;
+  /**
+   * The job runner's 'run' event as it is (runner.on('run', (ev) => metrics.jobRun(ev))): counts
+   * the run, and for a reconciliation job whose detail carries { seen, stored, duplicates } also
+   * the transactions read and the payments it added.
+   */
+  jobRun(ev: { name: string; result: 'ok' | 'error' | string; durationMs?: number | null; detail?: unknown }): void;
   stop(): void;
 }
 
@@ -248,6 +254,11 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Payments reconciliation found that the webhook had not delivered',
     registers: [registry],
   });
+  const reconcileDuplicates = new Counter({
+    name: 'driveship_reconcile_duplicates_total',
+    help: 'Transactions reconciliation read that were already recorded (by the webhook or an earlier run)',
+    registers: [registry],
+  });
 
   // ---- alerts ----
   new Gauge({
@@ -309,6 +320,21 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       metrics.jobResult('reconcile', r.ok, r.seconds);
       if (r.fetched && r.fetched > 0) reconcileFetched.inc(r.fetched);
       if (r.added && r.added > 0) reconcileAdded.inc(r.added);
+      if (r.duplicates && r.duplicates > 0) reconcileDuplicates.inc(r.duplicates);
+    },
+    jobRun(ev) {
+      if (stopped) return;
+      const seconds = typeof ev.durationMs === 'number' ? ev.durationMs / 1000 : undefined;
+      const d = ev.detail as { seen?: unknown; stored?: unknown; duplicates?: unknown } | null | undefined;
+      const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+      if (/reconcil/i.test(ev.name) && d && typeof d === 'object' && (num(d.seen) !== undefined || num(d.stored) !== undefined)) {
+        metrics.jobResult(ev.name, ev.result === 'ok', seconds);
+        if (num(d.seen)) reconcileFetched.inc(num(d.seen)!);
+        if (num(d.stored)) reconcileAdded.inc(num(d.stored)!);
+        if (num(d.duplicates)) reconcileDuplicates.inc(num(d.duplicates)!);
+        return;
+      }
+      metrics.jobResult(ev.name, ev.result === 'ok', seconds);
     },
     stop() {
       if (stopped) return;

@@ -62,6 +62,26 @@ export interface TunnelDeps {
 
 export const WEBHOOK_PATH = '/webhooks/sepay';
 
+/**
+ * The tunnel settings from the config service (once it knows them, with their environment
+ * overrides) or else straight from the settings table.
+ */
+export function readTunnelConfig(config: { current(): object }, settings: { get<T = unknown>(key: string): T | undefined }): TunnelConfig {
+  const cfg = config.current() as Record<string, unknown>;
+  const str = (key: string): string | null => {
+    const v = cfg[key] !== undefined ? cfg[key] : settings.get(key);
+    return typeof v === 'string' && v.trim() !== '' ? v.trim() : null;
+  };
+  return {
+    provider: (str('tunnelProvider') ?? 'none') as TunnelProvider,
+    publicUrl: str('publicUrl'),
+    ngrokAuthtoken: str('ngrokAuthtoken'),
+    ngrokDomain: str('ngrokDomain'),
+    cloudflaredToken: str('cloudflaredToken'),
+    cloudflaredPath: str('cloudflaredPath'),
+  };
+}
+
 const HOST_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 
 /** Normalises a configured public URL to its base (no trailing slash, no webhook path). */

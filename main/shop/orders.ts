@@ -1,5 +1,5 @@
 // Creating orders and products: the owner's side of the books.
-import type { OrderCreate, OrderCreatedDto, ProductCreate, ProductDto, ProductUpdate } from '../core/contract';
+import type { OrderCreate, OrderCreatedDto, OrderDto, ProductCreate, ProductDto, ProductUpdate } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
 import { newOrderCode } from '../core/order-code';
 import { buildVietQrPayload, renderVietQrPng } from '../core/vietqr';
@@ -62,15 +62,18 @@ export class Shop {
       return o;
     });
     this.bus.emit('order', { orderId: order.id, status: order.status });
+    return { ...order, ...(await this.paymentRequest(order)) };
+  }
+
+  /** What the customer still has to pay, as a VietQR code and copy-ready text. */
+  async paymentRequest(order: OrderDto): Promise<Pick<OrderCreatedDto, 'vietqr' | 'paymentText'>> {
+    const cfg = this.config.current();
+    const due = Math.max(0, order.amountVnd - order.paidVnd);
     let vietqr: OrderCreatedDto['vietqr'] = null;
     if (cfg.bankBin && cfg.bankAccount) {
-      const payload = buildVietQrPayload({ bankBin: cfg.bankBin, accountNumber: cfg.bankAccount, amountVnd: order.amountVnd > 0 ? order.amountVnd : undefined, description: order.code });
+      const payload = buildVietQrPayload({ bankBin: cfg.bankBin, accountNumber: cfg.bankAccount, amountVnd: due > 0 ? due : undefined, description: order.code });
       vietqr = { payload, png: await renderVietQrPng(payload) };
     }
-    return {
-      ...order,
-      vietqr,
-      paymentText: { accountNumber: cfg.bankAccount, bankBin: cfg.bankBin, amountVnd: order.amountVnd, content: order.code },
-    };
+    return { vietqr, paymentText: { accountNumber: cfg.bankAccount, bankBin: cfg.bankBin, amountVnd: due, content: order.code } };
   }
 }

@@ -215,6 +215,7 @@ describe('diagnostics bundle', () => {
     assert.ok(wh.recent.some((w: { status: number }) => w.status === 401));
     assert.ok(!entries.get('webhooks.json')!.data.toString().includes('rawBody'), 'no webhook bodies');
     const cfg = json('config.json');
+    assert.ok(!entries.get('config.json')!.data.toString().includes('last4'), 'not even the last 4 characters of a secret');
     assert.equal(cfg.effective.secrets.smtpPassword.set, true);
     assert.ok(cfg.effective.fromEnvironment.includes('smtpPassword'));
     assert.equal(cfg.environmentVariables.SEPAY_API_KEY, '(set)');

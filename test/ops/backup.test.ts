@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
@@ -10,6 +10,8 @@ import {
   listBackups,
   PID_FILE,
   restoreBackup,
+  runBackupCommand,
+  runRestoreCommand,
   runningInstance,
   verifyBackup,
 } from '../../main/ops/backup';
@@ -117,22 +119,46 @@ describe('backups', () => {
     assert.equal(runningInstance(dir), null);
 
     // The app in another process.
-    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
-    await new Promise((r) => other.once('spawn', r));
-    writeFileSync(join(dir, PID_FILE), `${other.pid}\n`);
+    const mod = join(ROOT, 'dist/main/ops/backup.js');
+    const other = spawn(process.execPath, ['-e', `require(${JSON.stringify(mod)}).acquireInstanceLock(${JSON.stringify(dir)}); console.log('locked'); setTimeout(() => {}, 30000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((r) => other.stdout!.once('data', () => r()));
     try {
+      assert.equal(runningInstance(dir), other.pid);
       assert.throws(() => restoreBackup(b.file, dir), (e: Error & { code?: string }) => e.code === 'APP_RUNNING' && e.message.includes(String(other.pid)));
     } finally {
-      other.kill();
+      // Killed: no chance to tidy up, so its pid file stays behind.
+      other.kill('SIGKILL');
       await new Promise((r) => other.once('exit', r));
     }
-    // Its pid file outlived it: stale, so a restore goes ahead.
-    assert.equal(runningInstance(dir), null);
+    assert.equal(readFileSync(join(dir, PID_FILE), 'utf8').trim(), String(other.pid), 'a stale pid file is left');
+    assert.equal(runningInstance(dir), null, 'but the lock died with the process');
 
     const junk = join(dir, 'junk.db');
     writeFileSync(junk, Buffer.alloc(8192, 7));
     assert.throws(() => restoreBackup(junk, dir), (e: Error & { code?: string }) => e.code === 'BACKUP_INVALID');
     assert.throws(() => restoreBackup(join(dir, 'missing.db'), dir), (e: Error & { code?: string }) => e.code === 'BACKUP_NOT_FOUND');
     assert.deepEqual(restoreBackup(b.file, dir).restored, b.file);
+  });
+
+  it('the CLI commands: backup while running, restore refused while running, then done when stopped', async () => {
+    const dir = tempDir();
+    const store = openStore(dir);
+    store.products.create({ name: 'Kept', priceVnd: 1, source: { kind: 'local-folder', path: '/tmp' }, delivery: 'private-copy', accessDays: null });
+    const lock = acquireInstanceLock(dir);
+    const lines: string[] = [];
+    const io = { out: (s: string) => void lines.push(s), err: (s: string) => void lines.push('ERR ' + s) };
+    assert.equal(await runBackupCommand(dir, 7, io), 0, lines.join('\n'));
+    const name = listBackups(dir)[0]!.name;
+    assert.equal(runRestoreCommand(undefined, dir, io), 2);
+    assert.ok(lines.some((l) => l.includes(name)), 'usage lists the backups');
+    assert.equal(runRestoreCommand(name, dir, io), 3);
+    assert.match(lines.at(-1)!, /already running/);
+    store.products.create({ name: 'Lost', priceVnd: 1, source: { kind: 'local-folder', path: '/tmp' }, delivery: 'private-copy', accessDays: null });
+    store.close();
+    lock.release();
+    // Stopped: a backup through the read-only path works on a closed, checkpointed database too.
+    assert.equal(await runBackupCommand(dir, 7, io), 0, lines.join('\n'));
+    assert.equal(runRestoreCommand(name, dir, io), 0, lines.join('\n'));
+    assert.deepEqual(countProducts(dir), ['Kept']);
   });
 });

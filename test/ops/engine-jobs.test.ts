@@ -9,9 +9,11 @@ import {
   expireOrders,
   readJobSettings,
   registerEngineJobs,
+  Watchdog,
   type BandwidthOverride,
   type BandwidthWindow,
 } from '../../main/engine/jobs';
+import { Bus } from '../../main/ops/bus';
 import type { Engine } from '../../main/engine';
 import { startCore, type Core } from '../../main/host/core';
 import { JobRunner } from '../../main/ops/jobs';
@@ -237,5 +239,68 @@ describe('staging cleanup', () => {
     const busy = { library: { trackers: new Map([[`fetch:${a.id}:2`, { snapshot: () => ({ files: [{ state: 'running' }] }) }]]) } } as unknown as Engine;
     assert.equal(cleanStaging({ store, engine: busy, cacheDir: cache, now, retentionDays: 30 }).partsRemoved.length, 0);
     store.close();
+  });
+});
+
+describe('watchdog decisions', () => {
+  function setup() {
+    const store = openStore(tempDir());
+    const p = store.products.create({ name: 'A', priceVnd: 1, source: { kind: 'local-folder', path: '/tmp' }, delivery: 'private-copy', accessDays: null });
+    store.library.addVersion(p.id, 'f', [{ path: 'a.bin', url: null, localSource: '/tmp/a', driveSourceId: null, size: 10, sha256: null }]);
+    const o = store.orders.insert({ code: 'DSBBBBBBBB', customerEmail: 'c@example.com', customerName: null, vip: false, locale: 'vi', expiresAt: null, items: [{ productId: p.id, priceVnd: 1 }] });
+    const [id] = store.deliveries.createForOrder(o.id, 0);
+    store.deliveries.setVersion(id!, 1);
+    store.db.prepare("UPDATE deliveries SET state = 'fetching' WHERE id = ?").run(id);
+    let jobBytes = 100;
+    const stats = { running: { download: 1, upload: 0 }, queued: 0, bytesDown: 0, bytesUp: 0 };
+    const cancelled: string[] = [];
+    const retried: string[] = [];
+    const engine = {
+      supervisor: { isPaused: () => false, stateOf: () => 'fetching', retry: (d: string) => void retried.push(d) },
+      scheduler: { stats: () => stats, isPaused: () => false },
+      library: { trackers: new Map([[`fetch:${p.id}:1`, { snapshot: () => ({ bytesDone: jobBytes, files: [{ state: 'running' }] }) }]]) },
+    } as unknown as Engine;
+    const alerts = { raise: () => {}, clear: () => {} };
+    const bus = new Bus();
+    let t = 0;
+    const wd = new Watchdog({ store, engine, alerts, bus, log: silentLogger(), stallMs: () => 5 * 60_000, cancelJob: (k) => (cancelled.push(k), true), now: () => t });
+    return { store, id: id!, key: `fetch:${p.id}:1`, wd, stats, cancelled, retried, bus, setBytes: (b: number) => (jobBytes = b), advance: (ms: number) => (t += ms) };
+  }
+
+  it('progress within the window is not a stall', () => {
+    const s = setup();
+    s.wd.run();
+    s.advance(4 * 60_000);
+    s.setBytes(200);
+    s.wd.run();
+    s.advance(4 * 60_000);
+    assert.deepEqual(s.wd.run().stalled, []);
+    s.advance(2 * 60_000);
+    assert.deepEqual(s.wd.run().stalled, [s.key], 'no progress for 6 minutes');
+    assert.deepEqual(s.cancelled, [s.key]);
+    // The cancelled delivery is retried as soon as it reports paused.
+    s.bus.emit('delivery', { deliveryId: s.id, orderId: 'o', state: 'paused' });
+    assert.deepEqual(s.retried, [s.id]);
+    s.wd.dispose();
+    s.store.close();
+  });
+
+  it('waiting in the queue behind transfers that move is not a stall; when nothing moves, it is', () => {
+    const s = setup();
+    s.stats.queued = 3;
+    s.wd.run();
+    for (let i = 1; i <= 10; i++) {
+      s.advance(60_000);
+      s.stats.bytesDown += 1_000_000;
+      assert.deepEqual(s.wd.run().stalled, [], `minute ${i}: others are downloading`);
+    }
+    for (let i = 1; i <= 4; i++) {
+      s.advance(60_000);
+      assert.deepEqual(s.wd.run().stalled, [], `minute ${i} of total silence`);
+    }
+    s.advance(60_000);
+    assert.deepEqual(s.wd.run().stalled, [s.key], 'five minutes with no byte moving anywhere');
+    s.wd.dispose();
+    s.store.close();
   });
 });

@@ -144,9 +144,10 @@ describe('SePayReconciler against the SePay API emulator', () => {
 
   it('pages with a small page size and a date range', async () => {
     const since = new Date(Date.now() - 3600_000);
-    const r = await reconciler({ perPage: 7 }).run({ since, until: new Date(Date.now() + 600_000) });
+    const r = await reconciler({ perPage: 60 }).run({ since, until: new Date(Date.now() + 600_000) });
     assert.equal(r.range.from, formatVnDateTime(since));
-    assert.equal(r.pages, Math.ceil(r.seen / 7));
+    assert.ok(r.seen > 60);
+    assert.equal(r.pages, Math.ceil(r.seen / 60));
     assert.equal(r.stored, 0);
   });
 

@@ -11,6 +11,7 @@ import { silentLogger } from '../../main/ops/log';
 import {
   checkTunnelHealth,
   publicBase,
+  readTunnelConfig,
   registerTunnelHealthJob,
   Tunnel,
   TUNNEL_ALERT,
@@ -54,6 +55,17 @@ describe('tunnel configuration', () => {
     await assert.rejects(t.start(), (e: Error & { code?: string }) => e.code === 'TUNNEL_CONFIG');
     assert.equal(loaded, false);
     assert.equal(t.status().state, 'error');
+  });
+
+  it('reads its settings from the config service, else from the settings table', () => {
+    const stored: Record<string, unknown> = { tunnelProvider: 'cloudflared', cloudflaredToken: CF_TOKEN, publicUrl: ' https://pay.example.com ' };
+    const settings = { get: <T,>(k: string) => stored[k] as T | undefined };
+    assert.deepEqual(readTunnelConfig({ current: () => ({}) }, settings), {
+      provider: 'cloudflared', publicUrl: 'https://pay.example.com', ngrokAuthtoken: null, ngrokDomain: null, cloudflaredToken: CF_TOKEN, cloudflaredPath: null,
+    });
+    // Once the config service knows a key (with its environment override), it wins.
+    assert.equal(readTunnelConfig({ current: () => ({ tunnelProvider: 'ngrok' }) }, settings).provider, 'ngrok');
+    assert.equal(readTunnelConfig({ current: () => ({}) }, { get: () => undefined }).provider, 'none');
   });
 
   it('normalises the public URL', () => {

@@ -85,6 +85,7 @@ describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium
       await other.page.waitForSelector('.signin', { timeout: 10_000 });
       const text = await other.page.locator('.signin').innerText();
       assert.match(text, /already used or has expired/);
+      await screenshot(other.page, '16-signin-link-spent');
     } finally {
       await other.context.close();
     }
@@ -92,6 +93,9 @@ describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium
 
   it('creates a product', async () => {
     await go(s.page, '#/products/new', 'product-new');
+    // Nothing filled in: the form says what is missing, in the owner's language, before any request.
+    await s.page.click('[data-action="save-product"]');
+    assert.match(await s.page.locator('.field-error').first().innerText(), /Hãy đặt tên cho sản phẩm/);
     await s.page.fill('#p-name', PRODUCT);
     await s.page.fill('#p-price', String(PRICE));
     await s.page.fill('#p-source', 'http://127.0.0.1:9/excel/manifest.json');
@@ -155,6 +159,10 @@ describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium
     await go(s.page, '#/payments/inbox', 'payments-inbox');
     const row = s.page.locator('tr[data-payment]').filter({ hasText: 'chuyen khoan mua khoa hoc' });
     await row.waitFor();
+    // A code that does not exist gets a plain answer, not an HTTP status.
+    await row.locator('input').fill('DSNOSUCH99');
+    await row.locator('[data-action="find-order"]').click();
+    assert.match(await row.locator('[role="alert"]').innerText(), /Không có đơn “DSNOSUCH99”/);
     await row.locator('input').fill(o.body.code.toLowerCase());
     await row.locator('[data-action="find-order"]').click();
     await row.locator('[data-action="confirm-assign"]').click();

@@ -2,7 +2,7 @@
 // launches Debian's Chromium through playwright-core, signs in through the link the host prints,
 // and records every console error. Has no tests of its own.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT, type HostHandle } from '../helpers/host';
@@ -22,12 +22,44 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Builds dist/renderer unless it is newer than every renderer source (the host serves it). */
-export function ensureRendererBuilt(): void {
+function rendererFresh(): boolean {
   const index = join(ROOT, 'dist/renderer/index.html');
-  const sources = Math.max(newestMtime(join(ROOT, 'renderer')), statSync(join(ROOT, 'main/core')).mtimeMs);
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', RENDERER_CONFIG, '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+  const sources = Math.max(newestMtime(join(ROOT, 'renderer')), newestMtime(join(ROOT, 'main/core')));
+  return existsSync(index) && statSync(index).mtimeMs >= sources;
+}
+
+/**
+ * Builds dist/renderer unless it is newer than every renderer source (the host serves it).
+ * Test files may run in parallel: a lock directory makes one build while the others wait.
+ */
+export function ensureRendererBuilt(): void {
+  if (rendererFresh()) return;
+  const lock = join(ROOT, 'dist/.renderer-build.lock');
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // Someone else is building; a lock older than two minutes is left over from a crash.
+      let age = 0;
+      try {
+        age = Date.now() - statSync(lock).mtimeMs;
+      } catch {
+        continue; // released just now
+      }
+      if (Date.now() > deadline || age > 120_000) rmSync(lock, { recursive: true, force: true });
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+    }
+  }
+  try {
+    if (!rendererFresh()) {
+      execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', RENDERER_CONFIG, '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+    }
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 export function chromiumAvailable(): boolean {

@@ -363,6 +363,8 @@ export const en = {
   'payments.empty': 'No payments yet',
   'payments.emptyBody': 'Payments appear here as soon as SePay tells driveship about a transfer. Check that SePay is connected in Settings.',
   'payments.when': 'When',
+  'payments.bankTime': 'Time at the bank',
+  'payments.viaReconcile': 'found by the SePay check',
   'payments.amount': 'Amount',
   'payments.content': 'Transfer text',
   'payments.account': 'Account',

@@ -365,6 +365,8 @@ export const vi: Record<MessageKey, string> = {
   'payments.empty': 'Chưa có khoản thanh toán nào',
   'payments.emptyBody': 'Các khoản thanh toán hiện ra ngay khi SePay báo về. Hãy kiểm tra SePay đã được kết nối trong Cài đặt.',
   'payments.when': 'Thời gian',
+  'payments.bankTime': 'Giờ ngân hàng',
+  'payments.viaReconcile': 'tìm thấy khi đối soát SePay',
   'payments.amount': 'Số tiền',
   'payments.content': 'Nội dung',
   'payments.account': 'Tài khoản',

@@ -1,5 +1,5 @@
 import { useCallback, useState } from 'react';
-import type { OrderDetailDto, PaymentDto } from '../../../main/core/contract';
+import type { OrderDto, PaymentDto } from '../../../main/core/contract';
 import { orders, payments } from '../api/endpoints';
 import { ApiError } from '../api/client';
 import { EmptyState, ErrorNote, Loading, Notice, OrderStatusBadge, PageHeader, PaymentMatchBadge } from '../components/ui';
@@ -13,7 +13,7 @@ function AssignForm({ payment, onDone }: { payment: PaymentDto; onDone: (msg: st
   const i18n = useI18n();
   const { t, fmt } = i18n;
   const [input, setInput] = useState('');
-  const [found, setFound] = useState<OrderDetailDto | null>(null);
+  const [found, setFound] = useState<OrderDto | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -24,9 +24,13 @@ function AssignForm({ payment, onDone }: { payment: PaymentDto; onDone: (msg: st
     setError(null);
     setFound(null);
     try {
-      // The order route accepts an id or a code.
-      const o = await orders.get(q.startsWith('ord_') ? q : q.toUpperCase());
-      setFound(o);
+      // A code is looked up through the list's search (no 404 for a typo); an id directly.
+      const code = q.toUpperCase();
+      const o = q.startsWith('ord_')
+        ? await orders.get(q)
+        : (await orders.list({ q: code, limit: 10, offset: 0 })).items.find((x) => x.code === code);
+      if (o) setFound(o);
+      else setError(t('payments.orderNotFound', { q }));
     } catch (e) {
       setError(e instanceof ApiError && e.status === 404 ? t('payments.orderNotFound', { q }) : errorMessage(i18n, e));
     } finally {
@@ -152,9 +156,9 @@ export function PaymentsPage({ tab }: { tab: 'all' | 'inbox' }) {
             <tbody>
               {items.map((p) => (
                 <tr key={p.id} data-payment={p.id}>
-                  <td className="muted nowrap">
+                  <td className="muted nowrap" title={`${t('payments.bankTime')}: ${p.transactionDate}`}>
                     {fmt.dateTime(p.receivedAt)}
-                    <div className="small">{p.transactionDate}</div>
+                    {p.via === 'reconcile' ? <div className="small">{t('payments.viaReconcile')}</div> : null}
                   </td>
                   <td className={`num nowrap ${p.transferType === 'out' ? 'out' : ''}`}>
                     {p.transferType === 'out' ? '−' : ''}
