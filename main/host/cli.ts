@@ -1,5 +1,8 @@
 // `driveship <command>`: the headless host. Secrets come from the environment or the settings
 // store, never from arguments, so nothing sensitive shows in `ps`.
+import { resolve } from 'node:path';
+import { defaultDataDir } from '../ops/config';
+import { writeDiagnosticsFile } from '../ops/diagnostics';
 import { adminTokenPath, startCore } from './core';
 
 const HELP = `driveship — fulfilment for a digital-products shop
@@ -9,6 +12,8 @@ Usage:
   driveship sandbox            start the local emulators alone and print their URLs
   driveship demo [--orders N] [--exit]
                                run a complete local sandbox with seeded products and orders
+  driveship diagnostics --out FILE.zip
+                               write a support bundle (no secrets, customer data masked)
   driveship help
 
 Configuration comes from environment variables (DRIVESHIP_DATA_DIR, DRIVESHIP_ADMIN_PORT,
@@ -16,6 +21,8 @@ DRIVESHIP_WEBHOOK_PORT, SEPAY_API_KEY, SEPAY_HMAC_SECRET, SEPAY_API_TOKEN, SEPAY
 DRIVESHIP_GOOGLE_ROOT_URL, ...) over the settings stored in the data folder.`;
 
 async function serve(): Promise<number> {
+  // Everything the app writes (database, cache, logs, backups) is for this user only.
+  process.umask(0o077);
   const core = await startCore();
   const webhook = core.webhookUrl();
   const lines = [
@@ -64,6 +71,23 @@ export async function main(argv: string[]): Promise<number> {
     case 'sandbox': {
       const { runSandbox } = await import('../../sandbox/demo.js');
       return runSandbox();
+    }
+    case 'diagnostics': {
+      const i = argv.indexOf('--out');
+      const out = i >= 0 ? argv[i + 1] : undefined;
+      if (!out || out.startsWith('--')) {
+        process.stderr.write('usage: driveship diagnostics --out FILE.zip\n');
+        return 2;
+      }
+      try {
+        // Opens the database read-only: safe while `serve` runs.
+        const r = await writeDiagnosticsFile({ dataDir: defaultDataDir(), out: resolve(out) });
+        process.stdout.write(`diagnostics bundle written: ${r.path} (${r.bytes} bytes)\n`);
+        return 0;
+      } catch (err) {
+        process.stderr.write(`could not write the diagnostics bundle: ${(err as Error).message}\n`);
+        return 1;
+      }
     }
     case 'help':
     case '--help':

@@ -14,6 +14,9 @@ import { createPublicApp } from '../http/public-app';
 import { Bus } from '../ops/bus';
 import { ConfigService, defaultDataDir } from '../ops/config';
 import { createLogger, type Logger } from '../ops/log';
+import { createMetrics, type Metrics } from '../ops/metrics';
+import { buildDiagnostics, readAppVersion } from '../ops/diagnostics';
+import { assertPrivatePermissions } from '../ops/hardening';
 import { PaymentIntake } from '../sepay/intake';
 import { Shop } from '../shop/orders';
 import { openStore, type Store } from '../store';
@@ -26,6 +29,8 @@ export interface CoreOptions {
   secretBox?: SecretBox | null;
   /** Worker threads for transfers. */
   threads?: number;
+  /** The app's version (Electron: app.getVersion()). */
+  version?: string;
 }
 
 export interface Core {
@@ -37,6 +42,7 @@ export interface Core {
   shop: Shop;
   engine: Engine;
   google: GoogleConnection;
+  metrics: Metrics;
   log: Logger;
   token: string;
   adminUrl: string;
@@ -80,11 +86,13 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   const dataDir = opts.dataDir ?? defaultDataDir(env);
   const store = openStore(dataDir);
   const config = new ConfigService(store.settings, env);
-  const log = opts.log ?? createLogger({ dir: join(dataDir, 'logs'), secrets: () => config.secretValues() });
+  const token = loadOrCreateAdminToken(dataDir);
+  const log = opts.log ?? createLogger({ dir: join(dataDir, 'logs'), secrets: () => [...config.secretValues(), token] });
+  const perms = assertPrivatePermissions(dataDir);
+  if (!perms.ok) log.warn({ problems: perms.problems.map((p) => ({ path: p.path, found: p.found, note: p.note })) }, 'data folder permissions');
   const bus = new Bus();
   const intake = new PaymentIntake(store, config, bus);
   const shop = new Shop(store, config, bus);
-  const token = loadOrCreateAdminToken(dataDir);
   let engine: Engine | null = null;
   const google = new GoogleConnection({
     clientId: () => config.current().googleClientId,
@@ -95,6 +103,15 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   });
   engine = new Engine({ store, config, bus, log, google, dataDir, threads: opts.threads });
   const eng = engine;
+  const version = opts.version ?? readAppVersion();
+  const metrics = createMetrics({ store, bus, engine: eng, version });
+  const health = () => ({
+    database: store.db.open ? 'up' : 'down',
+    webhook: publicServer ? 'listening' : 'not configured',
+    google: google.state().mode,
+    engine: eng.supervisor.isPaused() ? 'paused' : 'running',
+    alerts: eng.alerts.open().length,
+  });
   const loginCodes = new Map<string, number>();
 
   let adminPort = 0;
@@ -103,6 +120,9 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
     port: () => adminPort,
     rendererDir: rendererDir(),
     extend: (api) => engineRoutes(api, { store, engine: eng, google, log, onGoogleChange: () => eng.googleChanged() }),
+    metrics: () => metrics.text(),
+    health,
+    diagnostics: () => buildDiagnostics({ store, config, dataDir, version, engine: eng, env, metricsText: () => metrics.text(), health }),
     redeemLogin: (code) => {
       const until = loginCodes.get(code);
       loginCodes.delete(code);
@@ -116,7 +136,8 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
 
   let publicServer: Server | null = null;
   let webhookPort = 0;
-  const publicApp = createPublicApp({ store, config, intake, log });
+  // The public health answer says only that we are up: nothing about paths, ports or versions.
+  const publicApp = createPublicApp({ store, config, intake, log, onWebhook: (o) => metrics.onWebhook(o) });
   const ensurePublic = async () => {
     const c = config.current();
     const authed = !!(c.sepayApiKey || c.sepayHmacSecret || c.allowUnauthenticatedWebhook);
@@ -140,7 +161,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   eng.start();
   log.info({ adminPort, webhookPort, dataDir }, 'driveship core started');
   return {
-    dataDir, store, config, bus, intake, shop, engine: eng, google, log, token, adminUrl,
+    dataDir, store, config, bus, intake, shop, engine: eng, google, metrics, log, token, adminUrl,
     webhookUrl: () => (publicServer ? `http://127.0.0.1:${webhookPort}/webhooks/sepay` : null),
     newLoginUrl: () => {
       const code = randomBytes(24).toString('base64url');
@@ -151,6 +172,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
       offSettings();
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000)]);
       await eng.stop();
+      metrics.stop();
       log.info('driveship core stopped');
       log.flush?.();
       store.close();

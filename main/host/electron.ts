@@ -3,6 +3,9 @@
 import { app } from 'electron';
 import { startShell } from './electron-shell';
 
+// Everything the app writes (database, cache, logs, backups) is for this user only.
+process.umask(0o077);
+
 startShell({
   engine: ({ core }) => ({
     pauseAll: () => core.engine.supervisor.pauseAll(),

@@ -18,6 +18,7 @@ import {
 import { AppError, notFound } from '../core/errors';
 import type { Bus, BusEvents } from '../ops/bus';
 import type { ConfigService } from '../ops/config';
+import { diagnosticsFileName } from '../ops/diagnostics';
 import type { Logger } from '../ops/log';
 import type { PaymentIntake } from '../sepay/intake';
 import type { Shop } from '../shop/orders';
@@ -40,6 +41,8 @@ export interface AdminAppDeps {
   /** Extra routers mounted under /api/v1 by later layers (engine, ops). */
   extend?: (api: Router) => void;
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Builds the support bundle (zip). */
+  diagnostics?: () => Promise<Buffer>;
   /** Redeems a one-time login code from the link the host printed (true once, if still valid). */
   redeemLogin?: (code: string) => boolean;
   /** Directory of the built renderer, served at /. */
@@ -180,6 +183,21 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     });
     bus.emit('settings', { keys: Object.keys(patch) });
     res.json(config.view());
+  }));
+
+  let building: Promise<Buffer> | null = null;
+  api.post('/diagnostics', wrap(async (_req, res) => {
+    if (!deps.diagnostics) return sendError(res, 404, 'NOT_FOUND', 'Diagnostics are not enabled');
+    // One build at a time: a double click shares the first build.
+    building ??= deps.diagnostics().finally(() => {
+      building = null;
+    });
+    const zip = await building;
+    store.audit.record('owner', 'diagnostics.export', null, { bytes: zip.length });
+    res.setHeader('Content-Type', 'application/zip');
+    res.setHeader('Content-Disposition', `attachment; filename="${diagnosticsFileName()}"`);
+    res.setHeader('Content-Length', String(zip.length));
+    res.end(zip);
   }));
 
   api.get('/audit', wrap((_req, res) => {

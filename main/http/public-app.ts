@@ -56,7 +56,18 @@ export function createPublicApp(deps: PublicAppDeps): express.Express {
     return entry;
   };
 
+  /**
+   * Answers a request we will not store. Refusals are rate limited per address; past the limit
+   * they get 429 and only a log line (a flood must not grow the database). Authenticated,
+   * well-formed payments never come here, so behind a tunnel, where every peer address is the
+   * tunnel's, a flood of junk cannot lock SePay out.
+   */
   const refuse = (req: Request, res: Response, status: number, code: string, message: string, body: Buffer = Buffer.alloc(0), field?: string) => {
+    if (!limiter.take(req.socket.remoteAddress ?? 'unknown')) {
+      record(req, 429, 'RATE_LIMITED', body, null, null);
+      res.setHeader('Retry-After', '60');
+      return sendError(res, 429, 'RATE_LIMITED', 'Too many bad requests from this address');
+    }
     const entry = record(req, status, code, body, null, null);
     // The log row is best effort for refused requests; it never delays or changes the answer.
     commits.submit(() => store.webhookLog.record(entry)).catch((err) => log.error({ err }, 'could not log a refused webhook'));
@@ -66,10 +77,6 @@ export function createPublicApp(deps: PublicAppDeps): express.Express {
   const readBody = express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT });
 
   app.post('/webhooks/sepay', (req, res, next) => {
-    if (!limiter.take(req.socket.remoteAddress ?? 'unknown')) {
-      res.setHeader('Retry-After', '1');
-      return refuse(req, res, 429, 'RATE_LIMITED', 'Too many requests from this address');
-    }
     if (!req.is('application/json')) {
       return refuse(req, res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the webhook as application/json');
     }
