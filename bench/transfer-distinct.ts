@@ -64,6 +64,9 @@ interface OursResult {
   driveUploadBytes: number;
   loop: LoopDelay;
   cpu: CpuUse;
+  /** Seconds from the payments until every delivery had finished downloading / uploading. */
+  allFetchedSec: number | null;
+  allUploadedSec: number | null;
 }
 
 function fileSpec(i: number) {
@@ -102,7 +105,11 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
       const c = await sandbox.counters();
+      const ph = shop.phases();
+      const since = (state: string) => (ph[state] ? round((ph[state]!.last - t0) / 1000, 2) : null);
       return {
+        allFetchedSec: since('uploading'),
+        allUploadedSec: since('linking'),
         variant: v.name,
         settings: v.describe,
         seconds: settled.timedOut ? NaN : (Math.max(...settled.finishedAt.values()) - t0) / 1000,
@@ -153,6 +160,7 @@ export async function run(): Promise<unknown> {
     ours.push(await runOurs(v, sha));
     const o = ours.at(-1)!;
     console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
+    console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }

@@ -46,6 +46,8 @@ export interface BenchShop {
   /** Sends the payment webhook; resolves when the response headers arrive, with that moment. */
   pay(order: PaidOrder): Promise<{ status: number; at: number }>;
   waitSettled(orderIds: string[], timeoutMs: number): Promise<Settled>;
+  /** For each delivery state, when the first and the last delivery entered it (wall-clock ms). */
+  phases(): Record<string, { first: number; last: number; count: number }>;
   stop(): Promise<void>;
 }
 
@@ -78,6 +80,13 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
   const webhook = core.webhookUrl();
   if (!webhook) throw new Error('the webhook listener did not start');
   const agent = new Agent({ keepAliveTimeout: 5_000, connections: 64 });
+  const phases: Record<string, { first: number; last: number; count: number }> = {};
+  const offPhases = core.bus.on('delivery', (e) => {
+    const t = now();
+    const p = (phases[e.state] ??= { first: t, last: t, count: 0 });
+    p.last = t;
+    p.count++;
+  });
 
   return {
     core,
@@ -139,7 +148,9 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
         if (!pendingIds.size) finish(false);
       });
     },
+    phases: () => phases,
     async stop() {
+      offPhases();
       await agent.close();
       await core.stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -85,18 +85,37 @@ export const SettingsUpdateSchema = z
     maxPerHost: z.number().int().min(1).max(64),
     downloadKBps: z.number().int().min(0).max(10_000_000),
     uploadKBps: z.number().int().min(0).max(10_000_000),
+    watchdogStallMinutes: z.number().int().min(1).max(1440),
+    cacheRetentionDays: z.number().int().min(1).max(3650),
+    backupKeep: z.number().int().min(1).max(365),
+    bandwidthSchedule: z
+      .array(
+        z.object({
+          from: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/),
+          to: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/),
+          downloadKBps: z.number().int().min(0).max(10_000_000).optional(),
+          uploadKBps: z.number().int().min(0).max(10_000_000).optional(),
+        }),
+      )
+      .max(24),
+    tunnelProvider: z.enum(['none', 'ngrok', 'cloudflared']),
+    publicUrl: z.union([z.url({ protocol: /^https?$/ }), z.literal('')]),
+    ngrokDomain: z.string().max(253),
+    cloudflaredPath: z.string().max(4096),
     // Secrets: write-only. An empty string clears one.
     sepayApiKey: z.string().max(500),
     sepayHmacSecret: z.string().max(500),
     sepayApiToken: z.string().max(500),
     googleClientSecret: z.string().max(500),
     smtpPassword: z.string().max(500),
+    ngrokAuthtoken: z.string().max(500),
+    cloudflaredToken: z.string().max(2000),
   })
   .partial()
   .strict();
 export type SettingsUpdate = z.infer<typeof SettingsUpdateSchema>;
 
-export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken', 'googleClientSecret', 'smtpPassword'] as const;
+export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken', 'googleClientSecret', 'smtpPassword', 'ngrokAuthtoken', 'cloudflaredToken'] as const;
 export type SecretSetting = (typeof SECRET_SETTINGS)[number];
 
 // ---- responses ----
@@ -216,6 +235,14 @@ export interface SettingsDto {
   maxPerHost: number;
   downloadKBps: number;
   uploadKBps: number;
+  watchdogStallMinutes: number;
+  cacheRetentionDays: number;
+  backupKeep: number;
+  bandwidthSchedule: { from: string; to: string; downloadKBps?: number; uploadKBps?: number }[];
+  tunnelProvider: 'none' | 'ngrok' | 'cloudflared';
+  publicUrl: string | null;
+  ngrokDomain: string | null;
+  cloudflaredPath: string | null;
   secrets: Record<SecretSetting, SecretState>;
   /** Which values the environment overrides (they cannot be changed here). */
   fromEnvironment: string[];

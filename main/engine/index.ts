@@ -15,6 +15,8 @@ import { DeliverySteps } from './steps';
 import { Supervisor } from './supervisor';
 import { TransferScheduler } from './transfers';
 
+const kbps = (v: number | null | undefined) => (v && v > 0 ? v * 1024 : null);
+
 export interface EngineDeps {
   store: Store;
   config: ConfigService;
@@ -37,6 +39,8 @@ export class Engine {
   private minuteTimer: NodeJS.Timeout | null = null;
   private readonly dirtyJobs = new Set<string>();
   private lastTotals = { bytesDown: 0, bytesUp: 0 };
+  /** A time-of-day bandwidth window in force (the bandwidth schedule job sets it). */
+  private bandwidthOverride: { downloadKBps: number | null; uploadKBps: number | null } | null = null;
 
   constructor(private readonly deps: EngineDeps) {
     const { store, config, bus, log } = deps;
@@ -47,8 +51,8 @@ export class Engine {
         maxDownloads: c.maxDownloads,
         maxUploads: c.maxUploads,
         maxPerHost: c.maxPerHost,
-        downloadBytesPerSec: c.downloadKBps > 0 ? c.downloadKBps * 1024 : null,
-        uploadBytesPerSec: c.uploadKBps > 0 ? c.uploadKBps * 1024 : null,
+        downloadBytesPerSec: kbps(this.bandwidthOverride?.downloadKBps ?? c.downloadKBps),
+        uploadBytesPerSec: kbps(this.bandwidthOverride?.uploadKBps ?? c.uploadKBps),
       };
     }, { threads: deps.threads });
     this.mailer = new Mailer(() => {
@@ -71,6 +75,11 @@ export class Engine {
     bus.on('settings', (e) => {
       if (e.keys.some((k) => /^(max|download|upload)/.test(k))) this.scheduler.refresh();
     });
+  }
+
+  setBandwidthOverride(o: { downloadKBps: number | null; uploadKBps: number | null } | null): void {
+    this.bandwidthOverride = o;
+    this.scheduler.refresh();
   }
 
   /** The Drive client for the current connection (rebuilt when the connection changes). */

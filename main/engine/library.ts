@@ -65,6 +65,8 @@ export class Library {
   private readonly listings = new Map<string, { at: number; version: number }>();
   private readonly mismatches = new Map<string, number>();
   readonly trackers = new Map<string, JobTracker>();
+  /** Stops for the shared jobs in flight, so the watchdog can end one that stalled. */
+  private readonly stops = new Map<string, AbortController>();
   /** Bytes fetched over the network again for files that had been partly or wholly fetched before. */
   refetchedBytes = 0;
 
@@ -77,6 +79,14 @@ export class Library {
       this.flights.set(key, p);
     }
     return p;
+  }
+
+  /** Cancels a stalled shared job (its waiters stop with CANCELLED and are retried). */
+  cancelJob(key: string): boolean {
+    const c = this.stops.get(key);
+    if (!c) return false;
+    c.abort();
+    return true;
   }
 
   /** Waits for a shared job, but lets this waiter leave early when its own signal aborts. */
@@ -149,6 +159,8 @@ export class Library {
     const errors: StepError[] = [];
     // Shared work is not cancelled by one waiter leaving: other deliveries may still need it.
     const shared = new AbortController();
+    this.stops.set(key, shared);
+    try {
     await Promise.all(
       files
         .filter((f) => !f.cached)
@@ -184,6 +196,9 @@ export class Library {
           }
         }),
     );
+    } finally {
+      this.stops.delete(key);
+    }
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
     store.library.setState(productId, version, 'cached');
@@ -258,6 +273,9 @@ export class Library {
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.in_drive ? (f.size ?? 0) : f.uploaded_bytes, f.in_drive ? 'done' : 'waiting');
     const errors: StepError[] = [];
+    const shared = new AbortController();
+    this.stops.set(key, shared);
+    try {
     await Promise.all(
       files
         .filter((f) => !f.in_drive)
@@ -280,6 +298,7 @@ export class Library {
               priority: ctx.priority,
               since: ctx.since,
               group: productId,
+              signal: shared.signal,
               onEvent: (e) => {
                 if (e.type === 'session') store.library.setUploadSession(productId, version, f.path, e.uri);
                 else if (e.type === 'committed') store.library.setUploadedBytes(productId, version, f.path, e.bytes);
@@ -295,7 +314,7 @@ export class Library {
               return;
             }
             // A 401 mid-upload: refresh the token once and resume the same session.
-            if (r.error.code === 'AUTH' && !authRetried) {
+            if (r.error.code === 'AUTH' && !authRetried && !shared.signal.aborted) {
               authRetried = true;
               continue;
             }
@@ -305,6 +324,9 @@ export class Library {
           }
         }),
     );
+    } finally {
+      this.stops.delete(key);
+    }
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
     store.library.setState(productId, version, 'in_drive', folderId);

@@ -12,6 +12,8 @@ Usage:
   driveship sandbox            start the local emulators alone and print their URLs
   driveship demo [--orders N] [--exit]
                                run a complete local sandbox with seeded products and orders
+  driveship backup             copy the database into <data dir>/backups now
+  driveship restore FILE       put a backup back (refused while driveship runs)
   driveship diagnostics --out FILE.zip
                                write a support bundle (no secrets, customer data masked)
   driveship help
@@ -72,6 +74,10 @@ export async function main(argv: string[]): Promise<number> {
       const { runSandbox } = await import('../../sandbox/demo.js');
       return runSandbox();
     }
+    case 'backup':
+      return (await import('../ops/backup.js')).runBackupCommand(defaultDataDir());
+    case 'restore':
+      return (await import('../ops/backup.js')).runRestoreCommand(argv[1], defaultDataDir());
     case 'diagnostics': {
       const i = argv.indexOf('--out');
       const out = i >= 0 ? argv[i + 1] : undefined;

@@ -17,9 +17,16 @@ import { createLogger, type Logger } from '../ops/log';
 import { createMetrics, type Metrics } from '../ops/metrics';
 import { buildDiagnostics, readAppVersion } from '../ops/diagnostics';
 import { assertPrivatePermissions } from '../ops/hardening';
+import { acquireInstanceLock } from '../ops/backup';
+import { JobRunner } from '../ops/jobs';
+import { readTunnelConfig, Tunnel } from '../ops/tunnel';
+import { WakeDetector } from '../ops/wake';
+import { SePayReconciler } from '../sepay/reconcile';
+import { registerEngineJobs } from '../engine/jobs';
+import { opsRoutes } from '../http/ops-routes';
 import { PaymentIntake } from '../sepay/intake';
 import { Shop } from '../shop/orders';
-import { openStore, type Store } from '../store';
+import { ensureDataDir, openStore, type Store } from '../store';
 
 export interface CoreOptions {
   dataDir?: string;
@@ -31,6 +38,8 @@ export interface CoreOptions {
   threads?: number;
   /** The app's version (Electron: app.getVersion()). */
   version?: string;
+  /** Run the scheduled jobs (default true; tests that drive jobs themselves turn it off). */
+  jobs?: boolean;
 }
 
 export interface Core {
@@ -43,6 +52,11 @@ export interface Core {
   engine: Engine;
   google: GoogleConnection;
   metrics: Metrics;
+  jobs: JobRunner;
+  reconciler: SePayReconciler;
+  tunnel: Tunnel;
+  /** Wake-from-sleep detection: Electron's powerMonitor calls `notifyResume()`. */
+  wake: WakeDetector;
   log: Logger;
   token: string;
   adminUrl: string;
@@ -84,6 +98,18 @@ export function rendererDir(): string | null {
 export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   const env = opts.env ?? process.env;
   const dataDir = opts.dataDir ?? defaultDataDir(env);
+  ensureDataDir(dataDir);
+  // One app per data folder: a second one (or `driveship restore`) is refused while this runs.
+  const lock = acquireInstanceLock(dataDir);
+  try {
+    return await startLocked(dataDir, env, opts, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOptions, lock: { release(): void }): Promise<Core> {
   const store = openStore(dataDir);
   const config = new ConfigService(store.settings, env);
   const token = loadOrCreateAdminToken(dataDir);
@@ -113,16 +139,24 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
     alerts: eng.alerts.open().length,
   });
   const loginCodes = new Map<string, number>();
+  const jobs = new JobRunner({ db: store.db, log, alerts: eng.alerts });
+  const reconciler = new SePayReconciler({ intake, config, log });
+  let publicServer: Server | null = null;
+  let webhookPort = 0;
+  const tunnel = new Tunnel({ config: () => readTunnelConfig(config, store.settings), webhookPort: () => (publicServer ? webhookPort : null), log });
 
   let adminPort = 0;
   const adminApp = createAdminApp({
     store, config, intake, shop, bus, log, token,
     port: () => adminPort,
     rendererDir: rendererDir(),
-    extend: (api) => engineRoutes(api, { store, engine: eng, google, log, onGoogleChange: () => eng.googleChanged() }),
+    extend: (api) => {
+      engineRoutes(api, { store, engine: eng, google, log, onGoogleChange: () => eng.googleChanged() });
+      opsRoutes(api, { store, config, jobs, tunnel, dataDir });
+    },
     metrics: () => metrics.text(),
     health,
-    diagnostics: () => buildDiagnostics({ store, config, dataDir, version, engine: eng, env, metricsText: () => metrics.text(), health }),
+    diagnostics: () => buildDiagnostics({ store, config, dataDir, version, engine: eng, env, metricsText: () => metrics.text(), health, jobs: () => jobs.list() }),
     redeemLogin: (code) => {
       const until = loginCodes.get(code);
       loginCodes.delete(code);
@@ -134,8 +168,6 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   adminPort = await listen(admin, cfg.adminPort, cfg.adminHost);
   const adminUrl = `http://127.0.0.1:${adminPort}/`;
 
-  let publicServer: Server | null = null;
-  let webhookPort = 0;
   // The public health answer says only that we are up: nothing about paths, ports or versions.
   const publicApp = createPublicApp({ store, config, intake, log, onWebhook: (o) => metrics.onWebhook(o) });
   const ensurePublic = async () => {
@@ -154,14 +186,27 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
     }
   };
   await ensurePublic();
-  const offSettings = bus.on('settings', () => {
-    ensurePublic().catch((err) => log.error({ err }, 'could not start the public listener'));
+  const startTunnel = () => tunnel.restart().catch((err) => log.warn({ err: String(err) }, 'tunnel not started'));
+  const offSettings = bus.on('settings', ({ keys }) => {
+    ensurePublic()
+      .then(() => {
+        if (keys.some((k) => /^(tunnelProvider|publicUrl|ngrok|cloudflared|sepayApiKey|sepayHmacSecret)/.test(k))) void startTunnel();
+      })
+      .catch((err) => log.error({ err }, 'could not start the public listener'));
   });
 
   eng.start();
+  const engineJobs = registerEngineJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
+  jobs.on('run', (ev) => metrics.jobRun(ev));
+  const wake = new WakeDetector({ runner: jobs, log });
+  if (opts.jobs !== false) {
+    jobs.start();
+    wake.start();
+    void startTunnel();
+  }
   log.info({ adminPort, webhookPort, dataDir }, 'driveship core started');
   return {
-    dataDir, store, config, bus, intake, shop, engine: eng, google, metrics, log, token, adminUrl,
+    dataDir, store, config, bus, intake, shop, engine: eng, google, metrics, jobs, reconciler, tunnel, wake, log, token, adminUrl,
     webhookUrl: () => (publicServer ? `http://127.0.0.1:${webhookPort}/webhooks/sepay` : null),
     newLoginUrl: () => {
       const code = randomBytes(24).toString('base64url');
@@ -170,12 +215,15 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
     },
     stop: async () => {
       offSettings();
-      await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000)]);
+      wake.stop();
+      await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
+      engineJobs.dispose();
       await eng.stop();
       metrics.stop();
       log.info('driveship core stopped');
       log.flush?.();
       store.close();
+      lock.release();
     },
   };
 }

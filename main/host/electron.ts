@@ -16,6 +16,8 @@ startShell({
     },
     paused: () => core.engine.supervisor.isPaused(),
   }),
+  // Waking from sleep: reconcile payments and check stalled transfers at once.
+  onResume: ({ core }) => core.wake.notifyResume(),
 }).catch((err: unknown) => {
   console.error('driveship: the desktop shell failed to start', err);
   app.exit(1);

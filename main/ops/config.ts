@@ -44,6 +44,17 @@ export interface Config {
   maxActiveDeliveries: number;
   /** A download with no byte for this long is dropped and retried. */
   stallTimeoutSec: number;
+  watchdogStallMinutes: number;
+  cacheRetentionDays: number;
+  backupKeep: number;
+  /** Times of day (Asia/Ho_Chi_Minh) with other bandwidth caps, e.g. slower by day. */
+  bandwidthSchedule: { from: string; to: string; downloadKBps?: number; uploadKBps?: number }[];
+  tunnelProvider: 'none' | 'ngrok' | 'cloudflared';
+  publicUrl: string | null;
+  ngrokAuthtoken: string | null;
+  ngrokDomain: string | null;
+  cloudflaredToken: string | null;
+  cloudflaredPath: string | null;
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -81,6 +92,16 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   downloadKBps: 'DRIVESHIP_DOWNLOAD_KBPS',
   uploadKBps: 'DRIVESHIP_UPLOAD_KBPS',
   stallTimeoutSec: 'DRIVESHIP_STALL_TIMEOUT_SEC',
+  watchdogStallMinutes: 'DRIVESHIP_WATCHDOG_STALL_MINUTES',
+  cacheRetentionDays: 'DRIVESHIP_CACHE_RETENTION_DAYS',
+  backupKeep: 'DRIVESHIP_BACKUP_KEEP',
+  bandwidthSchedule: 'DRIVESHIP_BANDWIDTH_SCHEDULE',
+  tunnelProvider: 'DRIVESHIP_TUNNEL',
+  publicUrl: 'DRIVESHIP_PUBLIC_URL',
+  ngrokAuthtoken: 'NGROK_AUTHTOKEN',
+  ngrokDomain: 'DRIVESHIP_NGROK_DOMAIN',
+  cloudflaredToken: 'DRIVESHIP_CLOUDFLARED_TOKEN',
+  cloudflaredPath: 'DRIVESHIP_CLOUDFLARED_PATH',
 };
 
 const DEFAULTS: Config = {
@@ -118,6 +139,16 @@ const DEFAULTS: Config = {
   uploadKBps: 0,
   maxActiveDeliveries: 200,
   stallTimeoutSec: 30,
+  watchdogStallMinutes: 5,
+  cacheRetentionDays: 30,
+  backupKeep: 7,
+  bandwidthSchedule: [],
+  tunnelProvider: 'none',
+  publicUrl: null,
+  ngrokAuthtoken: null,
+  ngrokDomain: null,
+  cloudflaredToken: null,
+  cloudflaredPath: null,
 };
 
 function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
@@ -128,6 +159,13 @@ function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
     return n;
   }
   if (typeof d === 'boolean') return raw === '1' || raw.toLowerCase() === 'true';
+  if (key === 'bandwidthSchedule') {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      throw new Error(`${ENV_OVERRIDES[key]} must be JSON, e.g. [{"from":"08:00","to":"22:00","downloadKBps":2048}]`);
+    }
+  }
   if (Array.isArray(d)) return raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (key === 'codePrefix') return raw.toUpperCase();
   return raw;
@@ -188,6 +226,14 @@ export class ConfigService {
       maxPerHost: c.maxPerHost,
       downloadKBps: c.downloadKBps,
       uploadKBps: c.uploadKBps,
+      watchdogStallMinutes: c.watchdogStallMinutes,
+      cacheRetentionDays: c.cacheRetentionDays,
+      backupKeep: c.backupKeep,
+      bandwidthSchedule: c.bandwidthSchedule,
+      tunnelProvider: c.tunnelProvider,
+      publicUrl: c.publicUrl,
+      ngrokDomain: c.ngrokDomain,
+      cloudflaredPath: c.cloudflaredPath,
       secrets,
       fromEnvironment: this.overriddenByEnv(),
     };

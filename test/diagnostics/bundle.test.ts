@@ -275,7 +275,8 @@ describe('diagnostics bundle', () => {
   it('`driveship diagnostics --out FILE.zip` (skipped while the command is not wired)', async (t) => {
     const out = join(tempDir('driveship-diag-cli-'), 'cli.zip');
     const child = spawn(process.execPath, [BIN, 'diagnostics', '--out', out], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, DRIVESHIP_DATA_DIR: dataDir, ...env2 } as NodeJS.ProcessEnv,
+      // The command runs in the same environment as the app it reports on.
+      env: { ...process.env, DRIVESHIP_DATA_DIR: dataDir, ...env2 } as NodeJS.ProcessEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let text = '';

@@ -31,7 +31,7 @@ describe('jobs against the Drive and origin emulators', () => {
 
   before(async () => {
     sandbox = await startSandbox();
-    core = await startCore({
+    core = await startCore({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

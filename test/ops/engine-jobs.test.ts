@@ -56,7 +56,7 @@ describe('engine jobs on a running core', () => {
 
   before(async () => {
     api = await startSePayApi({ token: TOKEN });
-    core = await startCore({
+    core = await startCore({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

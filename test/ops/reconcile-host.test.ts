@@ -128,7 +128,7 @@ describe('reconciliation after downtime (real host, SePay API emulator, Drive/or
 
     // Restart (in-process: the same startCore the CLI runs, with the job wiring core.ts gets).
     const t0 = Date.now();
-    core = await startCore({ dataDir, env: { ...env, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0' }, log: silentLogger() });
+    core = await startCore({ jobs: false, dataDir, env: { ...env, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0' }, log: silentLogger() });
     ops = wireOps(core);
     const c = core;
     const rec = await waitFor('the reconciliation at start', () => (ops!.runner.status('sepay-reconcile')!.runs > 0 ? ops!.runner.status('sepay-reconcile') : null), 30_000);

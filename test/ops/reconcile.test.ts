@@ -60,7 +60,7 @@ describe('SePayReconciler against the SePay API emulator', () => {
 
   before(async () => {
     api = await startSePayApi({ token: TOKEN });
-    core = await startCore({
+    core = await startCore({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

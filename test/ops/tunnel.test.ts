@@ -216,7 +216,7 @@ describe('tunnel health', () => {
   });
 
   it("the real public listener answers the health check", async () => {
-    const core = await startCore({
+    const core = await startCore({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

@@ -78,7 +78,7 @@ describe('wake → reconciliation against the SePay API emulator', () => {
 
   before(async () => {
     api = await startSePayApi({ token: TOKEN });
-    core = await startCore({
+    core = await startCore({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

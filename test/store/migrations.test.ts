@@ -23,6 +23,9 @@ const EXPECT: Record<number, (db: Database.Database) => void> = {
     const cols = (db.prepare('PRAGMA table_info(deliveries)').all() as { name: string }[]).map((c) => c.name);
     for (const c of ['product_version', 'folder_id', 'permission_id', 'notify_state', 'message_id', 'paid_at', 'bytes_refetched']) assert.ok(cols.includes(c), `deliveries.${c}`);
   },
+  3: (db) => {
+    for (const t of ['job_runs', 'access_revocations']) assert.ok(tables(db).includes(t), `table ${t}`);
+  },
 };
 
 function migrationsUpTo(n: number): string {
