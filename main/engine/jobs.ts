@@ -104,12 +104,11 @@ export interface EngineJobHooks {
   setBandwidthOverride?: (o: BandwidthOverride | null) => void;
 }
 
+/** Tests may stand in for the engine's hooks; otherwise the engine's own are used. */
 function resolveHooks(engine: Engine, given: EngineJobHooks = {}): EngineJobHooks {
-  const lib = engine.library as unknown as { cancelJob?: (key: string) => boolean };
-  const eng = engine as unknown as { setBandwidthOverride?: (o: BandwidthOverride | null) => void };
   return {
-    cancelJob: given.cancelJob ?? (typeof lib.cancelJob === 'function' ? (k) => lib.cancelJob!(k) : undefined),
-    setBandwidthOverride: given.setBandwidthOverride ?? (typeof eng.setBandwidthOverride === 'function' ? (o) => eng.setBandwidthOverride!(o) : undefined),
+    cancelJob: given.cancelJob ?? ((k) => engine.library.cancelJob(k)),
+    setBandwidthOverride: given.setBandwidthOverride ?? ((o) => engine.setBandwidthOverride(o)),
   };
 }
 
