@@ -29,7 +29,6 @@ export function percentile(values: number[], p: number): number {
 }
 
 export const round = (n: number, digits = 1) => (Number.isFinite(n) ? Math.round(n * 10 ** digits) / 10 ** digits : n);
-export const secs = (ms: number) => round(ms / 1000, 2);
 export const mib = (bytes: number) => round(bytes / MiB, 1);
 
 export interface LoopDelay {
@@ -80,26 +79,6 @@ export function startLoopMonitor(resolutionMs = 10): { stop(): LoopDelay } {
   };
 }
 
-/** Samples process.memoryUsage().rss (main and worker threads share it) every `intervalMs`. */
-export function startRssSampler(intervalMs = 100): { stop(): { peak: number; samples: number; last: number } } {
-  let peak = process.memoryUsage.rss();
-  let samples = 1;
-  let last = peak;
-  const timer = setInterval(() => {
-    last = process.memoryUsage.rss();
-    samples++;
-    if (last > peak) peak = last;
-  }, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      last = process.memoryUsage.rss();
-      if (last > peak) peak = last;
-      return { peak, samples: samples + 1, last };
-    },
-  };
-}
-
 export function machine(): string {
   const c = cpus();
   return `${c.length} cores (${c[0]?.model.trim() ?? 'unknown'}), node ${process.version}`;
@@ -115,6 +94,8 @@ export function printTable(headers: string[], rows: (string | number)[][], align
 
 export const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET');
 
+const CLK_TCK = 100; // USER_HZ: 100 on every Linux the project targets
+
 /** CPU seconds (user + system) of a thread or process from /proc; null where /proc is missing. */
 function procCpuSeconds(statPath: string): number | null {
   try {
@@ -127,16 +108,12 @@ function procCpuSeconds(statPath: string): number | null {
   }
 }
 
-const CLK_TCK = 100; // USER_HZ: 100 on every Linux the project targets
-
 /** Busy CPU seconds of the whole machine, all cores (Linux /proc/stat). */
 function systemBusySeconds(): number | null {
   try {
+    // cpu  user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
-    void idle;
-    void iowait;
-    return (user + nice + system + irq + softirq + (steal ?? 0)) / CLK_TCK;
+    return f.slice(0, 8).reduce((sum, v, i) => (i === 3 || i === 4 ? sum : sum + (v || 0)), 0) / CLK_TCK;
   } catch {
     return null;
   }

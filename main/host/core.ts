@@ -23,6 +23,7 @@ import { readTunnelConfig, Tunnel } from '../ops/tunnel';
 import { WakeDetector } from '../ops/wake';
 import { SePayReconciler } from '../sepay/reconcile';
 import { registerEngineJobs } from '../engine/jobs';
+import { registerAlertChecks } from '../engine/alert-checks';
 import { opsRoutes } from '../http/ops-routes';
 import { PaymentIntake } from '../sepay/intake';
 import { Shop } from '../shop/orders';
@@ -197,6 +198,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
 
   eng.start();
   const engineJobs = registerEngineJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
+  const offAlertChecks = registerAlertChecks(jobs, { store, alerts: eng.alerts, bus, dataDir });
   jobs.on('run', (ev) => metrics.jobRun(ev));
   const wake = new WakeDetector({ runner: jobs, log });
   if (opts.jobs !== false) {
@@ -218,6 +220,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
       wake.stop();
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
       engineJobs.dispose();
+      offAlertChecks();
       await eng.stop();
       metrics.stop();
       log.info('driveship core stopped');

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkDisk, registerAlertChecks, DISK_LOW_BYTES } from '../../main/engine/alert-checks';
+import { Alerts } from '../../main/ops/alerts';
+import { Bus } from '../../main/ops/bus';
+import { JobRunner } from '../../main/ops/jobs';
+import { silentLogger } from '../../main/ops/log';
+import { openStore } from '../../main/store';
+import { tempDir } from '../helpers/host';
+
+describe('alert checks', () => {
+  const setup = () => {
+    const dataDir = tempDir();
+    const store = openStore(dataDir);
+    const bus = new Bus();
+    const alerts = new Alerts(store.db, bus);
+    const runner = new JobRunner({ db: store.db, log: silentLogger(), alerts });
+    return { dataDir, store, bus, alerts, runner };
+  };
+
+  it('disk low raises once and clears when space comes back', () => {
+    const { dataDir, store, bus, alerts } = setup();
+    const raised: string[] = [];
+    bus.on('alert', (a) => raised.push(`${a.code}:${a.raised}`));
+    let free = DISK_LOW_BYTES - 1;
+    const deps = { store, bus, alerts, dataDir, freeBytes: () => free };
+    checkDisk(deps);
+    checkDisk(deps);
+    assert.deepEqual(alerts.open().map((a) => a.code), ['DISK_LOW']);
+    free = DISK_LOW_BYTES * 10;
+    checkDisk(deps);
+    assert.deepEqual(alerts.open(), []);
+    assert.deepEqual(raised, ['DISK_LOW:true', 'DISK_LOW:false']);
+    assert.ok(checkDisk({ ...deps, freeBytes: undefined }).freeBytes > 0, 'reads the real disk');
+    store.close();
+  });
+
+  it('webhooks silent: raised when reconciliation finds payments, cleared by the next webhook payment', () => {
+    const { dataDir, store, bus, alerts, runner } = setup();
+    const off = registerAlertChecks(runner, { store, bus, alerts, dataDir, freeBytes: () => DISK_LOW_BYTES * 10 });
+    runner.emit('run', { name: 'sepay-reconcile', reason: 'schedule', result: 'ok', message: null, durationMs: 5, detail: { stored: 0 } });
+    assert.deepEqual(alerts.open(), []);
+    runner.emit('run', { name: 'sepay-reconcile', reason: 'schedule', result: 'ok', message: null, durationMs: 5, detail: { stored: 2 } });
+    assert.deepEqual(alerts.open().map((a) => a.code), ['WEBHOOK_SILENT']);
+    const id = store.payments.insert({
+      sepayId: 1, sepayApiId: null, referenceCode: 'R1', gateway: 'VCB', accountNumber: '1', subAccount: null, transactionDate: '2026-01-01 00:00:00',
+      transferType: 'in', amountVnd: 1, content: 'x', sepayCode: null, orderId: null, match: 'unmatched', flags: [], via: 'webhook',
+    });
+    bus.emit('payment', { paymentId: id, orderId: null, match: 'unmatched', amountVnd: 1 });
+    assert.deepEqual(alerts.open(), []);
+    off();
+    store.close();
+  });
+
+  it('three failures within an hour raise one alert', () => {
+    const { dataDir, store, bus, alerts, runner } = setup();
+    let t = 0;
+    const off = registerAlertChecks(runner, { store, bus, alerts, dataDir, freeBytes: () => DISK_LOW_BYTES * 10, now: () => t });
+    for (const at of [0, 3_700_000, 3_800_000]) {
+      t = at;
+      bus.emit('delivery', { deliveryId: `d${at}`, orderId: 'o', state: 'failed' });
+    }
+    assert.deepEqual(alerts.open(), [], 'the first failure is over an hour old');
+    t = 3_900_000;
+    bus.emit('delivery', { deliveryId: 'd4', orderId: 'o', state: 'failed' });
+    assert.deepEqual(alerts.open().map((a) => a.code), ['DELIVERIES_FAILING']);
+    bus.emit('delivery', { deliveryId: 'd5', orderId: 'o', state: 'delivered' });
+    assert.deepEqual(alerts.open(), [], 'no failed delivery left in the database');
+    off();
+    store.close();
+  });
+});
