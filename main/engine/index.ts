@@ -39,6 +39,7 @@ export class Engine {
   private minuteTimer: NodeJS.Timeout | null = null;
   private readonly dirtyJobs = new Set<string>();
   private lastTotals = { bytesDown: 0, bytesUp: 0 };
+  private recycledAt: number[] = [];
   /** A time-of-day bandwidth window in force (the bandwidth schedule job sets it). */
   private bandwidthOverride: { downloadKBps: number | null; uploadKBps: number | null } | null = null;
 
@@ -54,7 +55,17 @@ export class Engine {
         downloadBytesPerSec: kbps(this.bandwidthOverride?.downloadKBps ?? c.downloadKBps),
         uploadBytesPerSec: kbps(this.bandwidthOverride?.uploadKBps ?? c.uploadKBps),
       };
-    }, { threads: deps.threads });
+    }, {
+      threads: deps.threads,
+      onRecycle: (reason) => {
+        log.warn({ reason }, 'transfer worker threads replaced');
+        this.recycledAt.push(Date.now());
+        this.recycledAt = this.recycledAt.filter((t) => t > Date.now() - 3600_000);
+        if (this.recycledAt.length >= 3) {
+          this.alerts.raise('WORKERS_STUCK', 'warning', 'Transfer threads got stuck several times in the last hour and were restarted.', 'Transfers go on by themselves; if this keeps happening, send a diagnostics bundle to support.');
+        }
+      },
+    });
     this.mailer = new Mailer(() => {
       const c = config.current();
       if (!c.smtpHost) return null;

@@ -38,6 +38,7 @@ export interface TransferRequest {
 
 interface Entry extends TransferRequest {
   kind: TransferKind;
+  stuckTimer?: NodeJS.Timeout;
   host: string | null;
   seq: number;
   resolve: (r: TaskResult<unknown>) => void;
@@ -66,8 +67,19 @@ export function workerFile(): string {
   return join(__dirname, '../../workers/index.js');
 }
 
+export interface SchedulerOptions {
+  threads?: number;
+  /** Worker entry file (tests use a stand-in). */
+  filename?: string;
+  /** How long a running transfer may take to stop once asked, before its thread counts as stuck. */
+  stopGraceMs?: number;
+  /** Told when the pool had to be replaced because a thread was stuck. */
+  onRecycle?: (reason: string) => void;
+}
+
 export class TransferScheduler {
-  readonly pool: Piscina;
+  private currentPool: Piscina;
+  recycles = 0;
   private readonly queue: Entry[] = [];
   private readonly running = new Set<Entry>();
   private seq = 0;
@@ -75,15 +87,36 @@ export class TransferScheduler {
   private closed = false;
   readonly totals = { bytesDown: 0, bytesUp: 0 };
 
-  constructor(private readonly limits: () => TransferLimits, opts: { threads?: number } = {}) {
-    this.pool = new Piscina({
-      filename: workerFile(),
+  constructor(private readonly limits: () => TransferLimits, private readonly opts: SchedulerOptions = {}) {
+    this.currentPool = this.newPool();
+  }
+
+  get pool(): Piscina {
+    return this.currentPool;
+  }
+
+  private newPool(): Piscina {
+    return new Piscina({
+      filename: this.opts.filename ?? workerFile(),
       minThreads: 1,
-      maxThreads: opts.threads ?? 2,
+      maxThreads: this.opts.threads ?? 2,
       // Transfers are socket- and disk-bound: one thread runs many at once; threads keep hashing off the main thread.
       concurrentTasksPerWorker: 16,
       idleTimeout: 30_000,
     });
+  }
+
+  /**
+   * Replaces the pool. A thread that does not answer a cooperative cancel is stuck (a bug, a hung
+   * native call); the only way to stop it is to end its thread, which ends every transfer on it.
+   * Those fail as TRANSIENT and resume from their checkpoints.
+   */
+  recycle(reason: string): void {
+    const old = this.currentPool;
+    this.currentPool = this.newPool();
+    this.recycles++;
+    this.opts.onRecycle?.(reason);
+    old.destroy().catch(() => undefined);
   }
 
   /** Runs a transfer when its turn comes; resolves with the task's result (never rejects). */
@@ -128,7 +161,7 @@ export class TransferScheduler {
     this.closed = true;
     for (const e of [...this.queue]) this.cancel(e);
     for (const e of [...this.running]) this.cancel(e);
-    await this.pool.destroy();
+    await this.currentPool.destroy();
   }
 
   private cancel(e: Entry): void {
@@ -139,6 +172,12 @@ export class TransferScheduler {
     } else if (this.running.has(e)) {
       // Cooperative: aborting a Piscina task would kill its whole thread and every transfer on it.
       e.port?.postMessage({ type: 'cancel' } satisfies TaskControl);
+      if (!e.stuckTimer && !this.closed) {
+        e.stuckTimer = setTimeout(() => {
+          if (this.running.has(e)) this.recycle('a transfer did not stop when asked: its worker thread was replaced');
+        }, this.opts.stopGraceMs ?? 30_000);
+        e.stuckTimer.unref();
+      }
     }
   }
 
@@ -192,13 +231,14 @@ export class TransferScheduler {
     port1.on('message', handle);
     this.rebalance();
     const task = { ...e.task, port: port2, bytesPerSec: this.share(e.kind) };
-    this.pool
+    this.currentPool
       .run(task, { name: taskName(e.task), transferList: [port2] })
       .then(
         (r: TaskResult<unknown>) => r,
         (err: unknown) => ({ ok: false as const, error: { code: 'TRANSIENT' as const, message: `worker failed: ${String((err as Error)?.message ?? err)}` } }),
       )
       .then((r) => {
+        if (e.stuckTimer) clearTimeout(e.stuckTimer);
         this.running.delete(e);
         // The task's last events (its final offset, a new session) may arrive after its result.
         for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) handle(m.message as TaskEvent);

@@ -97,3 +97,26 @@ describe('transfer scheduler (real pool, real origin)', () => {
     }
   });
 });
+
+describe('stuck worker threads', () => {
+  it('a transfer that ignores cancel gets its thread replaced; the pool keeps working', async () => {
+    const limits: TransferLimits = { maxDownloads: 2, maxUploads: 1, maxPerHost: 8, downloadBytesPerSec: null, uploadBytesPerSec: null };
+    const reasons: string[] = [];
+    const s = new TransferScheduler(() => limits, { filename: join(__dirname, 'fixtures', 'stuck-worker.js'), stopGraceMs: 300, onRecycle: (r) => reasons.push(r) });
+    try {
+      const stop = new AbortController();
+      const p = s.run({ task: { kind: 'download', url: 'http://127.0.0.1:9/x', destPath: join(tmpdir(), 'never') }, group: 'g', priority: 0, since: 0, signal: stop.signal });
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = Date.now();
+      stop.abort();
+      const r = await p;
+      assert.equal(r.ok, false);
+      assert.ok(Date.now() - t0 < 10_000, 'did not wait for the stuck loop to end');
+      assert.equal(s.recycles, 1);
+      assert.match(reasons[0]!, /replaced/);
+      assert.ok(s.pool.threads.length >= 1, 'a fresh pool is running');
+    } finally {
+      await s.close();
+    }
+  });
+});
