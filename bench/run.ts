@@ -1,6 +1,11 @@
 // `npm run bench [-- name ...]`: runs the named benchmarks (all when none is named).
 const BENCHES: Record<string, () => Promise<unknown>> = {
   webhook: () => import('./webhook.js').then((m) => m.run()),
+  'transfer-distinct': () => import('./transfer-distinct.js').then((m) => m.run()),
+  'transfer-fanout': () => import('./transfer-fanout.js').then((m) => m.run()),
+  'transfer-rss': () => import('./transfer-rss.js').then((m) => m.run()),
+  'transfer-latency': () => import('./transfer-latency.js').then((m) => m.run()),
+  'ui-deliveries': () => import('./ui-deliveries.js').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {

@@ -48,7 +48,7 @@ export interface DownloadTask {
   sha256?: string;
   /** Split files at least this large into HTTP Range segments fetched in parallel. */
   segmentThreshold?: number;
-  /** Number of parallel Range segments for a large file (default 4). */
+  /** Number of parallel Range segments for a large file (default 8). */
   segments?: number;
   bytesPerSec?: number | null;
   /** Give up with TRANSIENT when no bytes arrive for this long (default 30 000 ms). */

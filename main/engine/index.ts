@@ -80,6 +80,10 @@ export class Engine {
       log,
       onProgress: (key) => this.dirtyJobs.add(key),
       stallTimeoutMs: () => config.current().stallTimeoutSec * 1000,
+      segmenting: () => {
+        const c = config.current();
+        return { segmentThreshold: c.segmentThresholdMiB * 1024 * 1024, segments: c.segments };
+      },
     });
     const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => config.current().shopName, log });
     this.supervisor = new Supervisor({ store, steps, scheduler: this.scheduler, alerts: this.alerts, bus, log, maxActive: () => config.current().maxActiveDeliveries });

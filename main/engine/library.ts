@@ -27,6 +27,7 @@ export interface LibraryDeps {
   cacheDir: string;
   log: Logger;
   stallTimeoutMs?: () => number;
+  segmenting?: () => { segmentThreshold: number; segments: number };
   onProgress?: (key: string) => void;
 }
 
@@ -169,7 +170,7 @@ export class Library {
           mkdirSync(dirname(dest), { recursive: true });
           const task = f.local_source
             ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
-            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, stallTimeoutMs: this.deps.stallTimeoutMs?.() };
+            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, stallTimeoutMs: this.deps.stallTimeoutMs?.(), ...this.deps.segmenting?.() };
           tracker.update(f.path, 0, 'running');
           const r = await scheduler.run<import('../../workers/protocol').DownloadDone>({
             task,

@@ -42,6 +42,9 @@ export interface Config {
   uploadKBps: number;
   /** Deliveries whose steps run at once; the rest wait in `queued`. */
   maxActiveDeliveries: number;
+  /** Files at least this large are fetched as parallel HTTP Range segments. */
+  segmentThresholdMiB: number;
+  segments: number;
   /** A download with no byte for this long is dropped and retried. */
   stallTimeoutSec: number;
   watchdogStallMinutes: number;
@@ -89,6 +92,9 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   smtpFrom: 'DRIVESHIP_SMTP_FROM',
   maxDownloads: 'DRIVESHIP_MAX_DOWNLOADS',
   maxUploads: 'DRIVESHIP_MAX_UPLOADS',
+  maxPerHost: 'DRIVESHIP_MAX_PER_HOST',
+  segmentThresholdMiB: 'DRIVESHIP_SEGMENT_THRESHOLD_MIB',
+  segments: 'DRIVESHIP_SEGMENTS',
   downloadKBps: 'DRIVESHIP_DOWNLOAD_KBPS',
   uploadKBps: 'DRIVESHIP_UPLOAD_KBPS',
   stallTimeoutSec: 'DRIVESHIP_STALL_TIMEOUT_SEC',
@@ -132,12 +138,14 @@ const DEFAULTS: Config = {
   smtpUser: null,
   smtpPassword: null,
   smtpFrom: null,
-  maxDownloads: 8,
+  maxDownloads: 16,
   maxUploads: 4,
-  maxPerHost: 8,
+  maxPerHost: 16,
   downloadKBps: 0,
   uploadKBps: 0,
   maxActiveDeliveries: 200,
+  segmentThresholdMiB: 16,
+  segments: 8,
   stallTimeoutSec: 30,
   watchdogStallMinutes: 5,
   cacheRetentionDays: 30,

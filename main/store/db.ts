@@ -79,3 +79,17 @@ export function openDatabase(path: string, opts: OpenOptions = {}): OpenResult {
 }
 
 export const now = () => Date.now();
+
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * A prepared statement, prepared once per database and SQL text: repositories call this on hot
+ * paths (every transition, every payment), where preparing again each time shows in profiles.
+ */
+export function prep<P extends unknown[] | {} = unknown[], R = unknown>(db: Db, sql: string): Database.Statement<P, R> {
+  let byDb = statements.get(db);
+  if (!byDb) statements.set(db, (byDb = new Map()));
+  let st = byDb.get(sql);
+  if (!st) byDb.set(sql, (st = db.prepare(sql)));
+  return st as unknown as Database.Statement<P, R>;
+}

@@ -1,6 +1,6 @@
 import type { DeliveryDto } from '../core/contract';
 import { newId } from '../core/ids';
-import type { Db } from './db';
+import { prep, type Db } from './db';
 
 export interface DeliveryRow {
   id: string;
@@ -77,7 +77,7 @@ export class DeliveriesRepo {
       )
       .all(orderId);
     const t = Date.now();
-    const ins = this.db.prepare(
+    const ins = prep(this.db, 
       "INSERT INTO deliveries (id, order_id, order_item_id, product_id, state, priority, paid_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
     );
     const ids: string[] = [];
@@ -90,7 +90,7 @@ export class DeliveriesRepo {
   }
 
   getRow(id: string): DeliveryRow | undefined {
-    return this.db.prepare<[string], DeliveryRow>(`${SELECT} WHERE d.id = ?`).get(id);
+    return prep<[string], DeliveryRow>(this.db, `${SELECT} WHERE d.id = ?`).get(id);
   }
 
   get(id: string): DeliveryDto | undefined {
@@ -99,13 +99,13 @@ export class DeliveriesRepo {
   }
 
   forOrder(orderId: string): DeliveryDto[] {
-    return this.db.prepare<[string], DeliveryRow>(`${SELECT} WHERE d.order_id = ? ORDER BY d.created_at`).all(orderId).map(toDeliveryDto);
+    return prep<[string], DeliveryRow>(this.db, `${SELECT} WHERE d.order_id = ? ORDER BY d.created_at`).all(orderId).map(toDeliveryDto);
   }
 
   list(f: { state?: string; limit: number; offset: number }): { items: DeliveryDto[]; total: number } {
     const w = f.state ? 'WHERE d.state = ?' : '';
     const args = f.state ? [f.state] : [];
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM deliveries d ${w}`).get(...args) as { n: number }).n;
+    const total = (prep(this.db, `SELECT count(*) AS n FROM deliveries d ${w}`).get(...args) as { n: number }).n;
     const rows = this.db
       .prepare<(string | number)[], DeliveryRow>(`${SELECT} ${w} ORDER BY d.created_at DESC, d.id DESC LIMIT ? OFFSET ?`)
       .all(...args, f.limit, f.offset);
@@ -147,32 +147,32 @@ export class DeliveriesRepo {
   }
 
   setVersion(id: string, version: number): void {
-    this.db.prepare('UPDATE deliveries SET product_version = ? WHERE id = ? AND product_version IS NULL').run(version, id);
+    prep(this.db, 'UPDATE deliveries SET product_version = ? WHERE id = ? AND product_version IS NULL').run(version, id);
   }
 
   setFolder(id: string, folderId: string): void {
-    this.db.prepare('UPDATE deliveries SET folder_id = ? WHERE id = ?').run(folderId, id);
+    prep(this.db, 'UPDATE deliveries SET folder_id = ? WHERE id = ?').run(folderId, id);
   }
 
   setPermission(id: string, permissionId: string): void {
-    this.db.prepare('UPDATE deliveries SET permission_id = ? WHERE id = ?').run(permissionId, id);
+    prep(this.db, 'UPDATE deliveries SET permission_id = ? WHERE id = ?').run(permissionId, id);
   }
 
   setNotify(id: string, state: string, messageId: string | null): void {
-    this.db.prepare('UPDATE deliveries SET notify_state = ?, message_id = COALESCE(?, message_id) WHERE id = ?').run(state, messageId, id);
+    prep(this.db, 'UPDATE deliveries SET notify_state = ?, message_id = COALESCE(?, message_id) WHERE id = ?').run(state, messageId, id);
   }
 
   setPriority(id: string, priority: number): void {
-    this.db.prepare('UPDATE deliveries SET priority = ?, updated_at = ? WHERE id = ?').run(priority, Date.now(), id);
+    prep(this.db, 'UPDATE deliveries SET priority = ?, updated_at = ? WHERE id = ?').run(priority, Date.now(), id);
   }
 
   statesOfOrder(orderId: string): string[] {
-    return this.db.prepare<[string], { state: string }>('SELECT state FROM deliveries WHERE order_id = ?').all(orderId).map((r) => r.state);
+    return prep<[string], { state: string }>(this.db, 'SELECT state FROM deliveries WHERE order_id = ?').all(orderId).map((r) => r.state);
   }
 
   countByState(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const r of this.db.prepare<[], { state: string; n: number }>('SELECT state, count(*) AS n FROM deliveries GROUP BY state').all()) out[r.state] = r.n;
+    for (const r of prep<[], { state: string; n: number }>(this.db, 'SELECT state, count(*) AS n FROM deliveries GROUP BY state').all()) out[r.state] = r.n;
     return out;
   }
 }

@@ -1,6 +1,6 @@
 // Checkpoint rows for the product library and the per-delivery Drive effects. Each external
 // effect's id is written here before the call that creates it, so a retry after a crash reuses it.
-import type { Db } from './db';
+import { prep, type Db } from './db';
 
 export interface LibraryVersion {
   product_id: string;
@@ -43,11 +43,11 @@ export class LibraryRepo {
   constructor(private readonly db: Db) {}
 
   latest(productId: string): LibraryVersion | undefined {
-    return this.db.prepare<[string], LibraryVersion>('SELECT * FROM library_versions WHERE product_id = ? ORDER BY version DESC LIMIT 1').get(productId);
+    return prep<[string], LibraryVersion>(this.db, 'SELECT * FROM library_versions WHERE product_id = ? ORDER BY version DESC LIMIT 1').get(productId);
   }
 
   get(productId: string, version: number): LibraryVersion | undefined {
-    return this.db.prepare<[string, number], LibraryVersion>('SELECT * FROM library_versions WHERE product_id = ? AND version = ?').get(productId, version);
+    return prep<[string, number], LibraryVersion>(this.db, 'SELECT * FROM library_versions WHERE product_id = ? AND version = ?').get(productId, version);
   }
 
   /** Records a new version with its file list; returns its number. */
@@ -58,7 +58,7 @@ export class LibraryRepo {
       this.db
         .prepare("INSERT INTO library_versions (product_id, version, fingerprint, state, bytes, created_at) VALUES (?, ?, ?, 'listed', ?, ?)")
         .run(productId, version, fingerprint, bytes, Date.now());
-      const ins = this.db.prepare(
+      const ins = prep(this.db, 
         'INSERT INTO library_files (product_id, version, path, url, local_source, drive_source_id, size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       );
       for (const f of files) ins.run(productId, version, f.path, f.url, f.localSource, f.driveSourceId, f.size, f.sha256);
@@ -67,7 +67,7 @@ export class LibraryRepo {
   }
 
   files(productId: string, version: number): LibraryFile[] {
-    return this.db.prepare<[string, number], LibraryFile>('SELECT * FROM library_files WHERE product_id = ? AND version = ? ORDER BY path').all(productId, version);
+    return prep<[string, number], LibraryFile>(this.db, 'SELECT * FROM library_files WHERE product_id = ? AND version = ? ORDER BY path').all(productId, version);
   }
 
   setState(productId: string, version: number, state: LibraryVersion['state'], folderId?: string): void {
@@ -83,15 +83,15 @@ export class LibraryRepo {
   }
 
   setDriveFileId(productId: string, version: number, path: string, id: string): void {
-    this.db.prepare('UPDATE library_files SET drive_file_id = ? WHERE product_id = ? AND version = ? AND path = ? AND drive_file_id IS NULL').run(id, productId, version, path);
+    prep(this.db, 'UPDATE library_files SET drive_file_id = ? WHERE product_id = ? AND version = ? AND path = ? AND drive_file_id IS NULL').run(id, productId, version, path);
   }
 
   setUploadSession(productId: string, version: number, path: string, uri: string | null): void {
-    this.db.prepare('UPDATE library_files SET upload_session = ?, uploaded_bytes = 0 WHERE product_id = ? AND version = ? AND path = ?').run(uri, productId, version, path);
+    prep(this.db, 'UPDATE library_files SET upload_session = ?, uploaded_bytes = 0 WHERE product_id = ? AND version = ? AND path = ?').run(uri, productId, version, path);
   }
 
   setUploadedBytes(productId: string, version: number, path: string, bytes: number): void {
-    this.db.prepare('UPDATE library_files SET uploaded_bytes = ? WHERE product_id = ? AND version = ? AND path = ?').run(bytes, productId, version, path);
+    prep(this.db, 'UPDATE library_files SET uploaded_bytes = ? WHERE product_id = ? AND version = ? AND path = ?').run(bytes, productId, version, path);
   }
 
   markInDrive(productId: string, version: number, path: string, md5: string | null): void {
@@ -101,29 +101,29 @@ export class LibraryRepo {
   }
 
   folder(key: string): { folder_id: string; created: number } | undefined {
-    return this.db.prepare<[string], { folder_id: string; created: number }>('SELECT folder_id, created FROM drive_folders WHERE key = ?').get(key);
+    return prep<[string], { folder_id: string; created: number }>(this.db, 'SELECT folder_id, created FROM drive_folders WHERE key = ?').get(key);
   }
 
   reserveFolder(key: string, id: string): string {
-    this.db.prepare('INSERT OR IGNORE INTO drive_folders (key, folder_id) VALUES (?, ?)').run(key, id);
+    prep(this.db, 'INSERT OR IGNORE INTO drive_folders (key, folder_id) VALUES (?, ?)').run(key, id);
     return this.folder(key)!.folder_id;
   }
 
   markFolderCreated(key: string): void {
-    this.db.prepare('UPDATE drive_folders SET created = 1 WHERE key = ?').run(key);
+    prep(this.db, 'UPDATE drive_folders SET created = 1 WHERE key = ?').run(key);
   }
 
   deliveryFiles(deliveryId: string): { path: string; copy_id: string; copied: number }[] {
-    return this.db.prepare<[string], { path: string; copy_id: string; copied: number }>('SELECT path, copy_id, copied FROM delivery_files WHERE delivery_id = ?').all(deliveryId);
+    return prep<[string], { path: string; copy_id: string; copied: number }>(this.db, 'SELECT path, copy_id, copied FROM delivery_files WHERE delivery_id = ?').all(deliveryId);
   }
 
   reserveCopy(deliveryId: string, path: string, id: string): string {
-    this.db.prepare('INSERT OR IGNORE INTO delivery_files (delivery_id, path, copy_id) VALUES (?, ?, ?)').run(deliveryId, path, id);
-    return this.db.prepare<[string, string], { copy_id: string }>('SELECT copy_id FROM delivery_files WHERE delivery_id = ? AND path = ?').get(deliveryId, path)!.copy_id;
+    prep(this.db, 'INSERT OR IGNORE INTO delivery_files (delivery_id, path, copy_id) VALUES (?, ?, ?)').run(deliveryId, path, id);
+    return prep<[string, string], { copy_id: string }>(this.db, 'SELECT copy_id FROM delivery_files WHERE delivery_id = ? AND path = ?').get(deliveryId, path)!.copy_id;
   }
 
   markCopied(deliveryId: string, path: string): void {
-    this.db.prepare('UPDATE delivery_files SET copied = 1 WHERE delivery_id = ? AND path = ?').run(deliveryId, path);
+    prep(this.db, 'UPDATE delivery_files SET copied = 1 WHERE delivery_id = ? AND path = ?').run(deliveryId, path);
   }
 
   /** Every product's library state, for the Products page. */

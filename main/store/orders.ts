@@ -1,7 +1,7 @@
 import type { OrderDto } from '../core/contract';
 import { newId } from '../core/ids';
 import type { OrderStatus } from '../core/order';
-import type { Db } from './db';
+import { prep, type Db } from './db';
 
 interface OrderRow {
   id: string;
@@ -78,7 +78,7 @@ export class OrdersRepo {
          VALUES (?, ?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?)`,
       )
       .run(id, o.code, o.customerEmail, o.customerName, amount, o.vip ? 1 : 0, o.locale, t, t, o.expiresAt);
-    const ins = this.db.prepare('INSERT INTO order_items (id, order_id, product_id, price_vnd) VALUES (?, ?, ?, ?)');
+    const ins = prep(this.db, 'INSERT INTO order_items (id, order_id, product_id, price_vnd) VALUES (?, ?, ?, ?)');
     for (const item of o.items) ins.run(newId('itm'), id, item.productId, item.priceVnd);
     return this.get(id)!;
   }
@@ -104,7 +104,7 @@ export class OrdersRepo {
   }
 
   setStatus(id: string, status: OrderStatus): void {
-    this.db.prepare('UPDATE orders SET status = ?, updated_at = ? WHERE id = ?').run(status, Date.now(), id);
+    prep(this.db, 'UPDATE orders SET status = ?, updated_at = ? WHERE id = ?').run(status, Date.now(), id);
   }
 
   list(f: { status?: OrderStatus; q?: string; limit: number; offset: number }): { items: OrderDto[]; total: number } {
@@ -120,7 +120,7 @@ export class OrdersRepo {
       args.push(like, like, like);
     }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM orders ${w}`).get(...args) as { n: number }).n;
+    const total = (prep(this.db, `SELECT count(*) AS n FROM orders ${w}`).get(...args) as { n: number }).n;
     const rows = this.db
       .prepare<(string | number)[], OrderRow>(`SELECT * FROM orders ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`)
       .all(...args, f.limit, f.offset);

@@ -1,6 +1,6 @@
 import type { PaymentDto } from '../core/contract';
 import { newId } from '../core/ids';
-import type { Db } from './db';
+import { prep, type Db } from './db';
 
 export type PaymentMatch = 'code' | 'content' | 'assigned' | 'unmatched' | 'outgoing' | 'foreign_account' | 'order_closed';
 
@@ -96,16 +96,16 @@ export class PaymentsRepo {
 
   /** Records that the API also knows this transfer, so later reconciliations skip it quickly. */
   linkApiId(id: string, sepayApiId: string): void {
-    this.db.prepare('UPDATE payments SET sepay_api_id = COALESCE(sepay_api_id, ?) WHERE id = ?').run(sepayApiId, id);
+    prep(this.db, 'UPDATE payments SET sepay_api_id = COALESCE(sepay_api_id, ?) WHERE id = ?').run(sepayApiId, id);
   }
 
   get(id: string): PaymentDto | undefined {
-    const r = this.db.prepare<[string], PaymentRow>(`${SELECT} WHERE p.id = ?`).get(id);
+    const r = prep<[string], PaymentRow>(this.db, `${SELECT} WHERE p.id = ?`).get(id);
     return r && toDto(r);
   }
 
   assign(id: string, orderId: string, match: PaymentMatch, flags: string[]): void {
-    this.db.prepare('UPDATE payments SET order_id = ?, match = ?, flags = ? WHERE id = ?').run(orderId, match, JSON.stringify(flags), id);
+    prep(this.db, 'UPDATE payments SET order_id = ?, match = ?, flags = ? WHERE id = ?').run(orderId, match, JSON.stringify(flags), id);
   }
 
   /** Sum of incoming money counted toward an order (closed-order and foreign payments excluded). */
@@ -119,7 +119,7 @@ export class PaymentsRepo {
   }
 
   forOrder(orderId: string): PaymentDto[] {
-    return this.db.prepare<[string], PaymentRow>(`${SELECT} WHERE p.order_id = ? ORDER BY p.received_at`).all(orderId).map(toDto);
+    return prep<[string], PaymentRow>(this.db, `${SELECT} WHERE p.order_id = ? ORDER BY p.received_at`).all(orderId).map(toDto);
   }
 
   list(f: { unmatched?: boolean; orderId?: string; limit: number; offset: number }): { items: PaymentDto[]; total: number } {
@@ -131,7 +131,7 @@ export class PaymentsRepo {
       args.push(f.orderId);
     }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM payments p ${w}`).get(...args) as { n: number }).n;
+    const total = (prep(this.db, `SELECT count(*) AS n FROM payments p ${w}`).get(...args) as { n: number }).n;
     const rows = this.db
       .prepare<(string | number)[], PaymentRow>(`${SELECT} ${w} ORDER BY p.received_at DESC, p.id DESC LIMIT ? OFFSET ?`)
       .all(...args, f.limit, f.offset);
@@ -139,6 +139,6 @@ export class PaymentsRepo {
   }
 
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM payments').get() as { n: number }).n;
+    return (prep(this.db, 'SELECT count(*) AS n FROM payments').get() as { n: number }).n;
   }
 }

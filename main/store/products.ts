@@ -1,6 +1,6 @@
 import type { DeliveryMode, ProductDto, SourceConfig } from '../core/contract';
 import { newId } from '../core/ids';
-import type { Db } from './db';
+import { prep, type Db } from './db';
 
 interface ProductRow {
   id: string;
@@ -61,7 +61,7 @@ export class ProductsRepo {
   }
 
   get(id: string): ProductDto | undefined {
-    const r = this.db.prepare<[string], ProductRow>('SELECT * FROM products WHERE id = ?').get(id);
+    const r = prep<[string], ProductRow>(this.db, 'SELECT * FROM products WHERE id = ?').get(id);
     return r && toDto(r);
   }
 
