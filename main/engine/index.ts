@@ -9,6 +9,7 @@ import type { ConfigService } from '../ops/config';
 import type { Logger } from '../ops/log';
 import { Mailer } from '../ops/mail';
 import type { Store } from '../store';
+import { prep } from '../store/db';
 import { Library } from './library';
 import type { JobProgress } from './progress';
 import { DeliverySteps } from './steps';
@@ -148,9 +149,11 @@ export class Engine {
       const snap = this.library.trackers.get(key)?.snapshot();
       if (!snap) continue;
       const state = phase === 'fetch' ? 'fetching' : 'uploading';
-      const rows = this.deps.store.db
-        .prepare<[string, number, string], { id: string }>('SELECT id FROM deliveries WHERE product_id = ? AND product_version = ? AND state = ?')
-        .all(productId!, Number(version), state);
+      const rows = prep<[string, number, string], { id: string }>(this.deps.store.db, 'SELECT id FROM deliveries WHERE product_id = ? AND product_version = ? AND state = ?').all(
+        productId!,
+        Number(version),
+        state,
+      );
       for (const r of rows) this.deps.bus.emit('progress', { deliveryId: r.id, bytes: snap.bytesDone, total: snap.bytesTotal, phase: snap.phase, bytesPerSec: snap.bytesPerSec });
     }
   }
@@ -162,8 +165,7 @@ export class Engine {
     this.lastTotals = { ...t };
     if (!down && !up) return;
     const minute = Math.floor(Date.now() / 60_000) * 60_000;
-    this.deps.store.db
-      .prepare('INSERT INTO throughput (minute, down_bytes, up_bytes) VALUES (?, ?, ?) ON CONFLICT(minute) DO UPDATE SET down_bytes = down_bytes + excluded.down_bytes, up_bytes = up_bytes + excluded.up_bytes')
+    prep(this.deps.store.db, 'INSERT INTO throughput (minute, down_bytes, up_bytes) VALUES (?, ?, ?) ON CONFLICT(minute) DO UPDATE SET down_bytes = down_bytes + excluded.down_bytes, up_bytes = up_bytes + excluded.up_bytes')
       .run(minute, down, up);
   }
 

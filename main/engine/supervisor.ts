@@ -49,6 +49,8 @@ export interface SupervisorDeps {
 export class Supervisor {
   private readonly actors = new Map<string, DeliveryActor>();
   private readonly lastPersisted = new Map<string, string>();
+  /** Admission order of each live delivery, kept here so admitting never reads every row again. */
+  private readonly rank = new Map<string, { priority: number; since: number }>();
   private stopping = false;
   private paused = false;
   private offBus: (() => void) | null = null;
@@ -111,6 +113,7 @@ export class Supervisor {
       actor = createActor(machine, { input: { deliveryId: row.id, step, attempts: row.attempts } });
     }
     this.actors.set(row.id, actor);
+    this.rank.set(row.id, { priority: row.priority, since: row.paid_at ?? row.created_at });
     let prev: string | null = row.state;
     actor.subscribe({
       next: (snap) => {
@@ -167,6 +170,7 @@ export class Supervisor {
       this.actors.get(id)?.stop();
       this.actors.delete(id);
       this.lastPersisted.delete(id);
+      this.rank.delete(id);
     }
     if (to === 'paused' && error?.kind === 'pause') this.raisePause(error.code, error.message);
     if (to === 'failed' && error) this.deps.log.warn({ deliveryId: id, error }, 'delivery failed');
@@ -191,11 +195,10 @@ export class Supervisor {
     }
     const free = this.deps.maxActive() - active;
     if (free <= 0 || !queued.length) return;
-    const rows = new Map(queued.map((q) => [q.id, this.deps.store.deliveries.getRow(q.id)!]));
     queued.sort((a, b) => {
-      const ra = rows.get(a.id)!;
-      const rb = rows.get(b.id)!;
-      return rb.priority - ra.priority || (ra.paid_at ?? ra.created_at) - (rb.paid_at ?? rb.created_at);
+      const ra = this.rank.get(a.id)!;
+      const rb = this.rank.get(b.id)!;
+      return rb.priority - ra.priority || ra.since - rb.since;
     });
     for (const q of queued.slice(0, free)) q.actor.send({ type: 'START' });
   }
@@ -241,6 +244,8 @@ export class Supervisor {
       this.deps.store.deliveries.setPriority(id, priority);
       this.deps.store.audit.record(actor, 'delivery.priority', id, { priority });
     });
+    const r = this.rank.get(id);
+    if (r) r.priority = priority;
     this.admit();
   }
 
