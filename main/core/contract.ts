@@ -102,6 +102,8 @@ export const SettingsUpdateSchema = z
     publicUrl: z.union([z.url({ protocol: /^https?$/ }), z.literal('')]),
     ngrokDomain: z.string().max(253),
     cloudflaredPath: z.string().max(4096),
+    ownerAlertEmail: z.union([z.email(), z.literal('')]),
+    telegramChatId: z.string().regex(/^-?\d{1,20}$|^$/),
     // Secrets: write-only. An empty string clears one.
     sepayApiKey: z.string().max(500),
     sepayHmacSecret: z.string().max(500),
@@ -110,12 +112,13 @@ export const SettingsUpdateSchema = z
     smtpPassword: z.string().max(500),
     ngrokAuthtoken: z.string().max(500),
     cloudflaredToken: z.string().max(2000),
+    telegramBotToken: z.string().max(200),
   })
   .partial()
   .strict();
 export type SettingsUpdate = z.infer<typeof SettingsUpdateSchema>;
 
-export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken', 'googleClientSecret', 'smtpPassword', 'ngrokAuthtoken', 'cloudflaredToken'] as const;
+export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken', 'googleClientSecret', 'smtpPassword', 'ngrokAuthtoken', 'cloudflaredToken', 'telegramBotToken'] as const;
 export type SecretSetting = (typeof SECRET_SETTINGS)[number];
 
 // ---- responses ----
@@ -243,6 +246,8 @@ export interface SettingsDto {
   publicUrl: string | null;
   ngrokDomain: string | null;
   cloudflaredPath: string | null;
+  ownerAlertEmail: string | null;
+  telegramChatId: string | null;
   secrets: Record<SecretSetting, SecretState>;
   /** Which values the environment overrides (they cannot be changed here). */
   fromEnvironment: string[];

@@ -7,7 +7,7 @@ import { Alerts } from '../ops/alerts';
 import type { Bus } from '../ops/bus';
 import type { ConfigService } from '../ops/config';
 import type { Logger } from '../ops/log';
-import { Mailer } from '../ops/mail';
+import { Mailer, smtpConfigOf } from '../ops/mail';
 import type { Store } from '../store';
 import { prep } from '../store/db';
 import { Library } from './library';
@@ -67,11 +67,7 @@ export class Engine {
         }
       },
     });
-    this.mailer = new Mailer(() => {
-      const c = config.current();
-      if (!c.smtpHost) return null;
-      return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? `${c.shopName} <no-reply@localhost>` };
-    });
+    this.mailer = new Mailer(() => smtpConfigOf(config.current()));
     const drive = () => this.drive();
     this.library = new Library({
       store,

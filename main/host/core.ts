@@ -24,6 +24,8 @@ import { WakeDetector } from '../ops/wake';
 import { SePayReconciler } from '../sepay/reconcile';
 import { registerEngineJobs } from '../engine/jobs';
 import { registerAlertChecks } from '../engine/alert-checks';
+import { startOwnerNotifications } from '../ops/notify-owner';
+import { smtpConfigOf } from '../ops/mail';
 import { opsRoutes } from '../http/ops-routes';
 import { PaymentIntake } from '../sepay/intake';
 import { Shop } from '../shop/orders';
@@ -199,6 +201,19 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
   eng.start();
   const engineJobs = registerEngineJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
   const offAlertChecks = registerAlertChecks(jobs, { store, alerts: eng.alerts, bus, dataDir });
+  const owner = startOwnerNotifications({
+    bus,
+    log,
+    smtp: () => smtpConfigOf(config.current()),
+    shopName: () => config.current().shopName,
+    channels: () => {
+      const c = config.current();
+      return {
+        email: c.ownerAlertEmail ? { to: c.ownerAlertEmail } : null,
+        telegram: c.telegramBotToken && c.telegramChatId ? { botToken: c.telegramBotToken, chatId: c.telegramChatId } : null,
+      };
+    },
+  });
   jobs.on('run', (ev) => metrics.jobRun(ev));
   const wake = new WakeDetector({ runner: jobs, log });
   if (opts.jobs !== false) {
@@ -221,6 +236,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
       engineJobs.dispose();
       offAlertChecks();
+      owner.stop();
       await eng.stop();
       metrics.stop();
       log.info('driveship core stopped');

@@ -58,6 +58,10 @@ export interface Config {
   ngrokDomain: string | null;
   cloudflaredToken: string | null;
   cloudflaredPath: string | null;
+  /** Where alerts go when nobody is looking at the app (optional). */
+  ownerAlertEmail: string | null;
+  telegramBotToken: string | null;
+  telegramChatId: string | null;
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -108,6 +112,9 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   ngrokDomain: 'DRIVESHIP_NGROK_DOMAIN',
   cloudflaredToken: 'DRIVESHIP_CLOUDFLARED_TOKEN',
   cloudflaredPath: 'DRIVESHIP_CLOUDFLARED_PATH',
+  ownerAlertEmail: 'DRIVESHIP_OWNER_ALERT_EMAIL',
+  telegramBotToken: 'DRIVESHIP_TELEGRAM_BOT_TOKEN',
+  telegramChatId: 'DRIVESHIP_TELEGRAM_CHAT_ID',
 };
 
 const DEFAULTS: Config = {
@@ -157,6 +164,9 @@ const DEFAULTS: Config = {
   ngrokDomain: null,
   cloudflaredToken: null,
   cloudflaredPath: null,
+  ownerAlertEmail: null,
+  telegramBotToken: null,
+  telegramChatId: null,
 };
 
 function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
@@ -242,6 +252,8 @@ export class ConfigService {
       publicUrl: c.publicUrl,
       ngrokDomain: c.ngrokDomain,
       cloudflaredPath: c.cloudflaredPath,
+      ownerAlertEmail: c.ownerAlertEmail,
+      telegramChatId: c.telegramChatId,
       secrets,
       fromEnvironment: this.overriddenByEnv(),
     };

@@ -1,5 +1,6 @@
 // Telling the customer by email (optional: by default Google's own share email does it).
 import nodemailer, { type Transporter } from 'nodemailer';
+import type { Config } from './config';
 
 export interface SmtpConfig {
   host: string;
@@ -43,6 +44,27 @@ export function shareMessage(locale: 'vi' | 'en', productName: string, orderCode
     : `Thank you for buying "${productName}" (order ${orderCode}). Your files are in this folder.`;
 }
 
+/** The shop's SMTP settings, or null when email is off. */
+export function smtpConfigOf(c: Config): SmtpConfig | null {
+  if (!c.smtpHost) return null;
+  return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? `${c.shopName} <no-reply@localhost>` };
+}
+
+/** One place that says how driveship talks SMTP (timeouts, TLS rules). */
+export function createSmtpTransport(c: SmtpConfig): Transporter {
+  return nodemailer.createTransport({
+    host: c.host,
+    port: c.port,
+    secure: c.secure,
+    ...(c.user ? { auth: { user: c.user, pass: c.password ?? '' } } : {}),
+    // Plain SMTP only to a loopback sink; anything else must offer STARTTLS.
+    ignoreTLS: /^(127\.|localhost$)/.test(c.host),
+    connectionTimeout: 15_000,
+    greetingTimeout: 15_000,
+    socketTimeout: 30_000,
+  });
+}
+
 export class Mailer {
   private transport: Transporter | null = null;
   private key = '';
@@ -60,17 +82,7 @@ export class Mailer {
     if (!this.transport || key !== this.key) {
       this.transport?.close();
       this.key = key;
-      this.transport = nodemailer.createTransport({
-        host: c.host,
-        port: c.port,
-        secure: c.secure,
-        ...(c.user ? { auth: { user: c.user, pass: c.password ?? '' } } : {}),
-        // Plain SMTP only to a loopback sink; anything else must offer STARTTLS.
-        ignoreTLS: /^(127\.|localhost$)/.test(c.host),
-        connectionTimeout: 15_000,
-        greetingTimeout: 15_000,
-        socketTimeout: 30_000,
-      });
+      this.transport = createSmtpTransport(c);
     }
     return this.transport;
   }

@@ -2,10 +2,9 @@
 // delivery), tell the owner by email and/or a Telegram bot, so that nothing fails silently while
 // nobody looks at the app. Channels are read on every alert, so Settings changes apply at once.
 // A channel that fails is logged (without its token) and retried once; it never throws into the app.
-import nodemailer from 'nodemailer';
 import type { Bus, BusEvents } from './bus';
 import type { Logger } from './log';
-import type { SmtpConfig } from './mail';
+import { createSmtpTransport, type SmtpConfig } from './mail';
 
 export interface OwnerChannels {
   /** Email to this address through the shop's SMTP settings. */
@@ -63,16 +62,7 @@ export function startOwnerNotifications(opts: OwnerNotifyOptions): OwnerNotifier
   async function sendEmail(to: string, subject: string, text: string): Promise<void> {
     const c = opts.smtp?.();
     if (!c) throw new Error('SMTP is not configured');
-    const transport = nodemailer.createTransport({
-      host: c.host,
-      port: c.port,
-      secure: c.secure,
-      ...(c.user ? { auth: { user: c.user, pass: c.password ?? '' } } : {}),
-      ignoreTLS: /^(127\.|localhost$)/.test(c.host),
-      connectionTimeout: 15_000,
-      greetingTimeout: 15_000,
-      socketTimeout: 30_000,
-    });
+    const transport = createSmtpTransport(c);
     try {
       await transport.sendMail({ from: c.from, to, subject, text });
     } finally {

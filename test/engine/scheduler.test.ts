@@ -48,7 +48,11 @@ describe('transfer scheduler (real pool, real origin)', () => {
       s.resumeKind('download');
       const results = await Promise.all(all);
       assert.ok(results.every((r) => r.ok), JSON.stringify(results.filter((r) => !r.ok)));
-      assert.deepEqual(started, ['V1', 'A1', 'B1', 'A2', 'A3', 'A4']);
+      // VIP first; then the oldest payment; then B is not starved behind the rest of A's files
+      // (whether B1 or A2 is third depends on which of V1 and A1 finishes first).
+      assert.deepEqual(started.slice(0, 2), ['V1', 'A1']);
+      assert.ok(started.indexOf('B1') < started.indexOf('A3'), started.join(','));
+      assert.equal(started.length, 6);
       assert.ok(peak <= 2, `at most 2 downloads at once, saw ${peak}`);
     } finally {
       clearInterval(timer);
