@@ -84,6 +84,9 @@ export class TransferScheduler {
   private readonly running = new Set<Entry>();
   private seq = 0;
   private pausedKinds = new Set<TransferKind>();
+  /** When each fairness group last had a transfer started (round-robin between products). */
+  private readonly lastStart = new Map<string, number>();
+  private starts = 0;
   private closed = false;
   readonly totals = { bytesDown: 0, bytesUp: 0 };
 
@@ -186,7 +189,11 @@ export class TransferScheduler {
     return kind === 'download' ? l.maxDownloads : l.maxUploads;
   }
 
-  /** The next entry to start: best priority, then the group with fewest running, then oldest. */
+  /**
+   * The next entry to start: best priority, then the group with fewest running, then the group
+   * served least recently (so a product with many files takes turns with the others instead of
+   * holding a freed slot file after file), then the oldest payment.
+   */
   private pick(): Entry | null {
     const l = this.limits();
     const runningBy = (pred: (e: Entry) => boolean) => [...this.running].filter(pred).length;
@@ -196,7 +203,7 @@ export class TransferScheduler {
       if (this.pausedKinds.has(e.kind)) continue;
       if (runningBy((r) => r.kind === e.kind) >= this.slots(e.kind)) continue;
       if (e.host && runningBy((r) => r.host === e.host) >= l.maxPerHost) continue;
-      const key = [-e.priority, runningBy((r) => r.group === e.group), e.since, e.seq];
+      const key = [-e.priority, runningBy((r) => r.group === e.group), this.lastStart.get(e.group) ?? -1, e.since, e.seq];
       if (!bestKey || compare(key, bestKey) < 0) {
         best = e;
         bestKey = key;
@@ -217,6 +224,7 @@ export class TransferScheduler {
     const { port1, port2 } = new MessageChannel();
     e.port = port1;
     this.running.add(e);
+    this.lastStart.set(e.group, this.starts++);
     e.onStart?.();
     let last = 0;
     const handle = (msg: TaskEvent) => {
