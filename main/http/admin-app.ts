@@ -94,7 +94,8 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.use(auth);
   api.use(express.json({ limit: '1mb', strict: true }));
   api.use((req, res, next) => {
-    if (['POST', 'PUT', 'PATCH'].includes(req.method) && req.headers['content-length'] !== '0' && req.body === undefined && !req.is('application/json')) {
+    // `is()` is null for a request without a body (fine) and false for a body that is not JSON.
+    if (['POST', 'PUT', 'PATCH'].includes(req.method) && req.is('application/json') === false) {
       return sendError(res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Send JSON (Content-Type: application/json)');
     }
     next();

@@ -281,6 +281,9 @@ describe('SePay webhook intake over real HTTP', () => {
     assert.equal(s.body.error.field, 'priceVnd');
     const k = await host.api('POST', '/api/v1/products', { name: 'x', priceVnd: 5, source: { kind: 'ftp', path: '/tmp' } });
     assert.equal(k.status, 400);
+    const form = await host.api('POST', '/api/v1/products', 'name=x', { 'content-type': 'text/plain' });
+    assert.equal(form.status, 415);
+    assert.equal(form.body.error.code, 'UNSUPPORTED_MEDIA_TYPE');
     const missing = await host.api('GET', '/api/v1/orders/ord_missing');
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, 'ORDER_NOT_FOUND');
