@@ -94,8 +94,9 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.use(auth);
   api.use(express.json({ limit: '1mb', strict: true }));
   api.use((req, res, next) => {
-    // `is()` is null for a request without a body (fine) and false for a body that is not JSON.
-    if (['POST', 'PUT', 'PATCH'].includes(req.method) && req.is('application/json') === false) {
+    // A request without a body is fine (`Content-Length: 0` or none); a body must be JSON.
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (['POST', 'PUT', 'PATCH'].includes(req.method) && hasBody && !req.is('application/json')) {
       return sendError(res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Send JSON (Content-Type: application/json)');
     }
     next();
