@@ -23,6 +23,7 @@ import {
   type WebContents,
   type WebPreferences,
 } from 'electron';
+import { defaultDataDir } from '../ops/config';
 import { startCore, type Core } from './core';
 import { APP_ID } from './shell/app-info';
 import { HIDDEN_ARG, linuxAutostartEntry, linuxAutostartPath, linuxExecutable } from './shell/autostart';
@@ -179,7 +180,9 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
   let core: Core;
   try {
     const box = electronSecretBox();
-    core = await startCore({ dataDir: env.DRIVESHIP_DATA_DIR || userData, env, secretBox: box.available() ? box : null });
+    // The same data folder as `driveship serve` (on Linux Electron's userData is ~/.config, the
+    // headless host's ~/.local/share): desktop and headless share one shop.
+    core = await startCore({ dataDir: defaultDataDir(env), env, secretBox: box.available() ? box : null, version: app.getVersion() });
   } catch (err) {
     dialog.showErrorBox(texts(systemLang).startFailed.title, startFailureText(systemLang, err));
     app.exit(1);
