@@ -1,47 +1,61 @@
-// Fails when an import points up the layers (DESIGN.md: host → http/engine → drive/sepay/sources → store → core).
-// Workers may import core and drive/sources helpers that never touch the store; sandbox and renderer stand apart.
+// Fails when an import points up the layers (DESIGN.md):
+//   host → http → ops → engine → drive/sepay/sources/shop → store → platform → core
+// and for the code that runs elsewhere: workers (Piscina threads and remote workers) may use core,
+// platform and the transfer helpers in drive/ and sources/; the renderer only the shared contract
+// in core; the sandbox (emulators) only core, and only the host (the demo and sandbox commands)
+// may load it. Tests, benchmarks and scripts stand outside the app and may import anything; the
+// app may not import them. Every folder with source is checked; a file in none of them fails the check.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, dirname, resolve, relative, sep } from 'node:path';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
-// ops holds cross-cutting services (logging, metrics, mail, diagnostics) that the layers above share.
 const rank = {
   'main/core': 0,
-  'main/store': 1,
-  'main/ops': 2,
+  'main/platform': 1,
+  'main/store': 2,
   'main/drive': 3, 'main/sepay': 3, 'main/sources': 3, 'main/shop': 3,
   'main/engine': 4,
-  'main/http': 5,
-  'main/host': 6,
+  'main/ops': 5,
+  'main/http': 6,
+  'main/host': 7,
 };
-// Worker threads run task code only: they may use core and the transfer helpers, never the store or the engine.
-const workerMayImport = new Set(['main/core', 'main/drive', 'main/sources', 'workers']);
+const special = {
+  workers: new Set(['main/core', 'main/platform', 'main/drive', 'main/sources', 'workers']),
+  renderer: new Set(['main/core', 'renderer']),
+  sandbox: new Set(['main/core', 'sandbox']),
+};
+const outside = new Set(['test', 'bench', 'scripts']);
+const roots = ['main', 'workers', 'renderer/src', 'sandbox', 'test', 'bench', 'scripts'];
 
 function layerOf(file) {
   const rel = relative(root, file).split(sep).join('/');
-  if (rel.startsWith('workers/')) return 'workers';
-  if (rel.startsWith('renderer/')) return 'renderer';
-  if (rel.startsWith('sandbox/')) return 'sandbox';
+  for (const top of ['workers', 'renderer', 'sandbox', 'test', 'bench', 'scripts']) if (rel.startsWith(top + '/')) return top;
   for (const key of Object.keys(rank)) if (rel.startsWith(key + '/')) return key;
   return null;
 }
 
 function walk(dir, out = []) {
   for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name === 'dist') continue;
+    if (name === 'node_modules' || name === 'dist' || name === 'fixtures') continue;
     const p = join(dir, name);
     if (statSync(p).isDirectory()) walk(p, out);
-    else if (/\.(ts|tsx)$/.test(name) && !name.endsWith('.d.ts')) out.push(p);
+    else if (/\.(ts|tsx|mts|mjs)$/.test(name) && !name.endsWith('.d.ts')) out.push(p);
   }
   return out;
 }
 
 const problems = [];
-for (const top of ['main', 'workers', 'renderer/src']) {
+let checked = 0;
+for (const top of roots) {
   let files = [];
   try { files = walk(join(root, top)); } catch { continue; }
   for (const file of files) {
+    checked++;
     const from = layerOf(file);
+    if (!from) {
+      problems.push(`${relative(root, file)}: in no layer (put it in one of ${Object.keys(rank).join(', ')}, or add its folder here)`);
+      continue;
+    }
     const src = readFileSync(file, 'utf8');
     const re = /(?:import|export)\s[^'"]*?from\s+['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)|require\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
     for (const m of src.matchAll(re)) {
@@ -49,17 +63,17 @@ for (const top of ['main', 'workers', 'renderer/src']) {
       const target = layerOf(resolve(dirname(file), spec));
       if (!target || target === from) continue;
       const where = `${relative(root, file)} → ${spec}`;
-      if (from === 'renderer') {
-        if (!['main/core', 'renderer'].includes(target) && !spec.includes('contract')) problems.push(`${where}: the renderer may import only the shared contract and core`);
+      if (outside.has(from)) continue;
+      if (outside.has(target)) { problems.push(`${where}: the app must not import ${target}/`); continue; }
+      if (special[from]) {
+        if (!special[from].has(target)) problems.push(`${where}: ${from}/ may import only ${[...special[from]].join(', ')}`);
         continue;
       }
-      if (from === 'workers') {
-        if (!workerMayImport.has(target)) problems.push(`${where}: worker tasks may import only core, drive and sources`);
+      if (target === 'sandbox') {
+        if (from !== 'main/host') problems.push(`${where}: only the host (demo, sandbox commands) may load the emulators`);
         continue;
       }
-      // The CLI's demo and sandbox commands are the one place the app loads the emulators.
-      if (target === 'sandbox' && relative(root, file) === join('main', 'host', 'cli.ts')) continue;
-      if (target === 'sandbox' || target === 'renderer') { problems.push(`${where}: the app must not import ${target}`); continue; }
+      if (target === 'renderer') { problems.push(`${where}: the app must not import the renderer`); continue; }
       if (target === 'workers') {
         if (from !== 'main/engine' && from !== 'main/host') problems.push(`${where}: only the engine and host reference worker files`);
         continue;
@@ -74,4 +88,4 @@ if (problems.length) {
   console.error('Bad layering:\n' + problems.map((p) => '  ' + p).join('\n'));
   process.exit(1);
 }
-console.log('layers: ok');
+console.log(`layers: ok (${checked} files)`);

@@ -1,12 +1,12 @@
-// A whole driveship core in this process (like sandbox/demo.ts), pointed at a bench sandbox: create
+// A whole driveship core in this process (like main/host/demo.ts), pointed at a bench sandbox: create
 // products and orders, pay them through signed SePay webhooks, wait until they are delivered.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { startCore, type Core } from '../../main/host/core';
-import { createLogger } from '../../main/ops/log';
+import { startCore, type Core } from '../../main/host/app';
+import { createLogger } from '../../main/platform/log';
 import { makeTransaction, sign } from '../../sandbox/sepay/sender';
 import type { BenchSandbox } from './sandbox';
 

@@ -5,10 +5,10 @@
 import { createServer, type Server } from 'node:http';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { google } from 'googleapis';
+import { OAuth2Client } from 'google-auth-library';
 import { StepError } from '../core/step-error';
 
-export type OAuth2Client = InstanceType<typeof google.auth.OAuth2>;
+export type { OAuth2Client };
 
 export const SCOPE_FILE = 'https://www.googleapis.com/auth/drive.file';
 /** Only for drive-folder products: reading a folder the shop made outside driveship needs it. */
@@ -80,7 +80,7 @@ export class GoogleConnection {
   }
 
   private newClient(redirectUri?: string): OAuth2Client {
-    return new google.auth.OAuth2({
+    return new OAuth2Client({
       clientId: this.opts.clientId() ?? undefined,
       clientSecret: this.opts.clientSecret() ?? undefined,
       redirectUri,

@@ -2,8 +2,8 @@
 // Uploads are not here (googleapis has no resumable mode: see resumable.ts and workers/upload.ts).
 // Every call passes `rootUrl` per call (a service-level rootUrl is ignored for some calls) and
 // goes through our retry policy, because gaxios retries neither POSTs nor 403 rate limits.
-import { google, type drive_v3 } from 'googleapis';
-type OAuth2Client = InstanceType<typeof google.auth.OAuth2>;
+import { drive as driveApi, type drive_v3 } from '@googleapis/drive';
+import type { OAuth2Client } from 'google-auth-library';
 import { backoffMs, StepError } from '../core/step-error';
 
 export const FOLDER_MIME = 'application/vnd.google-apps.folder';
@@ -64,7 +64,7 @@ export class DriveClient {
   private readonly fileLocks = new Map<string, Promise<unknown>>();
 
   constructor(private readonly opts: DriveClientOptions) {
-    this.drive = google.drive({ version: 'v3', auth: opts.auth });
+    this.drive = driveApi({ version: 'v3', auth: opts.auth });
     this.rootUrl = opts.rootUrl ?? DEFAULT_ROOT_URL;
     this.maxRetries = opts.maxRetries ?? 6;
     this.maxWaitMs = opts.maxWaitMs ?? 16_000;

@@ -3,13 +3,12 @@
 import { join } from 'node:path';
 import { DriveClient } from '../drive/client';
 import type { GoogleConnection } from '../drive/auth';
-import { Alerts } from '../ops/alerts';
-import type { Bus } from '../ops/bus';
-import type { ConfigService } from '../ops/config';
-import type { Logger } from '../ops/log';
-import { Mailer, smtpConfigOf } from '../ops/mail';
+import { Alerts } from '../platform/alerts';
+import type { Bus } from '../platform/bus';
+import type { ConfigService } from '../platform/config';
+import type { Logger } from '../platform/log';
+import { Mailer, smtpConfigOf } from '../platform/mail';
 import type { Store } from '../store';
-import { prep } from '../store/db';
 import { Library } from './library';
 import type { JobProgress } from './progress';
 import { DeliverySteps } from './steps';
@@ -17,6 +16,12 @@ import { Supervisor } from './supervisor';
 import { TransferScheduler } from './transfers';
 
 const kbps = (v: number | null | undefined) => (v && v > 0 ? v * 1024 : null);
+
+/** A time-of-day bandwidth cap in force (KiB/s; 0 = unlimited; null = the configured value). */
+export interface BandwidthOverride {
+  downloadKBps: number | null;
+  uploadKBps: number | null;
+}
 
 export interface EngineDeps {
   store: Store;
@@ -42,11 +47,11 @@ export class Engine {
   private lastTotals = { bytesDown: 0, bytesUp: 0 };
   private recycledAt: number[] = [];
   /** A time-of-day bandwidth window in force (the bandwidth schedule job sets it). */
-  private bandwidthOverride: { downloadKBps: number | null; uploadKBps: number | null } | null = null;
+  private bandwidthOverride: BandwidthOverride | null = null;
 
   constructor(private readonly deps: EngineDeps) {
     const { store, config, bus, log } = deps;
-    this.alerts = new Alerts(store.db, bus);
+    this.alerts = new Alerts(store.alerts, bus);
     this.scheduler = new TransferScheduler(() => {
       const c = config.current();
       return {
@@ -89,7 +94,7 @@ export class Engine {
     });
   }
 
-  setBandwidthOverride(o: { downloadKBps: number | null; uploadKBps: number | null } | null): void {
+  setBandwidthOverride(o: BandwidthOverride | null): void {
     this.bandwidthOverride = o;
     this.scheduler.refresh();
   }
@@ -145,12 +150,7 @@ export class Engine {
       const snap = this.library.trackers.get(key)?.snapshot();
       if (!snap) continue;
       const state = phase === 'fetch' ? 'fetching' : 'uploading';
-      const rows = prep<[string, number, string], { id: string }>(this.deps.store.db, 'SELECT id FROM deliveries WHERE product_id = ? AND product_version = ? AND state = ?').all(
-        productId!,
-        Number(version),
-        state,
-      );
-      for (const r of rows) this.deps.bus.emit('progress', { deliveryId: r.id, bytes: snap.bytesDone, total: snap.bytesTotal, phase: snap.phase, bytesPerSec: snap.bytesPerSec });
+      for (const id of this.deps.store.deliveries.idsAt(productId!, Number(version), state)) this.deps.bus.emit('progress', { deliveryId: id, bytes: snap.bytesDone, total: snap.bytesTotal, phase: snap.phase, bytesPerSec: snap.bytesPerSec });
     }
   }
 
@@ -161,8 +161,7 @@ export class Engine {
     this.lastTotals = { ...t };
     if (!down && !up) return;
     const minute = Math.floor(Date.now() / 60_000) * 60_000;
-    prep(this.deps.store.db, 'INSERT INTO throughput (minute, down_bytes, up_bytes) VALUES (?, ?, ?) ON CONFLICT(minute) DO UPDATE SET down_bytes = down_bytes + excluded.down_bytes, up_bytes = up_bytes + excluded.up_bytes')
-      .run(minute, down, up);
+    this.deps.store.throughput.add(minute, down, up);
   }
 
   /** Current speeds from the running transfers. */

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { StepError } from '../core/step-error';
 import type { DriveClient } from '../drive/client';
-import type { Logger } from '../ops/log';
+import type { Logger } from '../platform/log';
 import { createSource, SourceError, type SourceFile } from '../sources';
 import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';

@@ -5,9 +5,9 @@
 import { createActor, fromPromise, type Actor } from 'xstate';
 import { AppError, notFound } from '../core/errors';
 import { SETTLED_STATUSES, type OrderStatus } from '../core/order';
-import type { Alerts } from '../ops/alerts';
-import type { Bus } from '../ops/bus';
-import type { Logger } from '../ops/log';
+import type { Alerts } from '../platform/alerts';
+import type { Bus } from '../platform/bus';
+import type { Logger } from '../platform/log';
 import type { Store } from '../store';
 import type { DeliveryRow } from '../store/deliveries';
 import { deliveryMachine, FINAL_STATES, MACHINE_VERSION, STEPS, type Step } from './machine';

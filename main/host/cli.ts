@@ -1,9 +1,9 @@
 // `driveship <command>`: the headless host. Secrets come from the environment or the settings
 // store, never from arguments, so nothing sensitive shows in `ps`.
 import { resolve } from 'node:path';
-import { defaultDataDir } from '../ops/config';
+import { defaultDataDir } from '../platform/config';
 import { writeDiagnosticsFile } from '../ops/diagnostics';
-import { adminTokenPath, startCore } from './core';
+import { adminTokenPath, startCore } from './app';
 
 const HELP = `driveship — fulfilment for a digital-products shop
 
@@ -67,11 +67,11 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
       }
       // The sandbox is for the demo and tests only; it is loaded here and nowhere else.
-      const { runDemo } = await import('../../sandbox/demo.js');
+      const { runDemo } = await import('./demo.js');
       return runDemo({ orders, exit: argv.includes('--exit') });
     }
     case 'sandbox': {
-      const { runSandbox } = await import('../../sandbox/demo.js');
+      const { runSandbox } = await import('./demo.js');
       return runSandbox();
     }
     case 'backup':

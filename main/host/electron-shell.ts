@@ -23,8 +23,8 @@ import {
   type WebContents,
   type WebPreferences,
 } from 'electron';
-import { defaultDataDir } from '../ops/config';
-import { startCore, type Core } from './core';
+import { defaultDataDir } from '../platform/config';
+import { startCore, type Core } from './app';
 import { APP_ID } from './shell/app-info';
 import { HIDDEN_ARG, linuxAutostartEntry, linuxAutostartPath, linuxExecutable } from './shell/autostart';
 import { pickLanguage, texts } from './shell/i18n';

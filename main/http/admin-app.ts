@@ -16,10 +16,10 @@ import {
   type ProductDto,
 } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
-import type { Bus, BusEvents } from '../ops/bus';
-import type { ConfigService } from '../ops/config';
+import type { Bus, BusEvents } from '../platform/bus';
+import type { ConfigService } from '../platform/config';
 import { diagnosticsFileName } from '../ops/diagnostics';
-import type { Logger } from '../ops/log';
+import type { Logger } from '../platform/log';
 import type { PaymentIntake } from '../sepay/intake';
 import type { Shop } from '../shop/orders';
 import type { Store } from '../store';

@@ -4,7 +4,7 @@ import { DeliveryListQuerySchema, DeliveryPrioritySchema, type DeliveryDto } fro
 import { notFound } from '../core/errors';
 import { SCOPE_FILE, SCOPE_READONLY, type GoogleConnection } from '../drive/auth';
 import { prepareProduct, type Engine } from '../engine';
-import type { Logger } from '../ops/log';
+import type { Logger } from '../platform/log';
 import type { Store } from '../store';
 
 type Handler = (req: Request, res: Response) => unknown;
@@ -77,16 +77,10 @@ export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; 
 
   api.get('/dashboard', wrap((_req, res) => {
     const dayStart = startOfDayVn(Date.now());
-    const today = store.db
-      .prepare<[number], { orders: number; paid: number; revenue: number | null }>(
-        `SELECT count(*) AS orders, sum(CASE WHEN paid_at IS NOT NULL THEN 1 ELSE 0 END) AS paid,
-                sum(CASE WHEN paid_at IS NOT NULL THEN min(paid_vnd, amount_vnd) ELSE 0 END) AS revenue FROM orders WHERE created_at >= ?`,
-      )
-      .get(dayStart)!;
+    const today = store.orders.daySummary(dayStart);
     const since = Date.now() - 60 * 60_000;
-    const throughput = store.db
-      .prepare<[number], { minute: number; down_bytes: number; up_bytes: number }>('SELECT * FROM throughput WHERE minute >= ? ORDER BY minute')
-      .all(since)
+    const throughput = store.throughput
+      .since(since)
       .map((r) => ({ t: r.minute, downBytes: r.down_bytes, upBytes: r.up_bytes }));
     res.json({
       today: { orders: today.orders, paidOrders: today.paid ?? 0, revenueVnd: today.revenue ?? 0 },

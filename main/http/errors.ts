@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, Response } from 'express';
 import { ZodError } from 'zod';
 import { AppError } from '../core/errors';
-import type { Logger } from '../ops/log';
+import type { Logger } from '../platform/log';
 
 export function sendError(res: Response, status: number, code: string, message: string, field?: string): void {
   res.status(status).json({ error: field ? { code, message, field } : { code, message } });

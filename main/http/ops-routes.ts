@@ -2,9 +2,9 @@
 import type { Request, Response, Router } from 'express';
 import { AppError } from '../core/errors';
 import { listBackups } from '../ops/backup';
-import type { JobRunner } from '../ops/jobs';
+import type { JobRunner } from '../ops/jobs/runner';
 import { readTunnelConfig, validateTunnelConfig, type Tunnel } from '../ops/tunnel';
-import type { ConfigService } from '../ops/config';
+import type { ConfigService } from '../platform/config';
 import type { Store } from '../store';
 
 type Handler = (req: Request, res: Response) => unknown;

@@ -2,8 +2,8 @@
 // everything else is 404, so nothing of the admin API is reachable from the internet.
 import { createHash } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
-import type { Logger } from '../ops/log';
-import type { ConfigService } from '../ops/config';
+import type { Logger } from '../platform/log';
+import type { ConfigService } from '../platform/config';
 import type { PaymentIntake } from '../sepay/intake';
 import { parseWebhookBody, verifyWebhookAuth } from '../sepay/webhook';
 import type { Store } from '../store';

@@ -1,7 +1,6 @@
 // Database backups and restore. Backups use SQLite's online backup (better-sqlite3 db.backup())
 // while the app runs; restore replaces the database file and so must never run while an app
-// instance has it open, which the instance lock (a pid file in the data folder) tells us.
-import Database from 'better-sqlite3';
+// instance has it open, which the instance lock (store/lock.ts) tells us.
 import {
   chmodSync,
   closeSync,
@@ -19,11 +18,10 @@ import {
 } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { AppError } from '../core/errors';
-import { loadMigrations, type Db } from '../store/db';
+import { inspectDatabaseFile, openReadOnly, type Db } from '../store/db';
+import { acquireInstanceLock } from '../store/lock';
 
 export const DB_FILE = 'driveship.db';
-export const PID_FILE = 'driveship.pid';
-export const LOCK_FILE = 'driveship.lock';
 const BACKUP_RE = /^driveship-(\d{8})-(\d{6})(?:-(\d+))?\.db$/;
 
 export const backupsDir = (dataDir: string) => join(dataDir, 'backups');
@@ -108,102 +106,6 @@ export async function backupNow(db: Db, dataDir: string, keep = 7, now = new Dat
 }
 
 // ---------------------------------------------------------------------------------------------
-// The instance lock
-//
-// A pid file alone cannot tell a live holder from a dead one whose pid the OS has given to some
-// other program. So the lock itself is an exclusive SQLite lock on `driveship.lock`, which the OS
-// drops when the holder dies, however it dies; `driveship.pid` beside it says who holds it.
-
-const held = new Set<string>();
-
-function readPid(dataDir: string): number | null {
-  try {
-    const pid = Number.parseInt(readFileSync(join(dataDir, PID_FILE), 'utf8').trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Opens the lock database and takes its exclusive lock; null when someone else holds it. */
-function tryLock(dataDir: string): Database.Database | null {
-  const db = new Database(join(dataDir, LOCK_FILE), { timeout: 0 });
-  try {
-    chmodSync(join(dataDir, LOCK_FILE), 0o600);
-    db.pragma('journal_mode = DELETE');
-    // In exclusive locking mode the lock taken by the first write is kept until close.
-    db.pragma('locking_mode = EXCLUSIVE');
-    db.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder; INSERT INTO holder VALUES (' + process.pid + '); COMMIT;');
-    return db;
-  } catch (err) {
-    db.close();
-    if ((err as { code?: string }).code === 'SQLITE_BUSY' || (err as { code?: string }).code === 'SQLITE_LOCKED') return null;
-    throw err;
-  }
-}
-
-/** The pid of the driveship instance that holds the data folder (-1 if it is unknown), or null when none does. */
-export function runningInstance(dataDir: string): number | null {
-  if (held.has(resolve(dataDir))) return process.pid;
-  if (!existsSync(join(dataDir, LOCK_FILE))) return null;
-  const probe = tryLock(dataDir);
-  if (probe) {
-    probe.close();
-    return null;
-  }
-  return readPid(dataDir) ?? -1;
-}
-
-export interface InstanceLock {
-  pid: number;
-  path: string;
-  release(): void;
-}
-
-/**
- * Claims the data folder for this process: an exclusive lock on `<dataDir>/driveship.lock` and
- * `<dataDir>/driveship.pid` with our pid. Refuses (AppError APP_RUNNING) while another process,
- * or another holder in this one, has it. A pid file left by a process that died is taken over.
- */
-export function acquireInstanceLock(dataDir: string): InstanceLock {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const key = resolve(dataDir);
-  const path = join(dataDir, PID_FILE);
-  if (held.has(key)) {
-    throw new AppError('APP_RUNNING', `driveship is already running with this data folder in this process (pid ${process.pid}). Quit it first.`, 409, { pid: process.pid });
-  }
-  const lockDb = tryLock(dataDir);
-  if (!lockDb) {
-    const pid = readPid(dataDir);
-    throw new AppError(
-      'APP_RUNNING',
-      `driveship is already running with this data folder${pid ? ` (pid ${pid})` : ''}. Quit it first.`,
-      409,
-      { pid },
-    );
-  }
-  writeFileSync(path, `${process.pid}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
-  held.add(key);
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    held.delete(key);
-    process.off('exit', release);
-    try {
-      if (readPid(dataDir) === process.pid) rmSync(path, { force: true });
-    } catch {
-      /* already gone */
-    }
-    lockDb.close();
-  };
-  // Tidy the pid file on a normal exit that skipped stop(); the lock itself dies with us anyway.
-  process.on('exit', release);
-  return { pid: process.pid, path, release };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Restore
 
 export interface RestoreResult {
@@ -211,39 +113,6 @@ export interface RestoreResult {
   /** Where the database that was replaced now is (with its -wal), or null if there was none. */
   previous: string | null;
   schemaVersion: number;
-}
-
-export interface VerifyResult {
-  ok: boolean;
-  schemaVersion: number;
-  problems: string[];
-}
-
-/** Opens a database file read-only and checks it is a whole, readable driveship database. */
-export function verifyBackup(file: string): VerifyResult {
-  const problems: string[] = [];
-  let db: Database.Database;
-  try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
-  } catch (err) {
-    return { ok: false, schemaVersion: 0, problems: [`cannot open: ${(err as Error).message}`] };
-  }
-  let schemaVersion = 0;
-  try {
-    const check = db.prepare('PRAGMA integrity_check').all() as { integrity_check: string }[];
-    const bad = check.map((r) => r.integrity_check).filter((s) => s !== 'ok');
-    if (bad.length) problems.push(...bad.slice(0, 10).map((s) => `integrity: ${s}`));
-    schemaVersion = db.pragma('user_version', { simple: true }) as number;
-    const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
-    for (const t of ['orders', 'payments', 'settings']) if (!tables.has(t)) problems.push(`not a driveship database: table "${t}" is missing`);
-    const latest = loadMigrations().length;
-    if (schemaVersion > latest) problems.push(`written by a newer driveship (schema ${schemaVersion}; this version knows up to ${latest})`);
-  } catch (err) {
-    problems.push(`cannot read: ${(err as Error).message}`);
-  } finally {
-    db.close();
-  }
-  return { ok: problems.length === 0, schemaVersion, problems };
 }
 
 /** A bare backup name means one in the data folder's backups. */
@@ -267,7 +136,7 @@ export function restoreBackup(file: string, dataDir: string, now = new Date()): 
   // Holding the lock for the whole restore also stops the app from starting halfway through.
   const lock = acquireInstanceLock(dataDir);
   try {
-    const v = verifyBackup(source);
+    const v = inspectDatabaseFile(source);
     if (!v.ok) throw new AppError('BACKUP_INVALID', `The backup ${basename(source)} cannot be restored: ${v.problems.join('; ')}`, 400);
     const staging = `${dbPath}.restoring`;
     rmSync(staging, { force: true });
@@ -311,7 +180,7 @@ export async function runBackupCommand(dataDir: string, keep = 7, io: CliIo = st
     io.err(`No database at ${path}`);
     return 1;
   }
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+  const db = openReadOnly(path);
   try {
     const b = await backupNow(db, dataDir, keep);
     io.out(`Backup written: ${b.file} (${b.bytes} bytes)${b.pruned.length ? `; removed ${b.pruned.join(', ')}` : ''}`);

@@ -12,9 +12,9 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ZipFile } from 'yazl';
 import { SECRET_SETTINGS } from '../core/contract';
 import { Store } from '../store';
-import { ConfigService } from './config';
-import { assertPrivatePermissions } from './hardening';
-import { logFiles, recentLogLines } from './log';
+import { ConfigService } from '../platform/config';
+import { assertPrivatePermissions } from '../platform/hardening';
+import { logFiles, recentLogLines } from '../platform/log';
 
 /** Hard limit of the zip (bytes): "under 10 MB" whichever way a megabyte is counted. */
 export const DIAGNOSTICS_MAX_BYTES = 9_500_000;

@@ -7,7 +7,7 @@
 // read, not imported.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from '../store';
-import type { Bus } from './bus';
+import type { Bus } from '../platform/bus';
 
 /** What metrics read from the engine (structurally: main/engine's Engine satisfies it). */
 export interface MetricsEngine {
@@ -268,7 +268,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     registers: [registry],
     collect() {
       const rows = safe(
-        () => store.db.prepare<[], { level: string; n: number }>('SELECT level, count(*) AS n FROM alerts WHERE cleared_at IS NULL GROUP BY level').all(),
+        () => store.alerts.openByLevel(),
         null,
       );
       if (!rows) return;

@@ -2,9 +2,9 @@
 // delivery), tell the owner by email and/or a Telegram bot, so that nothing fails silently while
 // nobody looks at the app. Channels are read on every alert, so Settings changes apply at once.
 // A channel that fails is logged (without its token) and retried once; it never throws into the app.
-import type { Bus, BusEvents } from './bus';
-import type { Logger } from './log';
-import { createSmtpTransport, type SmtpConfig } from './mail';
+import type { Bus, BusEvents } from '../platform/bus';
+import type { Logger } from '../platform/log';
+import { createSmtpTransport, type SmtpConfig } from '../platform/mail';
 
 export interface OwnerChannels {
   /** Email to this address through the shop's SMTP settings. */

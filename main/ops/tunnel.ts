@@ -5,8 +5,7 @@
 // can read in `ps`). The health job calls /healthz through the public URL.
 import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { AppError } from '../core/errors';
-import type { JobRunner } from './jobs';
-import type { Logger } from './log';
+import type { Logger } from '../platform/log';
 
 export type TunnelProvider = 'none' | 'ngrok' | 'cloudflared';
 export const TUNNEL_PROVIDERS: readonly TunnelProvider[] = ['none', 'ngrok', 'cloudflared'];
@@ -372,50 +371,4 @@ export async function checkTunnelHealth(publicUrl: string, opts: { timeoutMs?: n
     const why = e.name === 'TimeoutError' ? 'no answer in time' : (e.cause?.code ?? e.cause?.message ?? e.message);
     return { ok: false, url, status: null, latencyMs: Date.now() - t0, error: why };
   }
-}
-
-export const TUNNEL_ALERT = 'TUNNEL_DOWN';
-
-export interface TunnelHealthJobDeps {
-  tunnel: Pick<Tunnel, 'status'>;
-  alerts: { raise(code: string, level: 'info' | 'warning' | 'error', message: string, action?: string | null): void; clear(code: string): void };
-  log: Pick<Logger, 'warn'>;
-  /** Consecutive failed checks before the alert (default 2: one lost request is not an outage). */
-  failuresBeforeAlert?: number;
-  timeoutMs?: number;
-  fetch?: typeof fetch;
-}
-
-/** The tunnel-health job body: returns a summary; raises/clears TUNNEL_DOWN. */
-export function tunnelHealthJob(deps: TunnelHealthJobDeps): () => Promise<string> {
-  let failures = 0;
-  return async () => {
-    const s = deps.tunnel.status();
-    if (!s.publicUrl) {
-      failures = 0;
-      deps.alerts.clear(TUNNEL_ALERT);
-      return s.state === 'error' ? `no public URL: ${s.error ?? 'tunnel failed'}` : 'no public URL configured';
-    }
-    const h = await checkTunnelHealth(s.publicUrl, { timeoutMs: deps.timeoutMs, fetch: deps.fetch });
-    if (h.ok) {
-      failures = 0;
-      deps.alerts.clear(TUNNEL_ALERT);
-      return `ok in ${h.latencyMs} ms`;
-    }
-    failures++;
-    deps.log.warn({ url: h.url, status: h.status, error: h.error, failures }, 'tunnel health check failed');
-    if (failures >= (deps.failuresBeforeAlert ?? 2)) {
-      deps.alerts.raise(
-        TUNNEL_ALERT,
-        'error',
-        `SePay cannot reach this shop: ${h.url} ${h.error ?? 'failed'}. Payments are still found by reconciliation, but late.`,
-        s.provider === 'none' ? 'Check your reverse proxy and that it forwards to the webhook port.' : `Check the ${s.provider} tunnel in Settings.`,
-      );
-    }
-    throw new Error(`${h.url}: ${h.error ?? 'failed'}`);
-  };
-}
-
-export function registerTunnelHealthJob(runner: JobRunner, deps: TunnelHealthJobDeps, schedule = '*/5 * * * *'): void {
-  runner.add('tunnel-health', schedule, tunnelHealthJob(deps), { description: 'Calls /healthz through the public URL', alertAfterFailures: 0 });
 }

@@ -2,7 +2,7 @@
 // sees the wall clock jump when it resumes; Electron's powerMonitor 'resume' says the same more
 // directly. Either way the jobs that catch up on missed work (reconciliation, watchdog) run now.
 import { EventEmitter } from 'node:events';
-import type { Logger } from './log';
+import type { Logger } from '../platform/log';
 
 export interface WakeEvent {
   /** 'clock': the interval timer saw a jump; 'resume': the OS said so. */

@@ -4,8 +4,8 @@
 import { AppError, notFound } from '../core/errors';
 import { matchTransfer } from '../core/matching';
 import { paymentStatus, PAYABLE_STATUSES } from '../core/order';
-import type { Bus } from '../ops/bus';
-import type { ConfigService } from '../ops/config';
+import type { Bus } from '../platform/bus';
+import type { ConfigService } from '../platform/config';
 import type { Store } from '../store';
 import type { PaymentMatch } from '../store/payments';
 import type { Transfer } from './webhook';

@@ -3,8 +3,8 @@
 // tunnel down, SePay gave up retrying) is still found. Intake deduplicates by SePay id, API id
 // and bank reference + account + amount, so reading the same transaction twice is harmless.
 import { z } from 'zod';
-import type { ConfigService } from '../ops/config';
-import type { Logger } from '../ops/log';
+import type { ConfigService } from '../platform/config';
+import type { Logger } from '../platform/log';
 import type { PaymentIntake } from './intake';
 import type { Transfer } from './webhook';
 

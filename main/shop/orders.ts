@@ -3,8 +3,8 @@ import type { OrderCreate, OrderCreatedDto, OrderDto, ProductCreate, ProductDto,
 import { AppError, notFound } from '../core/errors';
 import { newOrderCode } from '../core/order-code';
 import { buildVietQrPayload, renderVietQrPng } from '../core/vietqr';
-import type { Bus } from '../ops/bus';
-import type { ConfigService } from '../ops/config';
+import type { Bus } from '../platform/bus';
+import type { ConfigService } from '../platform/config';
 import type { Store } from '../store';
 
 export class Shop {

@@ -1,4 +1,4 @@
-import type { Db } from './db';
+import { prep, type Db } from './db';
 
 export interface AuditEntry {
   id: number;
@@ -20,11 +20,15 @@ export class AuditRepo {
   }
 
   recent(limit = 200): AuditEntry[] {
-    return this.db
-      .prepare<[number], { id: number; at: number; actor: string; action: string; target: string | null; detail: string | null }>(
-        'SELECT * FROM audit_log ORDER BY id DESC LIMIT ?',
-      )
+    return prep<[number], { id: number; at: number; actor: string; action: string; target: string | null; detail: string | null }>(
+      this.db,
+      'SELECT * FROM audit_log ORDER BY id DESC LIMIT ?',
+    )
       .all(limit)
       .map((r) => ({ ...r, detail: r.detail ? JSON.parse(r.detail) : null }));
+  }
+
+  countSince(action: string, since: number): number {
+    return prep<[string, number], { n: number }>(this.db, 'SELECT count(*) AS n FROM audit_log WHERE action = ? AND at >= ?').get(action, since)?.n ?? 0;
   }
 }

@@ -93,3 +93,41 @@ export function prep<P extends unknown[] | {} = unknown[], R = unknown>(db: Db, 
   if (!st) byDb.set(sql, (st = db.prepare(sql)));
   return st as unknown as Database.Statement<P, R>;
 }
+
+export interface DatabaseFileCheck {
+  ok: boolean;
+  schemaVersion: number;
+  problems: string[];
+}
+
+/** Opens a database file read-only and checks it is a whole, readable driveship database. */
+export function inspectDatabaseFile(file: string): DatabaseFileCheck {
+  const problems: string[] = [];
+  let db: Db;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    return { ok: false, schemaVersion: 0, problems: [`cannot open: ${(err as Error).message}`] };
+  }
+  let schemaVersion = 0;
+  try {
+    const check = db.prepare('PRAGMA integrity_check').all() as { integrity_check: string }[];
+    const bad = check.map((r) => r.integrity_check).filter((s) => s !== 'ok');
+    if (bad.length) problems.push(...bad.slice(0, 10).map((s) => `integrity: ${s}`));
+    schemaVersion = db.pragma('user_version', { simple: true }) as number;
+    const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+    for (const t of ['orders', 'payments', 'settings']) if (!tables.has(t)) problems.push(`not a driveship database: table "${t}" is missing`);
+    const latest = loadMigrations().length;
+    if (schemaVersion > latest) problems.push(`written by a newer driveship (schema ${schemaVersion}; this version knows up to ${latest})`);
+  } catch (err) {
+    problems.push(`cannot read: ${(err as Error).message}`);
+  } finally {
+    db.close();
+  }
+  return { ok: problems.length === 0, schemaVersion, problems };
+}
+
+/** A read-only connection (the `driveship backup` command works beside a running app). */
+export function openReadOnly(path: string): Db {
+  return new Database(path, { readonly: true, fileMustExist: true });
+}

@@ -175,4 +175,26 @@ export class DeliveriesRepo {
     for (const r of prep<[], { state: string; n: number }>(this.db, 'SELECT state, count(*) AS n FROM deliveries GROUP BY state').all()) out[r.state] = r.n;
     return out;
   }
+
+  /** Deliveries moving bytes for a known product version (the watchdog's view). */
+  inTransfer(): { id: string; product_id: string; product_version: number; state: 'fetching' | 'uploading' }[] {
+    return prep<[], { id: string; product_id: string; product_version: number; state: 'fetching' | 'uploading' }>(
+      this.db,
+      "SELECT id, product_id, product_version, state FROM deliveries WHERE state IN ('fetching', 'uploading') AND product_version IS NOT NULL",
+    ).all();
+  }
+
+  /** Retrying deliveries whose due time passed before `before`. */
+  overdueRetries(before: number): string[] {
+    return prep<[number], { id: string }>(this.db, "SELECT id FROM deliveries WHERE state = 'retrying' AND next_attempt_at IS NOT NULL AND next_attempt_at < ?")
+      .all(before)
+      .map((r) => r.id);
+  }
+
+  /** Ids of the deliveries of one product version in one state (progress fan-out). */
+  idsAt(productId: string, version: number, state: string): string[] {
+    return prep<[string, number, string], { id: string }>(this.db, 'SELECT id FROM deliveries WHERE product_id = ? AND product_version = ? AND state = ?')
+      .all(productId, version, state)
+      .map((r) => r.id);
+  }
 }

@@ -1,13 +1,17 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { AccessRepo } from './access';
+import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
 import { openDatabase, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
+import { JobRunsRepo } from './job-runs';
 import { LibraryRepo } from './library';
 import { OrdersRepo } from './orders';
 import { PaymentsRepo } from './payments';
 import { ProductsRepo } from './products';
 import { SettingsRepo } from './settings';
+import { ThroughputRepo } from './throughput';
 import { WebhookLogRepo } from './webhook-log';
 
 export class Store {
@@ -19,6 +23,10 @@ export class Store {
   readonly deliveries: DeliveriesRepo;
   readonly audit: AuditRepo;
   readonly library: LibraryRepo;
+  readonly alerts: AlertsRepo;
+  readonly jobRuns: JobRunsRepo;
+  readonly throughput: ThroughputRepo;
+  readonly access: AccessRepo;
 
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
@@ -29,6 +37,10 @@ export class Store {
     this.deliveries = new DeliveriesRepo(db);
     this.audit = new AuditRepo(db);
     this.library = new LibraryRepo(db);
+    this.alerts = new AlertsRepo(db);
+    this.jobRuns = new JobRunsRepo(db);
+    this.throughput = new ThroughputRepo(db);
+    this.access = new AccessRepo(db);
   }
 
   /** Runs `fn` in one transaction (a savepoint when already inside one). */

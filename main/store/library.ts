@@ -128,11 +128,34 @@ export class LibraryRepo {
 
   /** Every product's library state, for the Products page. */
   summary(): Map<string, { state: string; version: number; bytes: number }> {
-    const rows = this.db
-      .prepare<[], { product_id: string; state: string; version: number; bytes: number }>(
-        'SELECT product_id, state, version, bytes FROM library_versions v WHERE version = (SELECT max(version) FROM library_versions WHERE product_id = v.product_id)',
-      )
-      .all();
+    const rows = prep<[], { product_id: string; state: string; version: number; bytes: number }>(
+      this.db,
+      'SELECT product_id, state, version, bytes FROM library_versions v WHERE version = (SELECT max(version) FROM library_versions WHERE product_id = v.product_id)',
+    ).all();
     return new Map(rows.map((r) => [r.product_id, { state: r.state, version: r.version, bytes: r.bytes }]));
+  }
+
+  /** A version's state and age, with the product's latest version number (cache cleanup). */
+  versionInfo(productId: string, version: number): { state: string; created_at: number; latest: number } | undefined {
+    return prep<[string, number], { state: string; created_at: number; latest: number }>(
+      this.db,
+      'SELECT state, created_at, (SELECT max(version) FROM library_versions WHERE product_id = v.product_id) AS latest FROM library_versions v WHERE product_id = ? AND version = ?',
+    ).get(productId, version);
+  }
+
+  /** Deliveries that may still need a version's cached bytes: unfinished, or touched since `since`. */
+  deliveriesNeeding(productId: string, version: number, since: number): number {
+    return (
+      prep<[string, number, number], { n: number }>(
+        this.db,
+        `SELECT count(*) AS n FROM deliveries WHERE product_id = ? AND (product_version = ? OR product_version IS NULL)
+           AND (state NOT IN ('delivered', 'cancelled') OR updated_at >= ?)`,
+      ).get(productId, version, since)?.n ?? 1
+    );
+  }
+
+  /** The cached bytes of a version were deleted: fetch again should anything need them. */
+  forgetCache(productId: string, version: number): void {
+    prep(this.db, 'UPDATE library_files SET cached = 0, cache_path = NULL WHERE product_id = ? AND version = ?').run(productId, version);
   }
 }

@@ -126,4 +126,31 @@ export class OrdersRepo {
       .all(...args, f.limit, f.offset);
     return { items: rows.map((r) => this.toDto(r)), total };
   }
+
+  /** Unpaid orders whose time ran out by `cutoff` (oldest first). */
+  dueForExpiry(cutoff: number, limit = 1000): { id: string; code: string }[] {
+    return prep<[number, number], { id: string; code: string }>(
+      this.db,
+      "SELECT id, code FROM orders WHERE status = 'awaiting_payment' AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+    ).all(cutoff, limit);
+  }
+
+  /** Unpaid orders whose time ran out in (after, until]. */
+  countExpiringBetween(after: number, until: number): number {
+    return prep<[number, number], { n: number }>(this.db, "SELECT count(*) AS n FROM orders WHERE status = 'awaiting_payment' AND expires_at > ? AND expires_at <= ?").get(after, until)?.n ?? 0;
+  }
+
+  /** Expires an order that is still unpaid; false when it changed meanwhile. */
+  expire(id: string, at: number): boolean {
+    return prep(this.db, "UPDATE orders SET status = 'expired', updated_at = ? WHERE id = ? AND status = 'awaiting_payment'").run(at, id).changes > 0;
+  }
+
+  /** Orders created since `dayStart`, how many of them are paid, and the revenue they brought. */
+  daySummary(dayStart: number): { orders: number; paid: number; revenue: number | null } {
+    return prep<[number], { orders: number; paid: number; revenue: number | null }>(
+      this.db,
+      `SELECT count(*) AS orders, sum(CASE WHEN paid_at IS NOT NULL THEN 1 ELSE 0 END) AS paid,
+              sum(CASE WHEN paid_at IS NOT NULL THEN min(paid_vnd, amount_vnd) ELSE 0 END) AS revenue FROM orders WHERE created_at >= ?`,
+    ).get(dayStart)!;
+  }
 }

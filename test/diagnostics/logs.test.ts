@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { createLogger, logFiles, recentLogLines, RotatingFile } from '../../main/ops/log';
+import { createLogger, logFiles, recentLogLines, RotatingFile } from '../../main/platform/log';
 import { tempDir } from '../helpers/host';
 
 const flush = (log: { flush: (cb?: (err?: Error) => void) => void }) => new Promise<void>((r) => log.flush(() => r()));
@@ -64,7 +64,7 @@ describe('log rotation', () => {
 
   it('a process that logs and exits at once loses nothing', () => {
     const dir = tempDir('driveship-log-exit-');
-    const mod = join(__dirname, '../../main/ops/log.js');
+    const mod = join(__dirname, '../../main/platform/log.js');
     const r = spawnSync(process.execPath, ['-e', `const { createLogger } = require(${JSON.stringify(mod)}); const log = createLogger({ dir: ${JSON.stringify(dir)} }); for (let i = 0; i < 1000; i++) log.info({ i }, 'bye'); process.exit(0);`], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const lines = readFileSync(join(dir, 'driveship.log'), 'utf8').trim().split('\n');

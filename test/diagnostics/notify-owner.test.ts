@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Bus } from '../../main/ops/bus';
+import { Bus } from '../../main/platform/bus';
 import { startOwnerNotifications } from '../../main/ops/notify-owner';
 import { startSmtpSink, type SmtpSink } from '../../sandbox/smtp-sink';
 

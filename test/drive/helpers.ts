@@ -4,8 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { google } from 'googleapis';
-import type { drive_v3 } from 'googleapis';
+import { drive as driveApi, type drive_v3 } from '@googleapis/drive';
+import { OAuth2Client } from 'google-auth-library';
 import type { DriveEmulator } from '../../sandbox/drive/emulator';
 
 export const KiB = 1024;
@@ -13,9 +13,9 @@ export const MiB = 1024 * 1024;
 
 /** The real client, unchanged: per-call `{ rootUrl }` is what reroutes uploads too. */
 export function driveClient(emu: DriveEmulator, accessToken = 'test-token') {
-  const auth = new google.auth.OAuth2();
+  const auth = new OAuth2Client();
   auth.setCredentials({ access_token: accessToken });
-  const drive: drive_v3.Drive = google.drive({ version: 'v3', auth });
+  const drive: drive_v3.Drive = driveApi({ version: 'v3', auth });
   return { drive, opts: { rootUrl: emu.url } };
 }
 

@@ -1,10 +1,10 @@
 // An in-process shop on the sandbox: real listeners, worker threads, googleapis against the Drive
 // emulator, the SMTP sink. For tests that need to look inside the engine as it runs.
 import { randomBytes } from 'node:crypto';
-import { startCore, type Core } from '../../main/host/core';
+import { startCore, type Core } from '../../main/host/app';
 import { startSandbox, type Sandbox } from '../../sandbox';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
-import { silentLogger } from '../../main/ops/log';
+import { silentLogger } from '../../main/platform/log';
 import { tempDir } from './host';
 
 export const ACCOUNT = '0123456789';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkDisk, registerAlertChecks, DISK_LOW_BYTES } from '../../main/engine/alert-checks';
-import { Alerts } from '../../main/ops/alerts';
-import { Bus } from '../../main/ops/bus';
-import { JobRunner } from '../../main/ops/jobs';
-import { silentLogger } from '../../main/ops/log';
+import { checkDisk, registerAlertChecks, DISK_LOW_BYTES } from '../../main/ops/jobs/alert-checks';
+import { Alerts } from '../../main/platform/alerts';
+import { Bus } from '../../main/platform/bus';
+import { JobRunner } from '../../main/ops/jobs/runner';
+import { silentLogger } from '../../main/platform/log';
 import { openStore } from '../../main/store';
 import { tempDir } from '../helpers/host';
 
@@ -13,8 +13,8 @@ describe('alert checks', () => {
     const dataDir = tempDir();
     const store = openStore(dataDir);
     const bus = new Bus();
-    const alerts = new Alerts(store.db, bus);
-    const runner = new JobRunner({ db: store.db, log: silentLogger(), alerts });
+    const alerts = new Alerts(store.alerts, bus);
+    const runner = new JobRunner({ runs: store.jobRuns, log: silentLogger(), alerts });
     return { dataDir, store, bus, alerts, runner };
   };
 

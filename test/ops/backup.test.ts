@@ -3,18 +3,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import {
-  acquireInstanceLock,
-  backupNow,
-  backupsDir,
-  listBackups,
-  PID_FILE,
-  restoreBackup,
-  runBackupCommand,
-  runRestoreCommand,
-  runningInstance,
-  verifyBackup,
-} from '../../main/ops/backup';
+import { backupNow, backupsDir, listBackups, restoreBackup, runBackupCommand, runRestoreCommand } from '../../main/ops/backup';
+import { inspectDatabaseFile as verifyBackup } from '../../main/store/db';
+import { acquireInstanceLock, PID_FILE, runningInstance } from '../../main/store/lock';
 import { openStore } from '../../main/store';
 import { ROOT, tempDir } from '../helpers/host';
 
@@ -119,7 +110,7 @@ describe('backups', () => {
     assert.equal(runningInstance(dir), null);
 
     // The app in another process.
-    const mod = join(ROOT, 'dist/main/ops/backup.js');
+    const mod = join(ROOT, 'dist/main/store/lock.js');
     const other = spawn(process.execPath, ['-e', `require(${JSON.stringify(mod)}).acquireInstanceLock(${JSON.stringify(dir)}); console.log('locked'); setTimeout(() => {}, 30000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((r) => other.stdout!.once('data', () => r()));
     try {

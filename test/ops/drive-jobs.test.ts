@@ -4,9 +4,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { revokeExpiredAccess, Watchdog, WATCHDOG_ALERT } from '../../main/engine/jobs';
-import { startCore, type Core } from '../../main/host/core';
-import { silentLogger } from '../../main/ops/log';
+import { Watchdog, WATCHDOG_ALERT } from '../../main/engine/watchdog';
+import { revokeExpiredAccess } from '../../main/ops/jobs/access-expiry';
+import { startCore, type Core } from '../../main/host/app';
+import { silentLogger } from '../../main/platform/log';
 import type { Transfer } from '../../main/sepay/webhook';
 import { startSandbox, type Sandbox } from '../../sandbox';
 import { makeTransaction } from '../../sandbox/sepay/sender';
@@ -112,21 +113,7 @@ describe('jobs against the Drive and origin emulators', () => {
     // The connection stays open and silent after 512 KiB (the worker's own stall timer is 30 s).
     sandbox.origin.inject({ kind: 'stall', path: 'wd/video.mp4', afterBytes: 512 * 1024 });
 
-    // The engine hook core.ts is asked for (Library.cancelJob); stood in for here by the
-    // scheduler's cooperative cancel of the job's running transfers.
-    const cancelJob = (key: string) => {
-      const [phase, productId] = key.split(':');
-      const kind = phase === 'fetch' ? 'download' : 'upload';
-      let n = 0;
-      for (const e of (core.engine.scheduler as unknown as { running: Set<{ group: string; kind: string; port?: { postMessage(m: unknown): void } }> }).running) {
-        if (e.group === productId && e.kind === kind) {
-          e.port?.postMessage({ type: 'cancel' });
-          n++;
-        }
-      }
-      return n > 0;
-    };
-    const watchdog = new Watchdog({ store: core.store, engine: core.engine, alerts: core.engine.alerts, bus: core.bus, log: silentLogger(), stallMs: () => 1_000, cancelJob });
+    const watchdog = new Watchdog({ store: core.store, engine: core.engine, alerts: core.engine.alerts, bus: core.bus, log: silentLogger(), stallMs: () => 1_000 });
     try {
       const t0 = Date.now();
       const { deliveryId } = await buy(product.id, 'video@example.com');

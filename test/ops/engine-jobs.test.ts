@@ -2,22 +2,16 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  activeBandwidthWindow,
-  bandwidthOverrideAt,
-  cleanStaging,
-  expireOrders,
-  readJobSettings,
-  registerEngineJobs,
-  Watchdog,
-  type BandwidthOverride,
-  type BandwidthWindow,
-} from '../../main/engine/jobs';
-import { Bus } from '../../main/ops/bus';
-import type { Engine } from '../../main/engine';
-import { startCore, type Core } from '../../main/host/core';
-import { JobRunner } from '../../main/ops/jobs';
-import { silentLogger } from '../../main/ops/log';
+import type { BandwidthOverride, Engine } from '../../main/engine';
+import { Watchdog } from '../../main/engine/watchdog';
+import { registerJobs } from '../../main/ops/jobs';
+import { activeBandwidthWindow, bandwidthOverrideAt, type BandwidthWindow } from '../../main/ops/jobs/bandwidth-schedule';
+import { expireOrders } from '../../main/ops/jobs/order-expiry';
+import { cleanStaging } from '../../main/ops/jobs/staging-cleanup';
+import { Bus } from '../../main/platform/bus';
+import { startCore, type Core } from '../../main/host/app';
+import { JobRunner } from '../../main/ops/jobs/runner';
+import { silentLogger } from '../../main/platform/log';
 import { SePayReconciler } from '../../main/sepay/reconcile';
 import { openStore } from '../../main/store';
 import { startSePayApi, type SePayApi } from '../../sandbox/sepay/api';
@@ -102,9 +96,8 @@ describe('engine jobs on a running core', () => {
     const due = await pastDue(2);
     // The customer paid in time; the webhook was lost; only SePay's API knows.
     api.addTransaction(makeTransaction({ accountNumber: ACCOUNT, content: `${due.code} thanh toan`, transferAmount: 80_000 }), { webhookSuccess: false });
-    const runner = new JobRunner({ db: core.store.db, log: silentLogger() });
-    const reconciler = new SePayReconciler({ intake: core.intake, config: core.config, log: silentLogger() });
-    const jobs = registerEngineJobs(runner, { store: core.store, engine: core.engine, config: core.config, alerts: core.engine.alerts, log: silentLogger(), bus: core.bus, reconciler });
+    // The composition root's own runner, with every job it registers (not started: driven here).
+    const runner = core.jobs;
     const first = await runner.runNow('order-expiry');
     assert.match(first.lastMessage!, /0 order\(s\) expired, \d+ past due wait for a reconciliation/);
     assert.equal(core.store.orders.get(due.id)!.status, 'awaiting_payment');
@@ -113,8 +106,6 @@ describe('engine jobs on a running core', () => {
     assert.match(rec.lastMessage!, /new payment\(s\) found \(1 matched to orders\)/);
     await runner.runNow('order-expiry');
     assert.equal(core.store.orders.get(due.id)!.status, 'paid', 'paid in time: never expired');
-    jobs.dispose();
-    await runner.stop();
   });
 
   it('bandwidth schedule: applied through the engine hook when the window changes', async () => {
@@ -122,10 +113,13 @@ describe('engine jobs on a running core', () => {
     const applied: (BandwidthOverride | null)[] = [];
     core.store.settings.set('bandwidthSchedule', [{ from: '08:00', to: '22:00', downloadKBps: 2048, uploadKBps: 1024 }]);
     const runner = new JobRunner({ log: silentLogger() });
-    const jobs = registerEngineJobs(runner, {
-      store: core.store, engine: core.engine, config: core.config, alerts: core.engine.alerts, log: silentLogger(), bus: core.bus,
+    // The real registration with a clock of our own; the engine's override is watched, not replaced.
+    const engine = Object.create(core.engine) as Engine;
+    engine.setBandwidthOverride = (o) => void applied.push(o);
+    const jobs = registerJobs(runner, {
+      store: core.store, engine, config: core.config, alerts: core.engine.alerts, log: silentLogger(), bus: core.bus,
+      dataDir: core.dataDir, reconciler: core.reconciler, tunnel: core.tunnel,
       now: () => t,
-      hooks: { setBandwidthOverride: (o) => applied.push(o) },
     });
     assert.equal((await runner.runNow('bandwidth-schedule')).lastMessage, 'normal limits');
     t = vnAt('09:00');
@@ -136,7 +130,6 @@ describe('engine jobs on a running core', () => {
     assert.deepEqual(applied, [null, { downloadKBps: 2048, uploadKBps: 1024 }, null], 'applied only on change');
     // A bad schedule is an error the owner sees, not a silent default.
     core.store.settings.set('bandwidthSchedule', [{ from: '8am', to: '22:00' }]);
-    assert.deepEqual(readJobSettings(core.config, core.store).bandwidthSchedule, []);
     const bad = await runner.runNow('bandwidth-schedule');
     assert.equal(bad.lastResult, 'error');
     assert.match(bad.lastMessage!, /BANDWIDTH_SCHEDULE_INVALID: bandwidthSchedule\.0\.from: expected HH:mm/);
@@ -145,10 +138,8 @@ describe('engine jobs on a running core', () => {
     await runner.stop();
   });
 
-  it('registers every job with a schedule the UI can show', async () => {
-    const runner = new JobRunner({ db: core.store.db, log: silentLogger() });
-    const reconciler = new SePayReconciler({ intake: core.intake, config: core.config, log: silentLogger() });
-    const jobs = registerEngineJobs(runner, { store: core.store, engine: core.engine, config: core.config, alerts: core.engine.alerts, log: silentLogger(), bus: core.bus, reconciler, dataDir: core.dataDir });
+  it('the composition root registers every job with a schedule the UI can show', async () => {
+    const runner = core.jobs;
     runner.start();
     const list = runner.list();
     assert.deepEqual(
@@ -161,6 +152,8 @@ describe('engine jobs on a running core', () => {
         ['order-expiry', '*/10 * * * *'],
         ['access-expiry', '0 * * * *'],
         ['bandwidth-schedule', '* * * * *'],
+        ['tunnel-health', '*/5 * * * *'],
+        ['disk-space', '*/5 * * * *'],
       ],
     );
     for (const j of list) assert.ok(j.nextRunAt && j.nextRunAt > Date.now(), `${j.name} has a next run`);
@@ -171,8 +164,6 @@ describe('engine jobs on a running core', () => {
     assert.equal(w.lastResult, 'ok');
     const a = await runner.runNow('access-expiry');
     assert.equal(a.lastMessage, 'no access ran out');
-    jobs.dispose();
-    await runner.stop();
   });
 });
 
@@ -258,12 +249,15 @@ describe('watchdog decisions', () => {
     const engine = {
       supervisor: { isPaused: () => false, stateOf: () => 'fetching', retry: (d: string) => void retried.push(d) },
       scheduler: { stats: () => stats, isPaused: () => false },
-      library: { trackers: new Map([[`fetch:${p.id}:1`, { snapshot: () => ({ bytesDone: jobBytes, files: [{ state: 'running' }] }) }]]) },
+      library: {
+        trackers: new Map([[`fetch:${p.id}:1`, { snapshot: () => ({ bytesDone: jobBytes, files: [{ state: 'running' }] }) }]]),
+        cancelJob: (k: string) => (cancelled.push(k), true),
+      },
     } as unknown as Engine;
     const alerts = { raise: () => {}, clear: () => {} };
     const bus = new Bus();
     let t = 0;
-    const wd = new Watchdog({ store, engine, alerts, bus, log: silentLogger(), stallMs: () => 5 * 60_000, cancelJob: (k) => (cancelled.push(k), true), now: () => t });
+    const wd = new Watchdog({ store, engine, alerts, bus, log: silentLogger(), stallMs: () => 5 * 60_000, now: () => t });
     return { store, id: id!, key: `fetch:${p.id}:1`, wd, stats, cancelled, retried, bus, setBytes: (b: number) => (jobBytes = b), advance: (ms: number) => (t += ms) };
   }
 

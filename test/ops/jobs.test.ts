@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { JobRunner, jobAlertCode, type JobRunEvent } from '../../main/ops/jobs';
-import { silentLogger } from '../../main/ops/log';
+import { JobRunner, jobAlertCode, type JobRunEvent } from '../../main/ops/jobs/runner';
+import { silentLogger } from '../../main/platform/log';
 import { openStore } from '../../main/store';
 import { tempDir } from '../helpers/host';
 
@@ -18,7 +18,7 @@ function fakeAlerts() {
 describe('JobRunner', () => {
   it('runs a job on demand, records the result in memory and in job_runs', async () => {
     const store = openStore(tempDir());
-    const runner = new JobRunner({ db: store.db, log: silentLogger() });
+    const runner = new JobRunner({ runs: store.jobRuns, log: silentLogger() });
     let calls = 0;
     runner.add('count', null, () => {
       calls++;
@@ -42,7 +42,7 @@ describe('JobRunner', () => {
   it('records a failure without throwing it, counts it, and alerts after 3 in a row', async () => {
     const store = openStore(tempDir());
     const alerts = fakeAlerts();
-    const runner = new JobRunner({ db: store.db, log: silentLogger(), alerts });
+    const runner = new JobRunner({ runs: store.jobRuns, log: silentLogger(), alerts });
     let fail = true;
     runner.add('flaky', '0 3 * * *', () => {
       if (fail) throw Object.assign(new Error('origin unreachable'), { code: 'E_TEST' });
@@ -137,14 +137,14 @@ describe('JobRunner', () => {
   it('keeps the last result across restarts and marks runs cut short by a stop', async () => {
     const dir = tempDir();
     let store = openStore(dir);
-    let runner = new JobRunner({ db: store.db, log: silentLogger() });
+    let runner = new JobRunner({ runs: store.jobRuns, log: silentLogger() });
     runner.add('backup', '30 3 * * *', () => 'driveship-1.db');
     await runner.runNow('backup');
     // A run that never finished (the app was killed during it).
     store.db.prepare("INSERT INTO job_runs (job, reason, started_at) VALUES ('backup', 'scheduled', ?)").run(Date.now());
     store.close();
     store = openStore(dir);
-    runner = new JobRunner({ db: store.db, log: silentLogger() });
+    runner = new JobRunner({ runs: store.jobRuns, log: silentLogger() });
     runner.add('backup', '30 3 * * *', () => 'again');
     const s = runner.status('backup')!;
     assert.equal(s.lastResult, 'error');

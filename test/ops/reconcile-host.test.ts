@@ -6,13 +6,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCore, type Core } from '../../main/host/core';
-import { silentLogger } from '../../main/ops/log';
+import { startCore, type Core } from '../../main/host/app';
+import { silentLogger } from '../../main/platform/log';
 import type { ReconcileResult } from '../../main/sepay/reconcile';
 import { startSandbox, type Sandbox } from '../../sandbox';
 import { makeTransaction, SePaySender, type SePayWebhookTransaction } from '../../sandbox/sepay/sender';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
-import { wireOps } from './wiring';
 
 const ACCOUNT = '0123456789';
 const HMAC = 'rec-hmac-' + Math.random().toString(36).slice(2);
@@ -40,7 +39,6 @@ describe('reconciliation after downtime (real host, SePay API emulator, Drive/or
   let env: Record<string, string>;
   let host: HostHandle | null = null;
   let core: Core | null = null;
-  let ops: ReturnType<typeof wireOps> | null = null;
   const orders: Placed[] = [];
   const later: Placed[] = [];
   let products: { id: string; name: string; delivery: string }[] = [];
@@ -57,7 +55,6 @@ describe('reconciliation after downtime (real host, SePay API emulator, Drive/or
     };
   });
   after(async () => {
-    await ops?.stop();
     await core?.stop();
     await host?.stop();
     await sandbox?.close();
@@ -126,14 +123,13 @@ describe('reconciliation after downtime (real host, SePay API emulator, Drive/or
     sandbox.sepayApi.addTransaction(makeTransaction({ accountNumber: ACCOUNT, content: 'tra tien nha', transferAmount: 1_000_000 }), { webhookSuccess: false });
     sandbox.sepayApi.addTransaction(makeTransaction({ accountNumber: ACCOUNT, content: 'rut tien', transferAmount: 500_000, transferType: 'out' }), { webhookSuccess: false });
 
-    // Restart (in-process: the same startCore the CLI runs, with the job wiring core.ts gets).
+    // Restart in-process: the same composition root the CLI runs, with its own jobs.
     const t0 = Date.now();
-    core = await startCore({ jobs: false, dataDir, env: { ...env, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0' }, log: silentLogger() });
-    ops = wireOps(core);
+    core = await startCore({ dataDir, env: { ...env, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0' }, log: silentLogger() });
     const c = core;
-    const rec = await waitFor('the reconciliation at start', () => (ops!.runner.status('sepay-reconcile')!.runs > 0 ? ops!.runner.status('sepay-reconcile') : null), 30_000);
+    const rec = await waitFor('the reconciliation at start', () => (c.jobs.status('sepay-reconcile')!.runs > 0 ? c.jobs.status('sepay-reconcile') : null), 30_000);
     assert.equal(rec!.lastResult, 'ok', rec!.lastMessage ?? '');
-    const figures = ops.runner.lastDetail('sepay-reconcile') as ReconcileResult;
+    const figures = c.jobs.lastDetail('sepay-reconcile') as ReconcileResult;
     assert.equal(figures.seen, 8);
     assert.equal(figures.stored, 6, '4 orders + the unmatched + the outgoing');
     assert.equal(figures.duplicates, 2, 'the webhook payments, recognised by bank reference');
@@ -179,23 +175,12 @@ describe('reconciliation after downtime (real host, SePay API emulator, Drive/or
       const o = await c.shop.createOrder({ customerEmail: email, items: [{ productId: products[i]!.id }] });
       later.push({ id: o.id, code: o.code, amountVnd: o.amountVnd, email, productId: products[i]!.id });
     }
-    await ops.stop();
-    ops = null;
     await c.stop();
     core = null;
   });
 
-  it('the same through a restarted `driveship serve` (once core.ts runs the jobs)', async (t) => {
+  it('the same through a restarted `driveship serve`', async () => {
     assert.ok(dataDir && later.length === 2, 'the first test ran');
-    const probe = await startHost({ env, dataDir });
-    host = probe;
-    const jobs = await probe.api('GET', '/api/v1/jobs');
-    await probe.stop();
-    host = null;
-    if (jobs.status === 404) {
-      t.skip('the host does not run scheduled jobs yet (wire registerEngineJobs into core.ts and add GET /api/v1/jobs)');
-      return;
-    }
     for (const o of later) await payWhileDown(o, 'http://127.0.0.1:9/webhooks/sepay');
     host = await startHost({ env, dataDir });
     const h = host;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCore, type Core } from '../../main/host/core';
-import { silentLogger } from '../../main/ops/log';
+import { startCore, type Core } from '../../main/host/app';
+import { silentLogger } from '../../main/platform/log';
 import { formatVnDateTime, parseRetryAfter, RatePacer, SePayReconciler, transferFromV2 } from '../../main/sepay/reconcile';
 import { startSePayApi, toV2, type SePayApi } from '../../sandbox/sepay/api';
 import { makeTransaction } from '../../sandbox/sepay/sender';

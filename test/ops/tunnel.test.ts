@@ -5,19 +5,18 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCore } from '../../main/host/core';
-import { JobRunner } from '../../main/ops/jobs';
-import { silentLogger } from '../../main/ops/log';
+import { startCore } from '../../main/host/app';
+import { JobRunner } from '../../main/ops/jobs/runner';
+import { silentLogger } from '../../main/platform/log';
 import {
   checkTunnelHealth,
   publicBase,
   readTunnelConfig,
-  registerTunnelHealthJob,
   Tunnel,
-  TUNNEL_ALERT,
   validateTunnelConfig,
   type TunnelConfig,
 } from '../../main/ops/tunnel';
+import { tunnelHealthJob, TUNNEL_ALERT } from '../../main/ops/jobs/tunnel-health';
 import { tempDir } from '../helpers/host';
 
 const base: TunnelConfig = { provider: 'none', publicUrl: null, ngrokAuthtoken: null, ngrokDomain: null, cloudflaredToken: null, cloudflaredPath: null };
@@ -201,7 +200,7 @@ describe('tunnel health', () => {
     const tunnel = new Tunnel({ config: () => ({ ...base, publicUrl: url }), webhookPort: () => null, log: silentLogger() });
     await tunnel.start();
     const runner = new JobRunner({ log: silentLogger() });
-    registerTunnelHealthJob(runner, { tunnel, alerts: fake, log: silentLogger(), timeoutMs: 300 });
+    runner.add('tunnel-health', null, tunnelHealthJob({ tunnel, alerts: fake, log: silentLogger(), timeoutMs: 300 }), { alertAfterFailures: 0 });
     mode = 'ok';
     assert.equal((await runner.runNow('tunnel-health')).lastResult, 'ok');
     mode = 'fail';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCore, type Core } from '../../main/host/core';
-import { JobRunner } from '../../main/ops/jobs';
-import { silentLogger } from '../../main/ops/log';
+import { startCore, type Core } from '../../main/host/app';
+import { JobRunner } from '../../main/ops/jobs/runner';
+import { silentLogger } from '../../main/platform/log';
 import { WakeDetector, type WakeEvent } from '../../main/ops/wake';
 import { SePayReconciler } from '../../main/sepay/reconcile';
 import { startSePayApi, type SePayApi } from '../../sandbox/sepay/api';
@@ -91,7 +91,7 @@ describe('wake → reconciliation against the SePay API emulator', () => {
   });
 
   it('a payment made while asleep is found on wake', async () => {
-    const runner = new JobRunner({ db: core.store.db, log: silentLogger() });
+    const runner = new JobRunner({ runs: core.store.jobRuns, log: silentLogger() });
     const reconciler = new SePayReconciler({ intake: core.intake, config: core.config, log: silentLogger() });
     runner.add('sepay-reconcile', '*/15 * * * *', ({ signal }) => reconciler.run({ signal }));
     runner.add('watchdog', '* * * * *', () => 'ok');

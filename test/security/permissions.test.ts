@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { assertPrivatePermissions } from '../../main/ops/hardening';
+import { assertPrivatePermissions } from '../../main/platform/hardening';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
 
 const mode = (p: string) => statSync(p).mode & 0o777;

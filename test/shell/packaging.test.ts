@@ -161,7 +161,7 @@ describe('electron-builder.yml', () => {
       'dist/main/host/electron.js',
       'dist/main/host/electron-shell.js',
       'dist/main/host/preload.js',
-      'dist/main/host/core.js',
+      'dist/main/host/app.js',
       'dist/main/host/shell/window-options.js',
       'build/icon.png',
       'build/tray/idle.png',

@@ -21,7 +21,6 @@ describe('deliveries page (browser, engine)', { skip: !chromiumAvailable() && 'C
   let browser: Browser;
   let s: Session;
   let sender: SePaySender;
-  let noEngine = false;
 
   before(async () => {
     ensureRendererBuilt();
@@ -38,8 +37,6 @@ describe('deliveries page (browser, engine)', { skip: !chromiumAvailable() && 'C
         DRIVESHIP_DOWNLOAD_KBPS: '1536',
       },
     });
-    noEngine = (await host.api('GET', '/api/v1/engine')).status === 404;
-    if (noEngine) return;
     sender = new SePaySender({ url: host.webhook!, apiKey: API_KEY });
     browser = await launchChromium();
     s = await newSession(browser, { locale: 'en-US' });
@@ -68,8 +65,7 @@ describe('deliveries page (browser, engine)', { skip: !chromiumAvailable() && 'C
     return d.body.deliveries[0]!.id;
   }
 
-  it('shows a progress bar that moves while a delivery downloads, then reaches delivered', async (t) => {
-    if (noEngine) return t.skip('no engine in this core (GET /api/v1/engine is 404)');
+  it('shows a progress bar that moves while a delivery downloads, then reaches delivered', async () => {
     const file = origin.addFile('course/lesson-01.mp4', { size: 12 * MiB });
     const id = await paidDelivery('Video course', [{ path: 'lesson-01.mp4', url: file.url, size: file.size, sha256: file.sha256 }]);
     await go(s.page, '#/deliveries', 'deliveries');
@@ -96,8 +92,7 @@ describe('deliveries page (browser, engine)', { skip: !chromiumAvailable() && 'C
     await s.page.waitForSelector(`.vrow[data-delivery="${id}"][data-state="delivered"]`, { timeout: 90_000 });
   });
 
-  it('retries a failed delivery from its row', async (t) => {
-    if (noEngine) return t.skip('no engine in this core (GET /api/v1/engine is 404)');
+  it('retries a failed delivery from its row', async () => {
     // The manifest names a file the origin does not have yet: a permanent failure.
     const later = origin.addFile('probe.bin', { size: 1 }).url.replace(/probe\.bin$/, 'ebook/missing.pdf');
     const id = await paidDelivery('E-book bundle', [{ path: 'missing.pdf', url: later }]);

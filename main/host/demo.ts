@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCore, type Core } from '../main/host/core';
-import { startSandbox, type Sandbox } from './index';
-import { makeTransaction, SePaySender } from './sepay/sender';
+import { startCore, type Core } from './app';
+import { startSandbox, type Sandbox } from '../../sandbox/index';
+import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 
 export interface DemoOptions {
   orders: number;

@@ -11,21 +11,20 @@ import { createAdminApp } from '../http/admin-app';
 import { engineRoutes } from '../http/engine-routes';
 import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { createPublicApp } from '../http/public-app';
-import { Bus } from '../ops/bus';
-import { ConfigService, defaultDataDir } from '../ops/config';
-import { createLogger, type Logger } from '../ops/log';
+import { Bus } from '../platform/bus';
+import { ConfigService, defaultDataDir } from '../platform/config';
+import { createLogger, type Logger } from '../platform/log';
 import { createMetrics, type Metrics } from '../ops/metrics';
 import { buildDiagnostics, readAppVersion } from '../ops/diagnostics';
-import { assertPrivatePermissions } from '../ops/hardening';
-import { acquireInstanceLock } from '../ops/backup';
-import { JobRunner } from '../ops/jobs';
+import { assertPrivatePermissions } from '../platform/hardening';
+import { acquireInstanceLock } from '../store/lock';
+import { JobRunner } from '../ops/jobs/runner';
 import { readTunnelConfig, Tunnel } from '../ops/tunnel';
 import { WakeDetector } from '../ops/wake';
 import { SePayReconciler } from '../sepay/reconcile';
-import { registerEngineJobs } from '../engine/jobs';
-import { registerAlertChecks } from '../engine/alert-checks';
+import { registerJobs } from '../ops/jobs';
 import { startOwnerNotifications } from '../ops/notify-owner';
-import { smtpConfigOf } from '../ops/mail';
+import { smtpConfigOf } from '../platform/mail';
 import { opsRoutes } from '../http/ops-routes';
 import { PaymentIntake } from '../sepay/intake';
 import { Shop } from '../shop/orders';
@@ -142,7 +141,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
     alerts: eng.alerts.open().length,
   });
   const loginCodes = new Map<string, number>();
-  const jobs = new JobRunner({ db: store.db, log, alerts: eng.alerts });
+  const jobs = new JobRunner({ runs: store.jobRuns, log, alerts: eng.alerts });
   const reconciler = new SePayReconciler({ intake, config, log });
   let publicServer: Server | null = null;
   let webhookPort = 0;
@@ -199,8 +198,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
   });
 
   eng.start();
-  const engineJobs = registerEngineJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
-  const offAlertChecks = registerAlertChecks(jobs, { store, alerts: eng.alerts, bus, dataDir });
+  const registered = registerJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
   const owner = startOwnerNotifications({
     bus,
     log,
@@ -234,8 +232,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
       offSettings();
       wake.stop();
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
-      engineJobs.dispose();
-      offAlertChecks();
+      registered.dispose();
       owner.stop();
       await eng.stop();
       metrics.stop();

@@ -2,10 +2,10 @@
 // reconciliation keeps finding payments, deliveries failing again and again. Raised once,
 // cleared when the condition goes away.
 import { statfsSync } from 'node:fs';
-import type { Alerts } from '../ops/alerts';
-import type { Bus } from '../ops/bus';
-import type { JobRunEvent, JobRunner } from '../ops/jobs';
-import type { Store } from '../store';
+import type { Alerts } from '../../platform/alerts';
+import type { Bus } from '../../platform/bus';
+import type { JobRunEvent, JobRunner } from './runner';
+import type { Store } from '../../store';
 
 export const DISK_LOW_BYTES = 2 * 1024 ** 3;
 export const FAILURES_PER_HOUR = 3;

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { SECRET_SETTINGS, type SecretSetting, type SecretState, type SettingsDto } from '../core/contract';
 import { DEFAULT_CODE_PREFIX } from '../core/order-code';
-import type { SettingsRepo } from '../store/settings';
+
 
 export interface Config {
   adminHost: string;
@@ -62,6 +62,11 @@ export interface Config {
   ownerAlertEmail: string | null;
   telegramBotToken: string | null;
   telegramChatId: string | null;
+}
+
+/** Where stored settings come from (the store's SettingsRepo; platform sits below the store). */
+export interface StoredSettings {
+  all(): Record<string, unknown>;
 }
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -191,7 +196,7 @@ function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
 
 export class ConfigService {
   constructor(
-    private readonly settings: SettingsRepo,
+    private readonly settings: StoredSettings,
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 

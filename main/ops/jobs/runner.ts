@@ -4,9 +4,9 @@
 // failing, raised as an alert; it never escapes into the host.
 import { EventEmitter } from 'node:events';
 import cron, { type ScheduledTask } from 'node-cron';
-import { AppError } from '../core/errors';
-import type { Db } from '../store/db';
-import type { Logger } from './log';
+import { AppError } from '../../core/errors';
+import type { JobRunsRepo } from '../../store/job-runs';
+import type { Logger } from '../../platform/log';
 
 export type RunReason = 'scheduled' | 'start' | 'manual' | 'wake';
 
@@ -68,7 +68,7 @@ export interface AlertSink {
 
 export interface JobRunnerOptions {
   /** Where runs are recorded (table job_runs); null keeps them in memory only. */
-  db?: Db | null;
+  runs?: JobRunsRepo | null;
   log: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
   alerts?: AlertSink | null;
   /** Zone the cron expressions are read in. */
@@ -119,11 +119,7 @@ export class JobRunner extends EventEmitter {
     this.timezone = opts.timezone ?? 'Asia/Ho_Chi_Minh';
     this.now = opts.now ?? Date.now;
     // Runs that were in flight when the app last stopped never finished: say so.
-    this.dbWrite(() =>
-      opts.db!
-        .prepare("UPDATE job_runs SET result = 'error', message = 'interrupted: the app stopped during this run', finished_at = started_at WHERE result IS NULL")
-        .run(),
-    );
+    this.dbWrite((runs) => runs.markInterrupted());
   }
 
   add(name: string, schedule: string | null, fn: JobFn, opts: JobOptions = {}): void {
@@ -210,13 +206,10 @@ export class JobRunner extends EventEmitter {
 
   /** Recent runs of one job from the table, newest first. */
   history(name: string, limit = 20): { reason: string; startedAt: number; finishedAt: number | null; result: string | null; message: string | null; durationMs: number | null }[] {
-    const db = this.opts.db;
-    if (!db || !db.open) return [];
-    return db
-      .prepare<[string, number], { reason: string; started_at: number; finished_at: number | null; result: string | null; message: string | null; duration_ms: number | null }>(
-        'SELECT reason, started_at, finished_at, result, message, duration_ms FROM job_runs WHERE job = ? ORDER BY id DESC LIMIT ?',
-      )
-      .all(name, limit)
+    const runs = this.opts.runs;
+    if (!runs?.usable) return [];
+    return runs
+      .history(name, limit)
       .map((r) => ({ reason: r.reason, startedAt: r.started_at, finishedAt: r.finished_at, result: r.result, message: r.message, durationMs: r.duration_ms }));
   }
 
@@ -271,9 +264,9 @@ export class JobRunner extends EventEmitter {
     job.abort = abort;
     const startedAt = this.now();
     job.status.lastRunAt = startedAt;
-    let rowId: number | bigint | null = null;
-    this.dbWrite(() => {
-      rowId = this.opts.db!.prepare('INSERT INTO job_runs (job, reason, started_at) VALUES (?, ?, ?)').run(job.name, reason, startedAt).lastInsertRowid;
+    let rowId: number | null = null;
+    this.dbWrite((runs) => {
+      rowId = runs.start(job.name, reason, startedAt);
     });
     const timer = job.opts.timeoutMs ? setTimeout(() => abort.abort(new Error(`timed out after ${job.opts.timeoutMs} ms`)), job.opts.timeoutMs) : null;
     timer?.unref();
@@ -314,13 +307,10 @@ export class JobRunner extends EventEmitter {
         this.opts.alerts?.raise(jobAlertCode(job.name), 'warning', `The scheduled job "${job.name}" has failed ${s.consecutiveFailures} times in a row: ${message ?? ''}`, 'See the job in Settings → Jobs; run it again once the cause is fixed.');
       }
     }
-    this.dbWrite(() => {
-      const db = this.opts.db!;
-      if (rowId !== null) {
-        db.prepare('UPDATE job_runs SET finished_at = ?, result = ?, message = ?, duration_ms = ? WHERE id = ?').run(finishedAt, result, message, durationMs, rowId);
-      }
+    this.dbWrite((runs) => {
+      if (rowId !== null) runs.finish(rowId, finishedAt, result, message, durationMs);
       // Keep the table small: only the last runs of each job matter.
-      db.prepare('DELETE FROM job_runs WHERE job = ? AND id <= (SELECT id FROM job_runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)').run(job.name, job.name, this.opts.keepRuns ?? 200);
+      runs.prune(job.name, this.opts.keepRuns ?? 200);
     });
     const ev: JobRunEvent = { name: job.name, reason, result, message, durationMs, detail };
     try {
@@ -331,29 +321,24 @@ export class JobRunner extends EventEmitter {
   }
 
   private loadLast(job: Job): void {
-    const db = this.opts.db;
-    if (!db || !db.open) return;
+    const runs = this.opts.runs;
+    if (!runs?.usable) return;
     try {
-      const last = db
-        .prepare<[string], { started_at: number; finished_at: number | null; result: 'ok' | 'error' | null; message: string | null; duration_ms: number | null }>(
-          'SELECT started_at, finished_at, result, message, duration_ms FROM job_runs WHERE job = ? AND result IS NOT NULL ORDER BY id DESC LIMIT 1',
-        )
-        .get(job.name);
+      const last = runs.lastFinished(job.name);
       if (last) {
         Object.assign(job.status, { lastRunAt: last.started_at, lastFinishedAt: last.finished_at, lastResult: last.result, lastMessage: last.message, lastDurationMs: last.duration_ms });
       }
-      const ok = db.prepare<[string], { started_at: number }>("SELECT started_at FROM job_runs WHERE job = ? AND result = 'ok' ORDER BY id DESC LIMIT 1").get(job.name);
-      job.status.lastOkAt = ok?.started_at ?? null;
+      job.status.lastOkAt = runs.lastOkAt(job.name);
     } catch (err) {
       this.opts.log.warn({ err, job: job.name }, 'could not read the last run of a job');
     }
   }
 
-  private dbWrite(fn: () => void): void {
-    const db = this.opts.db;
-    if (!db || !db.open) return;
+  private dbWrite(fn: (runs: JobRunsRepo) => void): void {
+    const runs = this.opts.runs;
+    if (!runs?.usable) return;
     try {
-      fn();
+      fn(runs);
     } catch (err) {
       this.opts.log.warn({ err }, 'could not record a job run');
     }
