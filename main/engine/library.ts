@@ -2,17 +2,16 @@
 // and uploaded once into the shop's Drive library folder. Every delivery of it waits on the same
 // single-flight job; later orders cost only server-side Drive operations.
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, join, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import { StepError } from '../core/step-error';
+import type { DownloadDone, TransferError, UploadDone } from '../core/transfer-protocol';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
 import { createSource, SourceError, type SourceFile } from '../sources';
 import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';
-import type { TransferError } from '../../workers/protocol';
 import { JobTracker } from './progress';
-import type { TransferScheduler } from './transfers';
+import type { Transfers } from './transfers';
 
 export interface JobContext {
   priority: number;
@@ -20,16 +19,25 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
+/** Download settings, read once per job (never per file: reading settings costs a query). */
+export interface DownloadSettings {
+  stallTimeoutMs?: number;
+  segmentThreshold?: number;
+  segments?: number;
+}
+
 export interface LibraryDeps {
   store: Store;
-  scheduler: TransferScheduler;
+  transfers: Transfers;
   drive: () => Promise<DriveClient>;
   cacheDir: string;
   log: Logger;
-  stallTimeoutMs?: () => number;
-  segmenting?: () => { segmentThreshold: number; segments: number };
+  downloadSettings?: () => DownloadSettings;
   onProgress?: (key: string) => void;
 }
+
+/** A running upload gets a fresh access token when the one it started with is older than this. */
+const TOKEN_REFRESH_MS = 30 * 60_000;
 
 const SEVERITY = { permanent: 3, pause: 2, transient: 1 } as const;
 
@@ -68,6 +76,8 @@ export class Library {
   readonly trackers = new Map<string, JobTracker>();
   /** Stops for the shared jobs in flight, so the watchdog can end one that stalled. */
   private readonly stops = new Map<string, AbortController>();
+  /** The shared jobs in flight: their priority and the transfers they have queued. */
+  private readonly jobs = new Map<string, { priority: number; ids: Set<string> }>();
   /** Bytes fetched over the network again for files that had been partly or wholly fetched before. */
   refetchedBytes = 0;
 
@@ -147,13 +157,32 @@ export class Library {
 
   ensureCached(productId: string, version: number, ctx: JobContext): Promise<void> {
     const key = `fetch:${productId}:${version}`;
+    this.joinPriority(key, ctx.priority);
     return this.wait(this.once(key, () => this.fetchAll(key, productId, version, ctx)), ctx.signal);
   }
 
+  /**
+   * A waiter with a better priority joined a shared job (a VIP order of a product an ordinary
+   * order is already fetching): the job's queued transfers move up with it.
+   */
+  private joinPriority(key: string, priority: number): void {
+    const job = this.jobs.get(key);
+    if (!job || priority <= job.priority) return;
+    job.priority = priority;
+    for (const id of job.ids) this.deps.transfers.queue.setPriority(id, priority);
+  }
+
+  /** Raises the priority of the shared jobs of a product version (the owner changed a delivery's). */
+  raisePriority(productId: string, version: number, priority: number): void {
+    this.joinPriority(`fetch:${productId}:${version}`, priority);
+    this.joinPriority(`upload:${productId}:${version}`, priority);
+  }
+
   private async fetchAll(key: string, productId: string, version: number, ctx: JobContext): Promise<void> {
-    const { store, scheduler } = this.deps;
+    const { store, transfers } = this.deps;
     const files = store.library.files(productId, version);
     if (files.every((f) => f.drive_source_id)) return; // drive-folder: nothing to download
+    const settings = this.deps.downloadSettings?.() ?? {};
     const tracker = new JobTracker('fetching');
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.cached ? (f.size ?? 0) : 0, f.cached ? 'done' : 'waiting');
@@ -161,44 +190,53 @@ export class Library {
     // Shared work is not cancelled by one waiter leaving: other deliveries may still need it.
     const shared = new AbortController();
     this.stops.set(key, shared);
+    const job = { priority: ctx.priority, ids: new Set<string>() };
+    this.jobs.set(key, job);
     try {
-    await Promise.all(
-      files
-        .filter((f) => !f.cached)
-        .map(async (f) => {
-          const dest = this.cachePath(f);
-          mkdirSync(dirname(dest), { recursive: true });
-          const task = f.local_source
-            ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
-            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, stallTimeoutMs: this.deps.stallTimeoutMs?.(), ...this.deps.segmenting?.() };
-          tracker.update(f.path, 0, 'running');
-          const r = await scheduler.run<import('../../workers/protocol').DownloadDone>({
-            task,
-            priority: ctx.priority,
-            since: ctx.since,
-            group: productId,
-            signal: shared.signal,
-            onEvent: (e) => {
-              if (e.type === 'progress') {
-                tracker.update(f.path, e.bytes);
-                this.deps.onProgress?.(key);
-              }
-            },
-          });
-          if (r.ok) {
-            if (r.value.resumedFrom > 0 || this.mismatches.has(key + f.path)) this.refetchedBytes += r.value.fetchedBytes;
-            store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256);
-            tracker.update(f.path, r.value.bytes, 'done');
-          } else {
-            tracker.update(f.path, 0, 'error');
-            const n = r.error.code === 'CHECKSUM_MISMATCH' ? (this.mismatches.get(key + f.path) ?? 0) + 1 : 0;
-            if (n) this.mismatches.set(key + f.path, n);
-            errors.push(transferToStepError(r.error, f.path, n));
-          }
-        }),
-    );
+      await Promise.all(
+        files
+          .filter((f) => !f.cached)
+          .map(async (f) => {
+            const dest = this.cachePath(f);
+            // The task makes the directory: no file-system call per file on the main thread.
+            const task = f.local_source
+              ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
+              : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, ...settings };
+            const id = `${key}:${f.path}`;
+            job.ids.add(id);
+            const r = await transfers.run<DownloadDone>(
+              { id, task, priority: job.priority, since: ctx.since, group: productId },
+              {
+                onStart: () => tracker.update(f.path, 0, 'running'),
+                onEvent: (e) => {
+                  if (e.type === 'progress') {
+                    tracker.update(f.path, e.bytes);
+                    this.deps.onProgress?.(key);
+                  }
+                },
+              },
+              shared.signal,
+            );
+            job.ids.delete(id);
+            if (r.ok) {
+              if (r.value.resumedFrom > 0 || this.mismatches.has(key + f.path)) this.refetchedBytes += r.value.fetchedBytes;
+              // The file is fsynced and renamed into place: recording it late is safe (a lost
+              // record means one more, idempotent download).
+              store.later.add(() => store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256));
+              tracker.update(f.path, r.value.bytes, 'done');
+            } else {
+              tracker.update(f.path, 0, 'error');
+              const n = r.error.code === 'CHECKSUM_MISMATCH' ? (this.mismatches.get(key + f.path) ?? 0) + 1 : 0;
+              if (n) this.mismatches.set(key + f.path, n);
+              errors.push(transferToStepError(r.error, f.path, n));
+            }
+            this.deps.onProgress?.(key);
+          }),
+      );
     } finally {
       this.stops.delete(key);
+      this.jobs.delete(key);
+      store.later.flush();
     }
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
@@ -206,20 +244,23 @@ export class Library {
   }
 
   /** Ensures a folder known by `key` exists on Drive; the id is stored before the create call. */
-  async ensureFolder(key: string, name: string, parentId: string | null): Promise<string> {
-    const { store } = this.deps;
-    const drive = await this.deps.drive();
-    let row = store.library.folder(key);
-    if (!row) {
-      const [id] = await drive.generateIds(1);
-      store.library.reserveFolder(key, id!);
-      row = store.library.folder(key)!;
-    }
-    if (!row.created) {
-      await drive.createFolder(row.folder_id, name, parentId);
-      store.library.markFolderCreated(key);
-    }
-    return row.folder_id;
+  ensureFolder(key: string, name: string, parentId: string | null): Promise<string> {
+    // Single-flight: fifty deliveries linking at once share the one "deliveries" folder call.
+    return this.once(`folder:${key}`, async () => {
+      const { store } = this.deps;
+      const drive = await this.deps.drive();
+      let row = store.library.folder(key);
+      if (!row) {
+        const [id] = await drive.generateIds(1);
+        store.library.reserveFolder(key, id!);
+        row = store.library.folder(key)!;
+      }
+      if (!row.created) {
+        await drive.createFolder(row.folder_id, name, parentId);
+        store.library.markFolderCreated(key);
+      }
+      return row.folder_id;
+    });
   }
 
   /** Creates the folders of a file tree under `rootKey` and returns a path → parent-folder-id lookup. */
@@ -227,34 +268,46 @@ export class Library {
     const dirs = new Set<string>();
     for (const p of paths) {
       let d = posix.dirname(p);
-      while (d !== '.' && d !== '/') {
+      while (d !== '.' && d !== '/' && !dirs.has(d)) {
         dirs.add(d);
         d = posix.dirname(d);
       }
     }
     const ids = new Map<string, string>([['.', rootId]]);
-    for (const d of [...dirs].sort((a, b) => a.split('/').length - b.split('/').length)) {
-      ids.set(d, await this.ensureFolder(`${rootKey}/${d}`, posix.basename(d), ids.get(posix.dirname(d))!));
+    // Level by level: the folders of one depth are independent of each other.
+    const byDepth = new Map<number, string[]>();
+    for (const d of dirs) {
+      const depth = d.split('/').length;
+      byDepth.set(depth, [...(byDepth.get(depth) ?? []), d]);
+    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+      await eachLimit(byDepth.get(depth)!, 8, async (d) => {
+        ids.set(d, await this.ensureFolder(`${rootKey}/${d}`, posix.basename(d), ids.get(posix.dirname(d))!));
+      });
     }
     return (path) => ids.get(posix.dirname(path))!;
   }
 
   ensureInDrive(productId: string, version: number, ctx: JobContext): Promise<string> {
     const key = `upload:${productId}:${version}`;
+    this.joinPriority(key, ctx.priority);
     return this.wait(this.once(key, () => this.uploadAll(key, productId, version, ctx)), ctx.signal);
   }
 
   private async uploadAll(key: string, productId: string, version: number, ctx: JobContext): Promise<string> {
-    const { store, scheduler } = this.deps;
+    const { store, transfers } = this.deps;
+    store.later.flush(); // what fetchAll recorded late is read here
     const lib = store.library.get(productId, version)!;
     const product = store.products.get(productId)!;
     if (product.source.kind === 'drive-folder') {
       const files = store.library.files(productId, version);
-      for (const f of files) {
-        store.library.setDriveFileId(productId, version, f.path, f.drive_source_id!);
-        store.library.markInDrive(productId, version, f.path, null);
-      }
-      store.library.setState(productId, version, 'in_drive', product.source.folderId);
+      store.tx(() => {
+        for (const f of files) {
+          store.library.setDriveFileId(productId, version, f.path, f.drive_source_id!);
+          store.library.markInDrive(productId, version, f.path, null);
+        }
+        store.library.setState(productId, version, 'in_drive', product.source.kind === 'drive-folder' ? product.source.folderId : undefined);
+      });
       return product.source.folderId;
     }
     if (lib.state === 'in_drive' && lib.drive_folder_id) return lib.drive_folder_id;
@@ -267,7 +320,8 @@ export class Library {
     const missing = files.filter((f) => !f.drive_file_id);
     if (missing.length) {
       const ids = await drive.generateIds(missing.length);
-      missing.forEach((f, i) => store.library.setDriveFileId(productId, version, f.path, ids[i]!));
+      // Durable before any upload uses them: a retried create then answers 409, never a duplicate.
+      store.library.setDriveFileIds(productId, version, missing.map((f, i) => ({ path: f.path, id: ids[i]! })));
       files = store.library.files(productId, version);
     }
     const tracker = new JobTracker('uploading');
@@ -276,61 +330,93 @@ export class Library {
     const errors: StepError[] = [];
     const shared = new AbortController();
     this.stops.set(key, shared);
+    const job = { priority: ctx.priority, ids: new Set<string>() };
+    this.jobs.set(key, job);
     try {
-    await Promise.all(
-      files
-        .filter((f) => !f.in_drive)
-        .map(async (f) => {
-          tracker.update(f.path, f.uploaded_bytes, 'running');
-          let authRetried = false;
-          for (;;) {
-            const row = store.library.files(productId, version).find((x) => x.path === f.path)!;
-            const r = await scheduler.run<import('../../workers/protocol').UploadDone>({
-              task: {
-                kind: 'upload',
-                filePath: row.cache_path!,
-                rootUrl: drive.rootUrl,
-                accessToken: await drive.accessToken(),
-                fileId: row.drive_file_id!,
-                name: posix.basename(f.path),
-                parentId: parentOf(f.path),
-                sessionUri: row.upload_session,
-              },
-              priority: ctx.priority,
-              since: ctx.since,
-              group: productId,
-              signal: shared.signal,
-              onEvent: (e) => {
-                if (e.type === 'session') store.library.setUploadSession(productId, version, f.path, e.uri);
-                else if (e.type === 'committed') store.library.setUploadedBytes(productId, version, f.path, e.bytes);
-                else if (e.type === 'progress') {
-                  tracker.update(f.path, e.bytes);
-                  this.deps.onProgress?.(key);
-                }
-              },
-            });
-            if (r.ok) {
-              store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null);
-              tracker.update(f.path, r.value.bytes, 'done');
+      await Promise.all(
+        files
+          .filter((f) => !f.in_drive)
+          .map(async (f) => {
+            // This row is kept current from the task's own checkpoints: no re-read per attempt.
+            const row = { session: f.upload_session };
+            const id = `${key}:${f.path}`;
+            let authRetried = false;
+            for (;;) {
+              job.ids.add(id);
+              let tokenAt = Date.now();
+              const r = await transfers.run<UploadDone>(
+                {
+                  id,
+                  task: {
+                    kind: 'upload',
+                    filePath: f.cache_path!,
+                    rootUrl: drive.rootUrl,
+                    accessToken: await drive.accessToken(),
+                    fileId: f.drive_file_id!,
+                    name: posix.basename(f.path),
+                    parentId: parentOf(f.path),
+                    sessionUri: row.session,
+                  },
+                  priority: job.priority,
+                  since: ctx.since,
+                  group: productId,
+                },
+                {
+                  onStart: () => tracker.update(f.path, f.uploaded_bytes, 'running'),
+                  onEvent: (e) => {
+                    // Checkpoints land late but in order; each names bytes Drive already holds.
+                    if (e.type === 'session') {
+                      row.session = e.uri;
+                      store.later.add(() => store.library.setUploadSession(productId, version, f.path, e.uri));
+                    } else if (e.type === 'committed') {
+                      store.later.add(() => store.library.setUploadedBytes(productId, version, f.path, e.bytes));
+                    } else if (e.type === 'progress') {
+                      tracker.update(f.path, e.bytes);
+                      this.deps.onProgress?.(key);
+                      if (Date.now() - tokenAt > TOKEN_REFRESH_MS) {
+                        tokenAt = Date.now();
+                        void drive.accessToken().then((t) => transfers.queue.refreshToken(id, t), () => undefined);
+                      }
+                    }
+                  },
+                },
+                shared.signal,
+              );
+              job.ids.delete(id);
+              if (r.ok) {
+                store.later.add(() => store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null));
+                tracker.update(f.path, r.value.bytes, 'done');
+                this.deps.onProgress?.(key);
+                return;
+              }
+              // A 401 mid-upload: refresh the token once and resume the same session.
+              if (r.error.code === 'AUTH' && !authRetried && !shared.signal.aborted) {
+                authRetried = true;
+                continue;
+              }
+              tracker.update(f.path, 0, 'error');
+              errors.push(transferToStepError(r.error, f.path, 0));
               return;
             }
-            // A 401 mid-upload: refresh the token once and resume the same session.
-            if (r.error.code === 'AUTH' && !authRetried && !shared.signal.aborted) {
-              authRetried = true;
-              continue;
-            }
-            tracker.update(f.path, 0, 'error');
-            errors.push(transferToStepError(r.error, f.path, 0));
-            return;
-          }
-        }),
-    );
+          }),
+      );
     } finally {
       this.stops.delete(key);
+      this.jobs.delete(key);
+      store.later.flush();
     }
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
     store.library.setState(productId, version, 'in_drive', folderId);
     return folderId;
   }
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+export async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(lanes);
 }

@@ -8,7 +8,11 @@ import type { Logger } from '../platform/log';
 import { shareMessage, type Mailer } from '../platform/mail';
 import type { Store } from '../store';
 import type { DeliveryRow } from '../store/deliveries';
-import type { Library } from './library';
+import { eachLimit, type Library } from './library';
+import type { Limiter } from './limiter';
+
+/** Copies one delivery makes at once (files.copy is a server-side call; Drive throttles bursts). */
+const COPIES_PER_DELIVERY = 4;
 
 export interface StepDeps {
   store: Store;
@@ -17,6 +21,8 @@ export interface StepDeps {
   mailer: Mailer;
   shopName: () => string;
   log: Logger;
+  /** Bounds the deliveries linking at once (each makes many Drive calls from the main thread). */
+  linking: Limiter;
 }
 
 export const folderUrl = (id: string) => `https://drive.google.com/drive/folders/${id}`;
@@ -49,7 +55,14 @@ export class DeliverySteps {
     await this.deps.library.ensureInDrive(r.product_id, r.product_version!, this.ctx(r, signal));
   }
 
-  async link(id: string, signal: AbortSignal): Promise<void> {
+  link(id: string, signal: AbortSignal): Promise<void> {
+    const stopped = () => new StepError('transient', 'CANCELLED', 'stopped');
+    return this.deps.linking.run(() => this.linkNow(id, signal), signal).catch((err: unknown) => {
+      throw signal.aborted && !(err instanceof StepError) ? stopped() : err;
+    });
+  }
+
+  private async linkNow(id: string, signal: AbortSignal): Promise<void> {
     const { store, library } = this.deps;
     const r = this.row(id);
     const product = store.products.get(r.product_id)!;
@@ -65,19 +78,23 @@ export class DeliverySteps {
       shareTarget = await library.ensureFolder(key, `${product.name} — ${r.order_code}`, root);
       const files = store.library.files(r.product_id, r.product_version!);
       const parentOf = await library.ensureTree(key, shareTarget, files.map((f) => f.path));
-      const done = new Map(store.library.deliveryFiles(id).map((f) => [f.path, f]));
-      const need = files.filter((f) => !done.has(f.path));
+      store.later.flush(); // copies recorded late by an earlier attempt are read here
+      let copies = new Map(store.library.deliveryFiles(id).map((f) => [f.path, f]));
+      const need = files.filter((f) => !copies.has(f.path));
       if (need.length) {
         const ids = await drive.generateIds(need.length);
-        need.forEach((f, i) => store.library.reserveCopy(id, f.path, ids[i]!));
+        // Durable before any copy call: a retried copy reuses its id and cannot duplicate.
+        store.library.reserveCopies(id, need.map((f, i) => ({ path: f.path, id: ids[i]! })));
+        copies = new Map(store.library.deliveryFiles(id).map((f) => [f.path, f]));
       }
-      for (const f of files) {
+      const todo = files.filter((f) => !copies.get(f.path)!.copied);
+      await eachLimit(todo, COPIES_PER_DELIVERY, async (f) => {
         if (signal.aborted) throw new StepError('transient', 'CANCELLED', 'stopped');
-        const copy = store.library.deliveryFiles(id).find((x) => x.path === f.path)!;
-        if (copy.copied) continue;
-        await drive.copyFile(f.drive_file_id!, copy.copy_id, posix.basename(f.path), parentOf(f.path));
-        store.library.markCopied(id, f.path);
-      }
+        await drive.copyFile(f.drive_file_id!, copies.get(f.path)!.copy_id, posix.basename(f.path), parentOf(f.path));
+        // The copy exists under its reserved id: recording it late costs at most a repeated copy call.
+        store.later.add(() => store.library.markCopied(id, f.path));
+      });
+      store.later.flush();
     }
     store.deliveries.setFolder(id, shareTarget);
     const permissionId = await drive.ensureReader(shareTarget, r.customer_email!, {

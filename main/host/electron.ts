@@ -11,7 +11,7 @@ startShell({
     pauseAll: () => core.engine.supervisor.pauseAll(),
     resumeAll: () => core.engine.supervisor.resumeAll(),
     activeTransfers: () => {
-      const s = core.engine.scheduler.stats();
+      const s = core.engine.queue.stats();
       return s.running.download + s.running.upload;
     },
     paused: () => core.engine.supervisor.isPaused(),

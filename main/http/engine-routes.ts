@@ -60,7 +60,7 @@ export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; 
   }));
 
   api.get('/engine', wrap((_req, res) => {
-    res.json({ paused: sup.isPaused(), active: sup.activeCount(), transfers: engine.scheduler.stats() });
+    res.json({ paused: sup.isPaused(), active: sup.activeCount(), transfers: engine.queue.stats() });
   }));
   api.post('/engine/pause', wrap((_req, res) => {
     sup.pauseAll();

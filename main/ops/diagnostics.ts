@@ -22,7 +22,7 @@ const MASK = '[redacted]';
 
 /** What diagnostics reads from the engine, structurally (ops may not import the engine). */
 export interface DiagnosticsEngine {
-  scheduler?: { stats(): unknown; isPaused?(kind: 'download' | 'upload'): boolean };
+  queue?: { stats(): unknown; isPaused?(kind: 'download' | 'upload'): boolean };
   supervisor?: { activeCount(): number; isPaused?(): boolean };
   alerts?: { open(): unknown[] };
 }
@@ -392,7 +392,7 @@ webhooks.json      the webhook delivery log: time, peer, answer, reason, body ha
 alerts.json        open and recently cleared alerts
 audit.json         recent owner and system actions
 jobs.json          scheduled jobs: last run, result, next run
-engine.json        transfer scheduler and worker pool state
+engine.json        transfer queue and worker pool state
 metrics.txt        a /metrics snapshot (Prometheus text)
 files.json         the data folder's files and their permissions
 logs/driveship.log the most recent log lines (secrets removed, emails and names masked)
@@ -665,9 +665,9 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
     const e = opts.engine;
     if (!e) return { note: 'the engine was not running (bundle made from the data folder alone)' };
     return {
-      scheduler: e.scheduler?.stats(),
-      downloadsPaused: e.scheduler?.isPaused?.('download'),
-      uploadsPaused: e.scheduler?.isPaused?.('upload'),
+      transfers: e.queue?.stats(),
+      downloadsPaused: e.queue?.isPaused?.('download'),
+      uploadsPaused: e.queue?.isPaused?.('upload'),
       activeDeliveries: e.supervisor?.activeCount(),
       enginePaused: e.supervisor?.isPaused?.(),
     };

@@ -11,9 +11,8 @@ import type { Bus } from '../platform/bus';
 
 /** What metrics read from the engine (structurally: main/engine's Engine satisfies it). */
 export interface MetricsEngine {
-  scheduler: {
-    stats(): { running: { download: number; upload: number }; queued: number };
-    totals: { bytesDown: number; bytesUp: number };
+  queue: {
+    stats(): { running: { download: number; upload: number }; queued: number; bytesDown: number; bytesUp: number };
     pool?: { utilization?: number; threads?: readonly unknown[]; queueSize?: number; completed?: number };
   };
   supervisor?: { activeCount(): number };
@@ -142,7 +141,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   const seenTotals = { down: 0, up: 0 };
   const syncBytes = () => {
     if (!engine) return;
-    const t = engine.scheduler.totals;
+    const t = engine.queue.stats();
     const down = t.bytesDown - seenTotals.down;
     const up = t.bytesUp - seenTotals.up;
     if (down > 0) bytes.inc({ direction: 'down' }, down);
@@ -159,7 +158,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     registers: [registry],
     collect() {
       if (!engine) return;
-      const s = safe(() => engine.scheduler.stats(), null);
+      const s = safe(() => engine.queue.stats(), null);
       if (!s) return;
       this.set({ kind: 'download' }, s.running.download);
       this.set({ kind: 'upload' }, s.running.upload);
@@ -170,7 +169,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Transfers waiting for a slot',
     registers: [registry],
     collect() {
-      if (engine) this.set(safe(() => engine.scheduler.stats().queued, 0));
+      if (engine) this.set(safe(() => engine.queue.stats().queued, 0));
     },
   });
   new Gauge({
@@ -178,7 +177,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker pool utilisation (0..1) as reported by Piscina',
     registers: [registry],
     collect() {
-      const u = engine ? safe(() => engine.scheduler.pool?.utilization, undefined) : undefined;
+      const u = engine ? safe(() => engine.queue.pool?.utilization, undefined) : undefined;
       if (typeof u === 'number' && Number.isFinite(u)) this.set(u);
     },
   });
@@ -187,7 +186,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker threads alive in the pool',
     registers: [registry],
     collect() {
-      const t = engine ? safe(() => engine.scheduler.pool?.threads?.length, undefined) : undefined;
+      const t = engine ? safe(() => engine.queue.pool?.threads?.length, undefined) : undefined;
       if (typeof t === 'number') this.set(t);
     },
   });
@@ -196,7 +195,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Tasks waiting inside the worker pool',
     registers: [registry],
     collect() {
-      const q = engine ? safe(() => engine.scheduler.pool?.queueSize, undefined) : undefined;
+      const q = engine ? safe(() => engine.queue.pool?.queueSize, undefined) : undefined;
       if (typeof q === 'number') this.set(q);
     },
   });

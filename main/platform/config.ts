@@ -42,6 +42,8 @@ export interface Config {
   uploadKBps: number;
   /** Deliveries whose steps run at once; the rest wait in `queued`. */
   maxActiveDeliveries: number;
+  /** Deliveries making their copies and shares at once (Drive calls run on the main thread). */
+  maxLinking: number;
   /** Files at least this large are fetched as parallel HTTP Range segments. */
   segmentThresholdMiB: number;
   segments: number;
@@ -102,6 +104,7 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   maxDownloads: 'DRIVESHIP_MAX_DOWNLOADS',
   maxUploads: 'DRIVESHIP_MAX_UPLOADS',
   maxPerHost: 'DRIVESHIP_MAX_PER_HOST',
+  maxLinking: 'DRIVESHIP_MAX_LINKING',
   segmentThresholdMiB: 'DRIVESHIP_SEGMENT_THRESHOLD_MIB',
   segments: 'DRIVESHIP_SEGMENTS',
   downloadKBps: 'DRIVESHIP_DOWNLOAD_KBPS',
@@ -156,6 +159,7 @@ const DEFAULTS: Config = {
   downloadKBps: 0,
   uploadKBps: 0,
   maxActiveDeliveries: 200,
+  maxLinking: 8,
   segmentThresholdMiB: 16,
   segments: 8,
   stallTimeoutSec: 30,

@@ -13,6 +13,7 @@ import { ProductsRepo } from './products';
 import { SettingsRepo } from './settings';
 import { ThroughputRepo } from './throughput';
 import { WebhookLogRepo } from './webhook-log';
+import { WriteBehind } from './write-behind';
 
 export class Store {
   readonly settings: SettingsRepo;
@@ -27,6 +28,8 @@ export class Store {
   readonly jobRuns: JobRunsRepo;
   readonly throughput: ThroughputRepo;
   readonly access: AccessRepo;
+  /** Checkpoint writes that may land a little late (see write-behind.ts for what qualifies). */
+  readonly later: WriteBehind;
 
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
@@ -41,6 +44,7 @@ export class Store {
     this.jobRuns = new JobRunsRepo(db);
     this.throughput = new ThroughputRepo(db);
     this.access = new AccessRepo(db);
+    this.later = new WriteBehind(db);
   }
 
   /** Runs `fn` in one transaction (a savepoint when already inside one). */
@@ -49,6 +53,7 @@ export class Store {
   }
 
   close(): void {
+    if (this.db.open) this.later.flush();
     if (this.db.open) this.db.close();
   }
 }

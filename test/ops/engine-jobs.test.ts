@@ -248,9 +248,9 @@ describe('watchdog decisions', () => {
     const retried: string[] = [];
     const engine = {
       supervisor: { isPaused: () => false, stateOf: () => 'fetching', retry: (d: string) => void retried.push(d) },
-      scheduler: { stats: () => stats, isPaused: () => false },
+      queue: { stats: () => stats, isPaused: () => false },
       library: {
-        trackers: new Map([[`fetch:${p.id}:1`, { snapshot: () => ({ bytesDone: jobBytes, files: [{ state: 'running' }] }) }]]),
+        trackers: new Map([[`fetch:${p.id}:1`, { snapshot: () => ({ bytesDone: jobBytes, files: [{ state: 'running' }] }), runningCount: () => 1 }]]),
         cancelJob: (k: string) => (cancelled.push(k), true),
       },
     } as unknown as Engine;
