@@ -71,9 +71,14 @@ interface Result {
   otherLoadCores: number | null;
 }
 
+/** The product's library state; null while the host does not answer (a frozen host resets connections). */
 async function libraryState(host: HostHandle, productId: string): Promise<string | null> {
-  const r = await host.api('GET', `/api/v1/products/${productId}`);
-  return r.body?.library?.state ?? null;
+  try {
+    const r = await host.api('GET', `/api/v1/products/${productId}`);
+    return r.body?.library?.state ?? null;
+  } catch {
+    return null;
+  }
 }
 
 async function runOne(files: number): Promise<Result> {

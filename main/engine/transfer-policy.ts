@@ -77,10 +77,11 @@ export class TransferPolicy {
   private readonly paused = new Set<TransferKind>();
   private seq = 0;
   private starts = 0;
+  private readonly bucketFirst: (a: Bucket, b: Bucket) => boolean;
 
   constructor(limits: TransferLimits) {
     this.limits = { ...limits };
-    const bucketFirst = (a: Bucket, b: Bucket): boolean => {
+    const bucketFirst = (this.bucketFirst = (a: Bucket, b: Bucket): boolean => {
       const x = a.items.peek()!;
       const y = b.items.peek()!;
       if (x.priority !== y.priority) return x.priority > y.priority;
@@ -90,7 +91,7 @@ export class TransferPolicy {
       if (ga.lastStart !== gb.lastStart) return ga.lastStart < gb.lastStart;
       if (x.since !== y.since) return x.since < y.since;
       return x.seq < y.seq;
-    };
+    });
     this.heaps = { download: new IndexedHeap(bucketFirst), upload: new IndexedHeap(bucketFirst) };
   }
 
@@ -203,7 +204,10 @@ export class TransferPolicy {
    * null after anything that may free room: add, finished, setLimits, resume.
    */
   next(): PolicyItem | null {
-    return this.nextOf('download') ?? this.nextOf('upload');
+    const d = this.eligible('download');
+    const u = this.eligible('upload');
+    const b = d && u ? (this.bucketFirst(u, d) ? u : d) : (d ?? u);
+    return b ? this.startFrom(b) : null;
   }
 
   /** A running transfer ended (any outcome). */
@@ -215,7 +219,6 @@ export class TransferPolicy {
     const g = this.groups.get(r.group)!;
     g.running--;
     this.touchGroup(r.group);
-    this.dropGroupIfIdle(r.group);
     if (r.host) {
       const n = (this.hostRunning.get(r.host) ?? 1) - 1;
       if (n > 0) this.hostRunning.set(r.host, n);
@@ -227,32 +230,34 @@ export class TransferPolicy {
   // -------------------------------------------------------------------------------------------
   // Inside
 
-  private nextOf(kind: TransferKind): PolicyItem | null {
+  /** The best bucket of a kind that may start now, parking buckets whose host is at its limit. */
+  private eligible(kind: TransferKind): Bucket | null {
     if (this.paused.has(kind)) return null;
     const slots = kind === 'download' ? this.limits.maxDownloads : this.limits.maxUploads;
     if (this.runningByKind[kind] >= slots) return null;
     const heap = this.heaps[kind];
     for (let b = heap.peek(); b; b = heap.peek()) {
-      if (b.host && (this.hostRunning.get(b.host) ?? 0) >= this.limits.maxPerHost) {
-        heap.remove(b);
-        this.park(b);
-        continue;
-      }
-      const q = b.items.pop()!;
-      this.queued.delete(q.id);
-      if (b.items.size === 0) this.dropBucket(b);
-      else heap.update(b);
-      const item: PolicyItem = { id: q.id, kind: q.kind, host: q.host, group: q.group, priority: q.priority, since: q.since };
-      this.running.set(item.id, item);
-      this.runningByKind[kind]++;
-      if (item.host) this.hostRunning.set(item.host, (this.hostRunning.get(item.host) ?? 0) + 1);
-      const g = this.group(item.group);
-      g.running++;
-      g.lastStart = this.starts++;
-      this.touchGroup(item.group);
-      return item;
+      if (!b.host || (this.hostRunning.get(b.host) ?? 0) < this.limits.maxPerHost) return b;
+      heap.remove(b);
+      this.park(b);
     }
     return null;
+  }
+
+  private startFrom(b: Bucket): PolicyItem {
+    const q = b.items.pop()!;
+    this.queued.delete(q.id);
+    if (b.items.size === 0) this.dropBucket(b);
+    else this.heaps[b.kind].update(b);
+    const item: PolicyItem = { id: q.id, kind: q.kind, host: q.host, group: q.group, priority: q.priority, since: q.since };
+    this.running.set(item.id, item);
+    this.runningByKind[item.kind]++;
+    if (item.host) this.hostRunning.set(item.host, (this.hostRunning.get(item.host) ?? 0) + 1);
+    const g = this.group(item.group);
+    g.running++;
+    g.lastStart = this.starts++;
+    this.touchGroup(item.group);
+    return item;
   }
 
   private unqueue(q: Queued): void {
@@ -276,18 +281,13 @@ export class TransferPolicy {
     for (const b of g.buckets) this.heaps[b.kind].update(b);
   }
 
-  private dropGroupIfIdle(name: string): void {
-    const g = this.groups.get(name);
-    // Keep lastStart while the group has work: forgetting it would let it jump the round-robin.
-    if (g && g.running === 0 && g.buckets.size === 0) this.groups.delete(name);
-  }
-
   private dropBucket(b: Bucket): void {
     this.heaps[b.kind].remove(b);
     if (b.parked && b.host) this.parkedByHost.get(b.host)?.delete(b);
     this.buckets.delete(b.key);
+    // The group itself stays (a few numbers per product): forgetting when it was last served would
+    // let it jump the round-robin the next time it has work.
     this.groups.get(b.group)?.buckets.delete(b);
-    this.dropGroupIfIdle(b.group);
   }
 
   private park(b: Bucket): void {
