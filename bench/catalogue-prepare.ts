@@ -93,12 +93,14 @@ async function runOne(files: number): Promise<Result> {
   const dataDir = tempDir('driveship-bench-catalogue-');
   const host = await startHost({ dataDir, env: { ...sandbox.env, SEPAY_HMAC_SECRET: 'bench-catalogue-secret', DRIVESHIP_LOG_LEVEL: 'error' } });
   const pid = host.proc.pid!;
+  let pollers: ReturnType<typeof poller>[] = [];
   try {
     const created = await host.api('POST', '/api/v1/products', { name: `Catalogue ${files}`, priceVnd: 10_000, source: { kind: 'http-manifest', manifestUrl } });
     if (created.status !== 201) throw new Error(`product create answered ${created.status}: ${JSON.stringify(created.body)}`);
     const productId = created.body.id as string;
     const admin = poller(new URL('/healthz', host.admin).toString());
     const webhook = poller(new URL('/healthz', host.webhook!).toString());
+    pollers = [admin, webhook];
     const cpu0 = hostCpu(pid);
     const load0 = machineLoadStart();
     const t0 = performance.now();
@@ -116,6 +118,7 @@ async function runOne(files: number): Promise<Result> {
     const cpu1 = hostCpu(pid);
     const otherLoadCores = await load0.stop(cpu1.process !== null && cpu0.process !== null ? cpu1.process - cpu0.process : 0);
     const [a, w] = [await admin.stop(), await webhook.stop()];
+    pollers = [];
     const { cachedFiles, inDriveFiles } = countFiles(dataDir);
     const t1 = performance.now();
     await host.stop('SIGTERM');
@@ -134,6 +137,7 @@ async function runOne(files: number): Promise<Result> {
       otherLoadCores,
     };
   } finally {
+    for (const p of pollers) await p.stop();
     await host.stop('SIGKILL');
     await sandbox.close();
   }

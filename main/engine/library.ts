@@ -172,6 +172,19 @@ export class Library {
     for (const id of job.ids) this.deps.transfers.queue.setPriority(id, priority);
   }
 
+  /**
+   * Registers a shared job. Its stop cancels every transfer it has queued or running: one listener
+   * for the job, not one per file (a product may have ten thousand).
+   */
+  private startJob(key: string, priority: number, signal: AbortSignal): { priority: number; ids: Set<string> } {
+    const job = { priority, ids: new Set<string>() };
+    this.jobs.set(key, job);
+    signal.addEventListener('abort', () => {
+      for (const id of job.ids) this.deps.transfers.queue.cancel(id);
+    }, { once: true });
+    return job;
+  }
+
   /** Raises the priority of the shared jobs of a product version (the owner changed a delivery's). */
   raisePriority(productId: string, version: number, priority: number): void {
     this.joinPriority(`fetch:${productId}:${version}`, priority);
@@ -190,48 +203,46 @@ export class Library {
     // Shared work is not cancelled by one waiter leaving: other deliveries may still need it.
     const shared = new AbortController();
     this.stops.set(key, shared);
-    const job = { priority: ctx.priority, ids: new Set<string>() };
-    this.jobs.set(key, job);
+    const job = this.startJob(key, ctx.priority, shared.signal);
     try {
-      await Promise.all(
-        files
-          .filter((f) => !f.cached)
-          .map(async (f) => {
-            const dest = this.cachePath(f);
-            // The task makes the directory: no file-system call per file on the main thread.
-            const task = f.local_source
-              ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
-              : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, ...settings };
-            const id = `${key}:${f.path}`;
-            job.ids.add(id);
-            const r = await transfers.run<DownloadDone>(
-              { id, task, priority: job.priority, since: ctx.since, group: productId },
-              {
-                onStart: () => tracker.update(f.path, 0, 'running'),
-                onEvent: (e) => {
-                  if (e.type === 'progress') {
-                    tracker.update(f.path, e.bytes);
-                    this.deps.onProgress?.(key);
-                  }
-                },
+      await inSlices(
+        files.filter((f) => !f.cached),
+        async (f) => {
+          if (shared.signal.aborted) return void errors.push(new StepError('transient', 'CANCELLED', 'stopped'));
+          const dest = this.cachePath(f);
+          // The task makes the directory: no file-system call per file on the main thread.
+          const task = f.local_source
+            ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
+            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, ...settings };
+          const id = `${key}:${f.path}`;
+          job.ids.add(id);
+          const r = await transfers.run<DownloadDone>(
+            { id, task, priority: job.priority, since: ctx.since, group: productId },
+            {
+              onStart: () => tracker.update(f.path, 0, 'running'),
+              onEvent: (e) => {
+                if (e.type === 'progress') {
+                  tracker.update(f.path, e.bytes);
+                  this.deps.onProgress?.(key);
+                }
               },
-              shared.signal,
-            );
-            job.ids.delete(id);
-            if (r.ok) {
-              if (r.value.resumedFrom > 0 || this.mismatches.has(key + f.path)) this.refetchedBytes += r.value.fetchedBytes;
-              // The file is fsynced and renamed into place: recording it late is safe (a lost
-              // record means one more, idempotent download).
-              store.later.add(() => store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256));
-              tracker.update(f.path, r.value.bytes, 'done');
-            } else {
-              tracker.update(f.path, 0, 'error');
-              const n = r.error.code === 'CHECKSUM_MISMATCH' ? (this.mismatches.get(key + f.path) ?? 0) + 1 : 0;
-              if (n) this.mismatches.set(key + f.path, n);
-              errors.push(transferToStepError(r.error, f.path, n));
-            }
-            this.deps.onProgress?.(key);
-          }),
+            },
+          );
+          job.ids.delete(id);
+          if (r.ok) {
+            if (r.value.resumedFrom > 0 || this.mismatches.has(key + f.path)) this.refetchedBytes += r.value.fetchedBytes;
+            // The file is fsynced and renamed into place: recording it late is safe (a lost
+            // record means one more, idempotent download).
+            store.later.add(() => store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256));
+            tracker.update(f.path, r.value.bytes, 'done');
+          } else {
+            tracker.update(f.path, 0, 'error');
+            const n = r.error.code === 'CHECKSUM_MISMATCH' ? (this.mismatches.get(key + f.path) ?? 0) + 1 : 0;
+            if (n) this.mismatches.set(key + f.path, n);
+            errors.push(transferToStepError(r.error, f.path, n));
+          }
+          this.deps.onProgress?.(key);
+        },
       );
     } finally {
       this.stops.delete(key);
@@ -257,7 +268,8 @@ export class Library {
       }
       if (!row.created) {
         await drive.createFolder(row.folder_id, name, parentId);
-        store.library.markFolderCreated(key);
+        // Late is safe: a lost mark means one more create with the same id, which answers 409.
+        store.later.add(() => store.library.markFolderCreated(key));
       }
       return row.folder_id;
     });
@@ -274,6 +286,13 @@ export class Library {
       }
     }
     const ids = new Map<string, string>([['.', rootId]]);
+    // Reserve the ids of every folder not yet known in one call and one transaction.
+    const { store } = this.deps;
+    const unknown = [...dirs].filter((d) => !store.library.folder(`${rootKey}/${d}`));
+    if (unknown.length) {
+      const fresh = await (await this.deps.drive()).generateIds(unknown.length);
+      store.tx(() => unknown.forEach((d, i) => store.library.reserveFolder(`${rootKey}/${d}`, fresh[i]!)));
+    }
     // Level by level: the folders of one depth are independent of each other.
     const byDepth = new Map<number, string[]>();
     for (const d of dirs) {
@@ -330,75 +349,78 @@ export class Library {
     const errors: StepError[] = [];
     const shared = new AbortController();
     this.stops.set(key, shared);
-    const job = { priority: ctx.priority, ids: new Set<string>() };
-    this.jobs.set(key, job);
+    const job = this.startJob(key, ctx.priority, shared.signal);
     try {
-      await Promise.all(
-        files
-          .filter((f) => !f.in_drive)
-          .map(async (f) => {
-            // This row is kept current from the task's own checkpoints: no re-read per attempt.
-            const row = { session: f.upload_session };
-            const id = `${key}:${f.path}`;
-            let authRetried = false;
-            for (;;) {
-              job.ids.add(id);
-              let tokenAt = Date.now();
-              const r = await transfers.run<UploadDone>(
-                {
-                  id,
-                  task: {
-                    kind: 'upload',
-                    filePath: f.cache_path!,
-                    rootUrl: drive.rootUrl,
-                    accessToken: await drive.accessToken(),
-                    fileId: f.drive_file_id!,
-                    name: posix.basename(f.path),
-                    parentId: parentOf(f.path),
-                    sessionUri: row.session,
-                  },
-                  priority: job.priority,
-                  since: ctx.since,
-                  group: productId,
-                },
-                {
-                  onStart: () => tracker.update(f.path, f.uploaded_bytes, 'running'),
-                  onEvent: (e) => {
-                    // Checkpoints land late but in order; each names bytes Drive already holds.
-                    if (e.type === 'session') {
-                      row.session = e.uri;
-                      store.later.add(() => store.library.setUploadSession(productId, version, f.path, e.uri));
-                    } else if (e.type === 'committed') {
-                      store.later.add(() => store.library.setUploadedBytes(productId, version, f.path, e.bytes));
-                    } else if (e.type === 'progress') {
-                      tracker.update(f.path, e.bytes);
-                      this.deps.onProgress?.(key);
-                      if (Date.now() - tokenAt > TOKEN_REFRESH_MS) {
-                        tokenAt = Date.now();
-                        void drive.accessToken().then((t) => transfers.queue.refreshToken(id, t), () => undefined);
-                      }
-                    }
-                  },
-                },
-                shared.signal,
-              );
-              job.ids.delete(id);
-              if (r.ok) {
-                store.later.add(() => store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null));
-                tracker.update(f.path, r.value.bytes, 'done');
-                this.deps.onProgress?.(key);
-                return;
-              }
-              // A 401 mid-upload: refresh the token once and resume the same session.
-              if (r.error.code === 'AUTH' && !authRetried && !shared.signal.aborted) {
-                authRetried = true;
-                continue;
-              }
-              tracker.update(f.path, 0, 'error');
-              errors.push(transferToStepError(r.error, f.path, 0));
+      await inSlices(
+        files.filter((f) => !f.in_drive),
+        async (f) => {
+          // This row is kept current from the task's own checkpoints: no re-read per attempt.
+          const row = { session: f.upload_session };
+          const id = `${key}:${f.path}`;
+          let authRetried = false;
+          for (;;) {
+            const accessToken = await drive.accessToken();
+            // The job may have been stopped while the token was fetched: enqueue nothing then.
+            if (shared.signal.aborted) {
+              errors.push(new StepError('transient', 'CANCELLED', 'stopped'));
               return;
             }
-          }),
+            job.ids.add(id);
+            let tokenAt = Date.now();
+            const r = await transfers.run<UploadDone>(
+              {
+                id,
+                task: {
+                  kind: 'upload',
+                  filePath: f.cache_path!,
+                  rootUrl: drive.rootUrl,
+                  accessToken,
+                  fileId: f.drive_file_id!,
+                  name: posix.basename(f.path),
+                  parentId: parentOf(f.path),
+                  sessionUri: row.session,
+                },
+                priority: job.priority,
+                since: ctx.since,
+                group: productId,
+              },
+              {
+                onStart: () => tracker.update(f.path, f.uploaded_bytes, 'running'),
+                onEvent: (e) => {
+                  // Checkpoints land late but in order; each names bytes Drive already holds.
+                  if (e.type === 'session') {
+                    row.session = e.uri;
+                    store.later.add(() => store.library.setUploadSession(productId, version, f.path, e.uri));
+                  } else if (e.type === 'committed') {
+                    store.later.add(() => store.library.setUploadedBytes(productId, version, f.path, e.bytes));
+                  } else if (e.type === 'progress') {
+                    tracker.update(f.path, e.bytes);
+                    this.deps.onProgress?.(key);
+                    if (Date.now() - tokenAt > TOKEN_REFRESH_MS) {
+                      tokenAt = Date.now();
+                      void drive.accessToken().then((t) => transfers.queue.refreshToken(id, t), () => undefined);
+                    }
+                  }
+                },
+              },
+            );
+            job.ids.delete(id);
+            if (r.ok) {
+              store.later.add(() => store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null));
+              tracker.update(f.path, r.value.bytes, 'done');
+              this.deps.onProgress?.(key);
+              return;
+            }
+            // A 401 mid-upload: refresh the token once and resume the same session.
+            if (r.error.code === 'AUTH' && !authRetried && !shared.signal.aborted) {
+              authRetried = true;
+              continue;
+            }
+            tracker.update(f.path, 0, 'error');
+            errors.push(transferToStepError(r.error, f.path, 0));
+            return;
+          }
+        },
       );
     } finally {
       this.stops.delete(key);
@@ -410,6 +432,20 @@ export class Library {
     store.library.setState(productId, version, 'in_drive', folderId);
     return folderId;
   }
+}
+
+/**
+ * Starts `fn` for every item, yielding to the event loop between slices so that starting ten
+ * thousand transfers does not hold the main thread (the listeners must keep answering); then
+ * waits for all of them.
+ */
+async function inSlices<T>(items: readonly T[], fn: (item: T) => Promise<void>, slice = 64): Promise<void> {
+  const running: Promise<void>[] = [];
+  for (let i = 0; i < items.length; i++) {
+    running.push(fn(items[i]!));
+    if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(running);
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time. */
