@@ -133,6 +133,8 @@ export class Library {
           throw err;
         }
         if (!files.length) throw new StepError('permanent', 'PRODUCT_EMPTY', `Product "${product.name}" has no files`);
+        // A listing of thousands of files is work: let the listeners answer between its steps.
+        await yieldToLoop();
         const fingerprint = source.fingerprint(files);
         const latest = store.library.latest(productId);
         const version =
@@ -144,6 +146,7 @@ export class Library {
                 files.map((f) => ({ path: f.path, url: f.url ?? null, localSource: f.localPath ?? null, driveSourceId: f.driveFileId ?? null, size: f.size, sha256: f.sha256 })),
               );
         this.listings.set(productId, { at: Date.now(), version });
+        await yieldToLoop();
         return version;
       }),
       signal,
@@ -195,10 +198,12 @@ export class Library {
     const { store, transfers } = this.deps;
     const files = store.library.files(productId, version);
     if (files.every((f) => f.drive_source_id)) return; // drive-folder: nothing to download
+    await yieldToLoop();
     const settings = this.deps.downloadSettings?.() ?? {};
     const tracker = new JobTracker('fetching');
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.cached ? (f.size ?? 0) : 0, f.cached ? 'done' : 'waiting');
+    await yieldToLoop();
     const errors: StepError[] = [];
     // Shared work is not cancelled by one waiter leaving: other deliveries may still need it.
     const shared = new AbortController();
@@ -341,11 +346,14 @@ export class Library {
       const ids = await drive.generateIds(missing.length);
       // Durable before any upload uses them: a retried create then answers 409, never a duplicate.
       store.library.setDriveFileIds(productId, version, missing.map((f, i) => ({ path: f.path, id: ids[i]! })));
+      await yieldToLoop();
       files = store.library.files(productId, version);
     }
+    await yieldToLoop();
     const tracker = new JobTracker('uploading');
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.in_drive ? (f.size ?? 0) : f.uploaded_bytes, f.in_drive ? 'done' : 'waiting');
+    await yieldToLoop();
     const errors: StepError[] = [];
     const shared = new AbortController();
     this.stops.set(key, shared);
@@ -434,6 +442,9 @@ export class Library {
   }
 }
 
+/** Lets pending I/O (the listeners' requests above all) run before the next piece of work. */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Starts `fn` for every item, yielding to the event loop between slices so that starting ten
  * thousand transfers does not hold the main thread (the listeners must keep answering); then
@@ -443,7 +454,7 @@ async function inSlices<T>(items: readonly T[], fn: (item: T) => Promise<void>, 
   const running: Promise<void>[] = [];
   for (let i = 0; i < items.length; i++) {
     running.push(fn(items[i]!));
-    if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (i % slice === slice - 1) await yieldToLoop();
   }
   await Promise.all(running);
 }

@@ -25,7 +25,7 @@ export class WriteBehind {
   constructor(
     private readonly db: Db,
     private readonly delayMs = 100,
-    private readonly maxPending = 1000,
+    private readonly maxPending = 500,
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {}
 
