@@ -4,7 +4,7 @@
 // alerts. Everything that goes in passes one sanitizer: every secret value we know of (settings,
 // the environment, the admin token, Google tokens) is removed, customers' emails and names are
 // masked, and the whole stays under 10 MB (logs are cut first).
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { existsSync, lstatSync, readdirSync, readFileSync, renameSync, statfsSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 import { arch, cpus, freemem, homedir, loadavg, platform, release, totalmem, type as osType, uptime } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -12,6 +12,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ZipFile } from 'yazl';
 import { SECRET_SETTINGS } from '../core/contract';
 import { Store } from '../store';
+import { openSqlite } from '../store/sqlite';
 import { ConfigService } from '../platform/config';
 import { assertPrivatePermissions } from '../platform/hardening';
 import { logFiles, recentLogLines } from '../platform/log';
@@ -845,7 +846,7 @@ export function readAppVersion(): string {
 export function openStoreReadOnly(dataDir: string): Store {
   const path = join(dataDir, 'driveship.db');
   if (!existsSync(path)) throw new Error(`no driveship database in ${dataDir}`);
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+  const db = openSqlite(path, { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
     return new Store(db, path);
