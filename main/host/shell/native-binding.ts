@@ -56,7 +56,7 @@ export function chooseSqliteBuild(input: {
 /** True when loading a native addon failed because it was built for another runtime's ABI. */
 export function isAbiMismatch(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err);
-  return /NODE_MODULE_VERSION|was compiled against a different Node\.js version|invalid ELF header|not a valid Win32 application|incompatible architecture/i.test(
+  return /NODE_MODULE_VERSION|was compiled against a different Node\.js version|invalid ELF header|not a mach-o file|not a valid Win32 application|incompatible architecture/i.test(
     message,
   );
 }
