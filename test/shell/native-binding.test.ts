@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { chooseSqliteBuild, electronSqliteBuildPath, isAbiMismatch, sqliteCacheRoot } from '../../main/host/shell/native-binding';
-import { keyBox, newSealKey } from '../../main/host/shell/key-box';
+import { keyBox, loadOrCreateSealKey, newSealKey } from '../../main/host/shell/key-box';
 import { openSqlite, sqliteBuild, useSqliteBuild } from '../../main/store/sqlite';
 import { tempDir } from '../helpers/host';
 
@@ -120,5 +120,33 @@ describe('keyBox', () => {
     assert.throws(() => keyBox(newSealKey()).decrypt(sealed));
     assert.throws(() => box.decrypt(Buffer.from('enc:')));
     assert.throws(() => keyBox(Buffer.alloc(16)));
+  });
+});
+
+describe('loadOrCreateSealKey', () => {
+  // A key box stands in for the OS keystore (safeStorage), which only Electron has.
+  const osBox = keyBox(newSealKey());
+  const dir = tempDir('driveship-seal-');
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('made once (0600, sealed), then read back the same', () => {
+    const file = join(dir, 'core-key.sealed');
+    const first = loadOrCreateSealKey(file, osBox);
+    assert.equal(first.created, true);
+    assert.equal(first.key.length, 32);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.ok(!readFileSync(file).includes(Buffer.from(first.key.toString('base64'))), 'sealed on disk');
+    const again = loadOrCreateSealKey(file, osBox);
+    assert.deepEqual(again, { key: first.key, created: false, setAside: null });
+  });
+
+  test('a file the keystore cannot open is set aside, never overwritten', () => {
+    const file = join(dir, 'other.sealed');
+    const original = loadOrCreateSealKey(file, keyBox(newSealKey()));
+    const before = readFileSync(file);
+    const r = loadOrCreateSealKey(file, osBox);
+    assert.equal(r.created, true);
+    assert.notDeepEqual(r.key, original.key);
+    assert.ok(r.setAside && readFileSync(r.setAside).equals(before));
   });
 });

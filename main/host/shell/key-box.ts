@@ -2,6 +2,7 @@
 // channel. The shell keeps that key sealed by the OS keystore (safeStorage), which only Electron's
 // main process can use: this is how a core in its own process still gets keystore protection.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { SecretBox } from './types';
 
 const VERSION = 1;
@@ -33,4 +34,27 @@ export function keyBox(key: Buffer): SecretBox {
 
 export function newSealKey(): Buffer {
   return randomBytes(KEY_BYTES);
+}
+
+/**
+ * The core's sealing key, kept in `file` sealed by the OS keystore (`osBox`, safeStorage): read,
+ * or made on first use. A file the keystore can no longer open (another OS user, a reset keyring)
+ * is moved aside, not overwritten, and a new key made: the tokens it sealed are lost either way
+ * (the owner connects Google again), the file is kept for support.
+ */
+export function loadOrCreateSealKey(file: string, osBox: SecretBox): { key: Buffer; created: boolean; setAside: string | null } {
+  let setAside: string | null = null;
+  if (existsSync(file)) {
+    try {
+      const key = Buffer.from(osBox.decrypt(readFileSync(file)), 'base64');
+      if (key.length === KEY_BYTES) return { key, created: false, setAside };
+    } catch {
+      /* unreadable: set aside below */
+    }
+    setAside = `${file}.unreadable-${Date.now()}`;
+    renameSync(file, setAside);
+  }
+  const key = newSealKey();
+  writeFileSync(file, osBox.encrypt(key.toString('base64')), { mode: 0o600, flag: 'wx' });
+  return { key, created: true, setAside };
 }
