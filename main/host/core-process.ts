@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useSqliteBuild } from '../store/sqlite';
-import { startCore, type Core } from './app';
+import { startApp, type App } from './app';
 import { CORE_FAILURES, parseToCore, type FromCore, type StartMessage, type ToCore } from './shell/core-protocol';
 import { keyBox } from './shell/key-box';
 import { chooseSqliteBuild, isAbiMismatch, type SqliteBuildChoice } from './shell/native-binding';
@@ -86,7 +86,7 @@ function failureOf(err: unknown, choice: SqliteBuildChoice): Extract<FromCore, {
 function run(channel: Channel): void {
   // Everything the core writes (database, cache, logs, backups) is for this user only.
   process.umask(0o077);
-  let core: Core | null = null;
+  let core: App | null = null;
   let starting: Promise<void> | null = null;
   let stopping = false;
   const loginWaiting: number[] = [];
@@ -111,7 +111,7 @@ function run(channel: Channel): void {
     if (starting || stopping) return;
     const choice = sqliteChoice();
     useSqliteBuild(choice.binding);
-    starting = startCore({
+    starting = startApp({
       env: process.env,
       version: msg.version,
       secretBox: msg.sealKey ? keyBox(Buffer.from(msg.sealKey, 'base64')) : null,

@@ -21,7 +21,8 @@ describe('sseSplitter / parseShellEvent', () => {
   test('only the events the shell follows, and only well-formed ones', () => {
     assert.deepEqual(parseShellEvent('settings', '{"keys":["language"]}'), { type: 'settings', payload: { keys: ['language'] } });
     assert.equal(parseShellEvent('order', '{"orderId":"o","status":"paid"}'), null, 'orders are not the tray\'s business');
-    assert.equal(parseShellEvent('alert', '{"code":"X","level":"panic","message":"m","raised":true}'), null);
+    assert.equal(parseShellEvent('alert', '{"code":"X","level":"error","message":"m"}'), null, 'raised is missing');
+    assert.equal(parseShellEvent('delivery', '{"deliveryId":1,"orderId":"o","state":"failed"}'), null);
     assert.equal(parseShellEvent('payment', 'not json'), null);
     assert.equal(parseShellEvent('__proto__', '{}'), null);
     assert.equal(parseShellEvent('toString', '{}'), null);
@@ -71,7 +72,7 @@ describe('CoreClient and CoreEventStream against a real core', () => {
     assert.equal((await client.engine()).paused, false);
     assert.equal(await client.language(), 'vi');
     const wrong = new CoreClient(() => ({ adminUrl: sup.current()!.adminUrl, token: 'not-the-token-not-the-token' }));
-    await assert.rejects(wrong.engine(), (err: unknown) => err instanceof CoreApiError && err.status === 401);
+    await assert.rejects(wrong.engine(), (err: unknown) => err instanceof CoreApiError && err.status === 401 && err.code === 'UNAUTHORIZED');
     await assert.rejects(new CoreClient(() => null).engine(), (err: unknown) => err instanceof CoreApiError && err.code === 'CORE_DOWN');
   });
 

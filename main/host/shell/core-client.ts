@@ -1,13 +1,8 @@
 // How the shell's tray and notifications talk to the core process: the same admin API (bearer
-// token, loopback) and the same event stream (`GET /api/v1/events`) the renderer uses, so the shell
-// has no private door into the core. Responses and events are parsed, not trusted.
-//
-// **Important**: the schemas below describe responses that main/core/contract.ts does not declare
-// yet (the engine state, the event payloads). The event schemas are typed against the bus's own
-// types, so a change on the core's side fails the build here; move them into the contract with the
-// renderer's copy (renderer/src/api/schemas.ts) when it declares them.
+// token, loopback) and the same event stream (`GET /api/v1/events`) the renderer uses, parsed with
+// the same schemas (main/core/contract.ts), so the shell has no private door into the core.
 import { z } from 'zod';
-import type { BusEvents } from '../../platform/bus';
+import { ApiErrorBodySchema, EngineSchema, LiveEventSchemas, type LiveEvents } from '../../core/contract';
 import type { Lang } from './types';
 
 export interface CoreAddress {
@@ -21,26 +16,12 @@ export interface EngineState {
   activeTransfers: number;
 }
 
-const EngineResponseSchema = z.object({
-  paused: z.boolean(),
-  transfers: z.object({ running: z.object({ download: z.number().int().nonnegative(), upload: z.number().int().nonnegative() }) }),
-});
+const SettingsLanguageSchema = z.object({ language: z.enum(['vi', 'en']) });
 
-const SettingsResponseSchema = z.object({ language: z.enum(['vi', 'en']) });
-
-const level = z.enum(['info', 'warning', 'error']);
-type Schemas = { [K in ShellEventType]: z.ZodType<BusEvents[K]> };
-export type ShellEventType = 'payment' | 'delivery' | 'progress' | 'alert' | 'settings';
-
-export const ShellEventSchemas: Schemas = {
-  payment: z.object({ paymentId: z.string(), orderId: z.string().nullable(), match: z.string(), amountVnd: z.number() }),
-  delivery: z.object({ deliveryId: z.string(), orderId: z.string(), state: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
-  progress: z.object({ deliveryId: z.string(), bytes: z.number(), total: z.number().nullable(), phase: z.string(), bytesPerSec: z.number() }),
-  alert: z.object({ code: z.string(), level, message: z.string(), raised: z.boolean() }),
-  settings: z.object({ keys: z.array(z.string()) }),
-};
-
-export type ShellEvent = { [K in ShellEventType]: { type: K; payload: BusEvents[K] } }[ShellEventType];
+/** The events the tray and the notifications follow (orders are the UI's business). */
+export const SHELL_EVENT_TYPES = ['payment', 'delivery', 'progress', 'alert', 'settings'] as const;
+export type ShellEventType = (typeof SHELL_EVENT_TYPES)[number];
+export type ShellEvent = { [K in ShellEventType]: { type: K; payload: LiveEvents[K] } }[ShellEventType];
 
 export class CoreApiError extends Error {
   constructor(
@@ -70,15 +51,15 @@ export class CoreClient {
     });
     const body: unknown = await res.json().catch(() => null);
     if (!res.ok) {
-      const err = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).safeParse(body);
+      const err = ApiErrorBodySchema.safeParse(body);
       throw new CoreApiError(res.status, err.success ? err.data.error.code : 'HTTP_' + res.status, err.success ? err.data.error.message : res.statusText);
     }
     return schema.parse(body);
   }
 
   async engine(): Promise<EngineState> {
-    const e = await this.call('GET', 'engine', EngineResponseSchema);
-    return { paused: e.paused, activeTransfers: e.transfers.running.download + e.transfers.running.upload };
+    const e = await this.call('GET', 'engine', EngineSchema);
+    return { paused: e.paused, activeTransfers: e.transfers ? e.transfers.running.download + e.transfers.running.upload : 0 };
   }
 
   async pauseAll(): Promise<void> {
@@ -90,7 +71,7 @@ export class CoreClient {
   }
 
   async language(): Promise<Lang> {
-    return (await this.call('GET', 'settings', SettingsResponseSchema)).language;
+    return (await this.call('GET', 'settings', SettingsLanguageSchema)).language;
   }
 }
 
@@ -119,7 +100,7 @@ export function sseSplitter(): (chunk: string) => Array<{ event: string; data: s
 
 /** Parses one message of the stream into an event the shell follows; null for anything else. */
 export function parseShellEvent(event: string, data: string): ShellEvent | null {
-  if (!Object.hasOwn(ShellEventSchemas, event)) return null;
+  if (!(SHELL_EVENT_TYPES as readonly string[]).includes(event)) return null;
   let json: unknown;
   try {
     json = JSON.parse(data);
@@ -127,7 +108,7 @@ export function parseShellEvent(event: string, data: string): ShellEvent | null 
     return null;
   }
   const type = event as ShellEventType;
-  const r = ShellEventSchemas[type].safeParse(json);
+  const r = LiveEventSchemas[type].safeParse(json);
   return r.success ? ({ type, payload: r.data } as ShellEvent) : null;
 }
 
