@@ -79,10 +79,13 @@ describe('CoreClient and CoreEventStream against a real core', () => {
   test('the event stream carries what the core announces, and follows the core across a restart', async () => {
     stream.start();
     // The stream connects asynchronously; a settings change is an event we can cause at will.
-    await until('first settings event', () => {
-      if (!events.some((e) => e.type === 'settings')) void putSettings({ language: 'en' });
-      return events.some((e) => e.type === 'settings' && e.payload.keys.includes('language'));
-    });
+    // Every request is awaited: none may still be in flight when the core is killed below.
+    const sawLanguage = () => events.some((e) => e.type === 'settings' && e.payload.keys.includes('language'));
+    for (let i = 0; i < 100 && !sawLanguage(); i++) {
+      await putSettings({ language: 'en' });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(sawLanguage(), 'first settings event');
     assert.equal(await new CoreClient(() => sup.current()).language(), 'en');
     assert.equal(resyncs, 0);
 
