@@ -1,10 +1,11 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AccessRepo } from './access';
 import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
-import { openDatabase, type Db, type OpenOptions } from './db';
+import { openDatabase, openReadOnly, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
+import { DiagnosticsRepo } from './diagnostics';
 import { JobRunsRepo } from './job-runs';
 import { LibraryRepo } from './library';
 import { OrdersRepo } from './orders';
@@ -30,6 +31,7 @@ export class Store {
   readonly access: AccessRepo;
   /** Checkpoint writes that may land a little late (see write-behind.ts for what qualifies). */
   readonly later: WriteBehind;
+  readonly diagnostics: DiagnosticsRepo;
 
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
@@ -45,6 +47,7 @@ export class Store {
     this.throughput = new ThroughputRepo(db);
     this.access = new AccessRepo(db);
     this.later = new WriteBehind(db);
+    this.diagnostics = new DiagnosticsRepo(db);
   }
 
   /** Runs `fn` in one transaction (a savepoint when already inside one). */
@@ -68,6 +71,23 @@ export function openStore(dataDir: string, opts?: OpenOptions): Store {
   const path = join(dataDir, 'driveship.db');
   const { db } = openDatabase(path, opts);
   return new Store(db, path);
+}
+
+/**
+ * Opens a data folder's database read-only (safe while the app runs: WAL readers never block it,
+ * and nothing is migrated or written). The repositories prepare their statements but only reads run.
+ */
+export function openStoreReadOnly(dataDir: string): Store {
+  const path = join(dataDir, 'driveship.db');
+  if (!existsSync(path)) throw new Error(`no driveship database in ${dataDir}`);
+  const db = openReadOnly(path);
+  try {
+    db.pragma('busy_timeout = 5000');
+    return new Store(db, path);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 }
 
 export type { Db };
