@@ -92,6 +92,11 @@ export class Library {
     return p;
   }
 
+  /** Whether a product version's files are being fetched (queued, running or retried within the job). */
+  isFetching(productId: string, version: number): boolean {
+    return this.flights.has(`fetch:${productId}:${version}`);
+  }
+
   /** Cancels a stalled shared job (its waiters stop with CANCELLED and are retried). */
   cancelJob(key: string): boolean {
     const c = this.stops.get(key);

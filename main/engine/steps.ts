@@ -44,7 +44,8 @@ export class DeliverySteps {
     let r = this.row(id);
     if (r.product_version == null) {
       const v = await this.deps.library.resolveVersion(r.product_id, signal);
-      this.deps.store.deliveries.setVersion(id, v);
+      // Durable with the step's closing transition; lost before it, the version is resolved again.
+      this.deps.store.later.writeNow(() => this.deps.store.deliveries.setVersion(id, v));
       r = this.row(id);
     }
     await this.deps.library.ensureCached(r.product_id, r.product_version!, this.ctx(r, signal));
@@ -96,13 +97,15 @@ export class DeliverySteps {
       });
       store.later.flush();
     }
-    store.deliveries.setFolder(id, shareTarget);
+    // These two records become durable with the step's closing transition commit; lost before
+    // it, the link step runs again and finds the same folder and permission (both idempotent).
+    store.later.writeNow(() => store.deliveries.setFolder(id, shareTarget));
     const permissionId = await drive.ensureReader(shareTarget, r.customer_email!, {
       // With SMTP configured we send our own email; otherwise Google's share email tells the customer.
       send: !this.deps.mailer.enabled(),
       message: shareMessage(r.locale ?? 'vi', product.name, r.order_code!),
     });
-    store.deliveries.setPermission(id, permissionId);
+    store.later.writeNow(() => store.deliveries.setPermission(id, permissionId));
   }
 
   async notify(id: string): Promise<void> {
@@ -110,7 +113,7 @@ export class DeliverySteps {
     const r = this.row(id);
     if (r.notify_state === 'sent' || r.notify_state === 'google' || r.notify_state === 'uncertain') return;
     if (!mailer.enabled()) {
-      store.deliveries.setNotify(id, 'google', null);
+      store.later.writeNow(() => store.deliveries.setNotify(id, 'google', null));
       return;
     }
     if (r.notify_state === 'sending') {
@@ -143,6 +146,8 @@ export class DeliverySteps {
       const e = err as { responseCode?: number; message?: string };
       throw new StepError('transient', 'EMAIL_FAILED', `Email to the customer failed: ${e.message ?? err}`);
     }
-    store.deliveries.setNotify(id, 'sent', messageId);
+    // 'sending' above was committed with its own fsync before the mail went out: that is what keeps
+    // a crash from sending twice. 'sent' only needs to be durable with the closing transition.
+    store.later.writeNow(() => store.deliveries.setNotify(id, 'sent', messageId));
   }
 }

@@ -42,6 +42,22 @@ export class WriteBehind {
     }
   }
 
+  /**
+   * Commits `work` at once (after what is pending, to keep the order) in the same way as a batch:
+   * on disk for a killed process, durable with the next FULL commit. For a step's own records that
+   * its closing transition commit makes durable anyway (a delivery's folder, its permission id).
+   * Never inside another transaction.
+   */
+  writeNow<T>(work: () => T): T {
+    this.flush();
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(work)();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
   /** Commits everything pending now. Callers flush before reading what they wrote behind. */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);

@@ -209,7 +209,7 @@ describe('staging cleanup', () => {
     writeFileSync(outside, 'x');
     utimesSync(outside, (now - 30 * DAY) / 1000, (now - 30 * DAY) / 1000);
     symlinkSync(join(dir, 'elsewhere'), join(cache, `${a.id}`, 'v9'));
-    const engine = { library: { trackers: new Map() } } as unknown as Engine;
+    const engine = { library: { isFetching: () => false } } as unknown as Engine;
 
     const r = cleanStaging({ store, engine, cacheDir: cache, now, retentionDays: 30 });
     assert.ok(!existsSync(aOld), "A's old version, in Drive and unused, is removed");
@@ -227,7 +227,7 @@ describe('staging cleanup', () => {
 
     // A version that is being fetched right now is never touched.
     mk(`${a.id}/v2/hash4.part`, 10);
-    const busy = { library: { trackers: new Map([[`fetch:${a.id}:2`, { snapshot: () => ({ files: [{ state: 'running' }] }) }]]) } } as unknown as Engine;
+    const busy = { library: { isFetching: (p: string, v: number) => p === a.id && v === 2 } } as unknown as Engine;
     assert.equal(cleanStaging({ store, engine: busy, cacheDir: cache, now, retentionDays: 30 }).partsRemoved.length, 0);
     store.close();
   });
