@@ -11,6 +11,8 @@ import { createAdminApp } from '../http/admin-app';
 import { engineRoutes } from '../http/engine-routes';
 import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { createPublicApp } from '../http/public-app';
+import { createListener, DEFAULT_LISTENER_LIMITS, type ListenerLimits } from '../http/listener';
+import { allowPrivateOriginsFromEnv, checkSourceConfig, DEFAULT_SOURCE_LIMITS, vetSourceConfig, type OriginRules, type SourceGuards } from '../sources';
 import { Bus } from '../platform/bus';
 import { ConfigService, defaultDataDir } from '../platform/config';
 import { createLogger, type Logger } from '../platform/log';
@@ -42,6 +44,11 @@ export interface CoreOptions {
   version?: string;
   /** Run the scheduled jobs (default true; tests that drive jobs themselves turn it off). */
   jobs?: boolean;
+  /**
+   * Fixed name → address answers for the origin policy, consulted before DNS. Tests only (a name
+   * that resolves to loopback without real DNS); never read from the environment.
+   */
+  originHosts?: Record<string, string[]>;
 }
 
 export interface Core {
@@ -92,6 +99,10 @@ function closeServer(server: Server | null, graceMs: number): Promise<void> {
   });
 }
 
+function listenerLimits(): ListenerLimits {
+  return { ...DEFAULT_LISTENER_LIMITS };
+}
+
 export function rendererDir(): string | null {
   const dir = join(__dirname, '../../renderer');
   return existsSync(join(dir, 'index.html')) ? dir : null;
@@ -120,7 +131,23 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
   if (!perms.ok) log.warn({ problems: perms.problems.map((p) => ({ path: p.path, found: p.found, note: p.note })) }, 'data folder permissions');
   const bus = new Bus();
   const intake = new PaymentIntake(store, config, bus);
-  const shop = new Shop(store, config, bus);
+  let adminPort = 0;
+  let webhookPort = 0;
+  // The origin policy for the whole host: loopback and private only with the environment's
+  // allowance; this host's own listeners never (the configured ports too, before they listen).
+  const allowPrivate = allowPrivateOriginsFromEnv(env);
+  const hostRules = (): OriginRules => {
+    const c = config.current();
+    const ports = [adminPort, webhookPort, c.adminPort, c.webhookPort].filter((p) => p > 0);
+    return { allowLoopback: allowPrivate, allowPrivate, ownPorts: [...new Set(ports)], ...(opts.originHosts ? { hosts: opts.originHosts } : {}) };
+  };
+  const sourceGuards: SourceGuards = {
+    origin: hostRules,
+    limits: () => ({ ...DEFAULT_SOURCE_LIMITS }),
+    maxUndeclaredBytes: () => 100 * 1024 ** 3,
+    dataDir,
+  };
+  const shop = new Shop(store, config, bus, (source) => checkSourceConfig(source, { origin: hostRules(), dataDir }));
   let engine: Engine | null = null;
   const google = new GoogleConnection({
     clientId: () => config.current().googleClientId,
@@ -129,7 +156,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
     emulatorRootUrl: () => config.current().googleRootUrl,
     onChange: () => engine?.googleChanged(),
   });
-  engine = new Engine({ store, config, bus, log, google, dataDir, threads: opts.threads });
+  engine = new Engine({ store, config, bus, log, google, dataDir, threads: opts.threads, sourceGuards });
   const eng = engine;
   const version = opts.version ?? readAppVersion();
   const metrics = createMetrics({ store, bus, engine: eng, version });
@@ -144,14 +171,13 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
   const jobs = new JobRunner({ runs: store.jobRuns, log, alerts: eng.alerts });
   const reconciler = new SePayReconciler({ intake, config, log });
   let publicServer: Server | null = null;
-  let webhookPort = 0;
   const tunnel = new Tunnel({ config: () => readTunnelConfig(config, store.settings), webhookPort: () => (publicServer ? webhookPort : null), log });
 
-  let adminPort = 0;
   const adminApp = createAdminApp({
     store, config, intake, shop, bus, log, token,
     port: () => adminPort,
     rendererDir: rendererDir(),
+    vetSource: (source) => vetSourceConfig(source, { origin: hostRules(), dataDir, limits: sourceGuards.limits() }),
     extend: (api) => {
       engineRoutes(api, { store, engine: eng, google, log, onGoogleChange: () => eng.googleChanged() });
       opsRoutes(api, { store, config, jobs, tunnel, dataDir });
@@ -166,7 +192,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
     },
   });
   const cfg = config.current();
-  const admin = (await import('node:http')).createServer(adminApp);
+  const admin = createListener(adminApp, listenerLimits());
   adminPort = await listen(admin, cfg.adminPort, cfg.adminHost);
   const adminUrl = `http://127.0.0.1:${adminPort}/`;
 
@@ -176,10 +202,8 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
     const c = config.current();
     const authed = !!(c.sepayApiKey || c.sepayHmacSecret || c.allowUnauthenticatedWebhook);
     if (authed && !publicServer) {
-      const s = (await import('node:http')).createServer(publicApp);
       // SePay gives up after 30 s; an answer later than that is useless, so do not wait longer.
-      s.requestTimeout = 30_000;
-      s.headersTimeout = 10_000;
+      const s = createListener(publicApp, listenerLimits());
       webhookPort = await listen(s, c.webhookPort, c.webhookHost);
       publicServer = s;
       log.info({ port: webhookPort }, 'public webhook listener started');

@@ -14,6 +14,7 @@ import {
   SettingsUpdateSchema,
   type OrderDetailDto,
   type ProductDto,
+  type SourceConfig,
 } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
 import type { Bus, BusEvents } from '../platform/bus';
@@ -47,6 +48,8 @@ export interface AdminAppDeps {
   redeemLogin?: (code: string) => boolean;
   /** Directory of the built renderer, served at /. */
   rendererDir?: string | null;
+  /** Save-time checks of a product's source that need I/O (name resolution, the listing's caps). */
+  vetSource?: (source: SourceConfig) => Promise<void>;
 }
 
 type Handler = (req: Request, res: Response) => unknown;
@@ -111,16 +114,20 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.get('/products', wrap((req, res) => {
     res.json({ items: store.products.list(req.query.archived === 'true').map(withLibrary) });
   }));
-  api.post('/products', wrap((req, res) => {
-    res.status(201).json(shop.createProduct(ProductCreateSchema.parse(req.body)));
+  api.post('/products', wrap(async (req, res) => {
+    const input = ProductCreateSchema.parse(req.body);
+    await deps.vetSource?.(input.source);
+    res.status(201).json(shop.createProduct(input));
   }));
   api.get('/products/:id', wrap((req, res) => {
     const p = store.products.get(String(req.params.id));
     if (!p) throw notFound('product', String(req.params.id));
     res.json(withLibrary(p));
   }));
-  api.patch('/products/:id', wrap((req, res) => {
-    res.json(shop.updateProduct(String(req.params.id), ProductUpdateSchema.parse(req.body)));
+  api.patch('/products/:id', wrap(async (req, res) => {
+    const patch = ProductUpdateSchema.parse(req.body);
+    if (patch.source) await deps.vetSource?.(patch.source);
+    res.json(shop.updateProduct(String(req.params.id), patch));
   }));
 
   // ---- orders ----
