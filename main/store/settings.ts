@@ -2,6 +2,8 @@ import type { Db } from './db';
 
 /** Stored settings as JSON values; the config layer decides defaults and environment overrides. */
 export class SettingsRepo {
+  /** Grows on every write: the config service re-reads only when it moved. */
+  generation = 0;
   private readonly getStmt;
   private readonly allStmt;
   private readonly putStmt;
@@ -28,6 +30,7 @@ export class SettingsRepo {
   }
 
   set(key: string, value: unknown): void {
+    this.generation++;
     if (value === undefined || value === null || value === '') this.delStmt.run(key);
     else this.putStmt.run(key, JSON.stringify(value), Date.now());
   }

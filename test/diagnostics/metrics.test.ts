@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { createPublicApp } from '../../main/http/public-app';
 import { createMetrics, jobResult, type Metrics } from '../../main/ops/metrics';
 import { seedProducts } from '../../main/host/demo';
@@ -48,14 +48,14 @@ async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 
 
 describe('metrics in process', () => {
   let sandbox: Sandbox;
-  let core: Core;
+  let core: App;
   let metrics: Metrics;
   let server: Server;
   let url: string;
 
   before(async () => {
     sandbox = await startSandbox();
-    core = await startCore({
+    core = await startApp({
       dataDir: tempDir('driveship-metrics-'),
       env: { ...sandbox.env, SEPAY_HMAC_SECRET: HMAC, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0', DRIVESHIP_RECEIVING_ACCOUNTS: ACCOUNT },
       threads: 1,

@@ -24,7 +24,7 @@ import {
   vetUrl,
   type OriginRules,
 } from '../../main/sources';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { silentLogger } from '../../main/platform/log';
 import { startOrigin, type Origin } from '../../sandbox/origin';
 import { startSandbox, type Sandbox } from '../../sandbox';
@@ -397,11 +397,11 @@ describe('origin policy: a host without the allowance', () => {
 });
 
 describe('origin policy: names that resolve to loopback', () => {
-  let core: Core;
+  let core: App;
   let origin: Origin;
   before(async () => {
     origin = await startOrigin();
-    core = await startCore({
+    core = await startApp({
       dataDir: tempDir(),
       log: silentLogger(),
       jobs: false,
