@@ -11,10 +11,10 @@ import { createAdminApp } from '../http/admin-app';
 import { engineRoutes } from '../http/engine-routes';
 import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { createPublicApp } from '../http/public-app';
-import { createListener, DEFAULT_LISTENER_LIMITS, type ListenerLimits } from '../http/listener';
-import { allowPrivateOriginsFromEnv, checkSourceConfig, DEFAULT_SOURCE_LIMITS, vetSourceConfig, type OriginRules, type SourceGuards } from '../sources';
+import { createListener, type ListenerLimits } from '../http/listener';
+import { checkSourceConfig, vetSourceConfig, type OriginRules, type SourceGuards } from '../sources';
 import { Bus } from '../platform/bus';
-import { ConfigService, defaultDataDir } from '../platform/config';
+import { ConfigService, defaultDataDir, type Config } from '../platform/config';
 import { createLogger, type Logger } from '../platform/log';
 import { createMetrics, type Metrics } from '../ops/metrics';
 import { buildDiagnostics, readAppVersion } from '../ops/diagnostics';
@@ -99,8 +99,13 @@ function closeServer(server: Server | null, graceMs: number): Promise<void> {
   });
 }
 
-function listenerLimits(): ListenerLimits {
-  return { ...DEFAULT_LISTENER_LIMITS };
+function listenerLimits(c: Config): ListenerLimits {
+  return {
+    headersTimeoutMs: c.headersTimeoutSec * 1000,
+    requestTimeoutMs: c.requestTimeoutSec * 1000,
+    keepAliveTimeoutMs: c.keepAliveTimeoutSec * 1000,
+    maxConnections: c.maxConnections,
+  };
 }
 
 export function rendererDir(): string | null {
@@ -135,16 +140,20 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   let webhookPort = 0;
   // The origin policy for the whole host: loopback and private only with the environment's
   // allowance; this host's own listeners never (the configured ports too, before they listen).
-  const allowPrivate = allowPrivateOriginsFromEnv(env);
   const hostRules = (): OriginRules => {
     const c = config.current();
     const ports = [adminPort, webhookPort, c.adminPort, c.webhookPort].filter((p) => p > 0);
-    return { allowLoopback: allowPrivate, allowPrivate, ownPorts: [...new Set(ports)], ...(opts.originHosts ? { hosts: opts.originHosts } : {}) };
+    const allow = c.allowPrivateOrigins;
+    return { allowLoopback: allow, allowPrivate: allow, ownPorts: [...new Set(ports)], ...(opts.originHosts ? { hosts: opts.originHosts } : {}) };
   };
+  const GiB = 1024 ** 3;
   const sourceGuards: SourceGuards = {
     origin: hostRules,
-    limits: () => ({ ...DEFAULT_SOURCE_LIMITS }),
-    maxUndeclaredBytes: () => 100 * 1024 ** 3,
+    limits: () => {
+      const c = config.current();
+      return { maxFiles: c.maxProductFiles, maxTotalBytes: c.maxProductGiB > 0 ? c.maxProductGiB * GiB : null };
+    },
+    maxUndeclaredBytes: () => config.current().maxUnsizedFileGiB * GiB,
     dataDir,
   };
   const shop = new Shop(store, config, bus, (source) => checkSourceConfig(source, { origin: hostRules(), dataDir }));
@@ -192,7 +201,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     },
   });
   const cfg = config.current();
-  const admin = createListener(adminApp, listenerLimits());
+  const admin = createListener(adminApp, listenerLimits(cfg));
   adminPort = await listen(admin, cfg.adminPort, cfg.adminHost);
   const adminUrl = `http://127.0.0.1:${adminPort}/`;
 
@@ -203,7 +212,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     const authed = !!(c.sepayApiKey || c.sepayHmacSecret || c.allowUnauthenticatedWebhook);
     if (authed && !publicServer) {
       // SePay gives up after 30 s; an answer later than that is useless, so do not wait longer.
-      const s = createListener(publicApp, listenerLimits());
+      const s = createListener(publicApp, listenerLimits(c));
       webhookPort = await listen(s, c.webhookPort, c.webhookHost);
       publicServer = s;
       log.info({ port: webhookPort }, 'public webhook listener started');

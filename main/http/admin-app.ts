@@ -17,6 +17,7 @@ import {
   type SourceConfig,
 } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
+import { SETTINGS, settingDef, type SettingKey } from '../core/settings';
 import type { Bus, BusEvents } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import { diagnosticsFileName } from '../ops/diagnostics';
@@ -178,7 +179,15 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     res.json(config.view());
   }));
   api.put('/settings', wrap((req, res) => {
-    const patch = SettingsUpdateSchema.parse(req.body ?? {});
+    // Settings that exist but are not the API's to change (program paths, listener addresses):
+    // a clear refusal that names where they are set, rather than "unrecognized key".
+    const body: unknown = req.body ?? {};
+    const locked = body && typeof body === 'object' ? Object.keys(body).filter((k) => k in SETTINGS && !settingDef(k as SettingKey).writable) : [];
+    if (locked.length) {
+      const d = settingDef(locked[0] as SettingKey);
+      throw new AppError('SETTING_NOT_WRITABLE', `${locked.join(', ')} cannot be set through the API${d.env ? `; set ${d.env} in the environment${locked[0] === 'cloudflaredPath' ? ' or start with driveship serve --cloudflared-path FILE' : ''}` : ''}`, 400, { field: locked[0] });
+    }
+    const patch = SettingsUpdateSchema.parse(body);
     const overridden = new Set<string>(config.overriddenByEnv());
     const blocked = Object.keys(patch).filter((k) => overridden.has(k));
     if (blocked.length) {

@@ -34,12 +34,6 @@ export const STRICT_ORIGIN_RULES: OriginRules = Object.freeze({ allowLoopback: f
 
 export const ALLOW_PRIVATE_ORIGINS_ENV = 'DRIVESHIP_ALLOW_PRIVATE_ORIGINS';
 
-/** Whether the environment allows loopback and private origins for the whole host. */
-export function allowPrivateOriginsFromEnv(env: NodeJS.ProcessEnv): boolean {
-  const v = env[ALLOW_PRIVATE_ORIGINS_ENV]?.trim().toLowerCase();
-  return v === '1' || v === 'true' || v === 'yes';
-}
-
 /** The rules for one product: the product's "files are on my local network" adds private ranges only. */
 export function rulesForProduct(host: OriginRules, privateNetwork: boolean | undefined): OriginRules {
   return privateNetwork ? { ...host, allowPrivate: true } : host;
