@@ -18,6 +18,7 @@ import {
 } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
 import { SETTINGS, settingDef, type SettingKey } from '../core/settings';
+import { wellFormedReviver } from '../core/text';
 import type { Bus, BusEvents } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import { diagnosticsFileName } from '../ops/diagnostics';
@@ -96,7 +97,8 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
 
   const api = express.Router();
   api.use(auth);
-  api.use(express.json({ limit: '1mb', strict: true }));
+  // Every string of a body is made well formed (lone surrogates → U+FFFD) before anything is stored.
+  api.use(express.json({ limit: '1mb', strict: true, reviver: wellFormedReviver }));
   api.use((req, res, next) => {
     // A request without a body is fine (`Content-Length: 0` or none); a body must be JSON.
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
