@@ -100,6 +100,8 @@ function refusalOf(folder: string, r: Rules): string | null {
   if (r.home && inside(p, r.home, dir)) {
     // ~/.ssh, ~/.config, ~/.aws...: hidden folders in the home folder hold keys and settings.
     if (p.relative(r.home, dir).split(p.sep).some((seg) => seg.startsWith('.'))) return 'it is a hidden folder in your home folder';
+    // The owner's own folders, even when the home folder itself sits in a system tree (/root).
+    return null;
   }
   for (const e of r.exact) if (same(p, e, dir)) return 'it is a system folder';
   if (r.exceptions.some((e) => inside(p, e, dir))) return null;
@@ -113,6 +115,9 @@ function fileRefusalOf(file: string, r: Rules): string | null {
   const f = p.resolve(file);
   for (const d of r.dataDirs) if (inside(p, d, f)) return "it is inside driveship's data folder";
   for (const t of r.homeTrees) if (inside(p, t, f)) return 'it is in a system folder inside your home folder';
+  if (r.home && inside(p, r.home, f)) {
+    return p.relative(r.home, f).split(p.sep).some((seg) => seg.startsWith('.')) ? 'it is in a hidden folder of your home folder' : null;
+  }
   if (r.exceptions.some((e) => inside(p, e, f))) return null;
   for (const t of r.trees) if (inside(p, t, f)) return 'it is in a system folder';
   return null;
