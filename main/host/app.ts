@@ -11,6 +11,8 @@ import { createAdminApp } from '../http/admin-app';
 import { engineRoutes } from '../http/engine-routes';
 import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { createPublicApp } from '../http/public-app';
+import { tokenFileIsPlain, watchSecretsAtRest } from '../ops/secrets-at-rest';
+import { sealerAsBox } from '../platform/secret-key';
 import { createListener, type ListenerLimits } from '../http/listener';
 import { checkSourceConfig, vetSourceConfig, type OriginRules, type SourceGuards } from '../sources';
 import { Bus } from '../platform/bus';
@@ -128,7 +130,7 @@ export async function startApp(opts: AppOptions = {}): Promise<App> {
 }
 
 async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOptions, lock: { release(): void }): Promise<App> {
-  const store = openStore(dataDir);
+  const store = openStore(dataDir, { keyProtector: opts.secretBox ?? null });
   const config = new ConfigService(store.settings, env);
   const token = loadOrCreateAdminToken(dataDir);
   const log = opts.log ?? createLogger({ dir: join(dataDir, 'logs'), secrets: () => [...config.secretValues(), token] });
@@ -158,10 +160,17 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   };
   const shop = new Shop(store, config, bus, (source) => checkSourceConfig(source, { origin: hostRules(), dataDir }));
   let engine: Engine | null = null;
+  // Google tokens: sealed by the OS keystore on the desktop, by the data folder's key headless.
+  const tokensPath = join(dataDir, 'google-tokens');
+  const googleTokens = new TokenFile(tokensPath, opts.secretBox ?? (store.secretKey ? sealerAsBox(store.secretKey.sealer, 'googleTokens') : null));
+  if (tokenFileIsPlain(tokensPath) && store.secretKey?.sealer.unlocked) {
+    const t = googleTokens.load();
+    if (t) googleTokens.save({}); // rewrites the same tokens, sealed
+  }
   const google = new GoogleConnection({
     clientId: () => config.current().googleClientId,
     clientSecret: () => config.current().googleClientSecret,
-    tokens: new TokenFile(join(dataDir, 'google-tokens'), opts.secretBox ?? null),
+    tokens: googleTokens,
     emulatorRootUrl: () => config.current().googleRootUrl,
     onChange: () => engine?.googleChanged(),
   });
@@ -230,6 +239,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
       .catch((err) => log.error({ err }, 'could not start the public listener'));
   });
 
+  const offSecrets = watchSecretsAtRest({ store, config, alerts: eng.alerts, bus, log, dataDir });
   eng.start();
   const registered = registerJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
   const owner = startOwnerNotifications({
@@ -263,6 +273,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     },
     stop: async () => {
       offSettings();
+      offSecrets();
       wake.stop();
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
       registered.dispose();

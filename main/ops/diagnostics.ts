@@ -12,6 +12,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ZipFile } from 'yazl';
 import { SECRET_SETTINGS } from '../core/contract';
 import { Store } from '../store';
+import { readSecretKey, secretKeyMaterial } from '../platform/secret-key';
 import { ConfigService } from '../platform/config';
 import { assertPrivatePermissions } from '../platform/hardening';
 import { logFiles, recentLogLines } from '../platform/log';
@@ -284,6 +285,8 @@ function fileSecretValues(dataDir: string): string[] {
   } catch {
     /* no token yet */
   }
+  // The secret key file is never copied into a bundle; its text is on the redaction list all the same.
+  out.push(...secretKeyMaterial(dataDir));
   for (const name of ['google-tokens', 'secrets.json']) {
     try {
       const raw = readFileSync(join(dataDir, name));
@@ -434,6 +437,8 @@ export async function buildDiagnostics(opts: DiagnosticsOptions): Promise<Buffer
   };
   addSecrets('effective secrets', () => config.secretValues());
   addSecrets('stored secrets', () => storedSecretValues(db));
+  // Stored secrets are sealed in the table: the opened values (those the environment overrides too) are what may leak.
+  addSecrets('stored secrets, opened', () => Object.entries(store.settings.all()).filter(([k, v]) => (SECRET_SETTINGS as readonly string[]).includes(k) && typeof v === 'string').map(([, v]) => v as string));
   addSecrets('environment', () => secretsFromEnv(process.env));
   if (opts.env && opts.env !== process.env) addSecrets('configured environment', () => secretsFromEnv(opts.env!));
   addSecrets('token files', () => fileSecretValues(dataDir));
@@ -848,7 +853,11 @@ export function openStoreReadOnly(dataDir: string): Store {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    return new Store(db, path);
+    const store = new Store(db, path);
+    // Secrets are opened only to be removed from the bundle; the key itself is never read into it.
+    const sealer = readSecretKey(dataDir);
+    if (sealer) store.settings.protect(sealer);
+    return store;
   } catch (err) {
     db.close();
     throw err;

@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadOrCreateSecretKey, type KeyProtector, type SecretKeyResult } from '../platform/secret-key';
 import { AccessRepo } from './access';
 import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
@@ -27,6 +28,9 @@ export class Store {
   readonly jobRuns: JobRunsRepo;
   readonly throughput: ThroughputRepo;
   readonly access: AccessRepo;
+
+  /** The data folder's secret key, once openStore has loaded it. */
+  secretKey: SecretKeyResult | null = null;
 
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
@@ -58,11 +62,26 @@ export function ensureDataDir(dataDir: string): void {
   chmodSync(dataDir, 0o700);
 }
 
-export function openStore(dataDir: string, opts?: OpenOptions): Store {
+export interface OpenStoreOptions extends OpenOptions {
+  /** The OS keystore that seals the secret key file (the desktop's safeStorage). */
+  keyProtector?: KeyProtector | null;
+}
+
+/** Opens (and migrates) the database, with secret settings sealed by the data folder's key. */
+export function openStore(dataDir: string, opts?: OpenStoreOptions): Store {
   ensureDataDir(dataDir);
   const path = join(dataDir, 'driveship.db');
   const { db } = openDatabase(path, opts);
-  return new Store(db, path);
+  const store = new Store(db, path);
+  try {
+    const key = loadOrCreateSecretKey(dataDir, opts?.keyProtector ?? null);
+    store.settings.protect(key.sealer);
+    store.secretKey = key;
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  return store;
 }
 
 export type { Db };
