@@ -1,11 +1,12 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadOrCreateSecretKey, type KeyProtector, type SecretKeyResult } from '../platform/secret-key';
+import { loadOrCreateSecretKey, readSecretKey, type KeyProtector, type SecretKeyResult } from '../platform/secret-key';
 import { AccessRepo } from './access';
 import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
-import { openDatabase, type Db, type OpenOptions } from './db';
+import { openDatabase, openReadOnly, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
+import { DiagnosticsRepo } from './diagnostics';
 import { JobRunsRepo } from './job-runs';
 import { LibraryRepo } from './library';
 import { OrdersRepo } from './orders';
@@ -28,6 +29,7 @@ export class Store {
   readonly jobRuns: JobRunsRepo;
   readonly throughput: ThroughputRepo;
   readonly access: AccessRepo;
+  readonly diagnostics: DiagnosticsRepo;
 
   /** The data folder's secret key, once openStore has loaded it. */
   secretKey: SecretKeyResult | null = null;
@@ -45,6 +47,7 @@ export class Store {
     this.jobRuns = new JobRunsRepo(db);
     this.throughput = new ThroughputRepo(db);
     this.access = new AccessRepo(db);
+    this.diagnostics = new DiagnosticsRepo(db);
   }
 
   /** Runs `fn` in one transaction (a savepoint when already inside one). */
@@ -82,6 +85,27 @@ export function openStore(dataDir: string, opts?: OpenStoreOptions): Store {
     throw err;
   }
   return store;
+}
+
+/**
+ * Opens a data folder's database read-only (safe while the app runs: WAL readers never block it,
+ * and nothing is migrated or written). The repositories prepare their statements but only reads run.
+ */
+export function openStoreReadOnly(dataDir: string): Store {
+  const path = join(dataDir, 'driveship.db');
+  if (!existsSync(path)) throw new Error(`no driveship database in ${dataDir}`);
+  const db = openReadOnly(path);
+  try {
+    db.pragma('busy_timeout = 5000');
+    const store = new Store(db, path);
+    // Secrets are opened (never written) so that diagnostics can remove them; no key is made here.
+    const sealer = readSecretKey(dataDir);
+    if (sealer) store.settings.protect(sealer);
+    return store;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 }
 
 export type { Db };

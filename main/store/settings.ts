@@ -48,17 +48,21 @@ export class SettingsRepo {
 
   all(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const r of this.allStmt.all()) {
+    for (const r of this.rows()) {
       const v = this.decode(r.key, r.value);
       if (v !== undefined) out[r.key] = v;
     }
     return out;
   }
 
+  /** Every stored setting with its JSON text unparsed (diagnostics reads a damaged value too); secrets stay sealed. */
+  rows(): { key: string; value: string }[] {
+    return this.allStmt.all();
+  }
+
   /** Secret settings stored sealed with a key this machine does not have (a backup restored elsewhere). */
   unreadable(): string[] {
-    return this.allStmt
-      .all()
+    return this.rows()
       .filter((r) => isSecretSetting(r.key) && this.decode(r.key, r.value) === undefined)
       .map((r) => r.key);
   }

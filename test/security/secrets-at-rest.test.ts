@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { SECRET_SETTINGS } from '../../main/core/settings';
 import { loadOrCreateSecretKey, type KeyProtector } from '../../main/platform/secret-key';
 import { openStore } from '../../main/store';
-import { unzip } from '../diagnostics/unzip';
+import { unzip } from '../ops/diagnostics/unzip';
 import { BIN, startHost, tempDir, type HostHandle } from '../helpers/host';
 
 const secretValue = (k: string) => `${k}-${randomBytes(18).toString('base64url')}`;
