@@ -59,7 +59,9 @@ function rulesFor(opts: FolderGuardOptions): Rules {
       `${drive}\\System Volume Information`,
       `${drive}\\Recovery`,
     ];
-    return { p, trees, exact: [`${drive}\\Users`], exceptions: [], home, homeTrees: home ? [p.join(home, 'AppData')] : [], dataDirs };
+    // The OS temp folder is under AppData on Windows (…\\AppData\\Local\\Temp): files made there are the user's.
+    const tmp = same ? [tmpdir()] : [];
+    return { p, trees, exact: [`${drive}\\Users`, ...tmp], exceptions: tmp, home, homeTrees: home ? [p.join(home, 'AppData')] : [], dataDirs };
   }
   const p = path.posix;
   const trees = [
@@ -96,7 +98,8 @@ function refusalOf(folder: string, r: Rules): string | null {
   }
   if (r.home && same(p, r.home, dir)) return 'it is your whole home folder; choose the folder that holds the product';
   if (r.home && inside(p, dir, r.home)) return 'it contains your home folder';
-  for (const t of r.homeTrees) if (inside(p, t, dir)) return 'it is a system folder inside your home folder';
+  const inTemp = r.exceptions.some((e) => inside(p, e, dir)) && !r.exact.some((e) => same(p, e, dir));
+  for (const t of r.homeTrees) if (!inTemp && inside(p, t, dir)) return 'it is a system folder inside your home folder';
   if (r.home && inside(p, r.home, dir)) {
     // ~/.ssh, ~/.config, ~/.aws...: hidden folders in the home folder hold keys and settings.
     if (p.relative(r.home, dir).split(p.sep).some((seg) => seg.startsWith('.'))) return 'it is a hidden folder in your home folder';
@@ -104,7 +107,7 @@ function refusalOf(folder: string, r: Rules): string | null {
     return null;
   }
   for (const e of r.exact) if (same(p, e, dir)) return 'it is a system folder';
-  if (r.exceptions.some((e) => inside(p, e, dir))) return null;
+  if (inTemp) return null;
   for (const t of r.trees) if (inside(p, t, dir)) return 'it is a system folder';
   return null;
 }
@@ -114,11 +117,12 @@ function fileRefusalOf(file: string, r: Rules): string | null {
   const { p } = r;
   const f = p.resolve(file);
   for (const d of r.dataDirs) if (inside(p, d, f)) return "it is inside driveship's data folder";
-  for (const t of r.homeTrees) if (inside(p, t, f)) return 'it is in a system folder inside your home folder';
+  const inTemp = r.exceptions.some((e) => inside(p, e, f));
+  for (const t of r.homeTrees) if (!inTemp && inside(p, t, f)) return 'it is in a system folder inside your home folder';
   if (r.home && inside(p, r.home, f)) {
     return p.relative(r.home, f).split(p.sep).some((seg) => seg.startsWith('.')) ? 'it is in a hidden folder of your home folder' : null;
   }
-  if (r.exceptions.some((e) => inside(p, e, f))) return null;
+  if (inTemp) return null;
   for (const t of r.trees) if (inside(p, t, f)) return 'it is in a system folder';
   return null;
 }

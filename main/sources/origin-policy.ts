@@ -224,7 +224,7 @@ function checkAddress(url: URL, ip: string, port: number, rules: OriginRules, vi
   const kind = classifyAddress(ip);
   const shown = via ? `${via} resolves to ${ip}, which is` : `${ip} is`;
   if (kind === null) throw new OriginRefusedError(url.href, 'reserved', `${url.href} is refused: "${ip}" is not an address`);
-  if (isLocalAddress(ip, kind) && rules.ownPorts.includes(port)) {
+  if (rules.ownPorts.includes(port) && isLocalAddress(ip, kind)) {
     throw new OriginRefusedError(url.href, 'own-listener', `${url.href} is refused: ${shown} this shop's own listener (port ${port}); product files never come from driveship itself`);
   }
   if (kind === 'public') return;
