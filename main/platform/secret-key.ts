@@ -106,8 +106,9 @@ export interface SecretKeyResult {
 
 /**
  * Loads the data folder's secret key, making one on first start. With a keystore (`protector`
- * available) the key file is sealed by it, and a plain key file from a headless run is sealed on
- * the way. A key file sealed by a keystore this process cannot open leaves the sealer locked
+ * available; on the desktop the shell's key, itself sealed by safeStorage) the key file is sealed
+ * by it, and a plain key file from a headless run is sealed on the way. A key file sealed by a
+ * keystore while this process has none (headless beside the desktop app) leaves the sealer locked
  * rather than replacing the key: the desktop app would lose every secret otherwise.
  */
 export function loadOrCreateSecretKey(dataDir: string, protector: KeyProtector | null = null): SecretKeyResult {
@@ -126,7 +127,10 @@ export function loadOrCreateSecretKey(dataDir: string, protector: KeyProtector |
       try {
         key = Buffer.from(protector!.decrypt(raw.subarray(KEYSTORE_HEADER.length)), 'base64');
       } catch {
-        return { sealer: new LockedSealer('The OS keystore could not open the secret key (a different user or machine?)'), created: false };
+        // The keystore works but no longer opens this key (a reset keyring, another OS user): the
+        // secrets it sealed are lost either way. Keep the file for support and start a new key;
+        // the owner is asked to type the secrets again.
+        key = Buffer.alloc(0);
       }
     } else {
       const text = raw.toString('utf8');
@@ -137,8 +141,8 @@ export function loadOrCreateSecretKey(dataDir: string, protector: KeyProtector |
       chmodSync(path, 0o600);
       return { sealer: new AesSealer(key), created: false };
     }
-    // A damaged key file opens nothing; keep it for whoever investigates, and start a new key.
-    renameSync(path, `${path}.damaged-${Date.now()}`);
+    // A damaged or unopenable key file opens nothing; keep it for whoever investigates, and start a new key.
+    renameSync(path, `${path}.unreadable-${Date.now()}`);
   }
   const key = randomBytes(32);
   writeKeyFile(path, canSeal ? Buffer.concat([Buffer.from(KEYSTORE_HEADER), protector!.encrypt(key.toString('base64'))]) : Buffer.from(`${PLAIN_HEADER}${key.toString('base64')}\n`));

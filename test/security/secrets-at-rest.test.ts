@@ -204,7 +204,16 @@ describe('the secret key and the OS keystore', () => {
     const again = openStore(dir, { keyProtector: keystore('desk') });
     assert.equal(again.settings.get('smtpPassword'), 'hunter2-hunter2', 'the desktop key was kept');
     again.close();
-    assert.equal(loadOrCreateSecretKey(dir, keystore('other')).sealer.unlocked, false, 'another keystore opens nothing');
+    // A keystore that no longer opens the key (a reset keyring): the key is set aside, a new one
+    // made, and the old secrets are reported as to be entered again.
+    const reset = loadOrCreateSecretKey(dir, keystore('other'));
+    assert.equal(reset.created, true);
+    assert.ok(readdirSync(dir).some((n) => n.startsWith('secrets.key.unreadable-')));
+    const after = openStore(dir, { keyProtector: keystore('other') });
+    assert.deepEqual(after.settings.unreadable(), ['smtpPassword']);
+    after.settings.set('smtpPassword', 'new-one-123');
+    assert.equal(after.settings.get('smtpPassword'), 'new-one-123');
+    after.close();
   });
 
   it('a plain key file from a headless run is sealed when a keystore appears', () => {
