@@ -17,12 +17,23 @@ export type SourceConfig = z.infer<typeof SourceConfigSchema>;
 export const DeliveryModeSchema = z.enum(['private-copy', 'shared-library']);
 export type DeliveryMode = z.infer<typeof DeliveryModeSchema>;
 
+/** What a product update does for past buyers: bring them up to date, wait for the owner, or nothing. */
+export const UpdateRuleSchema = z.enum(['automatic', 'ask', 'never']);
+export type UpdateRule = z.infer<typeof UpdateRuleSchema>;
+/** A private copy that would cross Drive's daily upload limit: wait for capacity, or share the library. */
+export const QuotaFallbackSchema = z.enum(['wait', 'shared-library']);
+export type QuotaFallback = z.infer<typeof QuotaFallbackSchema>;
+
 export const ProductCreateSchema = z.object({
   name: text(200),
   priceVnd: vnd,
   source: SourceConfigSchema,
   delivery: DeliveryModeSchema.optional(),
   accessDays: z.number().int().min(1).max(3650).nullable().optional(),
+  updates: UpdateRuleSchema.optional(),
+  updateEmail: z.boolean().optional(),
+  restrictDownloads: z.boolean().optional(),
+  quotaFallback: QuotaFallbackSchema.optional(),
 });
 export type ProductCreate = z.infer<typeof ProductCreateSchema>;
 export const ProductUpdateSchema = ProductCreateSchema.partial().extend({ archived: z.boolean().optional() });
@@ -61,6 +72,17 @@ export const DeliveryListQuerySchema = ListQuerySchema.extend({
 export const DeliveryPrioritySchema = z.object({ priority: z.number().int().min(-10).max(10) });
 
 export const PaymentAssignSchema = z.object({ orderId: z.string().min(1).max(100) });
+
+// ---- after the sale ----
+export const OrderRevokeSchema = z.object({ reason: z.string().trim().max(500).optional() }).strict();
+export type OrderRevoke = z.infer<typeof OrderRevokeSchema>;
+/** Moves an order's access to a corrected address (the old one loses it, the new one gets it). */
+export const OrderMoveSchema = z.object({ email: z.email().max(254), reason: z.string().trim().max(500).optional() }).strict();
+export type OrderMove = z.infer<typeof OrderMoveSchema>;
+export const CustomerEmailSchema = z.email().max(254);
+/** The owner's answer to a product update that waits for them ("ask me"). */
+export const UpdateDecisionSchema = z.object({ decision: z.enum(['apply', 'skip']) }).strict();
+export type UpdateDecision = z.infer<typeof UpdateDecisionSchema>;
 
 export const SettingsUpdateSchema = z
   .object({
@@ -102,6 +124,7 @@ export const SettingsUpdateSchema = z
     publicUrl: z.union([z.url({ protocol: /^https?$/ }), z.literal('')]),
     ngrokDomain: z.string().max(253),
     cloudflaredPath: z.string().max(4096),
+    driveDailyLimitMB: z.number().int().min(1).max(100_000_000),
     ownerAlertEmail: z.union([z.email(), z.literal('')]),
     telegramChatId: z.string().regex(/^-?\d{1,20}$|^$/),
     // Secrets: write-only. An empty string clears one.
@@ -134,6 +157,10 @@ export interface ProductDto {
   delivery: DeliveryMode;
   accessDays: number | null;
   archived: boolean;
+  updates: UpdateRule;
+  updateEmail: boolean;
+  restrictDownloads: boolean;
+  quotaFallback: QuotaFallback;
   createdAt: number;
   updatedAt: number;
   library?: { state: 'none' | 'fetching' | 'cached' | 'uploading' | 'in_drive'; version: number; bytes: number };
@@ -155,6 +182,8 @@ export interface PaymentDto {
   flags: string[];
   via: string;
   receivedAt: number;
+  /** A share of one transfer that paid several orders: the transfer's own row. */
+  parentId?: string | null;
 }
 
 export interface DeliveryProgressDto {
@@ -185,6 +214,14 @@ export interface DeliveryDto {
   vip?: boolean;
   folderId?: string | null;
   progress?: DeliveryProgressDto | null;
+  /** How it reached the customer when not by the product's mode (quota fallback, repeat purchase). */
+  deliveredVia?: 'shared-library' | 'existing' | null;
+  /** The delivery whose access a repeat purchase points at. */
+  reuses?: string | null;
+  /** A step waiting for Drive capacity, and when it expects to go on. */
+  waiting?: { code: 'DRIVE_DAILY_LIMIT' | 'SHARING_LIMIT'; until: number | null } | null;
+  /** The address that holds the Drive permission. */
+  shareEmail?: string | null;
 }
 
 export interface OrderDto {
@@ -207,6 +244,8 @@ export interface OrderDto {
 export interface OrderDetailDto extends OrderDto {
   deliveries: DeliveryDto[];
   payments: PaymentDto[];
+  /** After-sale actions on the order (revoke, move), oldest first. */
+  actions?: AccessActionDto[];
 }
 
 export interface OrderCreatedDto extends OrderDto {
@@ -248,6 +287,7 @@ export interface SettingsDto {
   cloudflaredPath: string | null;
   ownerAlertEmail: string | null;
   telegramChatId: string | null;
+  driveDailyLimitMB: number;
   secrets: Record<SecretSetting, SecretState>;
   /** Which values the environment overrides (they cannot be changed here). */
   fromEnvironment: string[];
@@ -256,4 +296,111 @@ export interface SettingsDto {
 export interface ListDto<T> {
   items: T[];
   total: number;
+}
+
+export interface AccessActionStepDto {
+  deliveryId: string;
+  outcome: 'revoked' | 'kept' | 'none' | null;
+  shared: boolean;
+  unshared: boolean;
+  trashed: boolean;
+  notifyState: string | null;
+}
+
+/** An after-sale action on an order (revoke after a refund, or a move to a corrected address). */
+export interface AccessActionDto {
+  id: string;
+  kind: 'revoke' | 'move';
+  orderId: string;
+  actor: string;
+  reason: string | null;
+  oldEmail: string;
+  newEmail: string | null;
+  state: 'running' | 'done';
+  attempts: number;
+  nextAt: number | null;
+  error: string | null;
+  createdAt: number;
+  finishedAt: number | null;
+  steps: AccessActionStepDto[];
+}
+
+export interface ResendDto {
+  deliveryId: string;
+  to: string;
+  messageId: string;
+}
+
+export interface UpdateTargetDto {
+  deliveryId: string;
+  orderId: string;
+  orderCode: string;
+  customerEmail: string;
+  mode: DeliveryMode;
+  state: 'pending' | 'done' | 'failed' | 'skipped';
+  attempts: number;
+  nextAt: number | null;
+  errorCode: string | null;
+  error: string | null;
+  notifyState: string | null;
+  updatedAt: number;
+}
+
+/** A new version of a product reaching its past buyers. */
+export interface ProductUpdateDto {
+  id: string;
+  productId: string;
+  version: number;
+  fromVersion: number | null;
+  state: 'preparing' | 'waiting' | 'running' | 'done' | 'skipped';
+  rule: UpdateRule;
+  added: number;
+  changed: number;
+  removed: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  counts: { pending: number; done: number; failed: number; skipped: number };
+  targets?: UpdateTargetDto[];
+}
+
+export interface PrepareResultDto {
+  started: boolean;
+}
+
+/** Drive capacity: the last 24 h of uploads and copies against the daily limit, and storage. */
+export interface DriveQuotaDto {
+  windowMs: number;
+  usedBytes: number;
+  uploadBytes: number;
+  copyBytes: number;
+  limitBytes: number;
+  /** When the bytes counted now will have aged out enough to free `freeAfterBytes` (null: nothing waits). */
+  waiting: { deliveries: number; bytes: number; etaMs: number | null };
+  storage: { usageBytes: number; limitBytes: number | null } | null;
+  sharing: { pausedUntil: number | null; backoffMs: number };
+}
+
+export interface CustomerAccessDto {
+  deliveryId: string;
+  orderId: string;
+  orderCode: string;
+  productId: string;
+  productName: string;
+  mode: DeliveryMode | 'existing';
+  folderId: string | null;
+  /** live: the customer can open it; revoked / expired / none (never shared). */
+  state: 'live' | 'revoked' | 'expired' | 'none';
+  expiresAt: number | null;
+}
+
+export interface CustomerDto {
+  email: string;
+  name: string | null;
+  orders: OrderDto[];
+  deliveries: DeliveryDto[];
+  payments: PaymentDto[];
+  access: CustomerAccessDto[];
+  actions: AccessActionDto[];
+  totals: { orders: number; paidVnd: number };
 }

@@ -62,6 +62,10 @@ export interface Config {
   ownerAlertEmail: string | null;
   telegramBotToken: string | null;
   telegramChatId: string | null;
+  /** Drive's daily upload limit (uploads and copies, rolling 24 h), in MB (10^6 bytes). */
+  driveDailyLimitMB: number;
+  /** First wait after Google refuses a share for the sharing rate; doubles up to 8 hours. */
+  sharingBackoffSec: number;
 }
 
 /** Where stored settings come from (the store's SettingsRepo; platform sits below the store). */
@@ -120,6 +124,8 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   ownerAlertEmail: 'DRIVESHIP_OWNER_ALERT_EMAIL',
   telegramBotToken: 'DRIVESHIP_TELEGRAM_BOT_TOKEN',
   telegramChatId: 'DRIVESHIP_TELEGRAM_CHAT_ID',
+  driveDailyLimitMB: 'DRIVESHIP_DRIVE_DAILY_LIMIT_MB',
+  sharingBackoffSec: 'DRIVESHIP_SHARING_BACKOFF_SEC',
 };
 
 const DEFAULTS: Config = {
@@ -172,6 +178,8 @@ const DEFAULTS: Config = {
   ownerAlertEmail: null,
   telegramBotToken: null,
   telegramChatId: null,
+  driveDailyLimitMB: 750_000,
+  sharingBackoffSec: 900,
 };
 
 function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
@@ -259,6 +267,7 @@ export class ConfigService {
       cloudflaredPath: c.cloudflaredPath,
       ownerAlertEmail: c.ownerAlertEmail,
       telegramChatId: c.telegramChatId,
+      driveDailyLimitMB: c.driveDailyLimitMB,
       secrets,
       fromEnvironment: this.overriddenByEnv(),
     };
