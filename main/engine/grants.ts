@@ -105,24 +105,25 @@ export class Grants {
       const ids = await drive.generateIds(replace.length);
       store.tx(() => replace.forEach((f, i) => store.library.reserveReplacement(deliveryId, f.path, ids[i]!, f.drive_file_id!)));
     }
-    rows = new Map(store.library.deliveryFileRows(deliveryId).map((r) => [r.path, r]));
-    const bytes = need.reduce((s, f) => s + (f.size ?? 0), 0);
     let copied = 0;
     let trashed = 0;
-    if (need.length) {
-      const release = await quota.reserveCopies(`copy:${deliveryId}`, bytes, opts.signal, opts.onWait);
+    // Copies wait for the daily limit instead of failing: by our own meter before starting, and
+    // again whenever Drive itself refuses one for the limit (the rest of the batch waits too).
+    for (;;) {
+      rows = new Map(store.library.deliveryFileRows(deliveryId).map((r) => [r.path, r]));
+      const left = need.filter((f) => {
+        const r = rows.get(f.path)!;
+        return r.pending_id !== null || !r.copied;
+      });
+      if (!left.length) break;
+      const release = await quota.reserveCopies(`copy:${deliveryId}`, left.reduce((s, f) => s + (f.size ?? 0), 0), opts.signal, opts.onWait);
       try {
-        for (const f of need) {
+        for (const f of left) {
           if (opts.signal.aborted) throw new StepError('transient', 'CANCELLED', 'stopped');
           const r = rows.get(f.path)!;
           const replacing = r.copied === 1 && r.pending_id !== null;
           const target = replacing ? r.pending_id! : r.copy_id;
-          try {
-            await drive.copyFile(f.drive_file_id!, target, posix.basename(f.path), parentOf(f.path), opts.restricted);
-          } catch (err) {
-            if (err instanceof StepError && err.code === 'DRIVE_DAILY_LIMIT') quota.refusedForDailyLimit();
-            throw err;
-          }
+          await drive.copyFile(f.drive_file_id!, target, posix.basename(f.path), parentOf(f.path), opts.restricted);
           store.tx(() => {
             if (replacing) store.library.commitReplacement(deliveryId, f.path);
             else {
@@ -133,6 +134,13 @@ export class Grants {
           });
           copied++;
         }
+        break;
+      } catch (err) {
+        if (err instanceof StepError && err.code === 'DRIVE_DAILY_LIMIT') {
+          quota.refusedForDailyLimit();
+          continue;
+        }
+        throw err;
       } finally {
         release();
       }

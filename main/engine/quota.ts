@@ -21,7 +21,6 @@ import type { Store } from '../store';
 
 export const QUOTA_WINDOW_MS = 24 * 3600_000;
 const MAX_SHARING_BACKOFF_MS = 8 * 3600_000;
-const EXTERNAL_BLOCK_MS = 3600_000;
 /** Even with nothing to wake it, a waiter looks again this often (clock changes, missed wakes). */
 const RECHECK_MS = 30_000;
 
@@ -74,7 +73,10 @@ export class DriveQuota {
 
   /** Whether `bytes` more can be sent now without crossing the budget. */
   fits(bytes: number): boolean {
-    if (this.now < this.blockedUntil) return false;
+    return this.now >= this.blockedUntil && this.withinBudget(bytes);
+  }
+
+  private withinBudget(bytes: number): boolean {
     const used = this.used().total + this.reserved;
     // A transfer larger than the whole budget can go when nothing else counts (Drive lets the
     // transfer that crosses the line finish), otherwise it would wait forever.
@@ -84,19 +86,20 @@ export class DriveQuota {
   /** When `bytes` will fit, from what ages out of the window; null when only a budget change helps. */
   etaFor(bytes: number): number | null {
     const now = this.now;
-    if (this.fits(bytes)) return now;
-    const limit = this.limitBytes();
-    let total = this.used().total + this.reserved;
     let eta: number | null = null;
-    for (const e of this.deps.store.driveUsage.since(now - QUOTA_WINDOW_MS)) {
-      total -= e.bytes;
-      if (total + bytes <= limit || total <= 0) {
-        eta = e.at + QUOTA_WINDOW_MS;
-        break;
+    if (this.withinBudget(bytes)) eta = now;
+    else {
+      const limit = this.limitBytes();
+      let total = this.used().total + this.reserved;
+      for (const e of this.deps.store.driveUsage.since(now - QUOTA_WINDOW_MS)) {
+        total -= e.bytes;
+        if (total + bytes <= limit || total <= 0) {
+          eta = e.at + QUOTA_WINDOW_MS;
+          break;
+        }
       }
     }
-    if (eta === null) return this.blockedUntil > now ? this.blockedUntil : null;
-    return Math.max(eta, this.blockedUntil);
+    return eta === null ? null : Math.max(eta, this.blockedUntil);
   }
 
   record(kind: 'upload' | 'copy', bytes: number, ref: string): void {
@@ -167,7 +170,7 @@ export class DriveQuota {
 
   /** Drive itself refused for the daily limit: hold every upload and copy for a while. */
   refusedForDailyLimit(): void {
-    this.blockedUntil = this.now + EXTERNAL_BLOCK_MS;
+    this.blockedUntil = this.now + this.deps.config.current().dailyLimitRecheckSec * 1000;
     this.deps.log.warn({ until: this.blockedUntil }, "Google Drive refused a copy for the daily upload limit; copies wait");
   }
 

@@ -66,6 +66,8 @@ export interface Config {
   driveDailyLimitMB: number;
   /** First wait after Google refuses a share for the sharing rate; doubles up to 8 hours. */
   sharingBackoffSec: number;
+  /** After Drive itself refuses for the daily upload limit, how long copies wait before trying again. */
+  dailyLimitRecheckSec: number;
 }
 
 /** Where stored settings come from (the store's SettingsRepo; platform sits below the store). */
@@ -126,6 +128,7 @@ const ENV_OVERRIDES: Partial<Record<keyof Config, string>> = {
   telegramChatId: 'DRIVESHIP_TELEGRAM_CHAT_ID',
   driveDailyLimitMB: 'DRIVESHIP_DRIVE_DAILY_LIMIT_MB',
   sharingBackoffSec: 'DRIVESHIP_SHARING_BACKOFF_SEC',
+  dailyLimitRecheckSec: 'DRIVESHIP_DAILY_LIMIT_RECHECK_SEC',
 };
 
 const DEFAULTS: Config = {
@@ -180,6 +183,7 @@ const DEFAULTS: Config = {
   telegramChatId: null,
   driveDailyLimitMB: 750_000,
   sharingBackoffSec: 900,
+  dailyLimitRecheckSec: 3600,
 };
 
 function fromEnv(key: keyof Config, raw: string): Config[keyof Config] {
