@@ -89,6 +89,7 @@ export const LiveEventSchemas = {
   }),
   alert: z.object({ code: z.string(), level: z.enum(['info', 'warning', 'error']).catch('warning'), message: z.string(), raised: z.boolean() }),
   settings: z.object({ keys: z.array(z.string()) }),
+  update: z.object({ updateId: z.string(), productId: z.string(), state: z.string() }),
 } as const;
 export type LiveEventType = keyof typeof LiveEventSchemas;
 export type LiveEvents = { [K in LiveEventType]: z.infer<(typeof LiveEventSchemas)[K]> };
