@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { createLogger } from '../../main/platform/log';
 import { makeTransaction, sign } from '../../sandbox/sepay/sender';
 import type { BenchSandbox } from './sandbox';
@@ -39,7 +39,7 @@ export interface Settled {
 }
 
 export interface BenchShop {
-  core: Core;
+  core: App;
   dataDir: string;
   httpManifestProduct(name: string, manifestUrl: string, delivery?: 'private-copy' | 'shared-library'): string;
   order(productId: string, i: number): Promise<PaidOrder>;
@@ -72,7 +72,7 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
     ...opts.env,
   };
   const log = createLogger({ dir: join(dataDir, 'logs'), level: 'warn' });
-  const core = await startCore({ dataDir, env, log });
+  const core = await startApp({ dataDir, env, log });
   if (opts.settings) {
     for (const [k, v] of Object.entries(opts.settings)) core.store.settings.set(k, v);
     core.engine.scheduler.refresh();

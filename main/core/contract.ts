@@ -84,65 +84,10 @@ export const CustomerEmailSchema = z.email().max(254);
 export const UpdateDecisionSchema = z.object({ decision: z.enum(['apply', 'skip']) }).strict();
 export type UpdateDecision = z.infer<typeof UpdateDecisionSchema>;
 
-export const SettingsUpdateSchema = z
-  .object({
-    codePrefix: z.string().regex(/^[A-Za-z]{2,10}$/).transform((s) => s.toUpperCase()),
-    receivingAccounts: z.array(z.string().regex(/^[0-9A-Za-z]{1,30}$/)).max(20),
-    bankBin: z.string().regex(/^\d{6}$/),
-    bankAccount: z.string().regex(/^[0-9A-Za-z]{1,19}$/),
-    bankAccountName: z.string().max(100),
-    orderExpiryHours: z.number().int().min(1).max(24 * 90),
-    webhookRateLimitPerMin: z.number().int().min(1).max(1_000_000),
-    language: z.enum(['vi', 'en']),
-    sepayApiBase: z.url({ protocol: /^https?$/ }),
-    shopName: z.string().trim().min(1).max(100),
-    googleClientId: z.string().max(300),
-    smtpHost: z.string().max(255),
-    smtpPort: z.number().int().min(1).max(65535),
-    smtpSecure: z.boolean(),
-    smtpUser: z.string().max(255),
-    smtpFrom: z.string().max(255),
-    maxDownloads: z.number().int().min(1).max(64),
-    maxUploads: z.number().int().min(1).max(32),
-    maxPerHost: z.number().int().min(1).max(64),
-    downloadKBps: z.number().int().min(0).max(10_000_000),
-    uploadKBps: z.number().int().min(0).max(10_000_000),
-    watchdogStallMinutes: z.number().int().min(1).max(1440),
-    cacheRetentionDays: z.number().int().min(1).max(3650),
-    backupKeep: z.number().int().min(1).max(365),
-    bandwidthSchedule: z
-      .array(
-        z.object({
-          from: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/),
-          to: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/),
-          downloadKBps: z.number().int().min(0).max(10_000_000).optional(),
-          uploadKBps: z.number().int().min(0).max(10_000_000).optional(),
-        }),
-      )
-      .max(24),
-    tunnelProvider: z.enum(['none', 'ngrok', 'cloudflared']),
-    publicUrl: z.union([z.url({ protocol: /^https?$/ }), z.literal('')]),
-    ngrokDomain: z.string().max(253),
-    cloudflaredPath: z.string().max(4096),
-    driveDailyLimitMB: z.number().int().min(1).max(100_000_000),
-    ownerAlertEmail: z.union([z.email(), z.literal('')]),
-    telegramChatId: z.string().regex(/^-?\d{1,20}$|^$/),
-    // Secrets: write-only. An empty string clears one.
-    sepayApiKey: z.string().max(500),
-    sepayHmacSecret: z.string().max(500),
-    sepayApiToken: z.string().max(500),
-    googleClientSecret: z.string().max(500),
-    smtpPassword: z.string().max(500),
-    ngrokAuthtoken: z.string().max(500),
-    cloudflaredToken: z.string().max(2000),
-    telegramBotToken: z.string().max(200),
-  })
-  .partial()
-  .strict();
-export type SettingsUpdate = z.infer<typeof SettingsUpdateSchema>;
-
-export const SECRET_SETTINGS = ['sepayApiKey', 'sepayHmacSecret', 'sepayApiToken', 'googleClientSecret', 'smtpPassword', 'ngrokAuthtoken', 'cloudflaredToken', 'telegramBotToken'] as const;
-export type SecretSetting = (typeof SECRET_SETTINGS)[number];
+// Settings: declared once in the registry (./settings), from which the request schema and the
+// response type are derived.
+export { SettingsUpdateSchema, SECRET_SETTINGS, SETTINGS, SETTING_GROUPS } from './settings';
+export type { SettingsUpdate, SecretSetting, SecretState, SettingsDto, SettingKey, SettingGroup, SettingInput } from './settings';
 
 // ---- responses ----
 export interface ApiError {
@@ -251,46 +196,6 @@ export interface OrderDetailDto extends OrderDto {
 export interface OrderCreatedDto extends OrderDto {
   vietqr: { payload: string; png: string } | null;
   paymentText: { accountNumber: string | null; bankBin: string | null; amountVnd: number; content: string };
-}
-
-export type SecretState = { set: false } | { set: true; last4: string };
-
-export interface SettingsDto {
-  codePrefix: string;
-  receivingAccounts: string[];
-  bankBin: string | null;
-  bankAccount: string | null;
-  bankAccountName: string | null;
-  orderExpiryHours: number;
-  webhookRateLimitPerMin: number;
-  language: 'vi' | 'en';
-  sepayApiBase: string;
-  shopName: string;
-  googleClientId: string | null;
-  smtpHost: string | null;
-  smtpPort: number;
-  smtpSecure: boolean;
-  smtpUser: string | null;
-  smtpFrom: string | null;
-  maxDownloads: number;
-  maxUploads: number;
-  maxPerHost: number;
-  downloadKBps: number;
-  uploadKBps: number;
-  watchdogStallMinutes: number;
-  cacheRetentionDays: number;
-  backupKeep: number;
-  bandwidthSchedule: { from: string; to: string; downloadKBps?: number; uploadKBps?: number }[];
-  tunnelProvider: 'none' | 'ngrok' | 'cloudflared';
-  publicUrl: string | null;
-  ngrokDomain: string | null;
-  cloudflaredPath: string | null;
-  ownerAlertEmail: string | null;
-  telegramChatId: string | null;
-  driveDailyLimitMB: number;
-  secrets: Record<SecretSetting, SecretState>;
-  /** Which values the environment overrides (they cannot be changed here). */
-  fromEnvironment: string[];
 }
 
 export interface ListDto<T> {
@@ -404,3 +309,99 @@ export interface CustomerDto {
   actions: AccessActionDto[];
   totals: { orders: number; paidVnd: number };
 }
+// ---- engine, operations and live events: responses the renderer parses (not trusts), so that
+// a change on either side shows up as a clear error ----
+export const AlertSchema = z.object({
+  code: z.string(),
+  level: z.enum(['info', 'warning', 'error']).catch('warning'),
+  message: z.string(),
+  since: z.number().nullable().optional(),
+  action: z.string().nullable().optional(),
+});
+export type Alert = z.infer<typeof AlertSchema>;
+
+export const DashboardSchema = z.object({
+  today: z.object({ orders: z.number(), revenueVnd: z.number(), paidOrders: z.number() }),
+  deliveriesByState: z.record(z.string(), z.number()),
+  speed: z.object({ downBps: z.number(), upBps: z.number() }),
+  throughput: z.array(z.object({ t: z.number(), downBytes: z.number(), upBytes: z.number() })),
+  alerts: z.array(AlertSchema),
+  paused: z.boolean().optional(),
+});
+export type Dashboard = z.infer<typeof DashboardSchema>;
+
+export const EngineSchema = z.object({
+  paused: z.boolean(),
+  active: z.number().optional(),
+  transfers: z.object({ running: z.object({ download: z.number(), upload: z.number() }), queued: z.number(), bytesDown: z.number(), bytesUp: z.number() }).optional(),
+});
+export type EngineState = z.infer<typeof EngineSchema>;
+
+export const GoogleSchema = z.object({
+  connected: z.boolean(),
+  account: z.string().nullable().optional(),
+  mode: z.string().nullable().optional(),
+  scopes: z.array(z.string()).nullable().optional(),
+});
+export type GoogleState = z.infer<typeof GoogleSchema>;
+
+export const JobsSchema = z.object({
+  items: z.array(
+    z.object({
+      name: z.string(),
+      lastRunAt: z.number().nullable().optional(),
+      lastResult: z.string().nullable().optional(),
+      nextRunAt: z.number().nullable().optional(),
+    }),
+  ),
+});
+export type Job = z.infer<typeof JobsSchema>['items'][number];
+
+export const DeliveryEventSchema = z.object({
+  at: z.number(),
+  type: z.string(),
+  from: z.string().nullable().optional(),
+  to: z.string().nullable().optional(),
+  detail: z.unknown().optional(),
+});
+export type DeliveryEvent = z.infer<typeof DeliveryEventSchema>;
+
+export const TimelineSchema = z.object({
+  items: z.array(z.object({ at: z.number(), kind: z.string(), text: z.string(), detail: z.unknown().optional() })),
+});
+export type TimelineEntry = z.infer<typeof TimelineSchema>['items'][number];
+
+export const AuditEntrySchema = z.object({
+  id: z.number(),
+  at: z.number(),
+  actor: z.string(),
+  action: z.string(),
+  target: z.string().nullable(),
+  detail: z.unknown(),
+});
+export type AuditEntry = z.infer<typeof AuditEntrySchema>;
+
+export const ApiErrorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }),
+});
+
+// ---- live events (the bus payloads, see the admin API's /events) ----
+export const LiveEventSchemas = {
+  payment: z.object({ paymentId: z.string(), orderId: z.string().nullable(), match: z.string(), amountVnd: z.number() }),
+  order: z.object({ orderId: z.string(), status: z.string() }),
+  delivery: z.object({ deliveryId: z.string(), orderId: z.string(), state: z.string(), detail: z.record(z.string(), z.unknown()).optional() }),
+  progress: z.object({
+    deliveryId: z.string(),
+    bytes: z.number(),
+    total: z.number().nullable(),
+    phase: z.string(),
+    bytesPerSec: z.number(),
+    etaSec: z.number().nullable().optional(),
+  }),
+  alert: z.object({ code: z.string(), level: z.enum(['info', 'warning', 'error']).catch('warning'), message: z.string(), raised: z.boolean() }),
+  settings: z.object({ keys: z.array(z.string()) }),
+  update: z.object({ updateId: z.string(), productId: z.string(), state: z.string() }),
+} as const;
+export type LiveEventType = keyof typeof LiveEventSchemas;
+export type LiveEvents = { [K in LiveEventType]: z.infer<(typeof LiveEventSchemas)[K]> };
+export const LIVE_EVENT_TYPES = Object.keys(LiveEventSchemas) as LiveEventType[];

@@ -2,10 +2,12 @@
 // look alike on a phone screen (0/O, 1/I/L) and survive banks that upper-case, split or
 // punctuate the text.
 import { randomInt } from 'node:crypto';
+import { DEFAULT_CODE_PREFIX } from './settings';
 
 export const CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
 export const CODE_SUFFIX_LENGTH = 8;
-export const DEFAULT_CODE_PREFIX = 'DS';
+
+export { DEFAULT_CODE_PREFIX };
 
 export function isValidPrefix(prefix: string): boolean {
   return /^[A-Z]{2,10}$/.test(prefix);

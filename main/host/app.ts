@@ -31,7 +31,7 @@ import { PaymentIntake } from '../sepay/intake';
 import { Shop } from '../shop/orders';
 import { ensureDataDir, openStore, type Store } from '../store';
 
-export interface CoreOptions {
+export interface AppOptions {
   dataDir?: string;
   env?: NodeJS.ProcessEnv;
   log?: Logger;
@@ -45,7 +45,7 @@ export interface CoreOptions {
   jobs?: boolean;
 }
 
-export interface Core {
+export interface App {
   dataDir: string;
   store: Store;
   config: ConfigService;
@@ -98,7 +98,7 @@ export function rendererDir(): string | null {
   return existsSync(join(dir, 'index.html')) ? dir : null;
 }
 
-export async function startCore(opts: CoreOptions = {}): Promise<Core> {
+export async function startApp(opts: AppOptions = {}): Promise<App> {
   const env = opts.env ?? process.env;
   const dataDir = opts.dataDir ?? defaultDataDir(env);
   ensureDataDir(dataDir);
@@ -112,7 +112,7 @@ export async function startCore(opts: CoreOptions = {}): Promise<Core> {
   }
 }
 
-async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOptions, lock: { release(): void }): Promise<Core> {
+async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOptions, lock: { release(): void }): Promise<App> {
   const store = openStore(dataDir);
   const config = new ConfigService(store.settings, env);
   const token = loadOrCreateAdminToken(dataDir);
@@ -146,7 +146,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: CoreOp
   const reconciler = new SePayReconciler({ intake, config, log });
   let publicServer: Server | null = null;
   let webhookPort = 0;
-  const tunnel = new Tunnel({ config: () => readTunnelConfig(config, store.settings), webhookPort: () => (publicServer ? webhookPort : null), log });
+  const tunnel = new Tunnel({ config: () => readTunnelConfig(config), webhookPort: () => (publicServer ? webhookPort : null), log });
 
   let adminPort = 0;
   const adminApp = createAdminApp({

@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { defaultDataDir } from '../platform/config';
 import { writeDiagnosticsFile } from '../ops/diagnostics';
-import { adminTokenPath, startCore } from './app';
+import { adminTokenPath, startApp } from './app';
 
 const HELP = `driveship — fulfilment for a digital-products shop
 
@@ -25,7 +25,7 @@ DRIVESHIP_GOOGLE_ROOT_URL, ...) over the settings stored in the data folder.`;
 async function serve(): Promise<number> {
   // Everything the app writes (database, cache, logs, backups) is for this user only.
   process.umask(0o077);
-  const core = await startCore();
+  const core = await startApp();
   const webhook = core.webhookUrl();
   const lines = [
     `driveship is running (data: ${core.dataDir})`,

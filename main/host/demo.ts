@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCore, type Core } from './app';
+import { startApp, type App } from './app';
 import { startSandbox, type Sandbox } from '../../sandbox/index';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 
@@ -28,7 +28,7 @@ export interface DemoSummary {
 
 export const DEMO_ACCOUNT = '0123456789';
 
-export async function seedProducts(core: Core, sandbox: Sandbox, fileBytes: number): Promise<string[]> {
+export async function seedProducts(core: App, sandbox: Sandbox, fileBytes: number): Promise<string[]> {
   const files = ['Bai 1 - Gioi thieu.mp4', 'Bai 2 - Thuc hanh.mp4', 'tai-lieu/slides.pdf'].map((p, i) => {
     const f = sandbox.origin.addFile(`excel/${p}`, { size: i === 2 ? 256 * 1024 : fileBytes, seed: `excel-${i}` });
     return { path: p, url: f.url, size: f.size, sha256: f.sha256 };
@@ -45,7 +45,7 @@ export async function seedProducts(core: Core, sandbox: Sandbox, fileBytes: numb
 }
 
 /** Resolves when every delivery of the given orders is delivered or failed. */
-function whenSettled(core: Core, orderIds: string[], timeoutMs: number): Promise<void> {
+function whenSettled(core: App, orderIds: string[], timeoutMs: number): Promise<void> {
   const done = () =>
     orderIds.every((id) => {
       const states = core.store.deliveries.statesOfOrder(id);
@@ -70,7 +70,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const sandbox = await startSandbox();
   const dataDir = process.env.DRIVESHIP_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'driveship-demo-'));
   const hmac = randomBytes(16).toString('hex');
-  const core = await startCore({
+  const core = await startApp({
     dataDir,
     env: {
       ...process.env,

@@ -24,7 +24,7 @@ import {
   type WebPreferences,
 } from 'electron';
 import { defaultDataDir } from '../platform/config';
-import { startCore, type Core } from './app';
+import { startApp, type App } from './app';
 import { APP_ID } from './shell/app-info';
 import { HIDDEN_ARG, linuxAutostartEntry, linuxAutostartPath, linuxExecutable } from './shell/autostart';
 import { pickLanguage, texts } from './shell/i18n';
@@ -48,7 +48,7 @@ import type {
 import { decideNavigation, decidePermission, originOf, windowOptions, withCsp } from './shell/window-options';
 
 export interface ShellContext {
-  core: Core;
+  core: App;
   secrets: SecretBox;
 }
 
@@ -61,7 +61,7 @@ export interface ShellOptions {
 }
 
 export interface Shell {
-  core: Core;
+  core: App;
   engine: ShellEngine | null;
   secrets: SecretBox;
   /** Adds another wake-from-sleep listener; returns its removal. */
@@ -177,12 +177,12 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
   await app.whenReady();
   const systemLang = pickLanguage(null, app.getPreferredSystemLanguages());
 
-  let core: Core;
+  let core: App;
   try {
     const box = electronSecretBox();
     // The same data folder as `driveship serve` (on Linux Electron's userData is ~/.config, the
     // headless host's ~/.local/share): desktop and headless share one shop.
-    core = await startCore({ dataDir: defaultDataDir(env), env, secretBox: box.available() ? box : null, version: app.getVersion() });
+    core = await startApp({ dataDir: defaultDataDir(env), env, secretBox: box.available() ? box : null, version: app.getVersion() });
   } catch (err) {
     dialog.showErrorBox(texts(systemLang).startFailed.title, startFailureText(systemLang, err));
     app.exit(1);

@@ -172,9 +172,11 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   }));
   api.put('/settings', wrap((req, res) => {
     const patch = SettingsUpdateSchema.parse(req.body ?? {});
-    const overridden = new Set(config.overriddenByEnv());
+    const overridden = new Set<string>(config.overriddenByEnv());
     const blocked = Object.keys(patch).filter((k) => overridden.has(k));
-    if (blocked.length) throw new AppError('SETTING_FROM_ENVIRONMENT', `Set by an environment variable, cannot change here: ${blocked.join(', ')}`, 409);
+    if (blocked.length) {
+      throw new AppError('SETTING_FROM_ENVIRONMENT', `Set by an environment variable, cannot change here: ${blocked.join(', ')}`, 409, { field: blocked[0] });
+    }
     store.tx(() => {
       for (const [k, v] of Object.entries(patch)) store.settings.set(k, v);
       // Secret values never reach the audit log, only which ones changed.

@@ -1,6 +1,17 @@
 // Admin API routes backed by the engine: delivery actions, pause/resume, the dashboard, Google.
 import type { Request, Response, Router } from 'express';
-import { DeliveryListQuerySchema, DeliveryPrioritySchema, type DeliveryDto } from '../core/contract';
+import {
+  DeliveryListQuerySchema,
+  DeliveryPrioritySchema,
+  type Alert,
+  type Dashboard,
+  type DeliveryDto,
+  type EngineState,
+  type GoogleState,
+  type TimelineEntry,
+} from '../core/contract';
+
+type Timeline = { items: TimelineEntry[] };
 import { notFound } from '../core/errors';
 import { SCOPE_FILE, SCOPE_READONLY, type GoogleConnection } from '../drive/auth';
 import { prepareProduct, type Engine } from '../engine';
@@ -56,11 +67,11 @@ export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; 
       for (const e of store.deliveries.events(d.id)) items.push({ at: e.at, kind: 'delivery', text: `${e.from ?? ''}→${e.to ?? e.type}`, detail: { deliveryId: d.id, productName: d.productName, ...(e.detail ? { error: e.detail } : {}) } });
     }
     items.sort((a, b) => a.at - b.at);
-    res.json({ items });
+    res.json({ items } satisfies Timeline);
   }));
 
   api.get('/engine', wrap((_req, res) => {
-    res.json({ paused: sup.isPaused(), active: sup.activeCount(), transfers: engine.scheduler.stats() });
+    res.json({ paused: sup.isPaused(), active: sup.activeCount(), transfers: engine.scheduler.stats() } satisfies EngineState);
   }));
   api.post('/engine/pause', wrap((_req, res) => {
     sup.pauseAll();
@@ -72,7 +83,7 @@ export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; 
   }));
 
   api.get('/alerts', wrap((_req, res) => {
-    res.json({ items: engine.alerts.open() });
+    res.json({ items: engine.alerts.open() } satisfies { items: Alert[] });
   }));
 
   api.get('/dashboard', wrap((_req, res) => {
@@ -89,7 +100,7 @@ export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; 
       throughput,
       alerts: engine.alerts.open(),
       paused: sup.isPaused(),
-    });
+    } satisfies Dashboard);
   }));
 
   api.post('/products/:id/prepare', wrap((req, res) => {
@@ -102,7 +113,7 @@ export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; 
 
   api.get('/google', wrap((_req, res) => {
     const s = google.state();
-    res.json({ connected: s.connected, mode: s.mode, scopes: s.scopes });
+    res.json({ connected: s.connected, mode: s.mode, scopes: s.scopes } satisfies GoogleState);
   }));
   api.post('/google/connect', wrap(async (_req, res) => {
     // drive.readonly only when a product reads a Drive folder made outside driveship.

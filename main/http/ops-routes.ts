@@ -36,7 +36,7 @@ export function opsRoutes(api: Router, deps: { store: Store; config: ConfigServi
   }));
 
   api.get('/tunnel', wrap((_req, res) => {
-    res.json({ ...tunnel.status(), problems: validateTunnelConfig(readTunnelConfig(config, store.settings)) });
+    res.json({ ...tunnel.status(), problems: validateTunnelConfig(readTunnelConfig(config)) });
   }));
   api.post('/tunnel/restart', wrap(async (_req, res) => {
     store.audit.record('owner', 'tunnel.restart', null);

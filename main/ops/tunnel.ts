@@ -5,6 +5,7 @@
 // can read in `ps`). The health job calls /healthz through the public URL.
 import { spawn as nodeSpawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { AppError } from '../core/errors';
+import type { Config } from '../core/settings';
 import type { Logger } from '../platform/log';
 
 export type TunnelProvider = 'none' | 'ngrok' | 'cloudflared';
@@ -65,19 +66,16 @@ export const WEBHOOK_PATH = '/webhooks/sepay';
  * The tunnel settings from the config service (once it knows them, with their environment
  * overrides) or else straight from the settings table.
  */
-export function readTunnelConfig(config: { current(): object }, settings: { get<T = unknown>(key: string): T | undefined }): TunnelConfig {
-  const cfg = config.current() as Record<string, unknown>;
-  const str = (key: string): string | null => {
-    const v = cfg[key] !== undefined ? cfg[key] : settings.get(key);
-    return typeof v === 'string' && v.trim() !== '' ? v.trim() : null;
-  };
+export function readTunnelConfig(config: { current(): Config }): TunnelConfig {
+  const cfg = config.current();
+  const str = (v: string | null): string | null => (typeof v === 'string' && v.trim() !== '' ? v.trim() : null);
   return {
-    provider: (str('tunnelProvider') ?? 'none') as TunnelProvider,
-    publicUrl: str('publicUrl'),
-    ngrokAuthtoken: str('ngrokAuthtoken'),
-    ngrokDomain: str('ngrokDomain'),
-    cloudflaredToken: str('cloudflaredToken'),
-    cloudflaredPath: str('cloudflaredPath'),
+    provider: cfg.tunnelProvider,
+    publicUrl: str(cfg.publicUrl),
+    ngrokAuthtoken: str(cfg.ngrokAuthtoken),
+    ngrokDomain: str(cfg.ngrokDomain),
+    cloudflaredToken: str(cfg.cloudflaredToken),
+    cloudflaredPath: str(cfg.cloudflaredPath),
   };
 }
 

@@ -2,6 +2,8 @@ import type { Db } from './db';
 
 /** Stored settings as JSON values; the config layer decides defaults and environment overrides. */
 export class SettingsRepo {
+  /** Grows on every write: the config service re-reads only when it moved. */
+  generation = 0;
   private readonly getStmt;
   private readonly allStmt;
   private readonly putStmt;
@@ -23,11 +25,17 @@ export class SettingsRepo {
 
   all(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const r of this.allStmt.all()) out[r.key] = JSON.parse(r.value);
+    for (const r of this.rows()) out[r.key] = JSON.parse(r.value);
     return out;
   }
 
+  /** Every stored setting with its JSON text unparsed (diagnostics reads a damaged value too). */
+  rows(): { key: string; value: string }[] {
+    return this.allStmt.all();
+  }
+
   set(key: string, value: unknown): void {
+    this.generation++;
     if (value === undefined || value === null || value === '') this.delStmt.run(key);
     else this.putStmt.run(key, JSON.stringify(value), Date.now());
   }

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { live, type LiveStatus } from './api/live';
-import type { LiveEventType, LiveEvents } from './api/schemas';
+import type { LiveEventType, LiveEvents } from '../../main/core/contract';
 
 export interface Async<T> {
   data: T | undefined;

@@ -4,7 +4,7 @@
 import { useSyncExternalStore } from 'react';
 import { live } from './api/live';
 import type { DeliveryProgressDto } from '../../main/core/contract';
-import type { LiveEvents } from './api/schemas';
+import type { LiveEvents } from '../../main/core/contract';
 
 type FileProgress = DeliveryProgressDto['files'][number];
 

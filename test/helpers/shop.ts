@@ -1,7 +1,7 @@
 // An in-process shop on the sandbox: real listeners, worker threads, googleapis against the Drive
 // emulator, the SMTP sink. For tests that need to look inside the engine as it runs.
 import { randomBytes } from 'node:crypto';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { startSandbox, type Sandbox } from '../../sandbox';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { silentLogger } from '../../main/platform/log';
@@ -10,7 +10,7 @@ import { tempDir } from './host';
 export const ACCOUNT = '0123456789';
 
 export interface Shop {
-  core: Core;
+  core: App;
   sandbox: Sandbox;
   sender: SePaySender;
   /** Creates an order for the products and pays it by webhook; returns the order id. */
@@ -24,7 +24,7 @@ export interface Shop {
 export async function startShop(opts: { env?: Record<string, string>; originRate?: number | null; sandbox?: Sandbox } = {}): Promise<Shop> {
   const sandbox = opts.sandbox ?? (await startSandbox({ originBytesPerSecPerConnection: opts.originRate ?? null }));
   const hmac = randomBytes(12).toString('hex');
-  const core = await startCore({
+  const core = await startApp({
     dataDir: tempDir(),
     log: process.env.DRIVESHIP_TEST_LOG ? undefined : silentLogger(),
     env: {

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Watchdog, WATCHDOG_ALERT } from '../../main/engine/watchdog';
 import { revokeExpiredAccess } from '../../main/ops/jobs/access-expiry';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { silentLogger } from '../../main/platform/log';
 import type { Transfer } from '../../main/sepay/webhook';
 import { startSandbox, type Sandbox } from '../../sandbox';
@@ -28,11 +28,11 @@ async function waitFor<T>(what: string, fn: () => T, timeoutMs = 60_000): Promis
 
 describe('jobs against the Drive and origin emulators', () => {
   let sandbox: Sandbox;
-  let core: Core;
+  let core: App;
 
   before(async () => {
     sandbox = await startSandbox();
-    core = await startCore({ jobs: false,
+    core = await startApp({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

@@ -9,7 +9,7 @@ import { activeBandwidthWindow, bandwidthOverrideAt, type BandwidthWindow } from
 import { expireOrders } from '../../main/ops/jobs/order-expiry';
 import { cleanStaging } from '../../main/ops/jobs/staging-cleanup';
 import { Bus } from '../../main/platform/bus';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { JobRunner } from '../../main/ops/jobs/runner';
 import { silentLogger } from '../../main/platform/log';
 import { SePayReconciler } from '../../main/sepay/reconcile';
@@ -43,14 +43,14 @@ describe('bandwidth schedule', () => {
 });
 
 describe('engine jobs on a running core', () => {
-  let core: Core;
+  let core: App;
   let api: SePayApi;
   const TOKEN = 'ej-' + Math.random().toString(36).slice(2);
   let productId: string;
 
   before(async () => {
     api = await startSePayApi({ token: TOKEN });
-    core = await startCore({ jobs: false,
+    core = await startApp({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

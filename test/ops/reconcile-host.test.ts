@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { silentLogger } from '../../main/platform/log';
 import type { ReconcileResult } from '../../main/sepay/reconcile';
 import { startSandbox, type Sandbox } from '../../sandbox';
@@ -38,7 +38,7 @@ describe('reconciliation after downtime (real host, SePay API emulator, Drive/or
   let sandbox: Sandbox;
   let env: Record<string, string>;
   let host: HostHandle | null = null;
-  let core: Core | null = null;
+  let core: App | null = null;
   const orders: Placed[] = [];
   const later: Placed[] = [];
   let products: { id: string; name: string; delivery: string }[] = [];
@@ -125,7 +125,7 @@ describe('reconciliation after downtime (real host, SePay API emulator, Drive/or
 
     // Restart in-process: the same composition root the CLI runs, with its own jobs.
     const t0 = Date.now();
-    core = await startCore({ dataDir, env: { ...env, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0' }, log: silentLogger() });
+    core = await startApp({ dataDir, env: { ...env, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0' }, log: silentLogger() });
     const c = core;
     const rec = await waitFor('the reconciliation at start', () => (c.jobs.status('sepay-reconcile')!.runs > 0 ? c.jobs.status('sepay-reconcile') : null), 30_000);
     assert.equal(rec!.lastResult, 'ok', rec!.lastMessage ?? '');

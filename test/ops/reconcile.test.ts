@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { silentLogger } from '../../main/platform/log';
 import { formatVnDateTime, parseRetryAfter, RatePacer, SePayReconciler, transferFromV2 } from '../../main/sepay/reconcile';
 import { startSePayApi, toV2, type SePayApi } from '../../sandbox/sepay/api';
@@ -56,11 +56,11 @@ describe('mapping API v2 items', () => {
 
 describe('SePayReconciler against the SePay API emulator', () => {
   let api: SePayApi;
-  let core: Core;
+  let core: App;
 
   before(async () => {
     api = await startSePayApi({ token: TOKEN });
-    core = await startCore({ jobs: false,
+    core = await startApp({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

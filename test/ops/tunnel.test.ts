@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCore } from '../../main/host/app';
+import { startApp } from '../../main/host/app';
 import { JobRunner } from '../../main/ops/jobs/runner';
+import { ConfigService } from '../../main/platform/config';
 import { silentLogger } from '../../main/platform/log';
 import {
   checkTunnelHealth,
@@ -56,15 +57,15 @@ describe('tunnel configuration', () => {
     assert.equal(t.status().state, 'error');
   });
 
-  it('reads its settings from the config service, else from the settings table', () => {
+  it('reads its settings from the config service (stored values and environment overrides)', () => {
     const stored: Record<string, unknown> = { tunnelProvider: 'cloudflared', cloudflaredToken: CF_TOKEN, publicUrl: ' https://pay.example.com ' };
-    const settings = { get: <T,>(k: string) => stored[k] as T | undefined };
-    assert.deepEqual(readTunnelConfig({ current: () => ({}) }, settings), {
+    const config = new ConfigService({ all: () => stored, generation: 0 }, {});
+    assert.deepEqual(readTunnelConfig(config), {
       provider: 'cloudflared', publicUrl: 'https://pay.example.com', ngrokAuthtoken: null, ngrokDomain: null, cloudflaredToken: CF_TOKEN, cloudflaredPath: null,
     });
-    // Once the config service knows a key (with its environment override), it wins.
-    assert.equal(readTunnelConfig({ current: () => ({ tunnelProvider: 'ngrok' }) }, settings).provider, 'ngrok');
-    assert.equal(readTunnelConfig({ current: () => ({}) }, { get: () => undefined }).provider, 'none');
+    // The environment wins over what is stored.
+    assert.equal(readTunnelConfig(new ConfigService({ all: () => stored, generation: 0 }, { DRIVESHIP_TUNNEL: 'ngrok' })).provider, 'ngrok');
+    assert.equal(readTunnelConfig(new ConfigService({ all: () => ({}), generation: 0 }, {})).provider, 'none');
   });
 
   it('normalises the public URL', () => {
@@ -215,7 +216,7 @@ describe('tunnel health', () => {
   });
 
   it("the real public listener answers the health check", async () => {
-    const core = await startCore({ jobs: false,
+    const core = await startApp({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { JobRunner } from '../../main/ops/jobs/runner';
 import { silentLogger } from '../../main/platform/log';
 import { WakeDetector, type WakeEvent } from '../../main/ops/wake';
@@ -72,13 +72,13 @@ describe('WakeDetector', () => {
 });
 
 describe('wake → reconciliation against the SePay API emulator', () => {
-  let core: Core;
+  let core: App;
   let api: SePayApi;
   const TOKEN = 'wake-token-' + Math.random().toString(36).slice(2);
 
   before(async () => {
     api = await startSePayApi({ token: TOKEN });
-    core = await startCore({ jobs: false,
+    core = await startApp({ jobs: false,
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,

@@ -1,31 +1,10 @@
 // The bandwidth schedule: other caps at given times of day (Asia/Ho_Chi_Minh), e.g. slower by day.
-import { z } from 'zod';
+import { BandwidthScheduleSchema, type BandwidthWindow } from '../../core/settings';
 import type { BandwidthOverride } from '../../engine';
 
 const MINUTE = 60_000;
 const HOUR = 3600_000;
 const DAY = 86_400_000;
-
-export interface BandwidthWindow {
-  /** 'HH:mm' in Asia/Ho_Chi_Minh; a window may wrap midnight (22:00 → 06:00). */
-  from: string;
-  to: string;
-  /** KiB/s for all downloads / uploads together; 0 = unlimited; absent = the normal setting. */
-  downloadKBps?: number;
-  uploadKBps?: number;
-}
-
-const HHMM = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:mm');
-export const BandwidthScheduleSchema = z
-  .array(
-    z.object({
-      from: HHMM,
-      to: HHMM,
-      downloadKBps: z.number().int().min(0).max(10_000_000).optional(),
-      uploadKBps: z.number().int().min(0).max(10_000_000).optional(),
-    }),
-  )
-  .max(24);
 
 /** Why a bandwidth schedule cannot be used, or null when it can (or none is set). */
 export function bandwidthScheduleProblem(raw: unknown): string | null {
@@ -56,3 +35,5 @@ export function bandwidthOverrideAt(schedule: BandwidthWindow[], at: number): Ba
   if (!w) return null;
   return { downloadKBps: w.downloadKBps ?? null, uploadKBps: w.uploadKBps ?? null };
 }
+
+export type { BandwidthWindow };

@@ -1,6 +1,6 @@
 // The only place the renderer speaks HTTP. Every call carries the admin token; every failure
 // becomes an ApiError with a code the UI translates (see i18n `error.*`).
-import { ApiErrorBodySchema } from './schemas';
+import { ApiErrorBodySchema } from '../../../main/core/contract';
 
 const TOKEN_KEY = 'driveship.token';
 

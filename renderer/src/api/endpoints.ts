@@ -23,7 +23,7 @@ import type {
 } from '../../../main/core/contract';
 import type { OrderStatus } from '../../../main/core/order';
 import { call, parsed, query, send } from './client';
-import { AuditEntrySchema, DashboardSchema, DeliveryEventSchema, EngineSchema, GoogleSchema, JobsSchema, TimelineSchema } from './schemas';
+import { AuditEntrySchema, DashboardSchema, DeliveryEventSchema, EngineSchema, GoogleSchema, JobsSchema, TimelineSchema } from '../../../main/core/contract';
 import { z } from 'zod';
 
 export type Delivery = DeliveryDto;

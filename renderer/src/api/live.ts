@@ -3,7 +3,7 @@
 // stream drops it reconnects with backoff and tells listeners to `resync` (events may have been
 // missed while it was down): that is the only time pages reload without an event.
 import { API, session } from './client';
-import { LiveEventSchemas, type LiveEventType, type LiveEvents } from './schemas';
+import { LiveEventSchemas, type LiveEventType, type LiveEvents } from '../../../main/core/contract';
 
 export type LiveStatus = 'connecting' | 'live' | 'offline';
 type AnyListener = (type: LiveEventType | 'resync', payload: unknown) => void;

@@ -1,7 +1,7 @@
 import { useCallback } from 'react';
 import { ApiError } from '../api/client';
 import { dashboard, google, orders, products, settings } from '../api/endpoints';
-import type { Alert } from '../api/schemas';
+import type { Alert } from '../../../main/core/contract';
 import { ThroughputChart } from '../components/ThroughputChart';
 import { Card, EmptyState, ErrorNote, Loading, Notice, PageHeader } from '../components/ui';
 import { isRouteMissing } from '../errors';

@@ -6,7 +6,7 @@ import { DeliveryActions, ProgressCell } from '../components/delivery';
 import { createdQr, PaymentPanel } from '../components/PaymentPanel';
 import { Badge, Card, CopyButton, DeliveryStateBadge, EmptyState, ErrorNote, Loading, OrderStatusBadge, PageHeader, PaymentMatchBadge } from '../components/ui';
 import { useAsync, useLiveRefresh } from '../hooks';
-import type { TimelineEntry } from '../api/schemas';
+import type { TimelineEntry } from '../../../main/core/contract';
 import { useI18n, type I18n } from '../i18n';
 import { progressFor, useProgressVersion } from '../progress';
 

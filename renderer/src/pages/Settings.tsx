@@ -255,7 +255,7 @@ export function SettingsPage() {
   if (!s.data || !draft) return <Loading />;
   const dto = s.data;
   const onSaved = (v: SettingsDto) => s.setData(() => v);
-  const env = (k: string) => dto.fromEnvironment.includes(k);
+  const env = (k: string) => (dto.fromEnvironment as string[]).includes(k);
   const set = (k: Key, v: string) => setDraft({ ...draft, [k]: v });
   const input = (k: Key, props: { placeholder?: string; numeric?: boolean; className?: string; type?: string } = {}) => (
     <input

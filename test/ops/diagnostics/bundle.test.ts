@@ -9,13 +9,14 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { startCore, type Core } from '../../main/host/app';
-import { buildDiagnostics, maskEmail, writeDiagnosticsFile } from '../../main/ops/diagnostics';
-import { createMetrics } from '../../main/ops/metrics';
-import { seedProducts } from '../../main/host/demo';
-import { startSandbox, type Sandbox } from '../../sandbox/index';
-import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
-import { BIN, tempDir } from '../helpers/host';
+import { startApp, type App } from '../../../main/host/app';
+import { buildDiagnostics, maskEmail, writeDiagnosticsFile } from '../../../main/ops/diagnostics';
+import { createMetrics } from '../../../main/ops/metrics';
+import { seedProducts } from '../../../main/host/demo';
+import { startSandbox, type Sandbox } from '../../../sandbox/index';
+import { makeTransaction, SePaySender } from '../../../sandbox/sepay/sender';
+import { BIN, tempDir } from '../../helpers/host';
+import { waitFor } from '../../helpers/wait';
 import { unzip, type ZipEntry } from './unzip';
 
 const rand = () => randomBytes(9).toString('hex');
@@ -56,23 +57,15 @@ const EXPECTED_FILES = [
 const EMAIL_RE = /[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}/g;
 const fold = (s: string) => s.normalize('NFD').replace(/\p{M}+/gu, '').replace(/[đĐ]/g, 'd').toLowerCase();
 
-async function waitFor(what: string, fn: () => boolean, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('diagnostics bundle', () => {
   let sandbox: Sandbox;
-  let core: Core;
+  let core: App;
   let dataDir: string;
   let env2: NodeJS.ProcessEnv;
   let token: string;
   const allSecrets = () => [...Object.values(S), token];
 
-  const adminFetch = async (core: Core, method: string, path: string, body?: unknown) => {
+  const adminFetch = async (core: App, method: string, path: string, body?: unknown) => {
     const res = await request(core.adminUrl.replace(/\/$/, '') + path, {
       method: method as 'GET',
       headers: { authorization: `Bearer ${core.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -100,7 +93,7 @@ describe('diagnostics bundle', () => {
     };
 
     // ---- first run: secrets stored through the settings API, a shop flow, a failure ----
-    let c1: Core | null = await startCore({ dataDir, env: env1, threads: 1 });
+    let c1: App | null = await startApp({ dataDir, env: env1, threads: 1 });
     try {
       token = c1.token;
       const put = await adminFetch(c1, 'PUT', '/api/v1/settings', {
@@ -161,7 +154,7 @@ describe('diagnostics bundle', () => {
 
     // ---- second run: one secret now comes from the environment instead ----
     env2 = { ...env1, DRIVESHIP_SMTP_PASSWORD: S.smtpPasswordEnv };
-    core = await startCore({ dataDir, env: env2, threads: 1 });
+    core = await startApp({ dataDir, env: env2, threads: 1 });
     core.log.error(`smtp rejected ${S.smtpPasswordEnv} for ${CUSTOMERS[1]!.email}`);
     const failedId = core.store.db.prepare<[], { id: string }>("SELECT id FROM deliveries WHERE state = 'failed'").get()!.id;
     core.store.deliveries.event(failedId, 'note', null, null, { echoed: [S.smtpPasswordEnv, S.sepayApiKey, S.sepayHmacSecret, S.sepayApiToken, S.googleClientSecret, S.envOnly].join(' ') });

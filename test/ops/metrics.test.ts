@@ -1,18 +1,19 @@
 // Metrics: the figures move during a small shop flow. In process, with the public app wired the
 // way the host wires it (onWebhook → metrics); and on a real `driveship serve` through
-// GET /metrics with the token (skipped while the host does not serve metrics yet).
+// GET /metrics with the token.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { startCore, type Core } from '../../main/host/app';
+import { startApp, type App } from '../../main/host/app';
 import { createPublicApp } from '../../main/http/public-app';
 import { createMetrics, jobResult, type Metrics } from '../../main/ops/metrics';
 import { seedProducts } from '../../main/host/demo';
 import { startSandbox, type Sandbox } from '../../sandbox/index';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
+import { waitFor } from '../helpers/wait';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -38,24 +39,16 @@ export function metric(samples: Sample[], name: string, labels: Record<string, s
 const ACCOUNT = '0123456789';
 const HMAC = 'metrics-hmac-' + Math.random().toString(36).slice(2);
 
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('metrics in process', () => {
   let sandbox: Sandbox;
-  let core: Core;
+  let core: App;
   let metrics: Metrics;
   let server: Server;
   let url: string;
 
   before(async () => {
     sandbox = await startSandbox();
-    core = await startCore({
+    core = await startApp({
       dataDir: tempDir('driveship-metrics-'),
       env: { ...sandbox.env, SEPAY_HMAC_SECRET: HMAC, DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0', DRIVESHIP_RECEIVING_ACCOUNTS: ACCOUNT },
       threads: 1,
