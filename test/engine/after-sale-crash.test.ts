@@ -1,17 +1,20 @@
-// Revoke is crash-safe like a delivery step: a real `driveship serve` killed with SIGKILL in the
-// middle of a revocation resumes it on restart and finishes it, without doing anything twice.
+// Revoke and product updates are crash-safe like a delivery step: a real `driveship serve` killed with SIGKILL in the
+// middle of one resumes it on restart and finishes it, without doing anything twice.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSandbox, type Sandbox } from '../../sandbox';
-import type { DriveOp } from '../../sandbox/drive/emulator';
+import { FOLDER_MIME, type DriveOp } from '../../sandbox/drive/emulator';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { query } from '../helpers/db';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
 
 const ACCOUNT = '0123456789';
 
-describe('revoke survives SIGKILL', () => {
+describe('revoke and product updates survive SIGKILL', () => {
   let sandbox: Sandbox;
   let host: HostHandle;
   const dataDir = tempDir();
@@ -88,5 +91,44 @@ describe('revoke survives SIGKILL', () => {
     assert.ok(!sandbox.drive.hasAccess(folderId, 'kill2@example.com'));
     assert.ok(!sandbox.drive.file(folderId)!.trashed);
     assert.equal((await host.api('GET', `/api/v1/orders/${orderId}`)).body.status, 'revoked');
+  });
+
+  it('a product update killed while copying into a buyer\'s folder resumes on restart: every buyer up to date, nothing copied twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'driveship-crash-upd-'));
+    writeFileSync(join(dir, 'a.bin'), Buffer.alloc(40_000, 1));
+    writeFileSync(join(dir, 'b.bin'), Buffer.alloc(30_000, 2));
+    const p = await host.api('POST', '/api/v1/products', { name: 'Crash update', priceVnd: 20_000, source: { kind: 'local-folder', path: dir } });
+    const sender = new SePaySender({ url: host.webhook!, hmacSecret: hmac });
+    const orders: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const o = await host.api('POST', '/api/v1/orders', { customerEmail: `upd${i}@example.com`, items: [{ productId: p.body.id }] });
+      assert.equal((await sender.send(makeTransaction({ accountNumber: ACCOUNT, content: `CK ${o.body.code}`, transferAmount: 20_000, code: null }))).status, 200);
+      orders.push(o.body.id);
+    }
+    await sender.close();
+    const detail = async (id: string) => (await host.api('GET', `/api/v1/orders/${id}`)).body;
+    await until('delivered', async () => (await Promise.all(orders.map(detail))).every((o) => o.status === 'delivered'));
+    const folders = await Promise.all(orders.map(async (id) => (await detail(id)).deliveries[0].folderId as string));
+
+    writeFileSync(join(dir, 'b.bin'), Buffer.alloc(35_000, 7));
+    sandbox.drive.inject({ kind: 'hang', op: 'files.copy' });
+    assert.equal((await host.api('POST', `/api/v1/products/${p.body.id}/prepare`, {})).status, 202);
+    await until('a sync copy to be in flight', () => sandbox.drive.pendingFaults().length === 0);
+    await host.stop('SIGKILL');
+    assert.equal(query(dataDir, "SELECT state FROM product_updates WHERE product_id = ?", p.body.id)[0].state, 'running', 'killed mid-update');
+    host = await startHost({ dataDir, env });
+    await until('the update to finish after the restart', () => query(dataDir, 'SELECT state FROM product_updates WHERE product_id = ?', p.body.id)[0]?.state === 'done');
+
+    const under = (id: string): { name: string; trashed?: boolean; size: number }[] =>
+      sandbox.drive.files().filter((f) => f.parents.includes(id)).flatMap((f) => (f.mimeType === FOLDER_MIME ? under(f.id) : [f]));
+    for (const f of folders) {
+      const files = under(f);
+      const live = files.filter((x) => !x.trashed).map((x) => `${x.name}:${x.size}`).sort();
+      assert.deepEqual(live, ['a.bin:40000', 'b.bin:35000'], 'the buyer sees the new version');
+      assert.equal(files.filter((x) => x.name === 'b.bin').length, 2, 'the old b.bin (trashed) and one new copy: none made twice');
+    }
+    const targets = query(dataDir, "SELECT t.state FROM update_targets t JOIN product_updates u ON u.id = t.update_id WHERE u.product_id = ?", p.body.id);
+    assert.deepEqual(targets.map((t) => t.state), ['done', 'done', 'done']);
+    assert.equal(sandbox.drive.transfers().filter((t) => t.kind === 'upload' && t.name === 'b.bin').length, 2, 'b.bin uploaded once per version');
   });
 });
