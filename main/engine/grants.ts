@@ -9,7 +9,7 @@ import type { Bus } from '../platform/bus';
 import { shareMessage, type Mailer } from '../platform/mail';
 import type { Store } from '../store';
 import type { Library } from './library';
-import type { DriveQuota, WaitCode } from './quota';
+import type { DriveQuota, OnWait } from './quota';
 
 const DAY = 86_400_000;
 /** Drive accepts permission expiry times at most a year ahead; beyond that the access-expiry job revokes. */
@@ -37,12 +37,12 @@ export class Grants {
   constructor(private readonly deps: GrantsDeps) {}
 
   /** Records that a delivery's step waits for Drive capacity, so the owner sees why and until when. */
-  waiting(deliveryId: string): (code: WaitCode, until: number | null) => void {
+  waiting(deliveryId: string): OnWait {
     return (code, until) => {
       const { store, bus } = this.deps;
-      store.deliveries.setWait(deliveryId, until === null && code ? null : code, until);
+      store.deliveries.setWait(deliveryId, code, until);
       const row = store.deliveries.getRow(deliveryId);
-      if (row) bus.emit('delivery', { deliveryId, orderId: row.order_id, state: row.state, detail: { waiting: until === null ? null : { code, until } } });
+      if (row) bus.emit('delivery', { deliveryId, orderId: row.order_id, state: row.state, detail: { waiting: code ? { code, until } : null } });
     };
   }
 
@@ -50,7 +50,7 @@ export class Grants {
    * Gives `email` read access to `folderId`, waiting while Google's sharing rate is exhausted.
    * With SMTP configured Google's own share email is off (we send ours).
    */
-  async share(folderId: string, email: string, opts: { productName: string; orderCode: string; locale: 'vi' | 'en'; expiresAt: number | null; signal: AbortSignal; onWait: (code: WaitCode, until: number | null) => void; notifyByGoogle?: boolean }): Promise<string> {
+  async share(folderId: string, email: string, opts: { productName: string; orderCode: string; locale: 'vi' | 'en'; expiresAt: number | null; signal: AbortSignal; onWait: OnWait; notifyByGoogle?: boolean }): Promise<string> {
     const { quota, mailer } = this.deps;
     const drive = await this.deps.drive();
     for (;;) {
@@ -79,7 +79,7 @@ export class Grants {
    * copied and their old copy trashed, files the version no longer has trashed. The folder keeps
    * its id. Bytes are planned against the daily limit first; copies wait rather than fail.
    */
-  async syncCopy(deliveryId: string, productId: string, version: number, rootId: string, opts: { restricted: boolean; signal: AbortSignal; onWait: (code: WaitCode, until: number | null) => void }): Promise<{ copied: number; trashed: number }> {
+  async syncCopy(deliveryId: string, productId: string, version: number, rootId: string, opts: { restricted: boolean; signal: AbortSignal; onWait: OnWait }): Promise<{ copied: number; trashed: number }> {
     const { store, library, quota } = this.deps;
     const drive = await this.deps.drive();
     const files = store.library.files(productId, version);

@@ -25,6 +25,8 @@ const MAX_SHARING_BACKOFF_MS = 8 * 3600_000;
 const RECHECK_MS = 30_000;
 
 export type WaitCode = 'DRIVE_DAILY_LIMIT' | 'SHARING_LIMIT';
+/** Told when a wait starts or its ETA changes (`until` null: no ETA yet), and with `code` null when it ends. */
+export type OnWait = (code: WaitCode | null, until: number | null) => void;
 
 export interface QuotaDeps {
   store: Store;
@@ -136,7 +138,7 @@ export class DriveQuota {
    * Waits until `bytes` of copies fit, then reserves them; the returned function gives back what
    * was not used. `onWait` is told the ETA each time it changes (null: none, waiting stopped).
    */
-  async reserveCopies(key: string, bytes: number, signal: AbortSignal, onWait: (code: WaitCode, until: number | null) => void): Promise<() => void> {
+  async reserveCopies(key: string, bytes: number, signal: AbortSignal, onWait: OnWait): Promise<() => void> {
     let told: number | null | undefined;
     try {
       while (!this.fits(bytes)) {
@@ -158,7 +160,7 @@ export class DriveQuota {
       this.waitingBytes.delete(key);
       if (!this.waitingBytes.size) this.deps.alerts.clear('DRIVE_DAILY_LIMIT');
     }
-    if (told !== undefined) onWait('DRIVE_DAILY_LIMIT', null);
+    if (told !== undefined) onWait(null, null);
     this.reserved += bytes;
     let left = bytes;
     return () => {
@@ -182,14 +184,14 @@ export class DriveQuota {
   }
 
   /** Waits while sharing is paused (Google refused a share for the sharing rate). */
-  async waitForSharing(signal: AbortSignal, onWait: (code: WaitCode, until: number | null) => void): Promise<void> {
+  async waitForSharing(signal: AbortSignal, onWait: OnWait): Promise<void> {
     let waited = false;
     for (let until = this.sharingPausedUntil(); until !== null; until = this.sharingPausedUntil()) {
       waited = true;
       onWait('SHARING_LIMIT', until);
       await this.sleep(until - this.now, signal);
     }
-    if (waited) onWait('SHARING_LIMIT', null);
+    if (waited) onWait(null, null);
   }
 
   /** Google refused a share: pause sharing with a growing backoff, and tell the owner once. */
