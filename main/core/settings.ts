@@ -128,6 +128,12 @@ export const SETTINGS = {
   maxProductFiles: def({ schema: int(1, 1_000_000), default: 10_000, env: 'DRIVESHIP_MAX_PRODUCT_FILES', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Files one product (a manifest, a folder) may list' }),
   maxProductGiB: def({ schema: int(0, 1_000_000), default: 0, env: 'DRIVESHIP_MAX_PRODUCT_GIB', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'GiB of declared sizes one product may list (0 = no cap)' }),
   maxUnsizedFileGiB: def({ schema: int(1, 1_000_000), default: 100, env: 'DRIVESHIP_MAX_UNSIZED_FILE_GIB', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'A file whose manifest gives no size is stopped past this many GiB' }),
+  driveDailyLimitMB: def({
+    schema: int(1, 100_000_000), default: 750_000, env: 'DRIVESHIP_DRIVE_DAILY_LIMIT_MB', writable: true, ui: true, group: 'transfers', input: 'number',
+    doc: "Google Drive's daily upload limit in MB (uploads and copies per rolling 24 h; Google allows 750,000); private copies that would cross it wait",
+  }),
+  sharingBackoffSec: def({ schema: int(1, 86_400), default: 900, env: 'DRIVESHIP_SHARING_BACKOFF_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'First pause of sharing after Google refuses a share for its sharing rate (doubles up to 8 hours)' }),
+  dailyLimitRecheckSec: def({ schema: int(1, 86_400), default: 3600, env: 'DRIVESHIP_DAILY_LIMIT_RECHECK_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'How long copies wait after Google itself refuses one for the daily upload limit' }),
   stallTimeoutSec: def({ schema: int(1, 3600), default: 30, env: 'DRIVESHIP_STALL_TIMEOUT_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'A download with no byte for this long is dropped and retried' }),
 
   // ---- maintenance ----

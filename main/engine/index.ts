@@ -10,7 +10,11 @@ import type { Logger } from '../platform/log';
 import { Mailer, smtpConfigOf } from '../platform/mail';
 import type { SourceGuards } from '../sources';
 import type { Store } from '../store';
+import { AfterSale } from './after-sale';
+import { Grants } from './grants';
 import { Library } from './library';
+import { DriveQuota } from './quota';
+import { ProductUpdates } from './updates';
 import type { JobProgress } from './progress';
 import { DeliverySteps } from './steps';
 import { Supervisor } from './supervisor';
@@ -42,6 +46,10 @@ export class Engine {
   readonly supervisor: Supervisor;
   readonly alerts: Alerts;
   readonly mailer: Mailer;
+  readonly quota: DriveQuota;
+  readonly grants: Grants;
+  readonly updates: ProductUpdates;
+  readonly afterSale: AfterSale;
   private driveClient: DriveClient | null = null;
   private driveKey = '';
   private progressTimer: NodeJS.Timeout | null = null;
@@ -77,6 +85,8 @@ export class Engine {
     });
     this.mailer = new Mailer(() => smtpConfigOf(config.current()));
     const drive = () => this.drive();
+    const shopName = () => config.current().shopName;
+    this.quota = new DriveQuota({ store, config, alerts: this.alerts, bus, log, drive });
     this.library = new Library({
       store,
       scheduler: this.scheduler,
@@ -85,14 +95,19 @@ export class Engine {
       log,
       onProgress: (key) => this.dirtyJobs.add(key),
       guards: deps.sourceGuards,
+      onInDrive: (productId, version) => this.updates.versionReady(productId, version),
+      onUploaded: (bytes, ref) => this.quota.record('upload', bytes, ref),
       stallTimeoutMs: () => config.current().stallTimeoutSec * 1000,
       segmenting: () => {
         const c = config.current();
         return { segmentThreshold: c.segmentThresholdMiB * 1024 * 1024, segments: c.segments };
       },
     });
-    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => config.current().shopName, log });
+    this.grants = new Grants({ store, library: this.library, drive, mailer: this.mailer, quota: this.quota, bus });
+    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName, log, grants: this.grants, quota: this.quota });
     this.supervisor = new Supervisor({ store, steps, scheduler: this.scheduler, alerts: this.alerts, bus, log, maxActive: () => config.current().maxActiveDeliveries });
+    this.updates = new ProductUpdates({ store, grants: this.grants, drive, mailer: this.mailer, bus, log, shopName });
+    this.afterSale = new AfterSale({ store, grants: this.grants, drive, mailer: this.mailer, supervisor: this.supervisor, bus, log, shopName });
     bus.on('settings', (e) => {
       if (e.keys.some((k) => /^(max|download|upload)/.test(k))) this.scheduler.refresh();
     });
@@ -122,6 +137,8 @@ export class Engine {
 
   start(): void {
     this.supervisor.start();
+    this.updates.start();
+    this.afterSale.start();
     this.progressTimer = setInterval(() => this.flushProgress(), 250);
     this.progressTimer.unref();
     this.minuteTimer = setInterval(() => this.recordThroughput(), 60_000);
@@ -132,6 +149,8 @@ export class Engine {
     if (this.progressTimer) clearInterval(this.progressTimer);
     if (this.minuteTimer) clearInterval(this.minuteTimer);
     this.recordThroughput();
+    this.quota.dispose();
+    await Promise.all([this.updates.close(), this.afterSale.close()]);
     await this.supervisor.stop();
     await this.scheduler.close();
     this.mailer.close();
@@ -181,9 +200,13 @@ export class Engine {
   }
 }
 
-/** Fetches and uploads a product's files ahead of its first order (the owner's "prepare now"). */
+/**
+ * Fetches and uploads a product's files ahead of its first order (the owner's "prepare now"); a
+ * changed source becomes a new version, which reaches past buyers by the product's rule.
+ */
 export async function prepareProduct(engine: Engine, productId: string): Promise<void> {
   const signal = new AbortController().signal;
+  engine.library.forgetListing(productId);
   const version = await engine.library.resolveVersion(productId, signal);
   const ctx = { priority: 0, since: Date.now(), signal };
   await engine.library.ensureCached(productId, version, ctx);

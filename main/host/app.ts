@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { GoogleConnection, TokenFile, type SecretBox } from '../drive/auth';
 import { Engine } from '../engine';
 import { createAdminApp } from '../http/admin-app';
+import { afterSaleRoutes } from '../http/after-sale-routes';
 import { engineRoutes } from '../http/engine-routes';
 import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { createPublicApp } from '../http/public-app';
@@ -199,6 +200,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     extend: (api) => {
       engineRoutes(api, { store, engine: eng, google, log, onGoogleChange: () => eng.googleChanged() });
       opsRoutes(api, { store, config, jobs, tunnel, dataDir });
+      afterSaleRoutes(api, { store, engine: eng });
     },
     metrics: () => metrics.text(),
     health,
