@@ -10,6 +10,7 @@ import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import type { TaskControl, TaskEvent, TaskResult, TransferError, TransferErrorCode } from '../main/core/transfer-protocol';
+import { findOriginRefusal } from '../main/sources/origin-policy';
 
 const MiB = 1024 * 1024;
 export const PROGRESS_INTERVAL_MS = 200; // the protocol allows at most 5 progress events a second
@@ -77,6 +78,8 @@ const STALL_ERRORS = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
 export function toTransferError(err: unknown, cancelled: boolean): TransferError {
   if (cancelled) return { code: 'CANCELLED', message: 'cancelled' };
   if (err instanceof TransferFailure) return err.failure;
+  const refused = findOriginRefusal(err);
+  if (refused) return { code: 'ORIGIN_REFUSED', message: refused.message };
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : String(err);
   if (typeof code === 'string' && DISK_ERRORS.has(code)) return { code: 'DISK', message: `${code}: ${message}` };

@@ -18,7 +18,8 @@ export type TransferErrorCode =
   | 'AUTH' // 401 from Drive: refresh the token and resume the same session
   | 'SESSION_EXPIRED' // 404 on the upload session: start a new one
   | 'DISK' // local disk full / EACCES: pause
-  | 'BAD_REQUEST'; // other 4xx: permanent for this attempt
+  | 'BAD_REQUEST' // other 4xx, a file past the cap on undeclared sizes: permanent for this attempt
+  | 'ORIGIN_REFUSED'; // the origin policy refused the URL or a redirect hop: permanent
 
 export interface TransferError {
   code: TransferErrorCode;
@@ -46,6 +47,17 @@ export type TaskControl =
   | { type: 'limit'; bytesPerSec: number | null } // bandwidth cap for this task, changeable while it runs
   | { type: 'token'; accessToken: string }; // upload only: a fresh access token
 
+/**
+ * The origin policy's rules as they travel with a download task. main/sources/origin-policy.ts
+ * owns their meaning (its OriginRules has this shape; the core cannot import it).
+ */
+export interface OriginRulesData {
+  allowLoopback: boolean;
+  allowPrivate: boolean;
+  ownPorts: number[];
+  hosts?: Record<string, string[]>;
+}
+
 export interface DownloadTask {
   kind: 'download';
   url: string;
@@ -59,6 +71,10 @@ export interface DownloadTask {
   segments?: number;
   /** Give up with TRANSIENT when no bytes arrive for this long (default 30 000 ms). */
   stallTimeoutMs?: number;
+  /** The origin policy for this product (every connection and redirect hop); strict when absent. */
+  origin?: OriginRulesData;
+  /** Without a declared `size`, stop with BAD_REQUEST past this many bytes (default 100 GiB). */
+  maxUndeclaredBytes?: number;
 }
 
 export interface CopyLocalTask {
@@ -70,6 +86,8 @@ export interface CopyLocalTask {
   /** From the listing: a different size now means the file changed since (CHECKSUM_MISMATCH). */
   size?: number;
   sha256?: string;
+  /** The shop's data folder: nothing in it (or hard-linked to it) is ever read for a product. */
+  dataDir?: string;
 }
 
 export interface UploadTask {

@@ -8,10 +8,15 @@ import type { Bus } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import type { Logger } from '../platform/log';
 import { Mailer, smtpConfigOf } from '../platform/mail';
+import type { SourceGuards } from '../sources';
 import type { Store } from '../store';
+import { AfterSale } from './after-sale';
+import { Grants } from './grants';
 import { Library } from './library';
 import { Limiter } from './limiter';
 import { PiscinaTransferQueue } from './piscina-queue';
+import { DriveQuota } from './quota';
+import { ProductUpdates } from './updates';
 import type { JobProgress } from './progress';
 import { DeliverySteps } from './steps';
 import { Supervisor } from './supervisor';
@@ -34,6 +39,8 @@ export interface EngineDeps {
   google: GoogleConnection;
   dataDir: string;
   threads?: number;
+  /** Origin policy, folder guard and caps for product sources (the host builds them). */
+  sourceGuards?: SourceGuards;
 }
 
 export class Engine {
@@ -44,6 +51,10 @@ export class Engine {
   readonly supervisor: Supervisor;
   readonly alerts: Alerts;
   readonly mailer: Mailer;
+  readonly quota: DriveQuota;
+  readonly grants: Grants;
+  readonly updates: ProductUpdates;
+  readonly afterSale: AfterSale;
   private driveClient: DriveClient | null = null;
   private driveKey = '';
   private progressTimer: NodeJS.Timeout | null = null;
@@ -75,6 +86,8 @@ export class Engine {
     this.transfers = new Transfers(this.queue);
     this.mailer = new Mailer(() => smtpConfigOf(config.current()));
     const drive = () => this.drive();
+    const shopName = () => config.current().shopName;
+    this.quota = new DriveQuota({ store, config, alerts: this.alerts, bus, log, drive });
     this.library = new Library({
       store,
       transfers: this.transfers,
@@ -82,14 +95,20 @@ export class Engine {
       cacheDir: join(deps.dataDir, 'cache'),
       log,
       onProgress: (key) => this.dirtyJobs.add(key),
+      guards: deps.sourceGuards,
+      onInDrive: (productId, version) => this.updates.versionReady(productId, version),
+      onUploaded: (bytes, ref) => this.quota.record('upload', bytes, ref),
       downloadSettings: () => {
         const s = this.settings;
         return { stallTimeoutMs: s.stallTimeoutMs, segmentThreshold: s.segmentThreshold, segments: s.segments };
       },
     });
+    this.grants = new Grants({ store, library: this.library, drive, mailer: this.mailer, quota: this.quota, bus });
     const linking = new Limiter(() => this.settings.maxLinking);
-    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => config.current().shopName, log, linking });
+    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName, log, grants: this.grants, quota: this.quota, linking });
     this.supervisor = new Supervisor({ store, steps, queue: this.queue, library: this.library, alerts: this.alerts, bus, log, maxActive: () => this.settings.maxActive });
+    this.updates = new ProductUpdates({ store, grants: this.grants, drive, mailer: this.mailer, bus, log, shopName });
+    this.afterSale = new AfterSale({ store, grants: this.grants, drive, mailer: this.mailer, supervisor: this.supervisor, bus, log, shopName });
     this.offSettings = bus.on('settings', () => this.refreshLimits());
   }
 
@@ -149,6 +168,8 @@ export class Engine {
 
   start(): void {
     this.supervisor.start();
+    this.updates.start();
+    this.afterSale.start();
     this.progressTimer = setInterval(() => this.flushProgress(), 250);
     this.progressTimer.unref();
     this.minuteTimer = setInterval(() => this.recordThroughput(), 60_000);
@@ -160,6 +181,8 @@ export class Engine {
     if (this.minuteTimer) clearInterval(this.minuteTimer);
     this.offSettings();
     this.recordThroughput();
+    this.quota.dispose();
+    await Promise.all([this.updates.close(), this.afterSale.close()]);
     await this.supervisor.stop();
     this.transfers.close();
     await this.queue.close();
@@ -211,9 +234,13 @@ export class Engine {
   }
 }
 
-/** Fetches and uploads a product's files ahead of its first order (the owner's "prepare now"). */
+/**
+ * Fetches and uploads a product's files ahead of its first order (the owner's "prepare now"); a
+ * changed source becomes a new version, which reaches past buyers by the product's rule.
+ */
 export async function prepareProduct(engine: Engine, productId: string): Promise<void> {
   const signal = new AbortController().signal;
+  engine.library.forgetListing(productId);
   const version = await engine.library.resolveVersion(productId, signal);
   const ctx = { priority: 0, since: Date.now(), signal };
   await engine.library.ensureCached(productId, version, ctx);

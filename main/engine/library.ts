@@ -7,7 +7,7 @@ import { StepError } from '../core/step-error';
 import type { DownloadDone, TransferError, UploadDone } from '../core/transfer-protocol';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
-import { createSource, SourceError, type SourceFile } from '../sources';
+import { createSource, rulesForProduct, SourceError, STRICT_ORIGIN_RULES, type SourceFile, type SourceGuards } from '../sources';
 import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';
 import { JobTracker } from './progress';
@@ -34,6 +34,12 @@ export interface LibraryDeps {
   log: Logger;
   downloadSettings?: () => DownloadSettings;
   onProgress?: (key: string) => void;
+  /** Origin policy, folder guard and caps for listings and transfer tasks (strict without them). */
+  guards?: SourceGuards;
+  /** A version's files are all on Drive (product updates take it from there). */
+  onInDrive?: (productId: string, version: number) => void;
+  /** Bytes sent to Drive, for the daily upload limit meter (once per file: `ref` is unique). */
+  onUploaded?: (bytes: number, ref: string) => void;
 }
 
 /** A running upload gets a fresh access token when the one it started with is older than this. */
@@ -64,6 +70,8 @@ export function transferToStepError(e: TransferError, path: string, mismatches: 
       return new StepError('pause', 'GOOGLE_DISCONNECTED', 'The Google connection expired: reconnect Google in Settings');
     case 'BAD_REQUEST':
       return new StepError('permanent', 'TRANSFER_REJECTED', `"${path}": ${e.message}`);
+    case 'ORIGIN_REFUSED':
+      return new StepError('permanent', 'ORIGIN_REFUSED', `"${path}": ${e.message}`);
     default:
       return new StepError('transient', e.code === 'RATE_LIMITED' ? 'DRIVE_RATE_LIMITED' : 'TRANSFER_INTERRUPTED', `"${path}": ${e.message}`, e.retryAfterMs);
   }
@@ -115,6 +123,11 @@ export class Library {
     });
   }
 
+  /** The next resolveVersion lists the source again (the owner asked to pick up a change now). */
+  forgetListing(productId: string): void {
+    this.listings.delete(productId);
+  }
+
   /** The product version a new delivery gets: the latest, or a new one if the source changed. */
   resolveVersion(productId: string, signal: AbortSignal): Promise<number> {
     const cached = this.listings.get(productId);
@@ -125,7 +138,12 @@ export class Library {
         const product = store.products.get(productId);
         if (!product) throw new StepError('permanent', 'PRODUCT_MISSING', `Product ${productId} no longer exists`);
         let files: SourceFile[];
+        const g = this.deps.guards;
         const source = createSource(product.source, {
+          origin: g?.origin(),
+          limits: g?.limits(),
+          dataDir: g?.dataDir,
+          lookup: g?.lookup,
           listDriveFolder: async (folderId) =>
             (await (await this.deps.drive()).listTree(folderId)).map((f) => ({ path: f.path, size: f.size, sha256: null, driveFileId: f.id, version: f.md5 ?? undefined })),
         });
@@ -148,8 +166,9 @@ export class Library {
             : store.library.addVersion(
                 productId,
                 fingerprint,
-                files.map((f) => ({ path: f.path, url: f.url ?? null, localSource: f.localPath ?? null, driveSourceId: f.driveFileId ?? null, size: f.size, sha256: f.sha256 })),
+                files.map((f) => ({ path: f.path, url: f.url ?? null, localSource: f.localPath ?? null, driveSourceId: f.driveFileId ?? null, size: f.size, sha256: f.sha256, changeMarker: f.version ?? null })),
               );
+        if (!latest || latest.version !== version) this.reuseUnchanged(productId, version);
         this.listings.set(productId, { at: Date.now(), version });
         await yieldToLoop();
         return version;
@@ -205,6 +224,10 @@ export class Library {
     if (files.every((f) => f.drive_source_id)) return; // drive-folder: nothing to download
     await yieldToLoop();
     const settings = this.deps.downloadSettings?.() ?? {};
+    const g = this.deps.guards;
+    const source = store.products.get(productId)?.source;
+    const origin = rulesForProduct(g?.origin() ?? STRICT_ORIGIN_RULES, source?.kind === 'http-manifest' ? source.privateNetwork : false);
+    const maxUndeclaredBytes = g?.maxUndeclaredBytes();
     const tracker = new JobTracker('fetching');
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.cached ? (f.size ?? 0) : 0, f.cached ? 'done' : 'waiting');
@@ -216,14 +239,15 @@ export class Library {
     const job = this.startJob(key, ctx.priority, shared.signal);
     try {
       await inSlices(
-        files.filter((f) => !f.cached),
+        // Files a new version shares with the one before it are on Drive already: no download.
+        files.filter((f) => !f.cached && !f.in_drive),
         async (f) => {
           if (shared.signal.aborted) return void errors.push(new StepError('transient', 'CANCELLED', 'stopped'));
           const dest = this.cachePath(f);
           // The task makes the directory: no file-system call per file on the main thread.
           const task = f.local_source
-            ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
-            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, ...settings };
+            ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, dataDir: g?.dataDir }
+            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, ...settings, origin, maxUndeclaredBytes };
           const id = `${key}:${f.path}`;
           job.ids.add(id);
           const r = await transfers.run<DownloadDone>(
@@ -337,13 +361,13 @@ export class Library {
         }
         store.library.setState(productId, version, 'in_drive', product.source.kind === 'drive-folder' ? product.source.folderId : undefined);
       });
+      this.deps.onInDrive?.(productId, version);
       return product.source.folderId;
     }
     if (lib.state === 'in_drive' && lib.drive_folder_id) return lib.drive_folder_id;
     const drive = await this.deps.drive();
-    const rootId = await this.ensureFolder('library', 'driveship library', null);
-    const versionKey = `library/${productId}/v${version}`;
-    const folderId = await this.ensureFolder(versionKey, `${product.name} (v${version})`, rootId);
+    const { key: versionKey, folderId } = await this.versionFolder(productId, version, product.name);
+    this.reuseUploaded(productId, version);
     let files = store.library.files(productId, version);
     const parentOf = await this.ensureTree(versionKey, folderId, files.map((f) => f.path));
     const missing = files.filter((f) => !f.drive_file_id);
@@ -419,7 +443,13 @@ export class Library {
             );
             job.ids.delete(id);
             if (r.ok) {
-              store.later.add(() => store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null));
+              // Drive confirmed the whole file under its reserved id: recording it late is safe (a
+              // lost record means asking the session or a 409 on the id, never a second file). The
+              // upload meter is counted with it, once per file.
+              store.later.add(() => {
+                store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null);
+                this.deps.onUploaded?.(r.value.bytes, `upload:${f.drive_file_id}`);
+              });
               tracker.update(f.path, r.value.bytes, 'done');
               this.deps.onProgress?.(key);
               return;
@@ -443,7 +473,68 @@ export class Library {
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
     store.library.setState(productId, version, 'in_drive', folderId);
+    this.deps.onInDrive?.(productId, version);
     return folderId;
+  }
+
+  /**
+   * The Drive folder a version lands in. A product that brings past buyers up to date
+   * automatically keeps one folder across versions (buyers it was shared with see updates in
+   * place); otherwise each later version gets a folder of its own. A version whose folder an
+   * older driveship reserved (library/<product>/v<n>) keeps it.
+   */
+  private async versionFolder(productId: string, version: number, name: string): Promise<{ key: string; folderId: string }> {
+    const { store } = this.deps;
+    const lib = store.library.get(productId, version)!;
+    let key = lib.folder_key;
+    const legacy = `library/${productId}/v${version}`;
+    if (!key) {
+      const prev = store.library.previousWithFolder(productId, version);
+      if (store.library.folder(legacy)) key = legacy;
+      else if (prev && store.products.get(productId)?.updates === 'automatic') key = prev.folder_key!;
+      else key = prev ? legacy : `library/${productId}`;
+    }
+    const rootId = await this.ensureFolder('library', 'driveship library', null);
+    const folderId = await this.ensureFolder(key, key === `library/${productId}` ? name : `${name} (v${version})`, rootId);
+    store.library.setFolder(productId, version, key, folderId);
+    return { key, folderId };
+  }
+
+  /**
+   * A new version reuses the Drive files of paths that did not change (same size and the same
+   * checksum or change marker), so only what changed is downloaded and uploaded. Only when it
+   * will land in the same folder as the version before it.
+   */
+  private reuseUnchanged(productId: string, version: number): void {
+    const { store } = this.deps;
+    const product = store.products.get(productId);
+    if (!product || product.source.kind === 'drive-folder' || product.updates !== 'automatic') return;
+    const prev = store.library.previousInDrive(productId, version);
+    if (!prev?.folder_key || !prev.drive_folder_id) return;
+    const before = new Map(store.library.files(productId, prev.version).map((f) => [f.path, f]));
+    store.tx(() => {
+      store.library.setFolder(productId, version, prev.folder_key!, prev.drive_folder_id!);
+      for (const f of store.library.files(productId, version)) {
+        const old = before.get(f.path);
+        if (!old?.in_drive || !old.drive_file_id || f.size === null || old.size !== f.size) continue;
+        const same = (f.sha256 !== null && f.sha256 === old.sha256) || (f.change_marker !== null && f.change_marker === old.change_marker);
+        if (same) store.library.adoptDriveFile(productId, version, f.path, old);
+      }
+    });
+  }
+
+  /** After downloading: a file whose bytes turn out the same as the earlier version's is not uploaded again. */
+  private reuseUploaded(productId: string, version: number): void {
+    const { store } = this.deps;
+    const lib = store.library.get(productId, version)!;
+    const prev = store.library.previousInDrive(productId, version);
+    if (!prev || prev.drive_folder_id !== lib.drive_folder_id) return;
+    const before = new Map(store.library.files(productId, prev.version).map((f) => [f.path, f]));
+    for (const f of store.library.files(productId, version)) {
+      const old = before.get(f.path);
+      if (f.in_drive || f.upload_session || !f.sha256 || !old?.in_drive || old.sha256 !== f.sha256 || old.size !== f.size) continue;
+      store.library.adoptDriveFile(productId, version, f.path, { ...old });
+    }
   }
 }
 
@@ -464,11 +555,22 @@ async function inSlices<T>(items: readonly T[], fn: (item: T) => Promise<void>, 
   await Promise.all(running);
 }
 
-/** Runs `fn` over `items`, at most `limit` at a time. */
+/**
+ * Runs `fn` over `items`, at most `limit` at a time. The first failure stops new work; the calls
+ * already running are waited for before it is thrown, so nothing of the batch still runs after.
+ */
 export async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failed: { err: unknown } | null = null;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (!failed && next < items.length) {
+      try {
+        await fn(items[next++]!);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
   });
   await Promise.all(lanes);
+  if (failed) throw (failed as { err: unknown }).err;
 }

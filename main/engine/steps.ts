@@ -1,18 +1,16 @@
 // What each delivery step does. Each is idempotent and resumes from checkpoint rows, because a
 // restored actor starts its invoked step again from the beginning.
-import { posix } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { StepError } from '../core/step-error';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
-import { shareMessage, type Mailer } from '../platform/mail';
+import type { Mailer } from '../platform/mail';
 import type { Store } from '../store';
 import type { DeliveryRow } from '../store/deliveries';
-import { eachLimit, type Library } from './library';
+import { expiryFor, type Grants } from './grants';
+import type { Library } from './library';
 import type { Limiter } from './limiter';
-
-/** Copies one delivery makes at once (files.copy is a server-side call; Drive throttles bursts). */
-const COPIES_PER_DELIVERY = 4;
+import type { DriveQuota } from './quota';
 
 export interface StepDeps {
   store: Store;
@@ -21,6 +19,8 @@ export interface StepDeps {
   mailer: Mailer;
   shopName: () => string;
   log: Logger;
+  grants: Grants;
+  quota: DriveQuota;
   /** Bounds the deliveries linking at once (each makes many Drive calls from the main thread). */
   linking: Limiter;
 }
@@ -64,48 +64,67 @@ export class DeliverySteps {
   }
 
   private async linkNow(id: string, signal: AbortSignal): Promise<void> {
-    const { store, library } = this.deps;
-    const r = this.row(id);
+    const { store, grants } = this.deps;
+    let r = this.row(id);
+    if (r.order_status === 'revoked') throw new StepError('permanent', 'ORDER_REVOKED', 'The order was revoked: nothing is shared');
     const product = store.products.get(r.product_id)!;
+    const email = r.customer_email!;
+    const onWait = grants.waiting(id);
+    // A repeat purchase by someone who already has live access gets no second copy: it points at
+    // the access they have (only before this delivery made anything of its own).
+    if (r.delivered_via === 'existing' || (!r.permission_id && !store.library.deliveryFiles(id).length)) {
+      const existing = r.delivered_via === 'existing' && r.reuses ? store.deliveries.getRow(r.reuses) : store.deliveries.liveAccess(r.product_id, email, id);
+      if (existing?.folder_id) {
+        store.tx(() => {
+          store.deliveries.setVia(id, 'existing', existing.id);
+          store.deliveries.setShare(id, existing.folder_id!, existing.permission_id, email);
+          store.deliveries.setProductVersion(id, existing.product_version ?? r.product_version!);
+          if (r.delivered_via !== 'existing') store.deliveries.event(id, 'existing_access', null, null, { deliveryId: existing.id, orderCode: existing.order_code });
+        });
+        return;
+      }
+    }
+    // Nothing copied yet and a newer version is on Drive: deliver the newest.
+    const newest = store.library.latestInDrive(r.product_id);
+    if (newest && newest.version > r.product_version! && !store.library.deliveryFiles(id).length && product.source.kind !== 'drive-folder') {
+      store.deliveries.setProductVersion(id, newest.version);
+      r = this.row(id);
+    }
     const version = store.library.get(r.product_id, r.product_version!)!;
-    const drive = await this.deps.drive();
+    let mode = r.delivered_via === 'shared-library' ? 'shared-library' : product.delivery;
     let shareTarget: string;
-    if (product.delivery === 'shared-library') {
+    if (mode === 'private-copy' && !store.library.deliveryFiles(id).length && product.quotaFallback === 'shared-library') {
+      // The owner chose the shared library over waiting when a copy would cross the daily limit.
+      const bytes = store.library.files(r.product_id, r.product_version!).reduce((n, f) => n + (f.size ?? 0), 0);
+      if (!this.deps.quota.fits(bytes)) {
+        store.tx(() => {
+          store.deliveries.setVia(id, 'shared-library', null);
+          store.deliveries.event(id, 'quota_fallback', null, null, { bytes });
+        });
+        mode = 'shared-library';
+      }
+    }
+    if (mode === 'shared-library') {
       shareTarget = version.drive_folder_id!;
+      await grants.restrictLibrary(r.product_id, r.product_version!, product.restrictDownloads);
     } else {
       // A private copy: a folder per delivery, filled server-side with files.copy.
-      const root = await library.ensureFolder('deliveries', 'driveship deliveries', null);
-      const key = `delivery/${id}`;
-      shareTarget = await library.ensureFolder(key, `${product.name} — ${r.order_code}`, root);
-      const files = store.library.files(r.product_id, r.product_version!);
-      const parentOf = await library.ensureTree(key, shareTarget, files.map((f) => f.path));
-      store.later.flush(); // copies recorded late by an earlier attempt are read here
-      let copies = new Map(store.library.deliveryFiles(id).map((f) => [f.path, f]));
-      const need = files.filter((f) => !copies.has(f.path));
-      if (need.length) {
-        const ids = await drive.generateIds(need.length);
-        // Durable before any copy call: a retried copy reuses its id and cannot duplicate.
-        store.library.reserveCopies(id, need.map((f, i) => ({ path: f.path, id: ids[i]! })));
-        copies = new Map(store.library.deliveryFiles(id).map((f) => [f.path, f]));
-      }
-      const todo = files.filter((f) => !copies.get(f.path)!.copied);
-      await eachLimit(todo, COPIES_PER_DELIVERY, async (f) => {
-        if (signal.aborted) throw new StepError('transient', 'CANCELLED', 'stopped');
-        await drive.copyFile(f.drive_file_id!, copies.get(f.path)!.copy_id, posix.basename(f.path), parentOf(f.path));
-        // The copy exists under its reserved id: recording it late costs at most a repeated copy call.
-        store.later.add(() => store.library.markCopied(id, f.path));
-      });
-      store.later.flush();
+      const root = await this.deps.library.ensureFolder('deliveries', 'driveship deliveries', null);
+      shareTarget = await this.deps.library.ensureFolder(`delivery/${id}`, `${product.name} — ${r.order_code}`, root);
+      await grants.syncCopy(id, r.product_id, r.product_version!, shareTarget, { restricted: product.restrictDownloads, signal, onWait });
     }
-    // These two records become durable with the step's closing transition commit; lost before
-    // it, the link step runs again and finds the same folder and permission (both idempotent).
+    // Durable with the step's closing transition commit; lost before it, the link step runs again
+    // and finds the same folder and permission (both idempotent).
     store.later.writeNow(() => store.deliveries.setFolder(id, shareTarget));
-    const permissionId = await drive.ensureReader(shareTarget, r.customer_email!, {
-      // With SMTP configured we send our own email; otherwise Google's share email tells the customer.
-      send: !this.deps.mailer.enabled(),
-      message: shareMessage(r.locale ?? 'vi', product.name, r.order_code!),
+    const permissionId = await grants.share(shareTarget, email, {
+      productName: product.name,
+      orderCode: r.order_code!,
+      locale: r.locale ?? 'vi',
+      expiresAt: expiryFor(product.accessDays, Date.now()),
+      signal,
+      onWait,
     });
-    store.later.writeNow(() => store.deliveries.setPermission(id, permissionId));
+    store.later.writeNow(() => store.deliveries.setShare(id, shareTarget, permissionId, email));
   }
 
   async notify(id: string): Promise<void> {
@@ -139,6 +158,7 @@ export class DeliverySteps {
         locale: r.locale ?? 'vi',
         shopName: this.deps.shopName(),
         messageId,
+        kind: r.delivered_via === 'existing' ? 'existing' : 'new',
       });
     } catch (err) {
       // Refused before the server accepted it: safe to try again later.

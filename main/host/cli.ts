@@ -8,7 +8,10 @@ import { adminTokenPath, startApp } from './app';
 const HELP = `driveship — fulfilment for a digital-products shop
 
 Usage:
-  driveship serve              run the shop headless (admin UI + webhook listener)
+  driveship serve [--cloudflared-path FILE]
+                               run the shop headless (admin UI + webhook listener);
+                               the cloudflared program is chosen here or in
+                               DRIVESHIP_CLOUDFLARED_PATH, never in Settings
   driveship sandbox            start the local emulators alone and print their URLs
   driveship demo [--orders N] [--exit]
                                run a complete local sandbox with seeded products and orders
@@ -22,10 +25,20 @@ Configuration comes from environment variables (DRIVESHIP_DATA_DIR, DRIVESHIP_AD
 DRIVESHIP_WEBHOOK_PORT, SEPAY_API_KEY, SEPAY_HMAC_SECRET, SEPAY_API_TOKEN, SEPAY_API_BASE,
 DRIVESHIP_GOOGLE_ROOT_URL, ...) over the settings stored in the data folder.`;
 
-async function serve(): Promise<number> {
+async function serve(argv: string[]): Promise<number> {
   // Everything the app writes (database, cache, logs, backups) is for this user only.
   process.umask(0o077);
-  const core = await startApp();
+  const env = { ...process.env };
+  const i = argv.indexOf('--cloudflared-path');
+  if (i >= 0) {
+    const path = argv[i + 1];
+    if (!path || path.startsWith('--')) {
+      process.stderr.write('usage: driveship serve --cloudflared-path FILE\n');
+      return 2;
+    }
+    env.DRIVESHIP_CLOUDFLARED_PATH = resolve(path);
+  }
+  const core = await startApp({ env });
   const webhook = core.webhookUrl();
   const lines = [
     `driveship is running (data: ${core.dataDir})`,
@@ -58,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
   const [cmd = 'help'] = argv;
   switch (cmd) {
     case 'serve':
-      return serve();
+      return serve(argv);
     case 'demo': {
       const n = argv.indexOf('--orders');
       const orders = n >= 0 ? Number(argv[n + 1]) : 4;

@@ -14,8 +14,11 @@ import {
   SettingsUpdateSchema,
   type OrderDetailDto,
   type ProductDto,
+  type SourceConfig,
 } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
+import { SETTINGS, settingDef, type SettingKey } from '../core/settings';
+import { wellFormedReviver } from '../core/text';
 import type { Bus, BusEvents } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import { diagnosticsFileName } from '../ops/diagnostics';
@@ -47,6 +50,8 @@ export interface AdminAppDeps {
   redeemLogin?: (code: string) => boolean;
   /** Directory of the built renderer, served at /. */
   rendererDir?: string | null;
+  /** Save-time checks of a product's source that need I/O (name resolution, the listing's caps). */
+  vetSource?: (source: SourceConfig) => Promise<void>;
 }
 
 type Handler = (req: Request, res: Response) => unknown;
@@ -92,7 +97,8 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
 
   const api = express.Router();
   api.use(auth);
-  api.use(express.json({ limit: '1mb', strict: true }));
+  // Every string of a body is made well formed (lone surrogates → U+FFFD) before anything is stored.
+  api.use(express.json({ limit: '1mb', strict: true, reviver: wellFormedReviver }));
   api.use((req, res, next) => {
     // A request without a body is fine (`Content-Length: 0` or none); a body must be JSON.
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -111,16 +117,20 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.get('/products', wrap((req, res) => {
     res.json({ items: store.products.list(req.query.archived === 'true').map(withLibrary) });
   }));
-  api.post('/products', wrap((req, res) => {
-    res.status(201).json(shop.createProduct(ProductCreateSchema.parse(req.body)));
+  api.post('/products', wrap(async (req, res) => {
+    const input = ProductCreateSchema.parse(req.body);
+    await deps.vetSource?.(input.source);
+    res.status(201).json(shop.createProduct(input));
   }));
   api.get('/products/:id', wrap((req, res) => {
     const p = store.products.get(String(req.params.id));
     if (!p) throw notFound('product', String(req.params.id));
     res.json(withLibrary(p));
   }));
-  api.patch('/products/:id', wrap((req, res) => {
-    res.json(shop.updateProduct(String(req.params.id), ProductUpdateSchema.parse(req.body)));
+  api.patch('/products/:id', wrap(async (req, res) => {
+    const patch = ProductUpdateSchema.parse(req.body);
+    if (patch.source) await deps.vetSource?.(patch.source);
+    res.json(shop.updateProduct(String(req.params.id), patch));
   }));
 
   // ---- orders ----
@@ -134,7 +144,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     const id = String(req.params.id);
     const o = store.orders.get(id) ?? store.orders.getByCode(id.toUpperCase());
     if (!o) throw notFound('order', id);
-    const detail: OrderDetailDto = { ...o, deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id) };
+    const detail: OrderDetailDto = { ...o, deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id), actions: store.accessActions.forOrder(o.id) };
     const payable = o.status === 'awaiting_payment' || o.status === 'underpaid';
     res.json(payable ? { ...detail, ...(await shop.paymentRequest(o)) } : detail);
   }));
@@ -171,7 +181,15 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     res.json(config.view());
   }));
   api.put('/settings', wrap((req, res) => {
-    const patch = SettingsUpdateSchema.parse(req.body ?? {});
+    // Settings that exist but are not the API's to change (program paths, listener addresses):
+    // a clear refusal that names where they are set, rather than "unrecognized key".
+    const body: unknown = req.body ?? {};
+    const locked = body && typeof body === 'object' ? Object.keys(body).filter((k) => k in SETTINGS && !settingDef(k as SettingKey).writable) : [];
+    if (locked.length) {
+      const d = settingDef(locked[0] as SettingKey);
+      throw new AppError('SETTING_NOT_WRITABLE', `${locked.join(', ')} cannot be set through the API${d.env ? `; set ${d.env} in the environment${locked[0] === 'cloudflaredPath' ? ' or start with driveship serve --cloudflared-path FILE' : ''}` : ''}`, 400, { field: locked[0] });
+    }
+    const patch = SettingsUpdateSchema.parse(body);
     const overridden = new Set<string>(config.overriddenByEnv());
     const blocked = Object.keys(patch).filter((k) => overridden.has(k));
     if (blocked.length) {
@@ -212,7 +230,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.get('/events', (req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.write(': connected\n\n');
-    const types: (keyof BusEvents)[] = ['payment', 'order', 'delivery', 'progress', 'alert', 'settings'];
+    const types: (keyof BusEvents)[] = ['payment', 'order', 'delivery', 'progress', 'alert', 'settings', 'update'];
     const offs = types.map((t) => bus.on(t, (payload) => res.write(`event: ${t}\ndata: ${JSON.stringify(payload)}\n\n`)));
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     req.on('close', () => {

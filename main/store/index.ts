@@ -1,10 +1,13 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadOrCreateSecretKey, readSecretKey, type KeyProtector, type SecretKeyResult } from '../platform/secret-key';
 import { AccessRepo } from './access';
+import { AccessActionsRepo } from './access-actions';
 import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
 import { openDatabase, openReadOnly, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
+import { DriveUsageRepo } from './drive-usage';
 import { DiagnosticsRepo } from './diagnostics';
 import { JobRunsRepo } from './job-runs';
 import { LibraryRepo } from './library';
@@ -13,6 +16,7 @@ import { PaymentsRepo } from './payments';
 import { ProductsRepo } from './products';
 import { SettingsRepo } from './settings';
 import { ThroughputRepo } from './throughput';
+import { UpdatesRepo } from './updates';
 import { WebhookLogRepo } from './webhook-log';
 import { WriteBehind } from './write-behind';
 
@@ -29,9 +33,15 @@ export class Store {
   readonly jobRuns: JobRunsRepo;
   readonly throughput: ThroughputRepo;
   readonly access: AccessRepo;
+  readonly accessActions: AccessActionsRepo;
+  readonly updates: UpdatesRepo;
+  readonly driveUsage: DriveUsageRepo;
   /** Checkpoint writes that may land a little late (see write-behind.ts for what qualifies). */
   readonly later: WriteBehind;
   readonly diagnostics: DiagnosticsRepo;
+
+  /** The data folder's secret key, once openStore has loaded it. */
+  secretKey: SecretKeyResult | null = null;
 
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
@@ -46,6 +56,9 @@ export class Store {
     this.jobRuns = new JobRunsRepo(db);
     this.throughput = new ThroughputRepo(db);
     this.access = new AccessRepo(db);
+    this.accessActions = new AccessActionsRepo(db);
+    this.updates = new UpdatesRepo(db);
+    this.driveUsage = new DriveUsageRepo(db);
     this.later = new WriteBehind(db);
     this.diagnostics = new DiagnosticsRepo(db);
   }
@@ -66,11 +79,26 @@ export function ensureDataDir(dataDir: string): void {
   chmodSync(dataDir, 0o700);
 }
 
-export function openStore(dataDir: string, opts?: OpenOptions): Store {
+export interface OpenStoreOptions extends OpenOptions {
+  /** The OS keystore that seals the secret key file (the desktop's safeStorage). */
+  keyProtector?: KeyProtector | null;
+}
+
+/** Opens (and migrates) the database, with secret settings sealed by the data folder's key. */
+export function openStore(dataDir: string, opts?: OpenStoreOptions): Store {
   ensureDataDir(dataDir);
   const path = join(dataDir, 'driveship.db');
   const { db } = openDatabase(path, opts);
-  return new Store(db, path);
+  const store = new Store(db, path);
+  try {
+    const key = loadOrCreateSecretKey(dataDir, opts?.keyProtector ?? null);
+    store.settings.protect(key.sealer);
+    store.secretKey = key;
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  return store;
 }
 
 /**
@@ -83,7 +111,11 @@ export function openStoreReadOnly(dataDir: string): Store {
   const db = openReadOnly(path);
   try {
     db.pragma('busy_timeout = 5000');
-    return new Store(db, path);
+    const store = new Store(db, path);
+    // Secrets are opened (never written) so that diagnostics can remove them; no key is made here.
+    const sealer = readSecretKey(dataDir);
+    if (sealer) store.settings.protect(sealer);
+    return store;
   } catch (err) {
     db.close();
     throw err;

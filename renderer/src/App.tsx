@@ -4,6 +4,7 @@ import { live } from './api/live';
 import { Layout } from './components/Layout';
 import { ErrorNote } from './components/ui';
 import { I18nProvider, useI18n } from './i18n';
+import { CustomerPage } from './pages/Customer';
 import { DashboardPage } from './pages/Dashboard';
 import { DeliveriesPage } from './pages/Deliveries';
 import { OrderPage } from './pages/OrderDetail';
@@ -74,6 +75,8 @@ function Page({ route }: { route: Route }) {
       return <SettingsPage />;
     case 'support':
       return <SupportPage />;
+    case 'customer':
+      return <CustomerPage email={route.email} />;
     case 'not-found':
       return <NotFound />;
   }
@@ -153,7 +156,7 @@ function Shell() {
   if (auth.state === 'signed-out') return <SignIn error={auth.error} onCode={redeem} />;
   return (
     <Layout route={route}>
-      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name} route={route} />
+      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name === 'customer' ? `customer:${route.email}` : route.name} route={route} />
     </Layout>
   );
 }

@@ -86,6 +86,7 @@ const ORDER_TONES: Record<string, Tone> = {
   partially_failed: 'danger',
   expired: 'neutral',
   cancelled: 'neutral',
+  revoked: 'danger',
 };
 
 export function OrderStatusBadge({ status }: { status: string }) {

@@ -1,6 +1,7 @@
 import { useCallback, useMemo } from 'react';
 import type { OrderDetailDto } from '../../../main/core/contract';
 import { orders, products, settings, type Delivery } from '../api/endpoints';
+import { AfterSaleActions } from '../components/AfterSaleActions';
 import { DeliveryActions, ProgressCell } from '../components/delivery';
 import { createdQr, PaymentPanel } from '../components/PaymentPanel';
 import { Badge, Card, CopyButton, DeliveryStateBadge, EmptyState, ErrorNote, Loading, OrderStatusBadge, PageHeader, PaymentMatchBadge } from '../components/ui';
@@ -220,6 +221,8 @@ export function OrderPage({ id }: { id: string }) {
           </ul>
         )}
       </Card>
+
+      <AfterSaleActions order={o} deliveries={o.deliveries} actions={o.actions ?? []} onChanged={reload} />
 
       {payable ? (
         <Card title={t('order.timeline')}>

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { ProductCreateSchema, type DeliveryMode, type SourceConfig } from '../../../main/core/contract';
 import { products, type Product } from '../api/endpoints';
+import { ProductAfterSale } from '../components/ProductAfterSale';
 import { Badge, Card, EmptyState, ErrorNote, Field, Loading, Notice, PageHeader } from '../components/ui';
 import { errorMessage, isRouteMissing } from '../errors';
 import { useAsync, useLiveRefresh } from '../hooks';
@@ -168,6 +169,7 @@ export function ProductEditPage({ id }: { id: string | null }) {
   const [kind, setKind] = useState<Kind>('http-manifest');
   const [sourceValue, setSourceValue] = useState<Record<Kind, string>>({ 'http-manifest': '', 'local-folder': '', 'drive-folder': '' });
   const [mode, setMode] = useState<DeliveryMode>('private-copy');
+  const [privateNetwork, setPrivateNetwork] = useState(false);
   const [accessDays, setAccessDays] = useState('');
   const [errors, setErrors] = useState<Errors>({});
   const [error, setError] = useState<unknown>(null);
@@ -182,12 +184,13 @@ export function ProductEditPage({ id }: { id: string | null }) {
     setKind(p.source.kind);
     setSourceValue((cur) => ({ ...cur, [p.source.kind]: sourceSummary(p.source) }));
     setMode(p.delivery);
+    setPrivateNetwork(p.source.kind === 'http-manifest' && !!p.source.privateNetwork);
     setAccessDays(p.accessDays ? String(p.accessDays) : '');
   }, [existing.data]);
 
   const source = (): SourceConfig => {
     const v = sourceValue[kind].trim();
-    if (kind === 'http-manifest') return { kind, manifestUrl: v };
+    if (kind === 'http-manifest') return privateNetwork ? { kind, manifestUrl: v, privateNetwork } : { kind, manifestUrl: v };
     if (kind === 'local-folder') return { kind, path: v };
     return { kind, folderId: v };
   };
@@ -317,6 +320,12 @@ export function ProductEditPage({ id }: { id: string | null }) {
               className="mono"
             />
           </Field>
+          {kind === 'http-manifest' ? (
+            <label className="check">
+              <input type="checkbox" id="p-private-network" checked={privateNetwork} onChange={(e) => setPrivateNetwork(e.target.checked)} />
+              {t('source.http-manifest.privateNetwork')}
+            </label>
+          ) : null}
         </Card>
 
         <Card title={t('field.delivery')}>
@@ -340,6 +349,7 @@ export function ProductEditPage({ id }: { id: string | null }) {
             <PrepareButton p={p} onDone={existing.reload} />
           </Card>
         ) : null}
+        {p ? <ProductAfterSale product={p} onSaved={existing.reload} /> : null}
 
         {error ? <ErrorNote error={error} /> : null}
         {saved ? <Notice tone="success">{t('common.saved')}</Notice> : null}

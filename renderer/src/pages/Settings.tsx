@@ -2,6 +2,7 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { SettingsUpdateSchema, type SecretSetting, type SettingsDto, type SettingsUpdate } from '../../../main/core/contract';
 import { google, settings } from '../api/endpoints';
 import { BANKS } from '../banks';
+import { DriveQuotaCard } from '../components/DriveQuotaCard';
 import { Badge, Card, ErrorNote, Field, Loading, Notice, PageHeader } from '../components/ui';
 import { errorMessage, isRouteMissing } from '../errors';
 import { useAsync, useLiveRefresh } from '../hooks';
@@ -290,6 +291,8 @@ export function SettingsPage() {
           </Field>
         </div>
       </Card>
+
+      <DriveQuotaCard editable />
 
       <Section title={t('settings.shop')} keys={['shopName', 'language', 'orderExpiryHours']} {...common}>
         <Field label={t('field.shopName')} htmlFor="s-shopName" hint={hint('shopName', 'settings.shopNameHint')}>
