@@ -8,12 +8,14 @@ import type { DriveClient } from '../drive/client';
 import type { Bus } from '../platform/bus';
 import { shareMessage, type Mailer } from '../platform/mail';
 import type { Store } from '../store';
-import { eachLimit, type Library } from './library';
+import { eachLimit, yieldToLoop, type Library } from './library';
 import type { DriveQuota, OnWait } from './quota';
 
 const DAY = 86_400_000;
 /** Copies one delivery makes at once (files.copy is a server-side call; Drive throttles bursts). */
 const COPIES_AT_ONCE = 4;
+/** Copy ids reserved per transaction. */
+const RESERVE_SLICE = 500;
 /** Drive accepts permission expiry times at most a year ahead; beyond that the access-expiry job revokes. */
 const MAX_EXPIRY_MS = 365 * DAY;
 
@@ -86,6 +88,7 @@ export class Grants {
     const drive = await this.deps.drive();
     const files = store.library.files(productId, version);
     const parentOf = await library.ensureTree(`delivery/${deliveryId}`, rootId, files.map((f) => f.path));
+    await yieldToLoop();
     store.later.flush();
     let rows = new Map(store.library.deliveryFileRows(deliveryId).map((r) => [r.path, r]));
     // What needs a new copy: paths not copied yet (or mid-replacement), and paths whose library file changed.
@@ -98,7 +101,11 @@ export class Grants {
     const fresh = need.filter((f) => !rows.get(f.path));
     if (fresh.length) {
       const ids = await drive.generateIds(fresh.length);
-      store.tx(() => fresh.forEach((f, i) => store.library.reserveCopyOf(deliveryId, f.path, ids[i]!, f.drive_file_id!)));
+      // All durable before any copy call; in slices, so a catalogue does not hold the main thread.
+      for (let i = 0; i < fresh.length; i += RESERVE_SLICE) {
+        store.tx(() => fresh.slice(i, i + RESERVE_SLICE).forEach((f, j) => store.library.reserveCopyOf(deliveryId, f.path, ids[i + j]!, f.drive_file_id!)));
+        await yieldToLoop();
+      }
     }
     const replace = need.filter((f) => {
       const r = rows.get(f.path);

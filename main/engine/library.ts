@@ -373,9 +373,12 @@ export class Library {
     const missing = files.filter((f) => !f.drive_file_id);
     if (missing.length) {
       const ids = await drive.generateIds(missing.length);
-      // Durable before any upload uses them: a retried create then answers 409, never a duplicate.
-      store.library.setDriveFileIds(productId, version, missing.map((f, i) => ({ path: f.path, id: ids[i]! })));
-      await yieldToLoop();
+      // Durable before any upload uses them (a retried create then answers 409, never a
+      // duplicate); in slices, so a catalogue does not hold the main thread.
+      for (let i = 0; i < missing.length; i += 500) {
+        store.library.setDriveFileIds(productId, version, missing.slice(i, i + 500).map((f, j) => ({ path: f.path, id: ids[i + j]! })));
+        await yieldToLoop();
+      }
       files = store.library.files(productId, version);
     }
     await yieldToLoop();
@@ -539,7 +542,7 @@ export class Library {
 }
 
 /** Lets pending I/O (the listeners' requests above all) run before the next piece of work. */
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Starts `fn` for every item, yielding to the event loop between slices so that starting ten

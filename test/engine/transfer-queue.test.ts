@@ -13,6 +13,7 @@ import { Transfers } from '../../main/engine/transfers';
 import { startDriveEmulator, type DriveEmulator } from '../../sandbox/drive/emulator';
 import { startOrigin, type Origin } from '../../sandbox/origin';
 import { generateId } from '../drive/helpers';
+import { TEST_ORIGIN_RULES } from '../helpers/origins';
 
 const KiB = 1024;
 const limitsOf = (l: Partial<TransferLimits>): TransferLimits => ({ maxDownloads: 2, maxUploads: 1, maxPerHost: 8, downloadBytesPerSec: null, uploadBytesPerSec: null, ...l });
@@ -30,7 +31,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
 
   const spec = (name: string, group: string, priority = 0, since = 0, size = 512 * KiB): TransferSpec => {
     const f = origin.addFile(`queue/${name}`, { size, seed: name });
-    return { id: `fetch:${name}`, task: { kind: 'download', url: f.url, destPath: join(dir, name), size: f.size, sha256: f.sha256 }, group, priority, since };
+    return { id: `fetch:${name}`, task: { kind: 'download', origin: TEST_ORIGIN_RULES, url: f.url, destPath: join(dir, name), size: f.size, sha256: f.sha256 }, group, priority, since };
   };
 
   it('VIP first, then fairness between products, then payment time; slots hold', async () => {
