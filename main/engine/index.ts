@@ -7,7 +7,7 @@ import { Alerts } from '../platform/alerts';
 import type { Bus } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import type { Logger } from '../platform/log';
-import { Mailer, smtpConfigOf } from '../platform/mail';
+import { customerShopName, Mailer, smtpConfigOf } from '../platform/mail';
 import type { Store } from '../store';
 import { Library } from './library';
 import type { JobProgress } from './progress';
@@ -39,6 +39,7 @@ export class Engine {
   readonly supervisor: Supervisor;
   readonly alerts: Alerts;
   readonly mailer: Mailer;
+  private readonly steps: DeliverySteps;
   private driveClient: DriveClient | null = null;
   private driveKey = '';
   private progressTimer: NodeJS.Timeout | null = null;
@@ -87,7 +88,7 @@ export class Engine {
         return { segmentThreshold: c.segmentThresholdMiB * 1024 * 1024, segments: c.segments };
       },
     });
-    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => config.current().shopName, log });
+    const steps = (this.steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => customerShopName(config.current()), log }));
     this.supervisor = new Supervisor({ store, steps, scheduler: this.scheduler, alerts: this.alerts, bus, log, maxActive: () => config.current().maxActiveDeliveries });
     bus.on('settings', (e) => {
       if (e.keys.some((k) => /^(max|download|upload)/.test(k))) this.scheduler.refresh();
@@ -108,6 +109,11 @@ export class Engine {
       this.driveClient = new DriveClient({ auth: google.client(), rootUrl: config.current().googleRootUrl });
     }
     return this.driveClient;
+  }
+
+  /** Sends a delivered delivery's email to the customer again (the owner's "Resend email"). */
+  resendEmail(deliveryId: string): Promise<void> {
+    return this.steps.resendEmail(deliveryId);
   }
 
   /** Google reconnected: forget the old client and resume what waited for it. */

@@ -7,7 +7,7 @@ import { dirname, join, posix } from 'node:path';
 import { StepError } from '../core/step-error';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
-import { createSource, SourceError, type SourceFile } from '../sources';
+import { createSource, SourceError, type ProductSource, type SourceConfig, type SourceFile } from '../sources';
 import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';
 import type { TransferError } from '../../workers/protocol';
@@ -100,6 +100,14 @@ export class Library {
     });
   }
 
+  /** The adapter for a source, wired as deliveries use it (also what the owner's "check" lists). */
+  sourceFor(config: SourceConfig): ProductSource {
+    return createSource(config, {
+      listDriveFolder: async (folderId) =>
+        (await (await this.deps.drive()).listTree(folderId)).map((f) => ({ path: f.path, size: f.size, sha256: null, driveFileId: f.id, version: f.md5 ?? undefined })),
+    });
+  }
+
   /** The product version a new delivery gets: the latest, or a new one if the source changed. */
   resolveVersion(productId: string, signal: AbortSignal): Promise<number> {
     const cached = this.listings.get(productId);
@@ -110,10 +118,7 @@ export class Library {
         const product = store.products.get(productId);
         if (!product) throw new StepError('permanent', 'PRODUCT_MISSING', `Product ${productId} no longer exists`);
         let files: SourceFile[];
-        const source = createSource(product.source, {
-          listDriveFolder: async (folderId) =>
-            (await (await this.deps.drive()).listTree(folderId)).map((f) => ({ path: f.path, size: f.size, sha256: null, driveFileId: f.id, version: f.md5 ?? undefined })),
-        });
+        const source = this.sourceFor(product.source);
         try {
           files = await source.list();
         } catch (err) {

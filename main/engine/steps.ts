@@ -128,4 +128,35 @@ export class DeliverySteps {
     }
     store.deliveries.setNotify(id, 'sent', messageId);
   }
+
+  /**
+   * The owner's "send the email again" on a delivered delivery (the customer lost it, or it went to
+   * spam). Always a new message: the owner asked for one, so a duplicate is the point.
+   */
+  async resendEmail(id: string): Promise<void> {
+    const { store, mailer } = this.deps;
+    const r = this.row(id);
+    if (r.state !== 'delivered' || !r.folder_id) throw new StepError('permanent', 'DELIVERY_NOT_DELIVERED', 'Only a delivered order can have its email sent again');
+    if (!mailer.enabled()) throw new StepError('permanent', 'EMAIL_OFF', 'Customer emails are off: set up the email server in Settings first');
+    const product = store.products.get(r.product_id)!;
+    const messageId = `<${randomUUID()}@driveship>`;
+    try {
+      await mailer.sendDelivery({
+        to: r.customer_email!,
+        customerName: r.customer_name ?? null,
+        productName: product.name,
+        orderCode: r.order_code!,
+        folderUrl: folderUrl(r.folder_id),
+        locale: r.locale ?? 'vi',
+        shopName: this.deps.shopName(),
+        messageId,
+      });
+    } catch (err) {
+      throw new StepError('transient', 'EMAIL_FAILED', `Email to the customer failed: ${(err as Error).message ?? err}`);
+    }
+    store.tx(() => {
+      store.deliveries.setNotify(id, 'sent', messageId);
+      store.deliveries.event(id, 'email_resent', null, null, { messageId });
+    });
+  }
 }

@@ -25,16 +25,30 @@ export interface DeliveryMail {
 export function renderDeliveryMail(m: DeliveryMail): { subject: string; text: string; html: string } {
   const name = m.customerName || (m.locale === 'vi' ? 'bạn' : 'there');
   const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  // Without a shop name the email is simply not signed: better than a name that is not the shop's.
+  const prefix = m.shopName ? `${m.shopName}: ` : '';
+  const sign = m.shopName ? `\n\n${m.shopName}` : '';
+  const signHtml = m.shopName ? `<p>${esc(m.shopName)}</p>` : '';
   if (m.locale === 'vi') {
-    const subject = `${m.shopName}: "${m.productName}" đã sẵn sàng (đơn ${m.orderCode})`;
-    const text = `Chào ${name},\n\nCảm ơn bạn đã mua "${m.productName}". Tài liệu của bạn đã được chia sẻ trên Google Drive:\n${m.folderUrl}\n\nMã đơn hàng: ${m.orderCode}\n\n${m.shopName}`;
-    const html = `<p>Chào ${esc(name)},</p><p>Cảm ơn bạn đã mua “${esc(m.productName)}”. Tài liệu của bạn đã được chia sẻ trên Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Mã đơn hàng: <b>${esc(m.orderCode)}</b></p><p>${esc(m.shopName)}</p>`;
+    const subject = `${prefix}"${m.productName}" đã sẵn sàng (đơn ${m.orderCode})`;
+    const text = `Chào ${name},\n\nCảm ơn bạn đã mua "${m.productName}". Tài liệu của bạn đã được chia sẻ trên Google Drive:\n${m.folderUrl}\n\nMã đơn hàng: ${m.orderCode}${sign}`;
+    const html = `<p>Chào ${esc(name)},</p><p>Cảm ơn bạn đã mua “${esc(m.productName)}”. Tài liệu của bạn đã được chia sẻ trên Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Mã đơn hàng: <b>${esc(m.orderCode)}</b></p>${signHtml}`;
     return { subject, text, html };
   }
-  const subject = `${m.shopName}: "${m.productName}" is ready (order ${m.orderCode})`;
-  const text = `Hi ${name},\n\nThank you for buying "${m.productName}". Your files are shared with you on Google Drive:\n${m.folderUrl}\n\nOrder code: ${m.orderCode}\n\n${m.shopName}`;
-  const html = `<p>Hi ${esc(name)},</p><p>Thank you for buying “${esc(m.productName)}”. Your files are shared with you on Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Order code: <b>${esc(m.orderCode)}</b></p><p>${esc(m.shopName)}</p>`;
+  const subject = `${prefix}"${m.productName}" is ready (order ${m.orderCode})`;
+  const text = `Hi ${name},\n\nThank you for buying "${m.productName}". Your files are shared with you on Google Drive:\n${m.folderUrl}\n\nOrder code: ${m.orderCode}${sign}`;
+  const html = `<p>Hi ${esc(name)},</p><p>Thank you for buying “${esc(m.productName)}”. Your files are shared with you on Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Order code: <b>${esc(m.orderCode)}</b></p>${signHtml}`;
   return { subject, text, html };
+}
+
+/**
+ * The shop's name as customers should read it: the one set in Settings, else the display name of
+ * the From address ("Tiệm Sách Lan <shop@...>"), else none at all.
+ */
+export function customerShopName(c: Pick<Config, 'shopName' | 'smtpFrom'>): string {
+  if (c.shopName) return c.shopName;
+  const m = c.smtpFrom ? /^\s*"?([^"<]+?)"?\s*</.exec(c.smtpFrom) : null;
+  return m?.[1]?.trim() ?? '';
 }
 
 /** The message Google puts in its share email when we do not send our own. */
@@ -47,7 +61,7 @@ export function shareMessage(locale: 'vi' | 'en', productName: string, orderCode
 /** The shop's SMTP settings, or null when email is off. */
 export function smtpConfigOf(c: Config): SmtpConfig | null {
   if (!c.smtpHost) return null;
-  return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? `${c.shopName} <no-reply@localhost>` };
+  return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? (c.shopName ? `${c.shopName} <no-reply@localhost>` : 'no-reply@localhost') };
 }
 
 /** One place that says how driveship talks SMTP (timeouts, TLS rules). */
