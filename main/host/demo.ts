@@ -102,6 +102,8 @@ function whenSettled(core: App, orderIds: string[], timeoutMs: number): Promise<
 
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const t0 = Date.now();
+  // Like serve: what the demo shop writes is for this user only.
+  if (!opts.exit) process.umask(0o077);
   // A scripted run (--exit) never touches the owner's demo shop unless a folder is named.
   const dataDir = opts.exit ? (process.env.DRIVESHIP_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'driveship-demo-'))) : opts.dataDir!;
   const filesRoot = opts.exit ? null : `${dataDir}-files`;

@@ -64,7 +64,7 @@ function Page({ route }: { route: Route }) {
     case 'dashboard':
       return <DashboardPage />;
     case 'orders':
-      return <OrdersPage />;
+      return <OrdersPage attention={route.attention} initialQuery={route.q} />;
     case 'order-new':
       return <OrderNewPage />;
     case 'order':
@@ -164,7 +164,7 @@ function Shell() {
   if (auth.state === 'signed-out') return <SignIn error={auth.error} signedOut={auth.signedOut} onCode={redeem} />;
   return (
     <Layout route={route} onSignOut={signOut}>
-      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name} route={route} />
+      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name === 'orders' ? `orders:${route.attention}` : route.name} route={route} />
     </Layout>
   );
 }
