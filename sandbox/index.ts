@@ -35,7 +35,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     DRIVESHIP_GOOGLE_ROOT_URL: drive.url,
     DRIVESHIP_SMTP_HOST: '127.0.0.1',
     DRIVESHIP_SMTP_PORT: String(smtp.port),
-    DRIVESHIP_SMTP_FROM: 'driveship demo <shop@driveship.test>',
+    DRIVESHIP_SMTP_FROM: 'Demo Shop <shop@driveship.test>',
     SEPAY_API_BASE: sepayApi.url,
     SEPAY_API_TOKEN: sepayToken,
     // Product files come from the origin emulator on this machine.

@@ -205,7 +205,7 @@ export const en = {
   'orders.count': '{n} orders',
   'orders.count.one': '1 order',
   'orders.new': 'New order',
-  'orders.searchPlaceholder': 'Search by code, name, email or product (accents optional)',
+  'orders.searchPlaceholder': 'Code, name, email or product (accents optional)',
   'orders.filterStatus': 'Status',
   'orders.allStatuses': 'All statuses',
   'orders.code': 'Code',
@@ -826,6 +826,9 @@ export const en = {
   'setting.receivingAccounts.error': 'Account numbers (letters and digits), separated by commas.',
   'setting.telegramChatId.error': 'The chat ID is a number, like 123456789.',
   'setting.bandwidthSchedule.error': 'Write it like [{"from":"08:00","to":"18:00","downloadKBps":500}].',
+
+  // ---- owner: connections, simulated transfer, attention, settings from the registry ----
+  'orders.paidShort': 'paid {amount}',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -207,7 +207,7 @@ export const vi: Record<MessageKey, string> = {
   'orders.count': '{n} đơn hàng',
   'orders.count.one': '1 đơn hàng',
   'orders.new': 'Tạo đơn',
-  'orders.searchPlaceholder': 'Tìm theo mã, tên, email hoặc sản phẩm (gõ không dấu cũng được)',
+  'orders.searchPlaceholder': 'Mã, tên, email, sản phẩm (gõ không dấu được)',
   'orders.filterStatus': 'Trạng thái',
   'orders.allStatuses': 'Mọi trạng thái',
   'orders.code': 'Mã',
@@ -828,4 +828,7 @@ export const vi: Record<MessageKey, string> = {
   'setting.receivingAccounts.error': 'Các số tài khoản (chữ và số), cách nhau bằng dấu phẩy.',
   'setting.telegramChatId.error': 'Chat ID là một con số, ví dụ 123456789.',
   'setting.bandwidthSchedule.error': 'Viết theo dạng [{"from":"08:00","to":"18:00","downloadKBps":500}].',
+
+  // ---- owner: connections, simulated transfer, attention, settings from the registry ----
+  'orders.paidShort': 'đã trả {amount}',
 };

@@ -105,7 +105,6 @@ export function OrdersPage({ attention: initialAttention = '', initialQuery = ''
                 <th>{t('orders.customer')}</th>
                 <th>{t('orders.product')}</th>
                 <th className="num">{t('orders.amount')}</th>
-                <th className="num">{t('orders.paid')}</th>
                 <th>{t('orders.status')}</th>
                 <th>{t('orders.created')}</th>
               </tr>
@@ -124,7 +123,7 @@ export function OrdersPage({ attention: initialAttention = '', initialQuery = ''
                       </>
                     ) : null}
                   </td>
-                  <td>
+                  <td className="customer-cell">
                     <div>{o.customerName || o.customerEmail}</div>
                     {o.customerName ? <div className="muted small">{o.customerEmail}</div> : null}
                   </td>
@@ -135,13 +134,18 @@ export function OrdersPage({ attention: initialAttention = '', initialQuery = ''
                       </div>
                     ))}
                   </td>
-                  <td className="num nowrap">{fmt.vnd(o.amountVnd)}</td>
-                  <td className="num nowrap">{o.paidVnd ? fmt.vnd(o.paidVnd) : '–'}</td>
+                  <td className="num nowrap">
+                    <div>{fmt.vnd(o.amountVnd)}</div>
+                    {o.paidVnd !== o.amountVnd && o.paidVnd > 0 ? <div className="muted small">{t('orders.paidShort', { amount: fmt.vnd(o.paidVnd) })}</div> : null}
+                  </td>
                   <td>
                     <OrderStatusBadge status={o.status} counts={o.deliveryCounts} />
                     <OrderTodo o={o} />
                   </td>
-                  <td className="muted nowrap">{fmt.dateTime(o.createdAt)}</td>
+                  <td className="muted small nowrap">
+                    <div>{fmt.time(o.createdAt)}</div>
+                    <div>{fmt.date(o.createdAt)}</div>
+                  </td>
                 </tr>
               ))}
             </tbody>
