@@ -50,6 +50,15 @@ function rendererInputsHash() {
   return h.digest('hex');
 }
 
+function newestMtime(p) {
+  if (!existsSync(p)) return 0;
+  const st = statSync(p);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const name of readdirSync(p)) newest = Math.max(newest, newestMtime(join(p, name)));
+  return newest;
+}
+
 /** Removes compiled files whose source is gone (a moved or deleted test must not run from dist/). */
 function pruneOrphans() {
   for (const top of ['main', 'workers', 'sandbox', 'test', 'bench']) {
@@ -65,8 +74,18 @@ function pruneOrphans() {
 if (args.has('--watch')) {
   spawn(bin('tsc'), ['-p', 'tsconfig.json', '--watch', '--preserveWatchOutput'], { cwd: root, stdio: 'inherit' });
 } else {
-  run(bin('tsc'), ['-p', 'tsconfig.json'], 'tsc');
-  pruneOrphans();
+  // tsc's own up-to-date check still reads every file (seconds); newer-than-the-last-build is enough
+  // to know nothing changed, and a changed or deleted file always makes the directory or file newer.
+  const tscStamp = join(root, 'dist/.tsc-stamp');
+  const inputs = ['main', 'workers', 'sandbox', 'test', 'bench', 'tsconfig.json', 'package-lock.json'].map((p) => join(root, p));
+  const lastBuild = existsSync(tscStamp) ? statSync(tscStamp).mtimeMs : 0;
+  if (!inputs.some((p) => newestMtime(p) > lastBuild)) {
+    if (!quiet) console.error('build: TypeScript unchanged');
+  } else {
+    run(bin('tsc'), ['-p', 'tsconfig.json'], 'tsc');
+    pruneOrphans();
+    writeFileSync(tscStamp, new Date().toISOString());
+  }
   const stamp = join(root, 'dist/renderer/.inputs-sha256');
   const hash = rendererInputsHash();
   const built = existsSync(join(root, 'dist/renderer/index.html')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash;

@@ -2,27 +2,16 @@
 // global one), filled three ways: from the bus as things happen (payments, delivery transitions
 // and durations), from the public app's per-request hook (webhook results), and from the database
 // and the engine at scrape time (deliveries by state, bytes, transfers, pool, alerts).
-//
-// ops sits below the engine in the layers, so the engine is described here by the few members
-// read, not imported.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Engine } from '../engine';
 import type { Store } from '../store';
 import type { Bus } from '../platform/bus';
-
-/** What metrics read from the engine (structurally: main/engine's Engine satisfies it). */
-export interface MetricsEngine {
-  scheduler: {
-    stats(): { running: { download: number; upload: number }; queued: number };
-    totals: { bytesDown: number; bytesUp: number };
-    pool?: { utilization?: number; threads?: readonly unknown[]; queueSize?: number; completed?: number };
-  };
-  supervisor?: { activeCount(): number };
-}
 
 export interface MetricsDeps {
   store: Store;
   bus: Bus;
-  engine?: MetricsEngine | null;
+  /** The running engine's scheduler and supervisor; without it the engine's figures are left out. */
+  engine?: Pick<Engine, 'scheduler' | 'supervisor'> | null;
   /** Node's process metrics (CPU, memory, GC, event-loop lag); default true. */
   defaultMetrics?: boolean;
   /** Added as a label to driveship_build_info. */
@@ -115,7 +104,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Deliveries currently moving bytes or calling Drive',
     registers: [registry],
     collect() {
-      if (engine?.supervisor) this.set(safe(() => engine.supervisor!.activeCount(), 0));
+      if (engine) this.set(safe(() => engine.supervisor.activeCount(), 0));
     },
   });
   const transitions = new Counter({
@@ -178,7 +167,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker pool utilisation (0..1) as reported by Piscina',
     registers: [registry],
     collect() {
-      const u = engine ? safe(() => engine.scheduler.pool?.utilization, undefined) : undefined;
+      const u = engine ? safe(() => engine.scheduler.pool.utilization, undefined) : undefined;
       if (typeof u === 'number' && Number.isFinite(u)) this.set(u);
     },
   });
@@ -187,7 +176,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker threads alive in the pool',
     registers: [registry],
     collect() {
-      const t = engine ? safe(() => engine.scheduler.pool?.threads?.length, undefined) : undefined;
+      const t = engine ? safe(() => engine.scheduler.pool.threads.length, undefined) : undefined;
       if (typeof t === 'number') this.set(t);
     },
   });
@@ -196,7 +185,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Tasks waiting inside the worker pool',
     registers: [registry],
     collect() {
-      const q = engine ? safe(() => engine.scheduler.pool?.queueSize, undefined) : undefined;
+      const q = engine ? safe(() => engine.scheduler.pool.queueSize, undefined) : undefined;
       if (typeof q === 'number') this.set(q);
     },
   });

@@ -1,10 +1,11 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AccessRepo } from './access';
 import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
-import { openDatabase, type Db, type OpenOptions } from './db';
+import { openDatabase, openReadOnly, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
+import { DiagnosticsRepo } from './diagnostics';
 import { JobRunsRepo } from './job-runs';
 import { LibraryRepo } from './library';
 import { OrdersRepo } from './orders';
@@ -27,6 +28,7 @@ export class Store {
   readonly jobRuns: JobRunsRepo;
   readonly throughput: ThroughputRepo;
   readonly access: AccessRepo;
+  readonly diagnostics: DiagnosticsRepo;
 
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
@@ -41,6 +43,7 @@ export class Store {
     this.jobRuns = new JobRunsRepo(db);
     this.throughput = new ThroughputRepo(db);
     this.access = new AccessRepo(db);
+    this.diagnostics = new DiagnosticsRepo(db);
   }
 
   /** Runs `fn` in one transaction (a savepoint when already inside one). */
@@ -63,6 +66,23 @@ export function openStore(dataDir: string, opts?: OpenOptions): Store {
   const path = join(dataDir, 'driveship.db');
   const { db } = openDatabase(path, opts);
   return new Store(db, path);
+}
+
+/**
+ * Opens a data folder's database read-only (safe while the app runs: WAL readers never block it,
+ * and nothing is migrated or written). The repositories prepare their statements but only reads run.
+ */
+export function openStoreReadOnly(dataDir: string): Store {
+  const path = join(dataDir, 'driveship.db');
+  if (!existsSync(path)) throw new Error(`no driveship database in ${dataDir}`);
+  const db = openReadOnly(path);
+  try {
+    db.pragma('busy_timeout = 5000');
+    return new Store(db, path);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 }
 
 export type { Db };

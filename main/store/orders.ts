@@ -4,7 +4,7 @@ import { newId } from '../core/ids';
 import type { OrderStatus } from '../core/order';
 import { prep, type Db } from './db';
 
-interface OrderRow {
+export interface OrderRow {
   id: string;
   code: string;
   customer_email: string;

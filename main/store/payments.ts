@@ -4,7 +4,7 @@ import { prep, type Db } from './db';
 
 export type PaymentMatch = 'code' | 'content' | 'assigned' | 'unmatched' | 'outgoing' | 'foreign_account' | 'order_closed';
 
-interface PaymentRow {
+export interface PaymentRow {
   id: string;
   sepay_id: number | null;
   sepay_api_id: string | null;

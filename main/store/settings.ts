@@ -25,8 +25,13 @@ export class SettingsRepo {
 
   all(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const r of this.allStmt.all()) out[r.key] = JSON.parse(r.value);
+    for (const r of this.rows()) out[r.key] = JSON.parse(r.value);
     return out;
+  }
+
+  /** Every stored setting with its JSON text unparsed (diagnostics reads a damaged value too). */
+  rows(): { key: string; value: string }[] {
+    return this.allStmt.all();
   }
 
   set(key: string, value: unknown): void {

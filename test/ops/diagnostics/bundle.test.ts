@@ -9,13 +9,14 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { startApp, type App } from '../../main/host/app';
-import { buildDiagnostics, maskEmail, writeDiagnosticsFile } from '../../main/ops/diagnostics';
-import { createMetrics } from '../../main/ops/metrics';
-import { seedProducts } from '../../main/host/demo';
-import { startSandbox, type Sandbox } from '../../sandbox/index';
-import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
-import { BIN, tempDir } from '../helpers/host';
+import { startApp, type App } from '../../../main/host/app';
+import { buildDiagnostics, maskEmail, writeDiagnosticsFile } from '../../../main/ops/diagnostics';
+import { createMetrics } from '../../../main/ops/metrics';
+import { seedProducts } from '../../../main/host/demo';
+import { startSandbox, type Sandbox } from '../../../sandbox/index';
+import { makeTransaction, SePaySender } from '../../../sandbox/sepay/sender';
+import { BIN, tempDir } from '../../helpers/host';
+import { waitFor } from '../../helpers/wait';
 import { unzip, type ZipEntry } from './unzip';
 
 const rand = () => randomBytes(9).toString('hex');
@@ -55,14 +56,6 @@ const EXPECTED_FILES = [
 ];
 const EMAIL_RE = /[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}/g;
 const fold = (s: string) => s.normalize('NFD').replace(/\p{M}+/gu, '').replace(/[đĐ]/g, 'd').toLowerCase();
-
-async function waitFor(what: string, fn: () => boolean, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('diagnostics bundle', () => {
   let sandbox: Sandbox;

@@ -1,6 +1,6 @@
 // Metrics: the figures move during a small shop flow. In process, with the public app wired the
 // way the host wires it (onWebhook → metrics); and on a real `driveship serve` through
-// GET /metrics with the token (skipped while the host does not serve metrics yet).
+// GET /metrics with the token.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { seedProducts } from '../../main/host/demo';
 import { startSandbox, type Sandbox } from '../../sandbox/index';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
+import { waitFor } from '../helpers/wait';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -37,14 +38,6 @@ export function metric(samples: Sample[], name: string, labels: Record<string, s
 
 const ACCOUNT = '0123456789';
 const HMAC = 'metrics-hmac-' + Math.random().toString(36).slice(2);
-
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('metrics in process', () => {
   let sandbox: Sandbox;
