@@ -367,7 +367,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       try {
         // Opens the database read-only: safe while `serve` runs.
-        const { writeDiagnosticsFile } = await import('../ops/diagnostics.js');
+        const { writeDiagnosticsFile } = await import('../ops/diagnostics/index.js');
         const r = await writeDiagnosticsFile({ dataDir: defaultDataDir(), out: resolve(outFile) });
         out(`diagnostics bundle written: ${r.path} (${r.bytes} bytes)`);
         return 0;
