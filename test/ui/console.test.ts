@@ -26,7 +26,7 @@ const PAGES: [hash: string, dataPage: string, shot: string][] = [
   ['#/support', 'support', '11-support'],
 ];
 
-const navText = (page: Page, to: string) => page.locator(`nav a[data-nav="${to}"]`).innerText();
+const navText = (page: Page, to: string) => page.locator(`nav a[data-nav="${to}"] .nav-text`).innerText();
 
 describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium is not installed at /usr/bin/chromium' }, () => {
   let host: HostHandle;
