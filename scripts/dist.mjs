@@ -4,6 +4,11 @@
 // Why the last part: electron-builder rebuilds better-sqlite3 for Electron's ABI *in place* in
 // node_modules (npmRebuild). Left like that, plain Node (`npm test`, `npm start`) could no longer
 // load it. The Node build is copied aside first and put back afterwards, whatever happens.
+// In the packaged app that in-place build is the default one, which the core process (a
+// utilityProcess: RunAsNode stays off) loads; see main/host/shell/native-binding.ts. This is the
+// only place better-sqlite3 is built for Electron on the way to an installer: never on install.
+// Packaging downloads Electron's zip and headers (or a prebuilt better-sqlite3): it needs the hosts
+// `npm run desktop` names, or their mirrors (ELECTRON_MIRROR, npm_config_disturl).
 //
 // Examples: `npm run dist` (this OS's targets), `npm run dist -- --linux deb`, `npm run dist -- --dir`.
 import { spawnSync } from 'node:child_process';
@@ -46,7 +51,7 @@ if (problems.length) {
 // ---- compile ------------------------------------------------------------------------------------------
 run('npm', ['run', 'build', '--silent'], 'the TypeScript build');
 if (pkg.scripts?.['build:renderer']) run('npm', ['run', 'build:renderer', '--silent'], 'the renderer build');
-for (const file of ['dist/main/host/electron.js', 'dist/main/host/preload.js']) {
+for (const file of ['dist/main/host/electron.js', 'dist/main/host/preload.js', 'dist/main/host/core-process.js']) {
   if (!existsSync(join(root, file))) {
     console.error(`dist: ${file} was not produced by the build`);
     process.exit(1);

@@ -1,6 +1,10 @@
 // The desktop shell around the core: one window, the tray, notifications, secrets, start at login,
-// and the quit sequence. It holds no shop logic: every decision worth testing lives in ./shell/
-// (plain Node), and this file only binds those decisions to Electron's objects.
+// and the quit sequence. The core (the same composition root as `driveship serve`) runs in its own
+// process (./core-process.ts as an Electron utilityProcess), so SQLite's fsyncs and the engine never
+// freeze the window or the tray, and a crash of the core is seen, reported and recovered from here.
+// The shell reaches the core only through the admin API and its event stream, like the renderer.
+// It holds no shop logic: every decision worth testing lives in ./shell/ (plain Node), and this
+// file only binds those decisions to Electron's objects.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -17,55 +21,38 @@ import {
   session,
   shell,
   Tray,
+  utilityProcess,
   type IpcMainInvokeEvent,
   type MenuItemConstructorOptions,
   type NativeImage,
   type WebContents,
   type WebPreferences,
 } from 'electron';
-import { defaultDataDir } from '../platform/config';
-import { startApp, type App } from './app';
+import { createLogger } from '../platform/log';
 import { APP_ID } from './shell/app-info';
 import { HIDDEN_ARG, linuxAutostartEntry, linuxAutostartPath, linuxExecutable } from './shell/autostart';
+import { CoreClient, CoreEventStream, type EngineState, type ShellEvent } from './shell/core-client';
+import { CORE_FAILURES, type CoreReady } from './shell/core-protocol';
+import { CoreStartError, CoreSupervisor, type LaunchCore } from './shell/core-supervisor';
 import { pickLanguage, texts } from './shell/i18n';
 import { checkSender } from './shell/ipc-guard';
+import { loadOrCreateSealKey } from './shell/key-box';
 import { trayMenu, type MenuItemId } from './shell/menu-model';
 import { fromAlert, fromDelivery, fromPayment, NotifyThrottle, wanted, type Notice, type NoticeEvent } from './shell/notify-throttle';
 import { applyPatch, loadPreferences, parsePatch, savePreferences } from './shell/preferences';
 import { QuitGate, quitConfirmed, quitDialog, type QuitReason } from './shell/quit-guard';
 import { ActivityTracker, attentionCount, trayState } from './shell/tray-state';
-import type {
-  InvokeChannel,
-  InvokeChannels,
-  Lang,
-  PushChannel,
-  PushChannels,
-  SecretBox,
-  ShellEngine,
-  ShellPreferences,
-  TrayState,
-} from './shell/types';
+import type { InvokeChannel, InvokeChannels, Lang, PushChannel, PushChannels, SecretBox, ShellPreferences, TrayState } from './shell/types';
 import { decideNavigation, decidePermission, originOf, windowOptions, withCsp } from './shell/window-options';
 
-export interface ShellContext {
-  core: App;
-  secrets: SecretBox;
-}
-
 export interface ShellOptions {
-  /** Builds the engine the tray steers, once the core is up. Without it pause/resume are disabled. */
-  engine?: (ctx: ShellContext) => ShellEngine | Promise<ShellEngine>;
-  /** Called when the machine wakes from sleep (reconcile payments, re-check connections...). */
-  onResume?: (ctx: ShellContext) => void;
+  /** The core process's environment (its configuration: DRIVESHIP_DATA_DIR, ports, ...). */
   env?: NodeJS.ProcessEnv;
 }
 
 export interface Shell {
-  core: App;
-  engine: ShellEngine | null;
+  core: CoreSupervisor;
   secrets: SecretBox;
-  /** Adds another wake-from-sleep listener; returns its removal. */
-  onResume(fn: () => void): () => void;
 }
 
 // A compile-time check that every webPreferences key the pure module sets exists in Electron's
@@ -92,6 +79,29 @@ export function electronSecretBox(): SecretBox {
       return safeStorage.encryptString(plain);
     },
     decrypt: (sealed) => safeStorage.decryptString(sealed),
+  };
+}
+
+/**
+ * The core as an Electron utility process: a Node environment of Electron's own, so it needs no
+ * RunAsNode fuse (off in the packaged app). Its environment is the configuration only: secrets go
+ * over its message port (./shell/core-protocol.ts).
+ */
+function utilityLauncher(entry: string, env: NodeJS.ProcessEnv): LaunchCore {
+  return () => {
+    const child = utilityProcess.fork(entry, [], { env, serviceName: 'driveship core', stdio: 'inherit' });
+    return {
+      pid: () => child.pid,
+      send: (msg) => child.postMessage(msg),
+      onMessage: (fn) => child.on('message', fn),
+      onExit: (fn) => child.on('exit', (code) => fn(code, null)),
+      kill: () => {
+        // Hazard: UtilityProcess.kill() is a SIGTERM on POSIX, which the core answers by stopping
+        // cleanly; this is the "it did not stop in time" path, so the signal must not be catchable.
+        if (process.platform !== 'win32' && child.pid) process.kill(child.pid, 'SIGKILL');
+        else child.kill();
+      },
+    };
   };
 }
 
@@ -136,14 +146,17 @@ function startedAtLogin(): boolean {
 
 function startFailureText(lang: Lang, err: unknown): string {
   const t = texts(lang).startFailed;
-  const e = err as { code?: unknown; port?: unknown; message?: unknown } | null;
-  if (e && e.code === 'EADDRINUSE') return t.portInUse(String(e.port ?? ''));
-  return t.other(e && typeof e.message === 'string' ? e.message : String(err));
+  if (err instanceof CoreStartError) {
+    if (err.code === 'EADDRINUSE') return t.portInUse(String(err.port ?? ''));
+    if (err.code === CORE_FAILURES.sqliteBuild) return t.sqliteBuild;
+    return t.other(err.message);
+  }
+  return t.other(err instanceof Error ? err.message : String(err));
 }
 
 /**
  * Starts the desktop app. Resolves to null when another instance already runs (that one is
- * focused instead and this process quits).
+ * focused instead and this process quits) or when the core could not start (the owner was told).
  */
 export async function startShell(opts: ShellOptions = {}): Promise<Shell | null> {
   const env = opts.env ?? process.env;
@@ -176,49 +189,68 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
 
   await app.whenReady();
   const systemLang = pickLanguage(null, app.getPreferredSystemLanguages());
+  // The shell's own log, apart from the core's (on Windows and macOS userData is the data folder).
+  const logDir = join(userData, 'shell-logs');
+  let token = '';
+  const log = createLogger({ dir: logDir, secrets: () => (token ? [token] : []) }).child({ component: 'shell' });
 
-  let core: App;
+  // The core seals Google tokens with a key of ours, itself sealed by the OS keystore; with no
+  // keystore (Linux without a keyring) the core keeps them in a 0600 file, as `driveship serve` does.
+  const secrets = electronSecretBox();
+  let sealKey: Buffer | null = null;
+  if (secrets.available()) {
+    try {
+      const k = loadOrCreateSealKey(join(userData, 'core-key.sealed'), secrets);
+      if (k.setAside) log.warn({ file: k.setAside }, 'the OS keystore could not open the sealing key: set aside, a new one made (connect Google again)');
+      sealKey = k.key;
+    } catch (err) {
+      log.error({ err }, 'no sealing key: stored Google tokens are not sealed');
+    }
+  } else log.warn('no OS keystore available: secrets cannot be sealed on this machine');
+
+  const core = new CoreSupervisor({
+    launch: utilityLauncher(join(__dirname, 'core-process.js'), env),
+    startMessage: () => ({ type: 'start', version: app.getVersion(), ...(sealKey ? { sealKey: sealKey.toString('base64') } : {}) }),
+  });
+  let ready: CoreReady;
+  let firstLogin: string;
   try {
-    const box = electronSecretBox();
-    // The same data folder as `driveship serve` (on Linux Electron's userData is ~/.config, the
-    // headless host's ~/.local/share): desktop and headless share one shop.
-    core = await startApp({ dataDir: defaultDataDir(env), env, secretBox: box.available() ? box : null, version: app.getVersion() });
+    ready = await core.start();
+    firstLogin = await core.loginUrl();
   } catch (err) {
+    log.error({ err }, 'the core did not start');
     dialog.showErrorBox(texts(systemLang).startFailed.title, startFailureText(systemLang, err));
+    await core.stop();
     app.exit(1);
     return null;
   }
-  const log = core.log.child({ component: 'shell' });
-  adminOrigin = originOf(core.adminUrl) ?? '';
-  const lang = (): Lang => pickLanguage(core.config.current().language, app.getPreferredSystemLanguages());
+  token = ready.token;
+  adminOrigin = originOf(ready.adminUrl) ?? '';
+  log.info({ sqlite: ready.sqlite, pid: core.pid() }, 'core started');
 
-  const secrets = electronSecretBox();
-  const ctx: ShellContext = { core, secrets };
-  if (!secrets.available()) log.warn('no OS keystore available: secrets cannot be sealed on this machine');
-
-  let engine: ShellEngine | null = null;
-  if (opts.engine) {
-    try {
-      engine = await opts.engine(ctx);
-    } catch (err) {
-      log.error({ err }, 'engine failed to start; the shell runs without pause/resume');
-    }
-  }
-  const engineState = () => ({ activeTransfers: engine?.activeTransfers() ?? 0, paused: engine?.paused() ?? false });
+  const client = new CoreClient(() => core.current());
+  let language: Lang | null = null;
+  const lang = (): Lang => pickLanguage(language, app.getPreferredSystemLanguages());
+  let engine: EngineState = { paused: false, activeTransfers: 0 };
+  const engineState = () => engine;
 
   const prefsFile = join(userData, 'shell.json');
   let prefs: ShellPreferences = loadPreferences(prefsFile);
   if (openAtLoginSupported()) prefs = { ...prefs, openAtLogin: readOpenAtLogin(prefs.openAtLogin) };
 
   // Hazard: from here to the end of this function everything runs in one synchronous stretch, so
-  // the handlers registered below (IPC, window, bus) may use what is defined further down: none of
-  // them can fire before the stretch ends. Do not add an `await` in between.
+  // the handlers registered below (IPC, window, events) may use what is defined further down: none
+  // of them can fire before the stretch ends. Do not add an `await` in between.
 
   // ---- session: CSP and permissions ------------------------------------------------------------
   const ses = session.defaultSession;
-  ses.webRequest.onHeadersReceived({ urls: [`${adminOrigin}/*`] }, (details, callback) => {
-    callback({ responseHeaders: withCsp(details.responseHeaders) });
-  });
+  // Registered again when a restarted core listens elsewhere (a new filter replaces the old one).
+  const guardSession = (): void => {
+    ses.webRequest.onHeadersReceived({ urls: [`${adminOrigin}/*`] }, (details, callback) => {
+      callback({ responseHeaders: withCsp(details.responseHeaders) });
+    });
+  };
+  guardSession();
   ses.setPermissionRequestHandler((_contents, permission, callback, details) => {
     callback(decidePermission(permission, details.requestingUrl, adminOrigin));
   });
@@ -244,12 +276,20 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
   w.once('ready-to-show', () => {
     if (showWhenReady) showWindow();
   });
+  // The old one-time login code is spent: every (re)load signs in with a fresh one.
+  const signIn = (): void => {
+    core.loginUrl().then(
+      (url) => {
+        if (!w.isDestroyed()) void w.loadURL(url);
+      },
+      (err: unknown) => log.warn({ err: String(err) }, 'no login link (is the core down?)'),
+    );
+  };
   w.webContents.on('render-process-gone', (_e, details) => {
     log.error({ reason: details.reason, exitCode: details.exitCode }, 'renderer gone; reloading');
-    // The old one-time login code is spent: sign in again with a fresh one.
-    if (details.reason !== 'clean-exit' && !w.isDestroyed()) void w.loadURL(core.newLoginUrl());
+    if (details.reason !== 'clean-exit' && !w.isDestroyed()) signIn();
   });
-  void w.loadURL(core.newLoginUrl());
+  void w.loadURL(firstLogin);
 
   const gate = new QuitGate();
   let quitReason: QuitReason = 'user';
@@ -351,17 +391,17 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
   const tray = new Tray(trayImage(shownState));
   tray.on('click', () => showWindow());
 
+  const steer = (action: 'pauseAll' | 'resumeAll'): void => {
+    client[action]().then(
+      () => refreshEngine(),
+      (err: unknown) => log.warn({ err: String(err), action }, 'the core refused the tray action'),
+    );
+  };
   const actions: Record<MenuItemId, () => void> = {
     status: () => showWindow(),
     open: () => showWindow(),
-    pauseAll: () => {
-      engine?.pauseAll();
-      refreshTray(true);
-    },
-    resumeAll: () => {
-      engine?.resumeAll();
-      refreshTray(true);
-    },
+    pauseAll: () => steer('pauseAll'),
+    resumeAll: () => steer('resumeAll'),
     openAtLogin: () => {
       const enabled = !prefs.openAtLogin;
       writeOpenAtLogin(enabled);
@@ -385,7 +425,7 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
     const l = lang();
     const model = trayMenu({
       lang: l,
-      hasEngine: engine !== null,
+      hasEngine: core.current() !== null,
       paused: es.paused,
       activeTransfers: es.activeTransfers,
       attention: attentionCount(counts),
@@ -406,56 +446,102 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
     );
     tray.setContextMenu(Menu.buildFromTemplate(template));
   }
+  // The engine's state is asked for after events (at most every 500 ms) and after tray actions:
+  // the tray and the quit dialog read the last answer, never wait for one.
+  function refreshEngine(): void {
+    client.engine().then(
+      (e) => {
+        engine = e;
+        refreshTray();
+      },
+      () => undefined,
+    );
+  }
+  function refreshLanguage(): void {
+    client.language().then(
+      (l) => {
+        language = l;
+        refreshTray(true);
+      },
+      () => undefined,
+    );
+  }
   let refreshTimer: NodeJS.Timeout | null = null;
   const scheduleRefresh = (): void => {
     if (refreshTimer) return;
     refreshTimer = setTimeout(() => {
       refreshTimer = null;
-      refreshTray();
+      refreshEngine();
     }, 500);
   };
   refreshTray(true);
+  refreshEngine();
+  refreshLanguage();
 
-  // ---- the bus ----------------------------------------------------------------------------------------
-  const offs = [
-    core.bus.on('delivery', (d) => {
-      tracker.delivery(d);
-      notify(fromDelivery(d));
-      scheduleRefresh();
-    }),
-    core.bus.on('alert', (a) => {
-      tracker.alert(a);
-      notify(fromAlert(a));
-      scheduleRefresh();
-    }),
-    core.bus.on('payment', (p) => {
-      tracker.payment(p);
-      notify(fromPayment(p));
-      scheduleRefresh();
-    }),
-    core.bus.on('progress', () => scheduleRefresh()),
-    core.bus.on('settings', (s) => {
-      if (s.keys.includes('language')) refreshTray(true);
-    }),
-  ];
+  // ---- the core's events ------------------------------------------------------------------------------
+  const onEvent = (e: ShellEvent): void => {
+    switch (e.type) {
+      case 'delivery':
+        tracker.delivery(e.payload);
+        notify(fromDelivery(e.payload));
+        break;
+      case 'alert':
+        tracker.alert(e.payload);
+        notify(fromAlert(e.payload));
+        break;
+      case 'payment':
+        tracker.payment(e.payload);
+        notify(fromPayment(e.payload));
+        break;
+      case 'settings':
+        if (e.payload.keys.includes('language')) refreshLanguage();
+        return;
+      case 'progress':
+        break;
+    }
+    scheduleRefresh();
+  };
+  const events = new CoreEventStream({ target: () => core.current(), onEvent, onResync: () => refreshEngine() });
+  events.start();
+
+  // ---- the core dying, coming back, or giving up ---------------------------------------------------------
+  core.on((e) => {
+    if (e.type === 'crashed') {
+      log.error({ code: e.code, signal: e.signal, failure: e.failure, restartInMs: e.restartInMs }, 'the core stopped unexpectedly');
+      engine = { ...engine, activeTransfers: 0 };
+      refreshTray(true);
+      if (e.restartInMs !== null) {
+        const t = texts(lang()).core;
+        showNotice({ title: t.restartingTitle, body: t.restartingBody, route: '/', urgency: 'normal', count: 1 });
+      }
+    } else if (e.type === 'ready') {
+      log.info({ pid: core.pid() }, 'core restarted');
+      token = e.ready.token;
+      const origin = originOf(e.ready.adminUrl) ?? '';
+      if (origin !== adminOrigin) {
+        adminOrigin = origin;
+        guardSession();
+      }
+      events.reconnectNow();
+      refreshEngine();
+      signIn();
+    } else {
+      log.error({ crashes: e.crashes, failure: e.failure }, 'the core keeps stopping; giving up');
+      const t = texts(lang()).core;
+      dialog.showErrorBox(t.gaveUpTitle, t.gaveUpBody(logDir));
+      quitReason = 'system';
+      app.quit();
+    }
+  });
 
   // ---- sleep, wake, shutdown ------------------------------------------------------------------------
-  const resumeListeners = new Set<() => void>();
-  if (opts.onResume) {
-    const onResume = opts.onResume;
-    resumeListeners.add(() => onResume(ctx));
-  }
   powerMonitor.on('resume', () => {
     log.info('system resumed from sleep');
-    for (const fn of resumeListeners) {
-      try {
-        fn();
-      } catch (err) {
-        log.error({ err }, 'resume listener failed');
-      }
-    }
+    // Waking from sleep: the core reconciles payments and checks stalled transfers at once.
+    core.resume();
+    events.reconnectNow();
     push('driveship:resumed');
-    refreshTray(true);
+    refreshEngine();
   });
   // Electron's typings omit the event argument here, but preventDefault() on it is what asks the
   // OS to wait for a clean stop (documented for Linux and macOS).
@@ -468,20 +554,13 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
   // ---- quitting ---------------------------------------------------------------------------------------
   const shutdown = async (): Promise<void> => {
     throttle.dispose();
-    for (const off of offs) off();
+    events.stop();
     if (refreshTimer) clearTimeout(refreshTimer);
-    try {
-      await engine?.stop?.();
-    } catch (err) {
-      log.error({ err }, 'engine did not stop cleanly');
-    }
-    try {
-      await Promise.race([core.stop(), new Promise((resolve) => setTimeout(resolve, 10_000))]);
-    } catch (err) {
-      // The logger may be closed by now; stderr is all that is left.
-      console.error('driveship: core did not stop cleanly', err);
-    }
+    // The core finishes requests in flight and closes the database; killed after 15 s.
+    const exit = await core.stop();
+    if (!exit.clean) log.error({ code: exit.code, signal: exit.signal }, 'the core did not stop cleanly');
     if (!tray.isDestroyed()) tray.destroy();
+    log.flush?.();
     gate.stopped();
     app.quit();
   };
@@ -501,15 +580,7 @@ export async function startShell(opts: ShellOptions = {}): Promise<Shell | null>
     }
   });
 
-  return {
-    core,
-    engine,
-    secrets,
-    onResume: (fn) => {
-      resumeListeners.add(fn);
-      return () => resumeListeners.delete(fn);
-    },
-  };
+  return { core, secrets };
 }
 
 /**

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../core/errors';
+import { openSqlite } from './sqlite';
 
 export type Db = Database.Database;
 
@@ -41,7 +42,7 @@ export interface OpenResult {
 
 export function openDatabase(path: string, opts: OpenOptions = {}): OpenResult {
   const existed = path !== ':memory:' && existsSync(path);
-  const db = new Database(path);
+  const db = openSqlite(path);
   try {
     if (path !== ':memory:') chmodSync(path, 0o600);
     db.pragma('journal_mode = WAL');
@@ -105,7 +106,7 @@ export function inspectDatabaseFile(file: string): DatabaseFileCheck {
   const problems: string[] = [];
   let db: Db;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    db = openSqlite(file, { readonly: true, fileMustExist: true });
   } catch (err) {
     return { ok: false, schemaVersion: 0, problems: [`cannot open: ${(err as Error).message}`] };
   }
@@ -129,5 +130,5 @@ export function inspectDatabaseFile(file: string): DatabaseFileCheck {
 
 /** A read-only connection (the `driveship backup` command works beside a running app). */
 export function openReadOnly(path: string): Db {
-  return new Database(path, { readonly: true, fileMustExist: true });
+  return openSqlite(path, { readonly: true, fileMustExist: true });
 }

@@ -3,10 +3,11 @@
 // A pid file alone cannot tell a live holder from a dead one whose pid the OS has given to some
 // other program. So the lock itself is an exclusive SQLite lock on `driveship.lock`, which the OS
 // drops when the holder dies, however it dies; `driveship.pid` beside it says who holds it.
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AppError } from '../core/errors';
+import { openSqlite } from './sqlite';
 
 export const PID_FILE = 'driveship.pid';
 export const LOCK_FILE = 'driveship.lock';
@@ -24,7 +25,7 @@ function readPid(dataDir: string): number | null {
 
 /** Opens the lock database and takes its exclusive lock; null when someone else holds it. */
 function tryLock(dataDir: string): Database.Database | null {
-  const db = new Database(join(dataDir, LOCK_FILE), { timeout: 0 });
+  const db = openSqlite(join(dataDir, LOCK_FILE), { timeout: 0 });
   try {
     chmodSync(join(dataDir, LOCK_FILE), 0o600);
     db.pragma('journal_mode = DELETE');

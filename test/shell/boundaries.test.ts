@@ -2,7 +2,7 @@
 // 'electron'; the pure modules never touch Electron; IPC has one registration point.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(__dirname, '..', '..', '..');
@@ -63,4 +63,40 @@ test('the window keeps its security settings literal in one module', () => {
   }
   const shell = read('main/host/electron-shell.ts');
   assert.ok(!/contextIsolation|nodeIntegration|sandbox:\s*false|webSecurity/.test(shell), 'electron-shell.ts does not override webPreferences');
+});
+
+/** Every module file of the app that `entry` loads, following relative requires in dist/. */
+function loadedFrom(entry: string): { files: Set<string>; packages: Set<string> } {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const visit = (file: string) => {
+    if (files.has(file)) return;
+    files.add(file);
+    for (const m of requiredModules(readFileSync(file, 'utf8'))) {
+      if (m.startsWith('.')) {
+        const target = join(file, '..', m);
+        visit(target.endsWith('.js') ? target : existsSync(target + '.js') ? target + '.js' : join(target, 'index.js'));
+      } else packages.add(m.replace(/^node:/, ''));
+    }
+  };
+  visit(join(root, entry));
+  return { files: new Set([...files].map((f) => f.slice(join(root, 'dist', 'main').length + 1).split('\\').join('/'))), packages };
+}
+
+test('the shell process never loads the core: no store, engine, HTTP app or native addon beside the window', () => {
+  const { files, packages } = loadedFrom('dist/main/host/electron.js');
+  // The shell, its pure modules, the logger, and the shared contract (main/core: pure rules).
+  const coreRooms = [...files].filter((f) => !f.startsWith('host/') && !f.startsWith('core/') && f !== 'platform/log.js');
+  assert.deepEqual(coreRooms, [], 'no store, engine, HTTP or ops module in the shell process');
+  assert.ok(!files.has('host/app.js'));
+  for (const p of ['better-sqlite3', 'express', 'piscina']) assert.ok(!packages.has(p), `${p} is not loaded by the shell`);
+  assert.ok(packages.has('electron'));
+});
+
+test('the core process never loads electron (it also runs under plain Node), and runs the real composition root', () => {
+  const { files, packages } = loadedFrom('dist/main/host/core-process.js');
+  assert.ok(!packages.has('electron'));
+  assert.ok(files.has('host/app.js'));
+  const src = read('main/host/core-process.ts');
+  assert.match(src, /startApp\(/);
 });

@@ -34,7 +34,7 @@ interface BuilderConfig {
 const yaml = requireFromRoot('js-yaml') as { load(text: string): unknown };
 const { minimatch } = requireFromRoot('minimatch') as { minimatch(path: string, pattern: string, opts?: { dot?: boolean }): boolean };
 const config = yaml.load(readFileSync(join(root, 'electron-builder.yml'), 'utf8')) as BuilderConfig;
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { main?: string; scripts?: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { main?: string; scripts?: Record<string, string>; allowScripts?: Record<string, boolean> };
 
 const toPosix = (p: string) => p.split(sep).join('/');
 
@@ -162,6 +162,7 @@ describe('electron-builder.yml', () => {
       'dist/main/host/electron-shell.js',
       'dist/main/host/preload.js',
       'dist/main/host/app.js',
+      'dist/main/host/core-process.js',
       'dist/main/host/shell/window-options.js',
       'build/icon.png',
       'build/tray/idle.png',
@@ -173,9 +174,38 @@ describe('electron-builder.yml', () => {
       assert.ok(existsSync(join(root, f)), `${f} exists`);
       assert.ok(packaged(f), `${f} is packaged`);
     }
-    for (const f of ['dist/test/shell/packaging.test.js', 'dist/main/host/electron.js.map', 'test/shell/packaging.test.ts', 'main/host/electron.ts', 'node_modules/electron/package.json']) {
+    for (const f of ['dist/test/shell/packaging.test.js', 'dist/main/host/electron.js.map', 'test/shell/packaging.test.ts', 'main/host/electron.ts', 'node_modules/electron/package.json', 'node_modules/.cache/driveship/better-sqlite3/x/better_sqlite3.node']) {
       assert.ok(!packaged(f), `${f} is left out`);
     }
+  });
+});
+
+describe('install: npm ci never downloads Electron', () => {
+  test('every package with an install script is reviewed in allowScripts: better-sqlite3 builds, Electron\'s download is denied', () => {
+    const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> };
+    const withScripts = Object.entries(lock.packages)
+      .filter(([, p]) => p.hasInstallScript)
+      .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+    assert.ok(withScripts.includes('better-sqlite3'));
+    for (const name of withScripts) assert.equal(typeof pkg.allowScripts?.[name], 'boolean', `${name}'s install script is reviewed in allowScripts`);
+    assert.equal(pkg.allowScripts?.['better-sqlite3'], true);
+    assert.equal(pkg.allowScripts?.electron, false);
+    assert.equal(pkg.allowScripts?.['electron-winstaller'], false);
+  });
+
+  test('.npmrc makes an unreviewed install script an error, and CI needs no Electron variable', () => {
+    const npmrc = readFileSync(join(root, '.npmrc'), 'utf8');
+    assert.match(npmrc, /^strict-allow-scripts=true$/m);
+    assert.ok(!/^(ignore-scripts|dangerously-allow-all-scripts)\s*=\s*true/m.test(npmrc));
+    const ci = readFileSync(join(root, '.ci/run'), 'utf8');
+    assert.ok(!/^[^#]*ELECTRON_SKIP_BINARY_DOWNLOAD/m.test(ci), '.ci/run does not set ELECTRON_SKIP_BINARY_DOWNLOAD');
+    assert.match(ci, /^npm ci\b/m);
+  });
+
+  test('no install-time script of ours fetches or rebuilds for Electron; `npm run desktop` and `npm run dist` do', () => {
+    for (const name of ['preinstall', 'install', 'postinstall', 'prepare']) assert.equal(pkg.scripts?.[name], undefined, `no ${name} script`);
+    assert.match(pkg.scripts?.desktop ?? '', /scripts\/desktop\.mjs/);
+    assert.match(pkg.scripts?.dist ?? '', /scripts\/dist\.mjs/);
   });
 });
 

@@ -57,7 +57,14 @@ interface Catalogue {
   startFailed: {
     title: string;
     portInUse: (port: string) => string;
+    sqliteBuild: string;
     other: (message: string) => string;
+  };
+  core: {
+    restartingTitle: string;
+    restartingBody: string;
+    gaveUpTitle: string;
+    gaveUpBody: (logDir: string) => string;
   };
 }
 
@@ -104,7 +111,14 @@ const vi: Catalogue = {
   startFailed: {
     title: 'driveship không khởi động được',
     portInUse: (port) => `Cổng ${port} đang được dùng, có thể driveship đã chạy ở chế độ dòng lệnh. Hãy tắt nó rồi mở lại.`,
+    sqliteBuild: 'Thư viện cơ sở dữ liệu chưa được dựng cho Electron. Khi chạy từ mã nguồn, hãy mở bằng `npm run desktop`.',
     other: (message) => `Lỗi: ${message}`,
+  },
+  core: {
+    restartingTitle: 'driveship đang khởi động lại',
+    restartingBody: 'Phần xử lý đơn hàng dừng bất ngờ và đang được khởi động lại. Không mất đơn nào: việc giao hàng tiếp tục từ chỗ đã dừng.',
+    gaveUpTitle: 'driveship dừng liên tục',
+    gaveUpBody: (logDir) => `Phần xử lý đơn hàng dừng nhiều lần liên tiếp nên driveship sẽ thoát. Hãy mở lại driveship; nếu vẫn lỗi, gửi cho hỗ trợ các tệp nhật ký trong ${logDir}.`,
   },
 };
 
@@ -151,7 +165,14 @@ const en: Catalogue = {
   startFailed: {
     title: 'driveship could not start',
     portInUse: (port) => `Port ${port} is in use, perhaps by driveship running from the command line. Stop it and open driveship again.`,
+    sqliteBuild: 'The database library is not built for Electron. From a checkout, start the desktop with `npm run desktop`.',
     other: (message) => `Error: ${message}`,
+  },
+  core: {
+    restartingTitle: 'driveship is restarting',
+    restartingBody: 'The part that handles orders stopped unexpectedly and is being restarted. Nothing is lost: deliveries continue where they stopped.',
+    gaveUpTitle: 'driveship keeps stopping',
+    gaveUpBody: (logDir) => `The part that handles orders stopped several times in a row, so driveship will quit. Open driveship again; if it happens again, send the log files in ${logDir} to support.`,
   },
 };
 

@@ -1,19 +1,9 @@
-// The contract between the Electron shell and what it wraps or serves: the engine it steers from
-// the tray, the secret store it offers the core, and the one bridge the preload gives the renderer.
+// The contract between the Electron shell and what it wraps or serves: the secret store behind the
+// core's sealing key, and the one bridge the preload gives the renderer. (The shell steers the
+// core over the admin API: ./core-client.ts; it runs it as a process: ./core-supervisor.ts.)
 // Plain types only, so that shell/** runs under Node and the renderer can copy the bridge type.
 
 export type Lang = 'vi' | 'en';
-
-/** What the tray steers. The engine implements it; the shell works (with fewer items) without one. */
-export interface ShellEngine {
-  pauseAll(): void;
-  resumeAll(): void;
-  /** Transfers (downloads, uploads) running right now, not merely queued. */
-  activeTransfers(): number;
-  paused(): boolean;
-  /** Called once when the app quits, before the core stops. */
-  stop?(): Promise<void>;
-}
 
 /**
  * OS-backed encryption for secrets kept on disk (Keychain, DPAPI, libsecret / kwallet).
