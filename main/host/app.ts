@@ -84,9 +84,10 @@ function listen(server: Server, port: number, host: string, what: { name: string
     const onError = (err: NodeJS.ErrnoException) => {
       // The owner sees this in a terminal: say which setting to change, not EADDRINUSE.
       if (err.code === 'EADDRINUSE') {
-        reject(new AppError('PORT_IN_USE', `Port ${port} (${what.name}) is already used by another program — maybe driveship is already running. Stop that program, or choose another port: ${what.variable}=${port + 10} npm start`, 409));
+        // The code stays the system's (the desktop shell words its own notice from it and the port).
+        reject(Object.assign(new AppError('EADDRINUSE', `Port ${port} (${what.name}) is already used by another program — maybe driveship is already running. Stop that program, or choose another port: ${what.variable}=${port + 10} npm start`, 409, { port, variable: what.variable }), { port }));
       } else if (err.code === 'EACCES') {
-        reject(new AppError('PORT_NOT_ALLOWED', `This computer does not allow driveship to use port ${port} (${what.name}). Choose a port above 1024: ${what.variable}=${port < 1024 ? 4710 : port + 10} npm start`, 409));
+        reject(Object.assign(new AppError('EACCES', `This computer does not allow driveship to use port ${port} (${what.name}). Choose a port above 1024: ${what.variable}=${port < 1024 ? 4710 : port + 10} npm start`, 409, { port, variable: what.variable }), { port }));
       } else reject(err);
     };
     server.once('error', onError);
