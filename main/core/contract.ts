@@ -17,12 +17,23 @@ export type SourceConfig = z.infer<typeof SourceConfigSchema>;
 export const DeliveryModeSchema = z.enum(['private-copy', 'shared-library']);
 export type DeliveryMode = z.infer<typeof DeliveryModeSchema>;
 
+/** What a product update does for past buyers: bring them up to date, wait for the owner, or nothing. */
+export const UpdateRuleSchema = z.enum(['automatic', 'ask', 'never']);
+export type UpdateRule = z.infer<typeof UpdateRuleSchema>;
+/** A private copy that would cross Drive's daily upload limit: wait for capacity, or share the library. */
+export const QuotaFallbackSchema = z.enum(['wait', 'shared-library']);
+export type QuotaFallback = z.infer<typeof QuotaFallbackSchema>;
+
 export const ProductCreateSchema = z.object({
   name: text(200),
   priceVnd: vnd,
   source: SourceConfigSchema,
   delivery: DeliveryModeSchema.optional(),
   accessDays: z.number().int().min(1).max(3650).nullable().optional(),
+  updates: UpdateRuleSchema.optional(),
+  updateEmail: z.boolean().optional(),
+  restrictDownloads: z.boolean().optional(),
+  quotaFallback: QuotaFallbackSchema.optional(),
 });
 export type ProductCreate = z.infer<typeof ProductCreateSchema>;
 export const ProductUpdateSchema = ProductCreateSchema.partial().extend({ archived: z.boolean().optional() });
@@ -74,6 +85,16 @@ export type SandboxPay = z.infer<typeof SandboxPaySchema>;
 
 /** A source to look at before saving a product (nothing is stored). */
 export const SourceCheckSchema = z.object({ source: SourceConfigSchema }).strict();
+// ---- after the sale ----
+export const OrderRevokeSchema = z.object({ reason: z.string().trim().max(500).optional() }).strict();
+export type OrderRevoke = z.infer<typeof OrderRevokeSchema>;
+/** Moves an order's access to a corrected address (the old one loses it, the new one gets it). */
+export const OrderMoveSchema = z.object({ email: z.email().max(254), reason: z.string().trim().max(500).optional() }).strict();
+export type OrderMove = z.infer<typeof OrderMoveSchema>;
+export const CustomerEmailSchema = z.email().max(254);
+/** The owner's answer to a product update that waits for them ("ask me"). */
+export const UpdateDecisionSchema = z.object({ decision: z.enum(['apply', 'skip']) }).strict();
+export type UpdateDecision = z.infer<typeof UpdateDecisionSchema>;
 
 // Settings: declared once in the registry (./settings), from which the request schema and the
 // response type are derived.
@@ -122,6 +143,10 @@ export interface ProductDto {
   delivery: DeliveryMode;
   accessDays: number | null;
   archived: boolean;
+  updates: UpdateRule;
+  updateEmail: boolean;
+  restrictDownloads: boolean;
+  quotaFallback: QuotaFallback;
   createdAt: number;
   updatedAt: number;
   library?: { state: 'none' | 'fetching' | 'cached' | 'uploading' | 'in_drive'; version: number; bytes: number };
@@ -146,6 +171,8 @@ export interface PaymentDto {
   flags: string[];
   via: string;
   receivedAt: number;
+  /** A share of one transfer that paid several orders: the transfer's own row. */
+  parentId?: string | null;
 }
 
 export interface DeliveryProgressDto {
@@ -176,6 +203,14 @@ export interface DeliveryDto {
   vip?: boolean;
   folderId?: string | null;
   progress?: DeliveryProgressDto | null;
+  /** How it reached the customer when not by the product's mode (quota fallback, repeat purchase). */
+  deliveredVia?: 'shared-library' | 'existing' | null;
+  /** The delivery whose access a repeat purchase points at. */
+  reuses?: string | null;
+  /** A step waiting for Drive capacity, and when it expects to go on. */
+  waiting?: { code: 'DRIVE_DAILY_LIMIT' | 'SHARING_LIMIT'; until: number | null } | null;
+  /** The address that holds the Drive permission. */
+  shareEmail?: string | null;
 }
 
 export interface OrderDto {
@@ -202,6 +237,8 @@ export interface OrderDto {
 export interface OrderDetailDto extends OrderDto {
   deliveries: DeliveryDto[];
   payments: PaymentDto[];
+  /** After-sale actions on the order (revoke, move), oldest first. */
+  actions?: AccessActionDto[];
 }
 
 export interface OrderCreatedDto extends OrderDto {
@@ -214,6 +251,112 @@ export interface ListDto<T> {
   total: number;
 }
 
+export interface AccessActionStepDto {
+  deliveryId: string;
+  outcome: 'revoked' | 'kept' | 'none' | null;
+  shared: boolean;
+  unshared: boolean;
+  trashed: boolean;
+  notifyState: string | null;
+}
+
+/** An after-sale action on an order (revoke after a refund, or a move to a corrected address). */
+export interface AccessActionDto {
+  id: string;
+  kind: 'revoke' | 'move';
+  orderId: string;
+  actor: string;
+  reason: string | null;
+  oldEmail: string;
+  newEmail: string | null;
+  state: 'running' | 'done';
+  attempts: number;
+  nextAt: number | null;
+  error: string | null;
+  createdAt: number;
+  finishedAt: number | null;
+  steps: AccessActionStepDto[];
+}
+
+export interface ResendDto {
+  deliveryId: string;
+  to: string;
+  messageId: string;
+}
+
+export interface UpdateTargetDto {
+  deliveryId: string;
+  orderId: string;
+  orderCode: string;
+  customerEmail: string;
+  mode: DeliveryMode;
+  state: 'pending' | 'done' | 'failed' | 'skipped';
+  attempts: number;
+  nextAt: number | null;
+  errorCode: string | null;
+  error: string | null;
+  notifyState: string | null;
+  updatedAt: number;
+}
+
+/** A new version of a product reaching its past buyers. */
+export interface ProductUpdateDto {
+  id: string;
+  productId: string;
+  version: number;
+  fromVersion: number | null;
+  state: 'preparing' | 'waiting' | 'running' | 'done' | 'skipped';
+  rule: UpdateRule;
+  added: number;
+  changed: number;
+  removed: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  counts: { pending: number; done: number; failed: number; skipped: number };
+  targets?: UpdateTargetDto[];
+}
+
+export interface PrepareResultDto {
+  started: boolean;
+}
+
+/** Drive capacity: the last 24 h of uploads and copies against the daily limit, and storage. */
+export interface DriveQuotaDto {
+  windowMs: number;
+  usedBytes: number;
+  uploadBytes: number;
+  copyBytes: number;
+  limitBytes: number;
+  /** When the bytes counted now will have aged out enough to free `freeAfterBytes` (null: nothing waits). */
+  waiting: { deliveries: number; bytes: number; etaMs: number | null };
+  storage: { usageBytes: number; limitBytes: number | null } | null;
+  sharing: { pausedUntil: number | null; backoffMs: number };
+}
+
+export interface CustomerAccessDto {
+  deliveryId: string;
+  orderId: string;
+  orderCode: string;
+  productId: string;
+  productName: string;
+  mode: DeliveryMode | 'existing';
+  folderId: string | null;
+  /** live: the customer can open it; revoked / expired / none (never shared). */
+  state: 'live' | 'revoked' | 'expired' | 'none';
+  expiresAt: number | null;
+}
+
+export interface CustomerDto {
+  email: string;
+  name: string | null;
+  orders: OrderDto[];
+  deliveries: DeliveryDto[];
+  payments: PaymentDto[];
+  access: CustomerAccessDto[];
+  actions: AccessActionDto[];
+  totals: { orders: number; paidVnd: number };
+}
 // ---- engine, operations and live events: responses the renderer parses (not trusts), so that
 // a change on either side shows up as a clear error ----
 export const AlertSchema = z.object({
@@ -385,6 +528,7 @@ export const LiveEventSchemas = {
   alert: z.object({ code: z.string(), level: z.enum(['info', 'warning', 'error']).catch('warning'), message: z.string(), raised: z.boolean() }),
   settings: z.object({ keys: z.array(z.string()) }),
   product: z.object({ productId: z.string(), state: z.string() }),
+  update: z.object({ updateId: z.string(), productId: z.string(), state: z.string() }),
 } as const;
 export type LiveEventType = keyof typeof LiveEventSchemas;
 export type LiveEvents = { [K in LiveEventType]: z.infer<(typeof LiveEventSchemas)[K]> };

@@ -45,3 +45,39 @@ export function matchTransfer(t: TransferFacts, ctx: MatchContext): MatchOutcome
   }
   return { kind: 'unmatched' };
 }
+
+/**
+ * Every order code in the transfer that names an existing order, in order of appearance (SePay's
+ * own extraction first), without repeats: a transfer may pay several orders at once.
+ */
+export function findOrderCodes(t: TransferFacts, ctx: MatchContext): string[] {
+  if (t.transferType !== 'in') return [];
+  const out: string[] = [];
+  const add = (code: string) => {
+    if (!out.includes(code) && ctx.orderCodeExists(code)) out.push(code);
+  };
+  if (t.code) for (const code of findCodeCandidates(t.code, ctx.prefix)) add(code);
+  for (const code of findCodeCandidates(t.content, ctx.prefix)) add(code);
+  return out;
+}
+
+export interface Allocation {
+  code: string;
+  amount: number;
+}
+
+/**
+ * Splits one transfer over the orders it names, in the order of their codes: each gets what it
+ * still owes while money is left, the last one reached may get part of it, and what is left over
+ * is the remainder (it goes to the unmatched inbox). Amounts are whole VND.
+ */
+export function allocateTransfer(amount: number, dues: readonly { code: string; due: number }[]): { allocations: Allocation[]; remainder: number } {
+  let left = Math.max(0, amount);
+  const allocations: Allocation[] = [];
+  for (const d of dues) {
+    const take = Math.min(Math.max(0, d.due), left);
+    if (take > 0) allocations.push({ code: d.code, amount: take });
+    left -= take;
+  }
+  return { allocations, remainder: left };
+}

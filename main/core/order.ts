@@ -10,6 +10,7 @@ export const ORDER_STATUSES = [
   'partially_failed',
   'expired',
   'cancelled',
+  'revoked',
 ] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 

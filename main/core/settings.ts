@@ -124,6 +124,12 @@ export const SETTINGS = {
   maxActiveDeliveries: def({ schema: int(1, 10_000), default: 200, env: 'DRIVESHIP_MAX_ACTIVE_DELIVERIES', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Deliveries whose steps run at once; the rest wait in the queue' }),
   segmentThresholdMiB: def({ schema: int(1, 1_000_000), default: 16, env: 'DRIVESHIP_SEGMENT_THRESHOLD_MIB', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Files at least this large are fetched in parallel Range segments' }),
   segments: def({ schema: int(1, 64), default: 8, env: 'DRIVESHIP_SEGMENTS', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Range segments per large file' }),
+  driveDailyLimitMB: def({
+    schema: int(1, 100_000_000), default: 750_000, env: 'DRIVESHIP_DRIVE_DAILY_LIMIT_MB', writable: true, ui: true, group: 'transfers', input: 'number',
+    doc: "Google Drive's daily upload limit in MB (uploads and copies per rolling 24 h; Google allows 750,000); private copies that would cross it wait",
+  }),
+  sharingBackoffSec: def({ schema: int(1, 86_400), default: 900, env: 'DRIVESHIP_SHARING_BACKOFF_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'First pause of sharing after Google refuses a share for its sharing rate (doubles up to 8 hours)' }),
+  dailyLimitRecheckSec: def({ schema: int(1, 86_400), default: 3600, env: 'DRIVESHIP_DAILY_LIMIT_RECHECK_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'How long copies wait after Google itself refuses one for the daily upload limit' }),
   stallTimeoutSec: def({ schema: int(1, 3600), default: 30, env: 'DRIVESHIP_STALL_TIMEOUT_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'A download with no byte for this long is dropped and retried' }),
 
   // ---- maintenance ----

@@ -46,6 +46,11 @@ export function classifyDriveError(err: unknown): StepError & { retryable: boole
   const make = (kind: 'transient' | 'pause' | 'permanent', code: string, msg: string, retryable: boolean) =>
     Object.assign(new StepError(kind, code, msg, after || undefined), { retryable });
   if (status === 403 && reason === 'storageQuotaExceeded') return make('pause', 'DRIVE_FULL', 'Google Drive is full: free space or buy storage, then resume', false);
+  // The daily upload limit (750 GB per 24 h, copies included): waiting minutes will not help, so it
+  // is not retried here; the quota planner holds copies until the window frees up.
+  if (status === 403 && (reason === 'uploadLimitExceeded' || (/rateLimitExceeded|userRateLimitExceeded/.test(reason) && /upload limit/i.test(message)))) {
+    return make('transient', 'DRIVE_DAILY_LIMIT', "Google Drive's daily upload limit (750 GB per 24 hours, copies included) is reached", false);
+  }
   if (status === 403 && reason === 'sharingRateLimitExceeded') return make('pause', 'SHARING_LIMIT', 'Google limits how many shares you can make: sharing resumes later', false);
   if (status === 429 || (status === 403 && /rateLimitExceeded|userRateLimitExceeded|dailyLimitExceeded/.test(reason))) return make('transient', 'DRIVE_RATE_LIMITED', 'Google Drive asked us to slow down', true);
   if (status === 401) return make('pause', 'GOOGLE_DISCONNECTED', 'The Google connection expired: reconnect Google in Settings', false);
@@ -122,13 +127,47 @@ export class DriveClient {
     );
   }
 
-  /** Server-side copy with a pre-generated id: no bytes cross the shop's connection. */
-  async copyFile(sourceId: string, newId: string, name: string, parentId: string): Promise<void> {
+  /**
+   * Server-side copy with a pre-generated id: no bytes cross the shop's connection. `restricted`
+   * keeps readers of the copy from downloading, printing or copying it (set on the file: Drive has
+   * these controls on files, not folders).
+   */
+  async copyFile(sourceId: string, newId: string, name: string, parentId: string, restricted = false): Promise<void> {
     await this.call(
       `copy "${name}"`,
-      () => this.drive.files.copy({ fileId: sourceId, requestBody: { id: newId, name, parents: [parentId] }, fields: 'id' }, this.callOpts),
+      () =>
+        this.drive.files.copy(
+          { fileId: sourceId, requestBody: { id: newId, name, parents: [parentId], ...(restricted ? restrictionFields(true) : {}) }, fields: 'id' },
+          this.callOpts,
+        ),
       async () => ({}) as never,
     );
+  }
+
+  /** Moves a file or folder to the trash; one already gone (or trashed) counts as done. */
+  async trash(fileId: string): Promise<void> {
+    await this.call('move to trash', () => this.drive.files.update({ fileId, requestBody: { trashed: true }, fields: 'id,trashed' }, this.callOpts)).catch((err) => {
+      if (driveErrorInfo(err).status !== 404) throw err;
+    });
+  }
+
+  /** Turns the reader download/print/copy restrictions on a file on or off. */
+  async setRestricted(fileId: string, restricted: boolean): Promise<void> {
+    await this.call('set download restrictions', () => this.drive.files.update({ fileId, requestBody: restrictionFields(restricted), fields: 'id' }, this.callOpts));
+  }
+
+  async getMeta(id: string): Promise<drive_v3.Schema$File> {
+    const r = await this.call('read file', () =>
+      this.drive.files.get({ fileId: id, fields: 'id,name,trashed,parents,copyRequiresWriterPermission,downloadRestrictions' }, this.callOpts),
+    );
+    return r.data;
+  }
+
+  /** Storage used and the account's limit (null: unlimited). */
+  async storage(): Promise<{ usageBytes: number; limitBytes: number | null }> {
+    const r = await this.call('read storage quota', () => this.drive.about.get({ fields: 'storageQuota(limit,usage)' }, this.callOpts));
+    const q = r.data.storageQuota ?? {};
+    return { usageBytes: Number(q.usage ?? 0), limitBytes: q.limit ? Number(q.limit) : null };
   }
 
   async getFile(id: string): Promise<drive_v3.Schema$File> {
@@ -161,7 +200,7 @@ export class DriveClient {
    * Gives `email` read access, unless it already has it: the existing permission is found first,
    * so a retry after a crash never shares twice (nor sends Google's email twice).
    */
-  async ensureReader(fileId: string, email: string, notify: { send: boolean; message?: string }): Promise<string> {
+  async ensureReader(fileId: string, email: string, notify: { send: boolean; message?: string }, expiresAt?: number | null): Promise<string> {
     return this.serialised(fileId, async () => {
       const existing = await this.findPermission(fileId, email);
       if (existing) return existing;
@@ -170,7 +209,8 @@ export class DriveClient {
           this.drive.permissions.create(
             {
               fileId,
-              requestBody: { role: 'reader', type: 'user', emailAddress: email },
+              // Drive ends the access by itself at expirationTime (user permissions, at most a year ahead).
+              requestBody: { role: 'reader', type: 'user', emailAddress: email, ...(expiresAt ? { expirationTime: new Date(expiresAt).toISOString() } : {}) },
               sendNotificationEmail: notify.send,
               ...(notify.send && notify.message ? { emailMessage: notify.message } : {}),
               fields: 'id',
@@ -204,6 +244,15 @@ export class DriveClient {
     );
   }
 
+  /** Removes `email`'s permission on a file or folder, found by address; none there counts as removed. */
+  async revokeEmail(fileId: string, email: string, knownPermissionId: string | null): Promise<void> {
+    const id = knownPermissionId ?? (await this.findPermission(fileId, email).catch((err) => {
+      if (driveErrorInfo(err).status === 404) return null;
+      throw err;
+    }));
+    if (id) await this.revoke(fileId, id);
+  }
+
   private serialised<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.fileLocks.get(key) ?? Promise.resolve();
     const next = prev.then(fn, fn);
@@ -214,4 +263,11 @@ export class DriveClient {
     });
     return next;
   }
+}
+
+function restrictionFields(restricted: boolean): drive_v3.Schema$File {
+  return {
+    copyRequiresWriterPermission: restricted,
+    downloadRestrictions: { itemDownloadRestriction: { restrictedForReaders: restricted, restrictedForWriters: false } },
+  };
 }

@@ -9,7 +9,11 @@ import type { ConfigService } from '../platform/config';
 import type { Logger } from '../platform/log';
 import { customerShopName, Mailer, smtpConfigOf } from '../platform/mail';
 import type { Store } from '../store';
+import { AfterSale } from './after-sale';
+import { Grants } from './grants';
 import { Library } from './library';
+import { DriveQuota } from './quota';
+import { ProductUpdates } from './updates';
 import type { JobProgress } from './progress';
 import { DeliverySteps } from './steps';
 import { Supervisor } from './supervisor';
@@ -39,7 +43,10 @@ export class Engine {
   readonly supervisor: Supervisor;
   readonly alerts: Alerts;
   readonly mailer: Mailer;
-  private readonly steps: DeliverySteps;
+  readonly quota: DriveQuota;
+  readonly grants: Grants;
+  readonly updates: ProductUpdates;
+  readonly afterSale: AfterSale;
   private driveClient: DriveClient | null = null;
   private driveKey = '';
   private progressTimer: NodeJS.Timeout | null = null;
@@ -75,6 +82,9 @@ export class Engine {
     });
     this.mailer = new Mailer(() => smtpConfigOf(config.current()));
     const drive = () => this.drive();
+    // Customers never read "driveship": the shop's name, else the sender's display name, else none.
+    const shopName = () => customerShopName(config.current());
+    this.quota = new DriveQuota({ store, config, alerts: this.alerts, bus, log, drive });
     this.library = new Library({
       store,
       scheduler: this.scheduler,
@@ -82,14 +92,19 @@ export class Engine {
       cacheDir: join(deps.dataDir, 'cache'),
       log,
       onProgress: (key) => this.dirtyJobs.add(key),
+      onInDrive: (productId, version) => this.updates.versionReady(productId, version),
+      onUploaded: (bytes, ref) => this.quota.record('upload', bytes, ref),
       stallTimeoutMs: () => config.current().stallTimeoutSec * 1000,
       segmenting: () => {
         const c = config.current();
         return { segmentThreshold: c.segmentThresholdMiB * 1024 * 1024, segments: c.segments };
       },
     });
-    const steps = (this.steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName: () => customerShopName(config.current()), log }));
+    this.grants = new Grants({ store, library: this.library, drive, mailer: this.mailer, quota: this.quota, bus });
+    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName, log, grants: this.grants, quota: this.quota });
     this.supervisor = new Supervisor({ store, steps, scheduler: this.scheduler, alerts: this.alerts, bus, log, maxActive: () => config.current().maxActiveDeliveries });
+    this.updates = new ProductUpdates({ store, grants: this.grants, drive, mailer: this.mailer, bus, log, shopName });
+    this.afterSale = new AfterSale({ store, grants: this.grants, drive, mailer: this.mailer, supervisor: this.supervisor, bus, log, shopName });
     bus.on('settings', (e) => {
       if (e.keys.some((k) => /^(max|download|upload)/.test(k))) this.scheduler.refresh();
     });
@@ -111,11 +126,6 @@ export class Engine {
     return this.driveClient;
   }
 
-  /** Sends a delivered delivery's email to the customer again (the owner's "Resend email"). */
-  resendEmail(deliveryId: string): Promise<void> {
-    return this.steps.resendEmail(deliveryId);
-  }
-
   /** Google reconnected: forget the old client and resume what waited for it. */
   googleChanged(): void {
     this.driveClient = null;
@@ -124,6 +134,8 @@ export class Engine {
 
   start(): void {
     this.supervisor.start();
+    this.updates.start();
+    this.afterSale.start();
     this.progressTimer = setInterval(() => this.flushProgress(), 250);
     this.progressTimer.unref();
     this.minuteTimer = setInterval(() => this.recordThroughput(), 60_000);
@@ -134,6 +146,8 @@ export class Engine {
     if (this.progressTimer) clearInterval(this.progressTimer);
     if (this.minuteTimer) clearInterval(this.minuteTimer);
     this.recordThroughput();
+    this.quota.dispose();
+    await Promise.all([this.updates.close(), this.afterSale.close()]);
     await this.supervisor.stop();
     await this.scheduler.close();
     this.mailer.close();
@@ -183,9 +197,13 @@ export class Engine {
   }
 }
 
-/** Fetches and uploads a product's files ahead of its first order (the owner's "prepare now"). */
+/**
+ * Fetches and uploads a product's files ahead of its first order (the owner's "prepare now"); a
+ * changed source becomes a new version, which reaches past buyers by the product's rule.
+ */
 export async function prepareProduct(engine: Engine, productId: string): Promise<void> {
   const signal = new AbortController().signal;
+  engine.library.forgetListing(productId);
   const version = await engine.library.resolveVersion(productId, signal);
   const ctx = { priority: 0, since: Date.now(), signal };
   await engine.library.ensureCached(productId, version, ctx);

@@ -29,6 +29,10 @@ export interface LibraryDeps {
   stallTimeoutMs?: () => number;
   segmenting?: () => { segmentThreshold: number; segments: number };
   onProgress?: (key: string) => void;
+  /** A version's files are all on Drive (product updates take it from there). */
+  onInDrive?: (productId: string, version: number) => void;
+  /** Bytes sent to Drive, for the daily upload limit meter (once per file: `ref` is unique). */
+  onUploaded?: (bytes: number, ref: string) => void;
 }
 
 const SEVERITY = { permanent: 3, pause: 2, transient: 1 } as const;
@@ -108,6 +112,11 @@ export class Library {
     });
   }
 
+  /** The next resolveVersion lists the source again (the owner asked to pick up a change now). */
+  forgetListing(productId: string): void {
+    this.listings.delete(productId);
+  }
+
   /** The product version a new delivery gets: the latest, or a new one if the source changed. */
   resolveVersion(productId: string, signal: AbortSignal): Promise<number> {
     const cached = this.listings.get(productId);
@@ -136,8 +145,9 @@ export class Library {
             : store.library.addVersion(
                 productId,
                 fingerprint,
-                files.map((f) => ({ path: f.path, url: f.url ?? null, localSource: f.localPath ?? null, driveSourceId: f.driveFileId ?? null, size: f.size, sha256: f.sha256 })),
+                files.map((f) => ({ path: f.path, url: f.url ?? null, localSource: f.localPath ?? null, driveSourceId: f.driveFileId ?? null, size: f.size, sha256: f.sha256, changeMarker: f.version ?? null })),
               );
+        if (!latest || latest.version !== version) this.reuseUnchanged(productId, version);
         this.listings.set(productId, { at: Date.now(), version });
         return version;
       }),
@@ -169,7 +179,8 @@ export class Library {
     try {
     await Promise.all(
       files
-        .filter((f) => !f.cached)
+        // Files a new version shares with the one before it are on Drive already: no download.
+        .filter((f) => !f.cached && !f.in_drive)
         .map(async (f) => {
           const dest = this.cachePath(f);
           mkdirSync(dirname(dest), { recursive: true });
@@ -260,13 +271,13 @@ export class Library {
         store.library.markInDrive(productId, version, f.path, null);
       }
       store.library.setState(productId, version, 'in_drive', product.source.folderId);
+      this.deps.onInDrive?.(productId, version);
       return product.source.folderId;
     }
     if (lib.state === 'in_drive' && lib.drive_folder_id) return lib.drive_folder_id;
     const drive = await this.deps.drive();
-    const rootId = await this.ensureFolder('library', 'driveship library', null);
-    const versionKey = `library/${productId}/v${version}`;
-    const folderId = await this.ensureFolder(versionKey, `${product.name} (v${version})`, rootId);
+    const { key: versionKey, folderId } = await this.versionFolder(productId, version, product.name);
+    this.reuseUploaded(productId, version);
     let files = store.library.files(productId, version);
     const parentOf = await this.ensureTree(versionKey, folderId, files.map((f) => f.path));
     const missing = files.filter((f) => !f.drive_file_id);
@@ -315,7 +326,10 @@ export class Library {
               },
             });
             if (r.ok) {
-              store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null);
+              store.tx(() => {
+                store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null);
+                this.deps.onUploaded?.(r.value.bytes, `upload:${row.drive_file_id}`);
+              });
               tracker.update(f.path, r.value.bytes, 'done');
               return;
             }
@@ -336,6 +350,67 @@ export class Library {
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
     store.library.setState(productId, version, 'in_drive', folderId);
+    this.deps.onInDrive?.(productId, version);
     return folderId;
+  }
+
+  /**
+   * The Drive folder a version lands in. A product that brings past buyers up to date
+   * automatically keeps one folder across versions (buyers it was shared with see updates in
+   * place); otherwise each later version gets a folder of its own. A version whose folder an
+   * older driveship reserved (library/<product>/v<n>) keeps it.
+   */
+  private async versionFolder(productId: string, version: number, name: string): Promise<{ key: string; folderId: string }> {
+    const { store } = this.deps;
+    const lib = store.library.get(productId, version)!;
+    let key = lib.folder_key;
+    const legacy = `library/${productId}/v${version}`;
+    if (!key) {
+      const prev = store.library.previousWithFolder(productId, version);
+      if (store.library.folder(legacy)) key = legacy;
+      else if (prev && store.products.get(productId)?.updates === 'automatic') key = prev.folder_key!;
+      else key = prev ? legacy : `library/${productId}`;
+    }
+    const rootId = await this.ensureFolder('library', 'driveship library', null);
+    const folderId = await this.ensureFolder(key, key === `library/${productId}` ? name : `${name} (v${version})`, rootId);
+    store.library.setFolder(productId, version, key, folderId);
+    return { key, folderId };
+  }
+
+  /**
+   * A new version reuses the Drive files of paths that did not change (same size and the same
+   * checksum or change marker), so only what changed is downloaded and uploaded. Only when it
+   * will land in the same folder as the version before it.
+   */
+  private reuseUnchanged(productId: string, version: number): void {
+    const { store } = this.deps;
+    const product = store.products.get(productId);
+    if (!product || product.source.kind === 'drive-folder' || product.updates !== 'automatic') return;
+    const prev = store.library.previousInDrive(productId, version);
+    if (!prev?.folder_key || !prev.drive_folder_id) return;
+    const before = new Map(store.library.files(productId, prev.version).map((f) => [f.path, f]));
+    store.tx(() => {
+      store.library.setFolder(productId, version, prev.folder_key!, prev.drive_folder_id!);
+      for (const f of store.library.files(productId, version)) {
+        const old = before.get(f.path);
+        if (!old?.in_drive || !old.drive_file_id || f.size === null || old.size !== f.size) continue;
+        const same = (f.sha256 !== null && f.sha256 === old.sha256) || (f.change_marker !== null && f.change_marker === old.change_marker);
+        if (same) store.library.adoptDriveFile(productId, version, f.path, old);
+      }
+    });
+  }
+
+  /** After downloading: a file whose bytes turn out the same as the earlier version's is not uploaded again. */
+  private reuseUploaded(productId: string, version: number): void {
+    const { store } = this.deps;
+    const lib = store.library.get(productId, version)!;
+    const prev = store.library.previousInDrive(productId, version);
+    if (!prev || prev.drive_folder_id !== lib.drive_folder_id) return;
+    const before = new Map(store.library.files(productId, prev.version).map((f) => [f.path, f]));
+    for (const f of store.library.files(productId, version)) {
+      const old = before.get(f.path);
+      if (f.in_drive || f.upload_session || !f.sha256 || !old?.in_drive || old.sha256 !== f.sha256 || old.size !== f.size) continue;
+      store.library.adoptDriveFile(productId, version, f.path, { ...old });
+    }
   }
 }

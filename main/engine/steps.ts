@@ -1,14 +1,15 @@
 // What each delivery step does. Each is idempotent and resumes from checkpoint rows, because a
 // restored actor starts its invoked step again from the beginning.
-import { posix } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { StepError } from '../core/step-error';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
-import { shareMessage, type Mailer } from '../platform/mail';
+import type { Mailer } from '../platform/mail';
 import type { Store } from '../store';
 import type { DeliveryRow } from '../store/deliveries';
+import { expiryFor, type Grants } from './grants';
 import type { Library } from './library';
+import type { DriveQuota } from './quota';
 
 export interface StepDeps {
   store: Store;
@@ -17,6 +18,8 @@ export interface StepDeps {
   mailer: Mailer;
   shopName: () => string;
   log: Logger;
+  grants: Grants;
+  quota: DriveQuota;
 }
 
 export const folderUrl = (id: string) => `https://drive.google.com/drive/folders/${id}`;
@@ -50,42 +53,65 @@ export class DeliverySteps {
   }
 
   async link(id: string, signal: AbortSignal): Promise<void> {
-    const { store, library } = this.deps;
-    const r = this.row(id);
+    const { store, grants } = this.deps;
+    let r = this.row(id);
+    if (r.order_status === 'revoked') throw new StepError('permanent', 'ORDER_REVOKED', 'The order was revoked: nothing is shared');
     const product = store.products.get(r.product_id)!;
-    const version = store.library.get(r.product_id, r.product_version!)!;
-    const drive = await this.deps.drive();
-    let shareTarget: string;
-    if (product.delivery === 'shared-library') {
-      shareTarget = version.drive_folder_id!;
-    } else {
-      // A private copy: a folder per delivery, filled server-side with files.copy.
-      const root = await library.ensureFolder('deliveries', 'driveship deliveries', null);
-      const key = `delivery/${id}`;
-      shareTarget = await library.ensureFolder(key, `${product.name} — ${r.order_code}`, root);
-      const files = store.library.files(r.product_id, r.product_version!);
-      const parentOf = await library.ensureTree(key, shareTarget, files.map((f) => f.path));
-      const done = new Map(store.library.deliveryFiles(id).map((f) => [f.path, f]));
-      const need = files.filter((f) => !done.has(f.path));
-      if (need.length) {
-        const ids = await drive.generateIds(need.length);
-        need.forEach((f, i) => store.library.reserveCopy(id, f.path, ids[i]!));
-      }
-      for (const f of files) {
-        if (signal.aborted) throw new StepError('transient', 'CANCELLED', 'stopped');
-        const copy = store.library.deliveryFiles(id).find((x) => x.path === f.path)!;
-        if (copy.copied) continue;
-        await drive.copyFile(f.drive_file_id!, copy.copy_id, posix.basename(f.path), parentOf(f.path));
-        store.library.markCopied(id, f.path);
+    const email = r.customer_email!;
+    const onWait = grants.waiting(id);
+    // A repeat purchase by someone who already has live access gets no second copy: it points at
+    // the access they have (only before this delivery made anything of its own).
+    if (r.delivered_via === 'existing' || (!r.permission_id && !store.library.deliveryFiles(id).length)) {
+      const existing = r.delivered_via === 'existing' && r.reuses ? store.deliveries.getRow(r.reuses) : store.deliveries.liveAccess(r.product_id, email, id);
+      if (existing?.folder_id) {
+        store.tx(() => {
+          store.deliveries.setVia(id, 'existing', existing.id);
+          store.deliveries.setShare(id, existing.folder_id!, existing.permission_id, email);
+          store.deliveries.setProductVersion(id, existing.product_version ?? r.product_version!);
+          if (r.delivered_via !== 'existing') store.deliveries.event(id, 'existing_access', null, null, { deliveryId: existing.id, orderCode: existing.order_code });
+        });
+        return;
       }
     }
+    // Nothing copied yet and a newer version is on Drive: deliver the newest.
+    const newest = store.library.latestInDrive(r.product_id);
+    if (newest && newest.version > r.product_version! && !store.library.deliveryFiles(id).length && product.source.kind !== 'drive-folder') {
+      store.deliveries.setProductVersion(id, newest.version);
+      r = this.row(id);
+    }
+    const version = store.library.get(r.product_id, r.product_version!)!;
+    let mode = r.delivered_via === 'shared-library' ? 'shared-library' : product.delivery;
+    let shareTarget: string;
+    if (mode === 'private-copy' && !store.library.deliveryFiles(id).length && product.quotaFallback === 'shared-library') {
+      // The owner chose the shared library over waiting when a copy would cross the daily limit.
+      const bytes = store.library.files(r.product_id, r.product_version!).reduce((n, f) => n + (f.size ?? 0), 0);
+      if (!this.deps.quota.fits(bytes)) {
+        store.tx(() => {
+          store.deliveries.setVia(id, 'shared-library', null);
+          store.deliveries.event(id, 'quota_fallback', null, null, { bytes });
+        });
+        mode = 'shared-library';
+      }
+    }
+    if (mode === 'shared-library') {
+      shareTarget = version.drive_folder_id!;
+      await grants.restrictLibrary(r.product_id, r.product_version!, product.restrictDownloads);
+    } else {
+      // A private copy: a folder per delivery, filled server-side with files.copy.
+      const root = await this.deps.library.ensureFolder('deliveries', 'driveship deliveries', null);
+      shareTarget = await this.deps.library.ensureFolder(`delivery/${id}`, `${product.name} — ${r.order_code}`, root);
+      await grants.syncCopy(id, r.product_id, r.product_version!, shareTarget, { restricted: product.restrictDownloads, signal, onWait });
+    }
     store.deliveries.setFolder(id, shareTarget);
-    const permissionId = await drive.ensureReader(shareTarget, r.customer_email!, {
-      // With SMTP configured we send our own email; otherwise Google's share email tells the customer.
-      send: !this.deps.mailer.enabled(),
-      message: shareMessage(r.locale ?? 'vi', product.name, r.order_code!),
+    const permissionId = await grants.share(shareTarget, email, {
+      productName: product.name,
+      orderCode: r.order_code!,
+      locale: r.locale ?? 'vi',
+      expiresAt: expiryFor(product.accessDays, Date.now()),
+      signal,
+      onWait,
     });
-    store.deliveries.setPermission(id, permissionId);
+    store.deliveries.setShare(id, shareTarget, permissionId, email);
   }
 
   async notify(id: string): Promise<void> {
@@ -119,6 +145,7 @@ export class DeliverySteps {
         locale: r.locale ?? 'vi',
         shopName: this.deps.shopName(),
         messageId,
+        kind: r.delivered_via === 'existing' ? 'existing' : 'new',
       });
     } catch (err) {
       // Refused before the server accepted it: safe to try again later.
@@ -127,36 +154,5 @@ export class DeliverySteps {
       throw new StepError('transient', 'EMAIL_FAILED', `Email to the customer failed: ${e.message ?? err}`);
     }
     store.deliveries.setNotify(id, 'sent', messageId);
-  }
-
-  /**
-   * The owner's "send the email again" on a delivered delivery (the customer lost it, or it went to
-   * spam). Always a new message: the owner asked for one, so a duplicate is the point.
-   */
-  async resendEmail(id: string): Promise<void> {
-    const { store, mailer } = this.deps;
-    const r = this.row(id);
-    if (r.state !== 'delivered' || !r.folder_id) throw new StepError('permanent', 'DELIVERY_NOT_DELIVERED', 'Only a delivered order can have its email sent again');
-    if (!mailer.enabled()) throw new StepError('permanent', 'EMAIL_OFF', 'Customer emails are off: set up the email server in Settings first');
-    const product = store.products.get(r.product_id)!;
-    const messageId = `<${randomUUID()}@driveship>`;
-    try {
-      await mailer.sendDelivery({
-        to: r.customer_email!,
-        customerName: r.customer_name ?? null,
-        productName: product.name,
-        orderCode: r.order_code!,
-        folderUrl: folderUrl(r.folder_id),
-        locale: r.locale ?? 'vi',
-        shopName: this.deps.shopName(),
-        messageId,
-      });
-    } catch (err) {
-      throw new StepError('transient', 'EMAIL_FAILED', `Email to the customer failed: ${(err as Error).message ?? err}`);
-    }
-    store.tx(() => {
-      store.deliveries.setNotify(id, 'sent', messageId);
-      store.deliveries.event(id, 'email_resent', null, null, { messageId });
-    });
   }
 }

@@ -10,6 +10,7 @@ import type { OrderDto } from '../core/contract';
 import { GoogleConnection, TokenFile, type SecretBox } from '../drive/auth';
 import { Engine } from '../engine';
 import { createAdminApp } from '../http/admin-app';
+import { afterSaleRoutes } from '../http/after-sale-routes';
 import { engineRoutes } from '../http/engine-routes';
 import { AdminSessions, loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { ownerRoutes, ProductStatus } from '../http/owner-routes';
@@ -210,6 +211,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
         testAlerts: () => owner!.test(),
         simulateTransfer: (order, amountVnd) => simulateTransfer(order, amountVnd),
       });
+      afterSaleRoutes(api, { store, engine: eng });
     },
     metrics: () => metrics.text(),
     health,

@@ -169,7 +169,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     const id = String(req.params.id);
     const o = store.orders.get(id) ?? store.orders.getByCode(id.toUpperCase());
     if (!o) throw notFound('order', id);
-    const detail: OrderDetailDto = { ...store.orders.withSummary(o), deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id) };
+    const detail: OrderDetailDto = { ...store.orders.withSummary(o), deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id), actions: store.accessActions.forOrder(o.id) };
     const payable = o.status === 'awaiting_payment' || o.status === 'underpaid';
     res.json(payable ? { ...detail, ...(await shop.paymentRequest(o)) } : detail);
   }));
@@ -262,7 +262,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.get('/events', (req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.write(': connected\n\n');
-    const types: (keyof BusEvents)[] = ['payment', 'order', 'delivery', 'progress', 'alert', 'settings', 'product'];
+    const types: (keyof BusEvents)[] = ['payment', 'order', 'delivery', 'progress', 'alert', 'settings', 'product', 'update'];
     const offs = types.map((t) => bus.on(t, (payload) => res.write(`event: ${t}\ndata: ${JSON.stringify(payload)}\n\n`)));
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     req.on('close', () => {

@@ -57,13 +57,6 @@ export function engineRoutes(
     sup.cancel(String(req.params.id));
     res.json(store.deliveries.get(String(req.params.id)));
   }));
-  api.post('/deliveries/:id/resend', wrap(async (req, res) => {
-    const id = String(req.params.id);
-    if (!store.deliveries.get(id)) throw notFound('delivery', id);
-    store.audit.record('owner', 'delivery.resend', id);
-    await engine.resendEmail(id);
-    res.json(store.deliveries.get(id));
-  }));
   api.post('/deliveries/:id/priority', wrap((req, res) => {
     sup.setPriority(String(req.params.id), DeliveryPrioritySchema.parse(req.body).priority);
     res.json(store.deliveries.get(String(req.params.id)));

@@ -11,6 +11,8 @@ export interface BusEvents {
   settings: { keys: string[] };
   /** A product's source was checked or its preparation moved on. */
   product: { productId: string; state: string };
+  /** A product update reaching past buyers moved on (its state or one buyer's). */
+  update: { updateId: string; productId: string; state: string };
 }
 
 export class Bus {

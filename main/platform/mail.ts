@@ -20,15 +20,52 @@ export interface DeliveryMail {
   locale: 'vi' | 'en';
   shopName: string;
   messageId: string;
+  /**
+   * Why this email: a new delivery (default), a repeat purchase pointed at access the customer
+   * already has, the owner sending it again, or access moved to this corrected address.
+   */
+  kind?: 'new' | 'existing' | 'resend' | 'moved';
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The line above the link, per reason and language. */
+function deliveryLead(m: DeliveryMail): string {
+  const vi = m.locale === 'vi';
+  switch (m.kind) {
+    case 'existing':
+      return vi
+        ? `Cảm ơn bạn đã mua lại "${m.productName}". Bạn đã có quyền truy cập tài liệu này trên Google Drive, nên không cần bản sao thứ hai; tài liệu vẫn ở đây:`
+        : `Thank you for buying "${m.productName}" again. You already have access to these files on Google Drive, so there is no second copy; they are still here:`;
+    case 'resend':
+      return vi ? `Chúng tôi gửi lại đường dẫn tới tài liệu "${m.productName}" của bạn trên Google Drive:` : `Here again is the link to your files for "${m.productName}" on Google Drive:`;
+    case 'moved':
+      return vi
+        ? `Tài liệu "${m.productName}" của bạn đã được chia sẻ với địa chỉ email này (thay cho địa chỉ trước đó) trên Google Drive:`
+        : `Your files for "${m.productName}" are now shared with this email address (instead of the earlier one) on Google Drive:`;
+    default:
+      return vi
+        ? `Cảm ơn bạn đã mua "${m.productName}". Tài liệu của bạn đã được chia sẻ trên Google Drive:`
+        : `Thank you for buying "${m.productName}". Your files are shared with you on Google Drive:`;
+  }
 }
 
 export function renderDeliveryMail(m: DeliveryMail): { subject: string; text: string; html: string } {
   const name = m.customerName || (m.locale === 'vi' ? 'bạn' : 'there');
-  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   // Without a shop name the email is simply not signed: better than a name that is not the shop's.
   const prefix = m.shopName ? `${m.shopName}: ` : '';
   const sign = m.shopName ? `\n\n${m.shopName}` : '';
   const signHtml = m.shopName ? `<p>${esc(m.shopName)}</p>` : '';
+  if (m.kind && m.kind !== 'new') {
+    const vi = m.locale === 'vi';
+    const subject = vi ? `${prefix}"${m.productName}" (đơn ${m.orderCode})` : `${prefix}"${m.productName}" (order ${m.orderCode})`;
+    const hi = vi ? `Chào ${name},` : `Hi ${name},`;
+    const codeLine = vi ? 'Mã đơn hàng' : 'Order code';
+    const lead = deliveryLead(m);
+    const text = `${hi}\n\n${lead}\n${m.folderUrl}\n\n${codeLine}: ${m.orderCode}${sign}`;
+    const html = `<p>${esc(hi)}</p><p>${esc(lead)}</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>${esc(codeLine)}: <b>${esc(m.orderCode)}</b></p>${signHtml}`;
+    return { subject, text, html };
+  }
   if (m.locale === 'vi') {
     const subject = `${prefix}"${m.productName}" đã sẵn sàng (đơn ${m.orderCode})`;
     const text = `Chào ${name},\n\nCảm ơn bạn đã mua "${m.productName}". Tài liệu của bạn đã được chia sẻ trên Google Drive:\n${m.folderUrl}\n\nMã đơn hàng: ${m.orderCode}${sign}`;
@@ -49,6 +86,34 @@ export function customerShopName(c: Pick<Config, 'shopName' | 'smtpFrom'>): stri
   if (c.shopName) return c.shopName;
   const m = c.smtpFrom ? /^\s*"?([^"<]+?)"?\s*</.exec(c.smtpFrom) : null;
   return m?.[1]?.trim() ?? '';
+}
+
+export interface UpdateMail {
+  to: string;
+  customerName: string | null;
+  productName: string;
+  orderCode: string;
+  folderUrl: string;
+  locale: 'vi' | 'en';
+  shopName: string;
+  messageId: string;
+  changes: { added: number; changed: number; removed: number };
+}
+
+/** "Your product was updated": the same folder now holds the new version. */
+export function renderUpdateMail(m: UpdateMail): { subject: string; text: string; html: string } {
+  const vi = m.locale === 'vi';
+  const name = m.customerName || (vi ? 'bạn' : 'there');
+  const { added, changed, removed } = m.changes;
+  const prefix = m.shopName ? `${m.shopName}: ` : '';
+  const subject = vi ? `${prefix}"${m.productName}" vừa được cập nhật` : `${prefix}"${m.productName}" was updated`;
+  const hi = vi ? `Chào ${name},` : `Hi ${name},`;
+  const lead = vi
+    ? `"${m.productName}" mà bạn đã mua (đơn ${m.orderCode}) vừa có phiên bản mới: ${added} tệp mới, ${changed} tệp được sửa, ${removed} tệp được bỏ. Thư mục của bạn trên Google Drive đã được cập nhật:`
+    : `"${m.productName}", which you bought (order ${m.orderCode}), has a new version: ${added} new, ${changed} changed and ${removed} removed files. Your folder on Google Drive is up to date:`;
+  const text = `${hi}\n\n${lead}\n${m.folderUrl}\n\n${m.shopName}`;
+  const html = `<p>${esc(hi)}</p><p>${esc(lead)}</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>${esc(m.shopName)}</p>`;
+  return { subject, text, html };
 }
 
 /** The message Google puts in its share email when we do not send our own. */
@@ -104,6 +169,12 @@ export class Mailer {
   async sendDelivery(m: DeliveryMail): Promise<void> {
     const c = this.config()!;
     const body = renderDeliveryMail(m);
+    await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
+  }
+
+  async sendUpdate(m: UpdateMail): Promise<void> {
+    const c = this.config()!;
+    const body = renderUpdateMail(m);
     await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
   }
 

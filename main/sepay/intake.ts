@@ -2,8 +2,9 @@
 // alike. Store, deduplicate, match, settle the order, queue its deliveries: all in the caller's
 // transaction, so either everything about a payment is on disk or nothing is.
 import { AppError, notFound } from '../core/errors';
-import { matchTransfer } from '../core/matching';
+import { allocateTransfer, findOrderCodes, matchTransfer } from '../core/matching';
 import { paymentStatus, PAYABLE_STATUSES } from '../core/order';
+import type { OrderDto } from '../core/contract';
 import type { Bus } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import type { Store } from '../store';
@@ -19,7 +20,7 @@ export interface IngestResult {
   after: () => void;
 }
 
-const CLOSED = new Set(['expired', 'cancelled']);
+const CLOSED = new Set(['expired', 'cancelled', 'revoked']);
 
 export class PaymentIntake {
   constructor(
@@ -38,11 +39,14 @@ export class PaymentIntake {
       return { paymentId: dup, duplicate: true, match: p.match as PaymentMatch, orderId: p.orderId, after: () => {} };
     }
     const cfg = this.config.current();
-    const outcome = matchTransfer(t, {
-      prefix: cfg.codePrefix,
-      receivingAccounts: cfg.receivingAccounts,
-      orderCodeExists: (code) => orders.hasCode(code),
-    });
+    const ctx = { prefix: cfg.codePrefix, receivingAccounts: cfg.receivingAccounts, orderCodeExists: (code: string) => orders.hasCode(code) };
+    const outcome = matchTransfer(t, ctx);
+    if (outcome.kind === 'order') {
+      const payable = findOrderCodes(t, ctx)
+        .map((code) => orders.getByCode(code)!)
+        .filter((o) => PAYABLE_STATUSES.includes(o.status));
+      if (payable.length >= 2) return this.split(t, via, payable);
+    }
     let match: PaymentMatch;
     let orderId: string | null = null;
     const flags: string[] = [];
@@ -85,6 +89,44 @@ export class PaymentIntake {
       after: () => {
         this.bus.emit('payment', { paymentId, orderId, match, amountVnd: t.amountVnd });
         settled?.();
+      },
+    };
+  }
+
+  /**
+   * One transfer naming two or more unpaid orders: the transfer is kept as one row (match 'split')
+   * and each order gets a share of it in the order of the codes, as if paid separately; money left
+   * over becomes a share of its own in the unmatched inbox, for the owner to assign or refund.
+   */
+  private split(t: Transfer, via: 'webhook' | 'reconcile', targets: OrderDto[]): IngestResult {
+    const { payments } = this.store;
+    const base = {
+      sepayId: null, sepayApiId: null, gateway: t.gateway, accountNumber: t.accountNumber, subAccount: t.subAccount,
+      transactionDate: t.transactionDate, transferType: t.transferType, content: t.content, sepayCode: t.code, via,
+    } as const;
+    const parentId = payments.insert({ ...base, sepayId: t.sepayId, sepayApiId: t.sepayApiId, referenceCode: t.referenceCode, amountVnd: t.amountVnd, orderId: null, match: 'split', flags: ['split'] });
+    const { allocations, remainder } = allocateTransfer(t.amountVnd, targets.map((o) => ({ code: o.code, due: Math.max(0, o.amountVnd - o.paidVnd) })));
+    const afters: (() => void)[] = [];
+    const emitted: { paymentId: string; orderId: string | null; match: string; amountVnd: number }[] = [];
+    for (const a of allocations) {
+      const order = targets.find((o) => o.code === a.code)!;
+      // The share's bank reference names its order, so it stays unique beside the transfer's own.
+      const id = payments.insert({ ...base, referenceCode: `${t.referenceCode}#${a.code}`, amountVnd: a.amount, orderId: order.id, match: 'content', flags: ['split'], parentId });
+      afters.push(this.settle(order.id, id));
+      emitted.push({ paymentId: id, orderId: order.id, match: 'content', amountVnd: a.amount });
+    }
+    if (remainder > 0) {
+      const id = payments.insert({ ...base, referenceCode: `${t.referenceCode}#rest`, amountVnd: remainder, orderId: null, match: 'unmatched', flags: ['split_remainder'], parentId });
+      emitted.push({ paymentId: id, orderId: null, match: 'unmatched', amountVnd: remainder });
+    }
+    return {
+      paymentId: parentId,
+      duplicate: false,
+      match: 'split',
+      orderId: null,
+      after: () => {
+        for (const e of emitted) this.bus.emit('payment', e);
+        for (const f of afters) f();
       },
     };
   }

@@ -22,6 +22,10 @@ export class Shop {
         source: input.source,
         delivery: input.delivery ?? 'private-copy',
         accessDays: input.accessDays ?? null,
+        updates: input.updates,
+        updateEmail: input.updateEmail,
+        restrictDownloads: input.restrictDownloads,
+        quotaFallback: input.quotaFallback,
       });
       this.store.audit.record(actor, 'product.create', p.id, { name: p.name, source: p.source.kind });
       return p;

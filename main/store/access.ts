@@ -44,4 +44,9 @@ export class AccessRepo {
       deliveryId, fileId, permissionId, expiredAt, at, outcome,
     );
   }
+
+  /** What became of a delivery's access (null: nothing was revoked). */
+  outcomeOf(deliveryId: string): 'revoked' | 'kept' | null {
+    return prep<[string], { outcome: 'revoked' | 'kept' }>(this.db, 'SELECT outcome FROM access_revocations WHERE delivery_id = ?').get(deliveryId)?.outcome ?? null;
+  }
 }

@@ -25,7 +25,13 @@ export interface DeliveryRow {
   notify_state: string | null;
   message_id: string | null;
   paid_at: number | null;
+  delivered_via: 'shared-library' | 'existing' | null;
+  reuses: string | null;
+  wait_code: 'DRIVE_DAILY_LIMIT' | 'SHARING_LIMIT' | null;
+  wait_until: number | null;
+  share_email: string | null;
   order_code?: string;
+  order_status?: string;
   customer_email?: string;
   customer_name?: string | null;
   locale?: 'vi' | 'en';
@@ -50,9 +56,13 @@ export const toDeliveryDto = (r: DeliveryRow): DeliveryDto => ({
   customerEmail: r.customer_email,
   vip: r.vip === 1,
   folderId: r.folder_id,
+  deliveredVia: r.delivered_via,
+  reuses: r.reuses,
+  waiting: r.wait_code ? { code: r.wait_code, until: r.wait_until } : null,
+  shareEmail: r.share_email,
 });
 
-const SELECT = `SELECT d.*, p.name AS product_name, o.code AS order_code, o.customer_email, o.customer_name, o.locale, o.vip
+const SELECT = `SELECT d.*, p.name AS product_name, o.code AS order_code, o.status AS order_status, o.customer_email, o.customer_name, o.locale, o.vip
   FROM deliveries d JOIN products p ON p.id = d.product_id JOIN orders o ON o.id = d.order_id`;
 
 export interface TransitionRecord {
@@ -196,5 +206,83 @@ export class DeliveriesRepo {
     return prep<[string, number, string], { id: string }>(this.db, 'SELECT id FROM deliveries WHERE product_id = ? AND product_version = ? AND state = ?')
       .all(productId, version, state)
       .map((r) => r.id);
+  }
+
+  // ---- after the sale ----
+
+  /** A step waits for Drive capacity (the daily upload limit, the sharing rate); null clears it. */
+  setWait(id: string, code: DeliveryRow['wait_code'], until: number | null): void {
+    prep(this.db, 'UPDATE deliveries SET wait_code = ?, wait_until = ? WHERE id = ?').run(code, code ? until : null, id);
+  }
+
+  waiting(): { id: string; wait_code: string; wait_until: number | null }[] {
+    return prep<[], { id: string; wait_code: string; wait_until: number | null }>(this.db, 'SELECT id, wait_code, wait_until FROM deliveries WHERE wait_code IS NOT NULL').all();
+  }
+
+  /** Where the customer's access is: the shared folder, its permission, and the address it names. */
+  setShare(id: string, folderId: string, permissionId: string | null, email: string): void {
+    prep(this.db, 'UPDATE deliveries SET folder_id = ?, permission_id = ?, share_email = ? WHERE id = ?').run(folderId, permissionId, email, id);
+  }
+
+  setVia(id: string, via: DeliveryRow['delivered_via'], reuses: string | null): void {
+    prep(this.db, 'UPDATE deliveries SET delivered_via = ?, reuses = ? WHERE id = ?').run(via, reuses, id);
+  }
+
+  setProductVersion(id: string, version: number): void {
+    prep(this.db, 'UPDATE deliveries SET product_version = ?, updated_at = ? WHERE id = ?').run(version, Date.now(), id);
+  }
+
+  /**
+   * A delivery of the same product that already gives `email` live access (a repeat purchase
+   * needs no second copy): delivered, its order not revoked, its access not run out.
+   */
+  liveAccess(productId: string, email: string, exceptId: string): DeliveryRow | undefined {
+    return prep<[string, string, string], DeliveryRow>(
+      this.db,
+      `${SELECT} WHERE d.product_id = ? AND lower(COALESCE(d.share_email, o.customer_email)) = lower(?) AND d.id <> ?
+         AND d.state = 'delivered' AND d.folder_id IS NOT NULL AND d.permission_id IS NOT NULL AND o.status <> 'revoked'
+         AND NOT EXISTS (SELECT 1 FROM access_revocations r WHERE r.delivery_id = d.id AND r.outcome = 'revoked')
+       ORDER BY d.delivered_at LIMIT 1`,
+    ).get(productId, email, exceptId);
+  }
+
+  /**
+   * Another delivery, outside `exceptOrderId`, through which `email` still holds access to
+   * `folderId`: its permission must stay. Unfinished deliveries count (they are about to share).
+   */
+  otherAccessTo(folderId: string, email: string, exceptOrderId: string): string | null {
+    return (
+      prep<[string, string, string], { id: string }>(
+        this.db,
+        `SELECT d.id FROM deliveries d JOIN orders o ON o.id = d.order_id
+          WHERE d.folder_id = ? AND lower(COALESCE(d.share_email, o.customer_email)) = lower(?) AND d.order_id <> ?
+            AND d.state <> 'cancelled' AND o.status <> 'revoked'
+            AND NOT EXISTS (SELECT 1 FROM access_revocations r WHERE r.delivery_id = d.id AND r.outcome = 'revoked') LIMIT 1`,
+      ).get(folderId, email, exceptOrderId)?.id ?? null
+    );
+  }
+
+  /** Delivered deliveries of a product on an older version (past buyers an update reaches). */
+  pastBuyers(productId: string, version: number): DeliveryRow[] {
+    return prep<[string, number], DeliveryRow>(
+      this.db,
+      `${SELECT} WHERE d.product_id = ? AND d.state = 'delivered' AND d.product_version IS NOT NULL AND d.product_version < ?
+         AND o.status <> 'revoked' AND COALESCE(d.delivered_via, '') <> 'existing'
+         AND NOT EXISTS (SELECT 1 FROM access_revocations r WHERE r.delivery_id = d.id AND r.outcome = 'revoked')
+       ORDER BY d.delivered_at`,
+    ).all(productId, version);
+  }
+
+  /** Repeat purchases pointing at a delivery's access (they follow it when it moves). */
+  reusing(id: string): string[] {
+    return prep<[string], { id: string }>(this.db, 'SELECT id FROM deliveries WHERE reuses = ?').all(id).map((r) => r.id);
+  }
+
+  rowsForOrder(orderId: string): DeliveryRow[] {
+    return prep<[string], DeliveryRow>(this.db, `${SELECT} WHERE d.order_id = ? ORDER BY d.created_at`).all(orderId);
+  }
+
+  forEmail(email: string): DeliveryRow[] {
+    return prep<[string, string], DeliveryRow>(this.db, `${SELECT} WHERE lower(o.customer_email) = lower(?) OR lower(d.share_email) = lower(?) ORDER BY d.created_at DESC`).all(email, email);
   }
 }

@@ -1,10 +1,12 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AccessRepo } from './access';
+import { AccessActionsRepo } from './access-actions';
 import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
 import { openDatabase, openReadOnly, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
+import { DriveUsageRepo } from './drive-usage';
 import { DiagnosticsRepo } from './diagnostics';
 import { JobRunsRepo } from './job-runs';
 import { LibraryRepo } from './library';
@@ -13,6 +15,7 @@ import { PaymentsRepo } from './payments';
 import { ProductsRepo } from './products';
 import { SettingsRepo } from './settings';
 import { ThroughputRepo } from './throughput';
+import { UpdatesRepo } from './updates';
 import { WebhookLogRepo } from './webhook-log';
 
 export class Store {
@@ -28,6 +31,9 @@ export class Store {
   readonly jobRuns: JobRunsRepo;
   readonly throughput: ThroughputRepo;
   readonly access: AccessRepo;
+  readonly accessActions: AccessActionsRepo;
+  readonly updates: UpdatesRepo;
+  readonly driveUsage: DriveUsageRepo;
   readonly diagnostics: DiagnosticsRepo;
 
   constructor(readonly db: Db, readonly path: string) {
@@ -43,6 +49,9 @@ export class Store {
     this.jobRuns = new JobRunsRepo(db);
     this.throughput = new ThroughputRepo(db);
     this.access = new AccessRepo(db);
+    this.accessActions = new AccessActionsRepo(db);
+    this.updates = new UpdatesRepo(db);
+    this.driveUsage = new DriveUsageRepo(db);
     this.diagnostics = new DiagnosticsRepo(db);
   }
 

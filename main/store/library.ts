@@ -10,6 +10,8 @@ export interface LibraryVersion {
   drive_folder_id: string | null;
   bytes: number;
   created_at: number;
+  published: number;
+  folder_key: string | null;
 }
 
 export interface LibraryFile {
@@ -28,6 +30,8 @@ export interface LibraryFile {
   uploaded_bytes: number;
   in_drive: number;
   md5: string | null;
+  change_marker: string | null;
+  restricted: number;
 }
 
 export interface NewLibraryFile {
@@ -37,6 +41,7 @@ export interface NewLibraryFile {
   driveSourceId: string | null;
   size: number | null;
   sha256: string | null;
+  changeMarker?: string | null;
 }
 
 export class LibraryRepo {
@@ -59,9 +64,9 @@ export class LibraryRepo {
         .prepare("INSERT INTO library_versions (product_id, version, fingerprint, state, bytes, created_at) VALUES (?, ?, ?, 'listed', ?, ?)")
         .run(productId, version, fingerprint, bytes, Date.now());
       const ins = prep(this.db, 
-        'INSERT INTO library_files (product_id, version, path, url, local_source, drive_source_id, size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO library_files (product_id, version, path, url, local_source, drive_source_id, size, sha256, change_marker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
-      for (const f of files) ins.run(productId, version, f.path, f.url, f.localSource, f.driveSourceId, f.size, f.sha256);
+      for (const f of files) ins.run(productId, version, f.path, f.url, f.localSource, f.driveSourceId, f.size, f.sha256, f.changeMarker ?? null);
       return version;
     })();
   }
@@ -158,4 +163,104 @@ export class LibraryRepo {
   forgetCache(productId: string, version: number): void {
     prep(this.db, 'UPDATE library_files SET cached = 0, cache_path = NULL WHERE product_id = ? AND version = ?').run(productId, version);
   }
+
+  // ---- product updates ----
+
+  /** The newest version before `version` whose files are on Drive (what a new version can reuse). */
+  previousInDrive(productId: string, version: number): LibraryVersion | undefined {
+    return prep<[string, number], LibraryVersion>(
+      this.db,
+      "SELECT * FROM library_versions WHERE product_id = ? AND version < ? AND state = 'in_drive' ORDER BY version DESC LIMIT 1",
+    ).get(productId, version);
+  }
+
+  /** The newest version whose files are on Drive. */
+  latestInDrive(productId: string): LibraryVersion | undefined {
+    return prep<[string], LibraryVersion>(this.db, "SELECT * FROM library_versions WHERE product_id = ? AND state = 'in_drive' ORDER BY version DESC LIMIT 1").get(productId);
+  }
+
+  /** An unchanged file: the new version points at the Drive file the earlier one uploaded. */
+  adoptDriveFile(productId: string, version: number, path: string, from: LibraryFile): void {
+    prep(
+      this.db,
+      `UPDATE library_files SET drive_file_id = ?, in_drive = 1, upload_session = NULL, md5 = ?, sha256 = COALESCE(sha256, ?), size = COALESCE(size, ?), restricted = ?
+        WHERE product_id = ? AND version = ? AND path = ?`,
+    ).run(from.drive_file_id, from.md5, from.sha256, from.size, from.restricted, productId, version, path);
+  }
+
+  setRestricted(productId: string, driveFileId: string, restricted: boolean): void {
+    prep(this.db, 'UPDATE library_files SET restricted = ? WHERE product_id = ? AND drive_file_id = ?').run(restricted ? 1 : 0, productId, driveFileId);
+  }
+
+  markPublished(productId: string, version: number): void {
+    prep(this.db, 'UPDATE library_versions SET published = 1 WHERE product_id = ? AND version = ?').run(productId, version);
+  }
+
+  /** The Drive folder a version lands in and the key of its sub-folders, fixed before the first upload. */
+  setFolder(productId: string, version: number, folderKey: string, folderId: string): void {
+    prep(this.db, 'UPDATE library_versions SET folder_key = ?, drive_folder_id = ? WHERE product_id = ? AND version = ?').run(folderKey, folderId, productId, version);
+  }
+
+  /** The newest version before `version` that has a Drive folder (uploaded or on its way). */
+  previousWithFolder(productId: string, version: number): LibraryVersion | undefined {
+    return prep<[string, number], LibraryVersion>(
+      this.db,
+      'SELECT * FROM library_versions WHERE product_id = ? AND version < ? AND drive_folder_id IS NOT NULL AND folder_key IS NOT NULL ORDER BY version DESC LIMIT 1',
+    ).get(productId, version);
+  }
+
+  /** Whether a Drive file id is still used by a version other than `exceptVersion` that is not superseded. */
+  driveFileUsedBy(productId: string, driveFileId: string, fromVersion: number): boolean {
+    return !!prep<[string, string, number], { one: number }>(this.db, 'SELECT 1 AS one FROM library_files WHERE product_id = ? AND drive_file_id = ? AND version >= ? LIMIT 1').get(productId, driveFileId, fromVersion);
+  }
+
+  // ---- private copies kept in step with the library ----
+
+  deliveryFileRows(deliveryId: string): DeliveryFileRow[] {
+    return prep<[string], DeliveryFileRow>(this.db, 'SELECT * FROM delivery_files WHERE delivery_id = ? ORDER BY path').all(deliveryId);
+  }
+
+  reserveCopyOf(deliveryId: string, path: string, id: string, sourceId: string): void {
+    prep(this.db, 'INSERT OR IGNORE INTO delivery_files (delivery_id, path, copy_id, source_id) VALUES (?, ?, ?, ?)').run(deliveryId, path, id, sourceId);
+  }
+
+  setSource(deliveryId: string, path: string, sourceId: string): void {
+    prep(this.db, 'UPDATE delivery_files SET source_id = COALESCE(source_id, ?) WHERE delivery_id = ? AND path = ?').run(sourceId, deliveryId, path);
+  }
+
+  /** A changed file: the id its new copy will get, reserved before the copy call. */
+  reserveReplacement(deliveryId: string, path: string, id: string, sourceId: string): void {
+    prep(this.db, 'UPDATE delivery_files SET pending_id = ?, pending_source = ? WHERE delivery_id = ? AND path = ? AND pending_id IS NULL').run(id, sourceId, deliveryId, path);
+  }
+
+  /** The new copy exists: it becomes the file, and the old copy waits to be trashed. */
+  commitReplacement(deliveryId: string, path: string): void {
+    prep(
+      this.db,
+      `UPDATE delivery_files SET trash_id = copy_id, copy_id = pending_id, source_id = pending_source, pending_id = NULL, pending_source = NULL, copied = 1
+        WHERE delivery_id = ? AND path = ? AND pending_id IS NOT NULL`,
+    ).run(deliveryId, path);
+  }
+
+  /** A path the product no longer has: its copy waits to be trashed, then the row goes. */
+  markRemoved(deliveryId: string, path: string): void {
+    prep(this.db, 'UPDATE delivery_files SET removed = 1, trash_id = CASE WHEN copied = 1 THEN copy_id ELSE NULL END WHERE delivery_id = ? AND path = ? AND removed = 0').run(deliveryId, path);
+  }
+
+  trashed(deliveryId: string, path: string): void {
+    prep(this.db, 'UPDATE delivery_files SET trash_id = NULL WHERE delivery_id = ? AND path = ?').run(deliveryId, path);
+    prep(this.db, 'DELETE FROM delivery_files WHERE delivery_id = ? AND path = ? AND removed = 1').run(deliveryId, path);
+  }
+}
+
+export interface DeliveryFileRow {
+  delivery_id: string;
+  path: string;
+  copy_id: string;
+  copied: number;
+  source_id: string | null;
+  pending_id: string | null;
+  pending_source: string | null;
+  trash_id: string | null;
+  removed: number;
 }

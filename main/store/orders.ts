@@ -197,4 +197,13 @@ export class OrdersRepo {
               sum(CASE WHEN paid_at IS NOT NULL THEN min(paid_vnd, amount_vnd) ELSE 0 END) AS revenue FROM orders WHERE created_at >= ?`,
     ).get(dayStart)!;
   }
+
+  /** The customer's corrected address (the owner moves the order's access to it). */
+  setEmail(id: string, email: string): void {
+    prep(this.db, 'UPDATE orders SET customer_email = ?, updated_at = ? WHERE id = ?').run(email, Date.now(), id);
+  }
+
+  forEmail(email: string): OrderDto[] {
+    return prep<[string], OrderRow>(this.db, 'SELECT * FROM orders WHERE lower(customer_email) = lower(?) ORDER BY created_at DESC').all(email).map((r) => this.toDto(r));
+  }
 }

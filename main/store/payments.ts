@@ -2,7 +2,7 @@ import type { PaymentDto } from '../core/contract';
 import { newId } from '../core/ids';
 import { prep, type Db } from './db';
 
-export type PaymentMatch = 'code' | 'content' | 'assigned' | 'unmatched' | 'outgoing' | 'foreign_account' | 'order_closed';
+export type PaymentMatch = 'code' | 'content' | 'assigned' | 'unmatched' | 'outgoing' | 'foreign_account' | 'order_closed' | 'split';
 
 export interface PaymentRow {
   id: string;
@@ -23,6 +23,7 @@ export interface PaymentRow {
   flags: string;
   via: 'webhook' | 'reconcile';
   received_at: number;
+  parent_id: string | null;
 }
 
 export interface NewPayment {
@@ -41,6 +42,8 @@ export interface NewPayment {
   match: PaymentMatch;
   flags: string[];
   via: 'webhook' | 'reconcile';
+  /** The transfer this row is a share of (one transfer paying several orders). */
+  parentId?: string | null;
 }
 
 const SELECT = 'SELECT p.*, o.code AS order_code FROM payments p LEFT JOIN orders o ON o.id = p.order_id';
@@ -61,6 +64,7 @@ const toDto = (r: PaymentRow): PaymentDto => ({
   flags: JSON.parse(r.flags) as string[],
   via: r.via,
   receivedAt: r.received_at,
+  parentId: r.parent_id,
 });
 
 /** Matches that leave a payment waiting for the owner in the unmatched inbox. */
@@ -77,9 +81,9 @@ export class PaymentsRepo {
     );
     this.ins = db.prepare(
       `INSERT INTO payments (id, sepay_id, sepay_api_id, reference_code, gateway, account_number, sub_account, transaction_date,
-        transfer_type, amount_vnd, content, sepay_code, order_id, match, flags, via, received_at)
+        transfer_type, amount_vnd, content, sepay_code, order_id, match, flags, via, received_at, parent_id)
        VALUES (@id, @sepayId, @sepayApiId, @referenceCode, @gateway, @accountNumber, @subAccount, @transactionDate,
-        @transferType, @amountVnd, @content, @sepayCode, @orderId, @match, @flags, @via, @receivedAt)`,
+        @transferType, @amountVnd, @content, @sepayCode, @orderId, @match, @flags, @via, @receivedAt, @parentId)`,
     );
   }
 
@@ -90,7 +94,7 @@ export class PaymentsRepo {
 
   insert(p: NewPayment): string {
     const id = newId('pay');
-    this.ins.run({ ...p, id, flags: JSON.stringify(p.flags), receivedAt: Date.now() });
+    this.ins.run({ ...p, id, flags: JSON.stringify(p.flags), receivedAt: Date.now(), parentId: p.parentId ?? null });
     return id;
   }
 
@@ -140,5 +144,14 @@ export class PaymentsRepo {
 
   count(): number {
     return (prep(this.db, 'SELECT count(*) AS n FROM payments').get() as { n: number }).n;
+  }
+
+  /** The shares of a split transfer. */
+  children(parentId: string): PaymentDto[] {
+    return prep<[string], PaymentRow>(this.db, `${SELECT} WHERE p.parent_id = ? ORDER BY p.rowid`).all(parentId).map(toDto);
+  }
+
+  forEmail(email: string): PaymentDto[] {
+    return prep<[string], PaymentRow>(this.db, `${SELECT} WHERE lower(o.customer_email) = lower(?) ORDER BY p.received_at DESC`).all(email).map(toDto);
   }
 }

@@ -1,4 +1,4 @@
-import type { DeliveryMode, ProductDto, SourceConfig } from '../core/contract';
+import type { DeliveryMode, ProductDto, QuotaFallback, SourceConfig, UpdateRule } from '../core/contract';
 import { newId } from '../core/ids';
 import { prep, type Db } from './db';
 
@@ -10,6 +10,10 @@ interface ProductRow {
   delivery_mode: DeliveryMode;
   access_days: number | null;
   archived: number;
+  updates: UpdateRule;
+  update_email: number;
+  restrict_downloads: number;
+  quota_fallback: QuotaFallback;
   created_at: number;
   updated_at: number;
 }
@@ -22,6 +26,10 @@ const toDto = (r: ProductRow): ProductDto => ({
   delivery: r.delivery_mode,
   accessDays: r.access_days,
   archived: r.archived === 1,
+  updates: r.updates,
+  updateEmail: r.update_email === 1,
+  restrictDownloads: r.restrict_downloads === 1,
+  quotaFallback: r.quota_fallback,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -32,6 +40,10 @@ export interface NewProduct {
   source: SourceConfig;
   delivery: DeliveryMode;
   accessDays: number | null;
+  updates?: UpdateRule;
+  updateEmail?: boolean;
+  restrictDownloads?: boolean;
+  quotaFallback?: QuotaFallback;
 }
 
 export class ProductsRepo {
@@ -42,9 +54,10 @@ export class ProductsRepo {
     const id = newId('prd');
     this.db
       .prepare(
-        'INSERT INTO products (id, name, price_vnd, source, delivery_mode, access_days, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        `INSERT INTO products (id, name, price_vnd, source, delivery_mode, access_days, updates, update_email, restrict_downloads, quota_fallback, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(id, p.name, p.priceVnd, JSON.stringify(p.source), p.delivery, p.accessDays, t, t);
+      .run(id, p.name, p.priceVnd, JSON.stringify(p.source), p.delivery, p.accessDays, p.updates ?? 'automatic', p.updateEmail ? 1 : 0, p.restrictDownloads ? 1 : 0, p.quotaFallback ?? 'wait', t, t);
     return this.get(id)!;
   }
 
@@ -54,9 +67,13 @@ export class ProductsRepo {
     const next = { ...cur, ...patch };
     this.db
       .prepare(
-        'UPDATE products SET name = ?, price_vnd = ?, source = ?, delivery_mode = ?, access_days = ?, archived = ?, updated_at = ? WHERE id = ?',
+        `UPDATE products SET name = ?, price_vnd = ?, source = ?, delivery_mode = ?, access_days = ?, archived = ?, updates = ?, update_email = ?,
+           restrict_downloads = ?, quota_fallback = ?, updated_at = ? WHERE id = ?`,
       )
-      .run(next.name, next.priceVnd, JSON.stringify(next.source), next.delivery, next.accessDays, next.archived ? 1 : 0, Date.now(), id);
+      .run(
+        next.name, next.priceVnd, JSON.stringify(next.source), next.delivery, next.accessDays, next.archived ? 1 : 0, next.updates,
+        next.updateEmail ? 1 : 0, next.restrictDownloads ? 1 : 0, next.quotaFallback, Date.now(), id,
+      );
     return this.get(id);
   }
 

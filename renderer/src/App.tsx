@@ -4,6 +4,7 @@ import { live } from './api/live';
 import { Layout } from './components/Layout';
 import { ErrorNote } from './components/ui';
 import { I18nProvider, useI18n } from './i18n';
+import { CustomerPage } from './pages/Customer';
 import { DashboardPage } from './pages/Dashboard';
 import { DeliveriesPage } from './pages/Deliveries';
 import { OrderPage } from './pages/OrderDetail';
@@ -83,6 +84,8 @@ function Page({ route }: { route: Route }) {
       return <SettingsPage />;
     case 'support':
       return <SupportPage />;
+    case 'customer':
+      return <CustomerPage email={route.email} />;
     case 'not-found':
       return <NotFound />;
   }
@@ -164,7 +167,7 @@ function Shell() {
   if (auth.state === 'signed-out') return <SignIn error={auth.error} signedOut={auth.signedOut} onCode={redeem} />;
   return (
     <Layout route={route} onSignOut={signOut}>
-      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name === 'orders' ? `orders:${route.attention}` : route.name} route={route} />
+      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name === 'customer' ? `customer:${route.email}` : route.name === 'orders' ? `orders:${route.attention}` : route.name} route={route} />
     </Layout>
   );
 }

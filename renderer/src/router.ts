@@ -14,6 +14,7 @@ export type Route =
   | { name: 'product'; id: string }
   | { name: 'settings' }
   | { name: 'support' }
+  | { name: 'customer'; email: string }
   | { name: 'not-found' };
 
 export function parseRoute(hash: string): Route {
@@ -41,6 +42,8 @@ export function parseRoute(hash: string): Route {
       return { name: 'settings' };
     case 'support':
       return { name: 'support' };
+    case 'customers':
+      return parts[1] ? { name: 'customer', email: parts[1] } : { name: 'not-found' };
     default:
       return { name: 'not-found' };
   }

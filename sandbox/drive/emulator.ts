@@ -32,6 +32,7 @@ export type DriveOp =
   | 'files.list'
   | 'files.generateIds'
   | 'files.delete'
+  | 'files.update'
   | 'permissions.create'
   | 'permissions.list'
   | 'permissions.delete'
@@ -46,6 +47,8 @@ export type FaultKind =
   | '403-userRateLimitExceeded'
   | '403-storageQuotaExceeded'
   | '403-sharingRateLimitExceeded'
+  /** The daily upload limit (750 GB per rolling 24 h, copies included), as Google words it. */
+  | '403-uploadLimitExceeded'
   | '500'
   | '503'
   | 'reset-mid-chunk'
@@ -72,6 +75,7 @@ export interface DriveCounters {
   filesGet: number;
   filesList: number;
   filesDelete: number;
+  filesUpdate: number;
   generateIds: number;
   permissionsCreate: number;
   permissionsList: number;
@@ -100,6 +104,10 @@ export interface EmulatedFile {
   description?: string;
   appProperties?: Record<string, string>;
   properties?: Record<string, string>;
+  trashed?: boolean;
+  /** Readers cannot copy, print or download (Drive's file-level controls). */
+  copyRequiresWriterPermission?: boolean;
+  downloadRestrictions?: { itemDownloadRestriction?: { restrictedForReaders?: boolean; restrictedForWriters?: boolean } };
 }
 
 export interface EmulatedPermission {
@@ -111,6 +119,8 @@ export interface EmulatedPermission {
   /** Whether the create that last touched it would have made Google email the grantee. */
   emailSent: boolean;
   emailMessage?: string;
+  /** RFC 3339; Drive removes the permission at that time. */
+  expirationTime?: string;
 }
 
 export interface SentEmail {
@@ -141,6 +151,13 @@ export interface DriveEmulatorOptions {
    * every few seconds after a change and at close. Metadata only: the emulator holds no bytes.
    */
   stateFile?: string;
+  /**
+   * Bytes per rolling 24 h of uploads and copies (Drive: 750 GB). Once reached, new uploads and
+   * copies answer 403 (the one that crosses the line still finishes). Default unlimited.
+   */
+  dailyUploadLimitBytes?: number | null;
+  /** How the daily limit is reported: 'uploadLimitExceeded', or Google's older 'userRateLimitExceeded' wording. */
+  dailyLimitReason?: 'uploadLimitExceeded' | 'userRateLimitExceeded';
 }
 
 export interface DriveEmulator {
@@ -164,6 +181,11 @@ export interface DriveEmulator {
   emails(): SentEmail[];
   sessions(): UploadSessionInfo[];
   storageUsed(): number;
+  /** Bytes uploaded and copied in the last 24 h (what the daily upload limit counts). */
+  dailyUsed(): number;
+  setDailyUploadLimit(bytes: number | null): void;
+  /** Every upload and copy that counted, with its size (to tell which files were uploaded). */
+  transfers(): { at: number; kind: 'upload' | 'copy'; fileId: string; name: string; bytes: number }[];
   /** Make a bearer token fail with 401 from now on, as an expired access token does. */
   revokeToken(token: string): void;
   resetCounters(): void;
@@ -209,6 +231,8 @@ function faultError(fault: DriveFault): DriveError {
       return new DriveError(403, 'storageQuotaExceeded', "The user's Drive storage quota has been exceeded.", 'usageLimits', headers);
     case '403-sharingRateLimitExceeded':
       return new DriveError(403, 'sharingRateLimitExceeded', 'Rate limit exceeded. User message: "Sorry, you have exceeded your sharing quota."', 'usageLimits', headers);
+    case '403-uploadLimitExceeded':
+      return dailyLimitError('uploadLimitExceeded');
     case '500':
       return new DriveError(500, 'backendError', 'Internal Error', 'global', headers);
     case '503':
@@ -216,6 +240,12 @@ function faultError(fault: DriveFault): DriveError {
     default:
       throw new Error(`fault ${fault.kind} is not an HTTP error`);
   }
+}
+
+function dailyLimitError(reason: 'uploadLimitExceeded' | 'userRateLimitExceeded'): DriveError {
+  return reason === 'uploadLimitExceeded'
+    ? new DriveError(403, 'uploadLimitExceeded', 'The user has exceeded their Drive upload limit (750 GB per 24 hours).', 'usageLimits')
+    : new DriveError(403, 'userRateLimitExceeded', 'User rate limit exceeded: the daily upload limit was reached.', 'usageLimits');
 }
 
 function authError(message: string, reason: string): DriveError {
@@ -436,6 +466,9 @@ interface FileRecord extends EmulatedFile {
   trashed: boolean;
 }
 
+const DAY_MS = 24 * 3600 * 1000;
+const YEAR_MS = 366 * DAY_MS;
+
 /** A validated create request, before any bytes exist. */
 interface FileDraft {
   id: string;
@@ -446,6 +479,8 @@ interface FileDraft {
   description?: string;
   appProperties?: Record<string, string>;
   properties?: Record<string, string>;
+  copyRequiresWriterPermission?: boolean;
+  downloadRestrictions?: EmulatedFile['downloadRestrictions'];
 }
 
 /** Incremental size + digests: the emulator never holds file bytes. */
@@ -498,7 +533,10 @@ class DriveState {
   readonly issuedIds = new Set<string>();
   readonly revokedTokens = new Set<string>();
   readonly sentEmails: SentEmail[] = [];
+  readonly transfers: { at: number; kind: 'upload' | 'copy'; fileId: string; name: string; bytes: number }[] = [];
   rootId = newId();
+  dailyLimit: number | null = null;
+  dailyReason: 'uploadLimitExceeded' | 'userRateLimitExceeded' = 'uploadLimitExceeded';
 
   constructor(readonly quotaBytes: number | null) {
     this.reset();
@@ -512,6 +550,7 @@ class DriveState {
     this.issuedIds.clear();
     this.revokedTokens.clear();
     this.sentEmails.length = 0;
+    this.transfers.length = 0;
     const now = new Date().toISOString();
     this.files.set(this.rootId, {
       id: this.rootId, name: 'My Drive', mimeType: FOLDER_MIME, parents: [], size: 0,
@@ -555,6 +594,19 @@ class DriveState {
     if (this.quotaBytes !== null && this.used() + extra > this.quotaBytes) throw faultError({ kind: '403-storageQuotaExceeded' });
   }
 
+  dailyUsed(now = Date.now()): number {
+    return this.transfers.filter((t) => t.at > now - DAY_MS).reduce((s, t) => s + t.bytes, 0);
+  }
+
+  /** Drive lets the transfer that crosses the daily line finish; the ones after it are refused. */
+  ensureDailyAllowance(): void {
+    if (this.dailyLimit !== null && this.dailyUsed() >= this.dailyLimit) throw dailyLimitError(this.dailyReason);
+  }
+
+  countTransfer(kind: 'upload' | 'copy', f: FileRecord): void {
+    this.transfers.push({ at: Date.now(), kind, fileId: f.id, name: f.name, bytes: f.size });
+  }
+
   /** Checks a create's metadata the way Drive does, without creating anything yet. */
   draft(meta: unknown, defaultMime: string): FileDraft {
     if (meta !== null && (typeof meta !== 'object' || Array.isArray(meta))) throw badRequest('Invalid JSON metadata', 'parseError');
@@ -570,6 +622,7 @@ class DriveState {
       description: typeof m.description === 'string' ? m.description : undefined,
       appProperties: stringMap(m.appProperties),
       properties: stringMap(m.properties),
+      ...restrictionsOf(m),
     };
   }
 
@@ -598,6 +651,7 @@ class DriveState {
       size: isFolder ? 0 : bytes.size, md5Checksum: isFolder ? '' : bytes.md5, sha256Checksum: isFolder ? '' : bytes.sha256,
       createdTime: now, modifiedTime: now, trashed: false,
       description: draft.description, appProperties: draft.appProperties, properties: draft.properties,
+      ...(isFolder ? {} : { copyRequiresWriterPermission: draft.copyRequiresWriterPermission ?? false, downloadRestrictions: draft.downloadRestrictions ?? {} }),
     };
     this.files.set(rec.id, rec);
     this.perms.set(rec.id, [{ id: permissionIdFor('user', OWNER_EMAIL), type: 'user', role: 'owner', emailAddress: OWNER_EMAIL, emailSent: false }]);
@@ -611,14 +665,54 @@ class DriveState {
     this.perms.delete(id);
   }
 
+  /** Direct or inherited from a folder; a trashed item (or one inside a trashed folder) is not open to others. */
   hasAccess(fileId: string, email: string): boolean {
     const f = this.files.get(this.resolveId(fileId));
-    if (!f) return false;
-    const direct = (this.perms.get(f.id) ?? []).some(
-      (p) => p.type === 'anyone' || (p.emailAddress ?? '').toLowerCase() === email.toLowerCase(),
-    );
-    return direct || f.parents.some((p) => this.hasAccess(p, email));
+    if (!f || this.inTrash(f)) return false;
+    return this.granted(f, email);
   }
+
+  private granted(f: FileRecord, email: string): boolean {
+    const now = Date.now();
+    const direct = (this.perms.get(f.id) ?? []).some(
+      (p) =>
+        (p.type === 'anyone' || (p.emailAddress ?? '').toLowerCase() === email.toLowerCase()) &&
+        (!p.expirationTime || Date.parse(p.expirationTime) > now),
+    );
+    return direct || f.parents.some((id) => {
+      const parent = this.files.get(id);
+      return !!parent && this.granted(parent, email);
+    });
+  }
+
+  inTrash(f: FileRecord): boolean {
+    if (f.trashed) return true;
+    return f.parents.some((id) => {
+      const parent = this.files.get(id);
+      return !!parent && this.inTrash(parent);
+    });
+  }
+}
+
+function restrictionsOf(m: Record<string, unknown>): Pick<FileDraft, 'copyRequiresWriterPermission' | 'downloadRestrictions'> {
+  const out: Pick<FileDraft, 'copyRequiresWriterPermission' | 'downloadRestrictions'> = {};
+  if (m.copyRequiresWriterPermission !== undefined) {
+    if (typeof m.copyRequiresWriterPermission !== 'boolean') throw badRequest('Invalid value for copyRequiresWriterPermission', 'invalid');
+    out.copyRequiresWriterPermission = m.copyRequiresWriterPermission;
+  }
+  if (m.downloadRestrictions !== undefined) {
+    const d = m.downloadRestrictions as { itemDownloadRestriction?: Record<string, unknown> } | null;
+    const item = d?.itemDownloadRestriction;
+    if (!d || typeof d !== 'object' || (item !== undefined && (typeof item !== 'object' || item === null))) throw badRequest('Invalid value for downloadRestrictions', 'invalid');
+    const flags: Record<string, boolean> = {};
+    for (const k of ['restrictedForReaders', 'restrictedForWriters']) {
+      const v = item?.[k];
+      if (v !== undefined && typeof v !== 'boolean') throw badRequest(`Invalid value for downloadRestrictions.itemDownloadRestriction.${k}`, 'invalid');
+      if (typeof v === 'boolean') flags[k] = v;
+    }
+    out.downloadRestrictions = item ? { itemDownloadRestriction: flags } : {};
+  }
+  return out;
 }
 
 function stringMap(v: unknown): Record<string, string> | undefined {
@@ -644,6 +738,8 @@ function fileResource(f: FileRecord): Record<string, unknown> {
     description: f.description,
     appProperties: f.appProperties,
     properties: f.properties,
+    copyRequiresWriterPermission: isFolder ? undefined : (f.copyRequiresWriterPermission ?? false),
+    downloadRestrictions: isFolder ? undefined : (f.downloadRestrictions ?? {}),
     webViewLink: isFolder ? `https://drive.google.com/drive/folders/${f.id}` : `https://drive.google.com/file/d/${f.id}/view?usp=drivesdk`,
     owners: [{ kind: 'drive#user', emailAddress: OWNER_EMAIL, me: true }],
   };
@@ -652,7 +748,7 @@ function fileResource(f: FileRecord): Record<string, unknown> {
 function permissionResource(p: EmulatedPermission): Record<string, unknown> {
   return {
     kind: 'drive#permission', id: p.id, type: p.type, role: p.role,
-    emailAddress: p.emailAddress, domain: p.domain,
+    emailAddress: p.emailAddress, domain: p.domain, expirationTime: p.expirationTime,
     allowFileDiscovery: p.type === 'anyone' || p.type === 'domain' ? false : undefined,
     deleted: false,
   };
@@ -671,6 +767,7 @@ function kindFits(kind: FaultKind, op: DriveOp): boolean {
     case 'session-expired': return op === 'upload-chunk' || op === 'upload-status';
     case '403-sharingRateLimitExceeded': return op === 'permissions.create';
     case '403-storageQuotaExceeded': return CONTENT_OPS.includes(op);
+    case '403-uploadLimitExceeded': return op === 'files.copy' || op === 'upload-session' || op === 'upload-multipart';
     default: return true;
   }
 }
@@ -957,7 +1054,7 @@ interface Route {
 }
 
 const emptyCounters = (): DriveCounters => ({
-  total: 0, filesCreate: 0, folderCreate: 0, filesCopy: 0, filesGet: 0, filesList: 0, filesDelete: 0,
+  total: 0, filesCreate: 0, folderCreate: 0, filesCopy: 0, filesGet: 0, filesList: 0, filesDelete: 0, filesUpdate: 0,
   generateIds: 0, permissionsCreate: 0, permissionsList: 0, permissionsDelete: 0, aboutGet: 0,
   uploadSessions: 0, uploadChunks: 0, uploadStatusQueries: 0, uploadBytes: 0, multipartUploads: 0, copiedBytes: 0,
 });
@@ -1041,6 +1138,7 @@ class DriveServer {
     ['GET', 'files/generateIds', { op: 'files.generateIds', counter: () => 'generateIds', run: (c) => this.generateIds(c) }],
     ['GET', 'files/:id', { op: 'files.get', counter: () => 'filesGet', run: (c) => this.get(c) }],
     ['DELETE', 'files/:id', { op: 'files.delete', counter: () => 'filesDelete', run: (c) => this.remove(c) }],
+    ['PATCH', 'files/:id', { op: 'files.update', json: true, counter: () => 'filesUpdate', run: (c) => this.update(c) }],
     ['POST', 'files/:id/copy', { op: 'files.copy', json: true, counter: () => 'filesCopy', run: (c) => this.copy(c) }],
     ['GET', 'files/:id/permissions', { op: 'permissions.list', counter: () => 'permissionsList', run: (c) => this.listPermissions(c) }],
     ['POST', 'files/:id/permissions', { op: 'permissions.create', json: true, counter: () => 'permissionsCreate', run: (c) => this.createPermission(c) }],
@@ -1119,11 +1217,55 @@ class DriveServer {
   private copy(ctx: Ctx): void {
     const src = this.state.getFile(ctx.params[0]);
     if (src.mimeType === FOLDER_MIME) throw new DriveError(403, 'cannotCopyFile', 'This file cannot be copied by the user.');
-    const meta = { name: src.name, parents: src.parents, mimeType: src.mimeType, ...(ctx.body as object | null) };
+    // A copy keeps the source's controls unless the request sets them.
+    const meta = {
+      name: src.name, parents: src.parents, mimeType: src.mimeType,
+      copyRequiresWriterPermission: src.copyRequiresWriterPermission, downloadRestrictions: src.downloadRestrictions,
+      ...(ctx.body as object | null),
+    };
     const draft = this.state.draft(meta, src.mimeType);
     this.state.ensureQuota(src.size);
+    this.state.ensureDailyAllowance();
     const f = this.state.addFile(draft, { size: src.size, md5: src.md5Checksum, sha256: src.sha256Checksum });
     this.counters.copiedBytes += src.size;
+    this.state.countTransfer('copy', f);
+    this.sendFile(ctx, 200, f);
+  }
+
+  /** files.update without media: the metadata Drive lets a client change, and moving between folders. */
+  private update(ctx: Ctx): void {
+    const f = this.state.getFile(ctx.params[0]);
+    if (f.id === this.state.rootId) throw new DriveError(403, 'insufficientFilePermissions', 'The user does not have sufficient permissions for this file.');
+    const b = (ctx.body ?? {}) as Record<string, unknown>;
+    if (typeof b !== 'object' || Array.isArray(b)) throw badRequest('Invalid JSON metadata', 'parseError');
+    for (const k of ['id', 'parents', 'mimeType', 'size', 'md5Checksum']) {
+      if (k in b && !(k === 'mimeType' && b[k] === f.mimeType)) throw new DriveError(403, 'fieldNotWritable', `The resource body includes fields which are not directly writable: ${k}`);
+    }
+    const controls = restrictionsOf(b);
+    if (f.mimeType === FOLDER_MIME && (controls.downloadRestrictions || controls.copyRequiresWriterPermission)) {
+      // Drive keeps these controls on files; a folder's contents have to be set one by one.
+      throw badRequest('Download restrictions and copyRequiresWriterPermission apply to files, not folders.', 'invalid');
+    }
+    const add = (ctx.url.searchParams.get('addParents') ?? '').split(',').filter(Boolean);
+    const remove = (ctx.url.searchParams.get('removeParents') ?? '').split(',').filter(Boolean);
+    for (const p of add) {
+      const parent = this.state.getFile(p);
+      if (parent.mimeType !== FOLDER_MIME) throw badRequest(`The specified parent is not a folder: ${p}`, 'invalidParent');
+    }
+    if (typeof b.name === 'string') f.name = b.name;
+    if (typeof b.description === 'string') f.description = b.description;
+    if (b.trashed !== undefined) {
+      if (typeof b.trashed !== 'boolean') throw badRequest('Invalid value for trashed', 'invalid');
+      f.trashed = b.trashed;
+    }
+    Object.assign(f, controls);
+    if (add.length || remove.length) {
+      const next = f.parents.filter((p) => !remove.includes(this.state.resolveId(p)));
+      for (const p of add) if (!next.includes(this.state.resolveId(p))) next.push(this.state.resolveId(p));
+      if (next.length > 1) throw new DriveError(403, 'cannotAddParent', 'Increasing the number of parents is not allowed.');
+      f.parents = next;
+    }
+    f.modifiedTime = new Date().toISOString();
     this.sendFile(ctx, 200, f);
   }
 
@@ -1178,6 +1320,7 @@ class DriveServer {
       this.state.perms.set(f.id, list);
     }
     perm.role = input.role;
+    perm.expirationTime = input.expirationTime;
     perm.emailSent = input.notify;
     perm.emailMessage = input.notify ? input.emailMessage : undefined;
     if (input.notify && input.emailAddress) {
@@ -1204,6 +1347,7 @@ class DriveServer {
     const declared = headerString(ctx.req.headers['x-upload-content-length']);
     const total = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : null;
     if (total !== null) this.state.ensureQuota(total);
+    this.state.ensureDailyAllowance();
     const uploadId = randomBytes(18).toString('base64url');
     this.state.sessions.set(uploadId, {
       uploadId, draft, total, digest: new Digest(), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null,
@@ -1276,6 +1420,7 @@ class DriveServer {
   private finish(ctx: Ctx, session: UploadSession): void {
     const f = this.state.addFile(session.draft, session.digest.finish());
     session.fileId = f.id;
+    this.state.countTransfer('upload', f);
     this.sendFile(ctx, 200, f);
   }
 
@@ -1302,7 +1447,10 @@ class DriveServer {
     this.counters.uploadBytes += digest.size; // media only: the framing is not file bytes
     const draft = this.state.draft(metadata, mediaType ?? 'application/octet-stream');
     this.state.ensureQuota(digest.size);
-    this.sendFile(ctx, 200, this.state.addFile(draft, digest.finish()));
+    this.state.ensureDailyAllowance();
+    const f = this.state.addFile(draft, digest.finish());
+    this.state.countTransfer('upload', f);
+    this.sendFile(ctx, 200, f);
   }
 
   sessionsInfo(): UploadSessionInfo[] {
@@ -1369,7 +1517,16 @@ function parsePermissionInput(body: unknown, url: URL) {
   const flag = url.searchParams.get('sendNotificationEmail');
   const notify = (type === 'user' || type === 'group') && flag !== 'false';
   const emailMessage = url.searchParams.get('emailMessage') ?? undefined;
-  return { type, role, emailAddress, domain, notify, emailMessage };
+  let expirationTime: string | undefined;
+  if (b.expirationTime !== undefined && b.expirationTime !== null) {
+    const at = typeof b.expirationTime === 'string' ? Date.parse(b.expirationTime) : NaN;
+    if (!Number.isFinite(at)) throw badRequest('Invalid value for expirationTime', 'invalid');
+    if (type !== 'user' && type !== 'group') throw badRequest('Expiration dates can only be set on user and group permissions.', 'invalidSharingRequest');
+    if (at <= Date.now()) throw badRequest('The expiration time must be in the future.', 'invalidSharingRequest');
+    if (at > Date.now() + YEAR_MS) throw badRequest('The expiration time cannot be more than a year in the future.', 'invalidSharingRequest');
+    expirationTime = new Date(at).toISOString();
+  }
+  return { type, role, emailAddress, domain, notify, emailMessage, expirationTime };
 }
 
 export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promise<DriveEmulator> {
@@ -1390,6 +1547,8 @@ export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promi
   }
   const saver = stateFile ? setInterval(save, 3_000) : null;
   saver?.unref();
+  drive.state.dailyLimit = opts.dailyUploadLimitBytes ?? null;
+  drive.state.dailyReason = opts.dailyLimitReason ?? 'uploadLimitExceeded';
   const server = http.createServer((req, res) => void drive.handle(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -1397,10 +1556,7 @@ export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promi
   });
   const port = (server.address() as AddressInfo).port;
   const st = drive.state;
-  const publicFile = (f: FileRecord): EmulatedFile => {
-    const { trashed: _trashed, ...rest } = f;
-    return structuredClone(rest);
-  };
+  const publicFile = (f: FileRecord): EmulatedFile => structuredClone(f);
   return {
     url: `http://127.0.0.1:${port}/`,
     port,
@@ -1420,6 +1576,9 @@ export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promi
     emails: () => structuredClone(st.sentEmails),
     sessions: () => drive.sessionsInfo(),
     storageUsed: () => st.used(),
+    dailyUsed: () => st.dailyUsed(),
+    setDailyUploadLimit: (bytes) => void (st.dailyLimit = bytes),
+    transfers: () => structuredClone(st.transfers),
     revokeToken: (token) => void st.revokedTokens.add(token),
     resetCounters: () => Object.assign(drive.counters, emptyCounters()),
     reset: () => {

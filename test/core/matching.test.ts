@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { describe, it } from 'node:test';
-import { matchTransfer, type TransferFacts } from '../../main/core/matching';
+import { allocateTransfer, findOrderCodes, matchTransfer, type TransferFacts } from '../../main/core/matching';
 import { CODE_ALPHABET, findCodeCandidates, newOrderCode } from '../../main/core/order-code';
 import { paymentStatus } from '../../main/core/order';
 import { formatVnd } from '../../main/core/money';
@@ -132,5 +132,53 @@ describe('money and amount rules', () => {
     assert.equal(paymentStatus(100, 99), 'underpaid');
     assert.equal(paymentStatus(100, 100), 'paid');
     assert.equal(paymentStatus(100, 101), 'overpaid');
+  });
+});
+
+describe('one transfer for several orders (property-based)', () => {
+  const dues = fc.uniqueArray(code, { minLength: 2, maxLength: 6 }).chain((codes) =>
+    fc.tuple(fc.constant(codes), fc.array(fc.integer({ min: 1, max: 5_000_000 }), { minLength: codes.length, maxLength: codes.length })),
+  );
+
+  it('every code in the text is found, in order, without repeats; codes of no order are left out', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(code, { minLength: 2, maxLength: 5 }), code, fc.array(separator, { minLength: 6, maxLength: 6 }), (codes, stranger, seps) => {
+        fc.pre(!codes.includes(stranger));
+        const text = ['CK', ...codes, stranger, codes[0]!].map((c, i) => c + (seps[i % seps.length] || ' ')).join(' ');
+        const found = findOrderCodes(facts(text), { prefix: 'DS', receivingAccounts: [], orderCodeExists: (x) => codes.includes(x) });
+        assert.deepEqual(found, codes);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('the shares and the remainder add up to the transfer; each order gets at most what it owes, in the order of the codes', () => {
+    fc.assert(
+      fc.property(dues, fc.integer({ min: 0, max: 40_000_000 }), ([codes, owed], amount) => {
+        const input = codes.map((c, i) => ({ code: c, due: owed[i]! }));
+        const { allocations, remainder } = allocateTransfer(amount, input);
+        assert.equal(allocations.reduce((s, a) => s + a.amount, 0) + remainder, amount);
+        assert.ok(remainder >= 0);
+        for (const a of allocations) assert.ok(a.amount > 0 && a.amount <= input.find((d) => d.code === a.code)!.due);
+        // In order: only the last order reached may be paid in part, and a later one gets nothing before an earlier is whole.
+        assert.deepEqual(allocations.map((a) => a.code), codes.slice(0, allocations.length));
+        allocations.slice(0, -1).forEach((a, i) => assert.equal(a.amount, input[i]!.due));
+        if (remainder > 0) assert.equal(allocations.length, codes.length, 'a remainder only once every order is paid');
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('an exact cover pays each order in full and leaves nothing over', () => {
+    fc.assert(
+      fc.property(dues, ([codes, owed]) => {
+        const total = owed.reduce((a, b) => a + b, 0);
+        const { allocations, remainder } = allocateTransfer(total, codes.map((c, i) => ({ code: c, due: owed[i]! })));
+        assert.equal(remainder, 0);
+        assert.deepEqual(allocations, codes.map((c, i) => ({ code: c, amount: owed[i]! })));
+        allocations.forEach((a, i) => assert.equal(paymentStatus(owed[i]!, a.amount), 'paid'));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -13,7 +13,8 @@ const MiB = 1024 * 1024;
 describe('fulfilment engine, end to end', () => {
   let shop: Shop;
   before(async () => {
-    shop = await startShop();
+    // Sharing refused for the rate: the pause before trying again (15 min by default).
+    shop = await startShop({ env: { DRIVESHIP_SHARING_BACKOFF_SEC: '1' } });
   });
   after(async () => {
     await shop?.close();
@@ -176,14 +177,31 @@ describe('fulfilment engine, end to end', () => {
     assert.ok(!shop.core.engine.alerts.open().some((a) => a.code === 'DRIVE_FULL'));
   });
 
-  it('sharing limit: paused with an alert; resume delivers', async () => {
+  it('sharing limit: sharing pauses with one alert, the delivery waits (not fails) and goes on after the backoff', async () => {
     const { product } = manifestProduct(shop, 'Sharing', 1, 64 * 1024);
     shop.sandbox.drive.inject({ kind: '403-sharingRateLimitExceeded', op: 'permissions.create' });
     const id = await shop.orderAndPay([product.id]);
-    await shop.until([id], ['paused']);
-    assert.ok(shop.core.engine.alerts.open().some((a) => a.code === 'SHARING_LIMIT'));
-    shop.core.engine.supervisor.resumeAll();
+    const dId = () => shop.core.store.deliveries.forOrder(id)[0]!.id;
+    const alerts: string[] = [];
+    const off = shop.core.bus.on('alert', (a) => a.raised && alerts.push(a.code));
+    const sawWait = new Promise<{ code: string; until: number | null }>((resolve) => {
+      const offW = shop.core.bus.on('delivery', (e) => {
+        const w = e.detail?.waiting as { code: string; until: number | null } | undefined;
+        if (w && shop.core.store.deliveries.forOrder(id)[0]?.id === e.deliveryId) {
+          offW();
+          resolve(w);
+        }
+      });
+    });
+    const w = await sawWait;
+    assert.equal(w.code, 'SHARING_LIMIT');
+    assert.ok(w.until! > Date.now() - 1000, 'the wait says until when');
+    assert.equal(shop.core.store.deliveries.get(dId())!.state, 'linking', 'waits inside the step: not paused, not failed');
     await shop.until([id]);
+    off();
+    assert.deepEqual(alerts.filter((c) => c === 'SHARING_LIMIT'), ['SHARING_LIMIT'], 'one alert');
+    assert.ok(!shop.core.engine.alerts.open().some((a) => a.code === 'SHARING_LIMIT'), 'cleared once a share worked');
+    assert.equal(shop.core.store.deliveries.get(dId())!.waiting, null);
   });
 
   it('owner actions: pause all holds new work, cancel, priority, resume', async () => {

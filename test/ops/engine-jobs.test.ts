@@ -151,6 +151,7 @@ describe('engine jobs on a running core', () => {
         ['watchdog', '* * * * *'],
         ['order-expiry', '*/10 * * * *'],
         ['access-expiry', '0 * * * *'],
+        ['product-check', '20 */6 * * *'],
         ['bandwidth-schedule', '* * * * *'],
         ['tunnel-health', '*/5 * * * *'],
         ['disk-space', '*/5 * * * *'],

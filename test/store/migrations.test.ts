@@ -26,6 +26,19 @@ const EXPECT: Record<number, (db: Database.Database) => void> = {
   3: (db) => {
     for (const t of ['job_runs', 'access_revocations']) assert.ok(tables(db).includes(t), `table ${t}`);
   },
+  4: (db) => {
+    for (const t of ['access_actions', 'access_action_steps', 'product_updates', 'update_targets', 'drive_usage']) assert.ok(tables(db).includes(t), `table ${t}`);
+    const cols = (t: string) => (db.prepare(`PRAGMA table_info(${t})`).all() as { name: string }[]).map((c) => c.name);
+    for (const c of ['updates', 'update_email', 'restrict_downloads', 'quota_fallback']) assert.ok(cols('products').includes(c), `products.${c}`);
+    for (const c of ['delivered_via', 'reuses', 'wait_code', 'wait_until', 'share_email']) assert.ok(cols('deliveries').includes(c), `deliveries.${c}`);
+    for (const c of ['source_id', 'pending_id', 'trash_id', 'removed']) assert.ok(cols('delivery_files').includes(c), `delivery_files.${c}`);
+    assert.ok(cols('payments').includes('parent_id'));
+    assert.ok(cols('library_versions').includes('folder_key') && cols('library_versions').includes('published'));
+    assert.throws(
+      () => db.prepare("INSERT INTO products (id, name, price_vnd, source, delivery_mode, updates, created_at, updated_at) VALUES ('p', 'p', 1, '{}', 'private-copy', 'sometimes', 0, 0)").run(),
+      /CHECK/,
+    );
+  },
 };
 
 function migrationsUpTo(n: number): string {
@@ -39,6 +52,33 @@ describe('migrations', () => {
 
   it('every migration file has a test', () => {
     for (const m of all) assert.ok(EXPECT[m.version], `migration ${m.name} has no expectation in this test`);
+  });
+
+  it('0004 keeps existing library folders, private copies and shares of a database from before it', () => {
+    const path = join(tempDir(), 'db.sqlite');
+    const before = openDatabase(path, { migrationsDir: migrationsUpTo(3) }).db;
+    before.exec(`
+      INSERT INTO products (id, name, price_vnd, source, delivery_mode, created_at, updated_at) VALUES ('prd_a', 'A', 1, '{"kind":"local-folder","path":"/x"}', 'private-copy', 0, 0);
+      INSERT INTO orders (id, code, customer_email, amount_vnd, status, created_at, updated_at) VALUES ('ord_a', 'DSAAAAAAAA', 'lan@example.com', 1, 'delivered', 0, 0);
+      INSERT INTO order_items (id, order_id, product_id, price_vnd) VALUES ('itm_a', 'ord_a', 'prd_a', 1);
+      INSERT INTO library_versions (product_id, version, fingerprint, state, drive_folder_id, created_at) VALUES ('prd_a', 1, 'f1', 'in_drive', 'F1', 0), ('prd_a', 2, 'f2', 'in_drive', 'F2', 0);
+      INSERT INTO library_files (product_id, version, path, drive_file_id, in_drive) VALUES ('prd_a', 2, 'a.bin', 'LIB-A2', 1);
+      INSERT INTO drive_folders (key, folder_id, created) VALUES ('library/prd_a/v1', 'F1', 1), ('library/prd_a/v2', 'F2', 1), ('library/prd_a/v2/sub', 'F2S', 1);
+      INSERT INTO deliveries (id, order_id, order_item_id, product_id, state, created_at, updated_at, product_version, folder_id, permission_id)
+        VALUES ('dlv_a', 'ord_a', 'itm_a', 'prd_a', 'delivered', 0, 0, 2, 'COPY-FOLDER', 'perm1');
+      INSERT INTO delivery_files (delivery_id, path, copy_id, copied) VALUES ('dlv_a', 'a.bin', 'COPY-A', 1);
+    `);
+    before.close();
+    const { db } = openDatabase(path, { migrationsDir: migrationsUpTo(4) });
+    try {
+      const v = db.prepare('SELECT version, folder_key, published FROM library_versions ORDER BY version').all();
+      assert.deepEqual(v, [{ version: 1, folder_key: 'library/prd_a/v1', published: 1 }, { version: 2, folder_key: 'library/prd_a/v2', published: 1 }]);
+      assert.deepEqual(db.prepare('SELECT source_id FROM delivery_files').get(), { source_id: 'LIB-A2' }, 'copies know the library file they came from');
+      assert.deepEqual(db.prepare('SELECT share_email FROM deliveries').get(), { share_email: 'lan@example.com' });
+      assert.deepEqual(db.prepare('SELECT updates, quota_fallback FROM products').get(), { updates: 'automatic', quota_fallback: 'wait' });
+    } finally {
+      db.close();
+    }
   });
 
   for (const m of all) {

@@ -15,6 +15,7 @@ import { revokeExpiredAccess } from './access-expiry';
 import { registerAlertChecks } from './alert-checks';
 import { bandwidthOverrideAt, bandwidthScheduleProblem } from './bandwidth-schedule';
 import { expireOrders } from './order-expiry';
+import { checkProducts } from './product-check';
 import { reconcileSummary } from './reconcile';
 import type { JobRunner } from './runner';
 import { cleanStaging } from './staging-cleanup';
@@ -32,6 +33,7 @@ export const JOB = {
   bandwidth: 'bandwidth-schedule',
   tunnelHealth: 'tunnel-health',
   diskSpace: 'disk-space',
+  productCheck: 'product-check',
 } as const;
 
 export interface JobsDeps {
@@ -111,6 +113,10 @@ export function registerJobs(runner: JobRunner, deps: JobsDeps): Jobs {
 
   runner.add(JOB.accessExpiry, '0 * * * *', () => revokeExpiredAccess({ store, engine, log, now: now() }), {
     description: 'Revokes Drive access of products sold for a number of days once it runs out',
+  });
+
+  runner.add(JOB.productCheck, '20 */6 * * *', () => checkProducts({ store, engine, log }), {
+    description: 'Looks for changed product sources; a change reaches past buyers by the product\'s rule',
   });
 
   let applied: string | null = null;

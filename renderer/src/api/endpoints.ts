@@ -1,6 +1,14 @@
 // One typed function per admin API route. Request bodies use the contract's types.
 import type {
+  AccessActionDto,
+  CustomerDto,
   DeliveryDto,
+  DriveQuotaDto,
+  OrderMove,
+  OrderRevoke,
+  ProductUpdateDto,
+  ResendDto,
+  UpdateDecision,
   ListDto,
   OrderCreate,
   OrderCreatedDto,
@@ -62,7 +70,6 @@ export const deliveries = {
     return { ...d, events: events.success ? events.data : [] };
   },
   retry: (id: string) => call<unknown>('POST', `/deliveries/${enc(id)}/retry`, {}),
-  resendEmail: (id: string) => call<DeliveryDto>('POST', `/deliveries/${enc(id)}/resend`, {}),
   cancel: (id: string) => call<unknown>('POST', `/deliveries/${enc(id)}/cancel`, {}),
   priority: (id: string, priority: number) => call<unknown>('POST', `/deliveries/${enc(id)}/priority`, { priority }),
   retryFailed: async () => {
@@ -115,4 +122,21 @@ export const diagnostics = {
     const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
     return { blob: await res.blob(), filename: m?.[1] ? decodeURIComponent(m[1]) : `driveship-diagnostics-${Date.now()}.zip` };
   },
+};
+
+// ---- after the sale ----
+export const afterSale = {
+  revoke: (orderId: string, body: OrderRevoke) => call<AccessActionDto>('POST', `/orders/${enc(orderId)}/revoke`, body),
+  move: (orderId: string, body: OrderMove) => call<AccessActionDto>('POST', `/orders/${enc(orderId)}/move`, body),
+  actions: async (orderId: string) => (await call<{ items: AccessActionDto[] }>('GET', `/orders/${enc(orderId)}/actions`)).items,
+  resend: (deliveryId: string) => call<ResendDto>('POST', `/deliveries/${enc(deliveryId)}/resend`, {}),
+  customer: (email: string) => call<CustomerDto>('GET', `/customers/${enc(email)}`),
+  quota: () => call<DriveQuotaDto>('GET', '/quota'),
+};
+
+export const productUpdates = {
+  list: async (productId: string) => (await call<{ items: ProductUpdateDto[] }>('GET', `/products/${enc(productId)}/updates`)).items,
+  get: (id: string) => call<ProductUpdateDto>('GET', `/updates/${enc(id)}`),
+  decide: (id: string, body: UpdateDecision) => call<ProductUpdateDto>('POST', `/updates/${enc(id)}/decision`, body),
+  retry: (id: string) => call<ProductUpdateDto>('POST', `/updates/${enc(id)}/retry`, {}),
 };

@@ -1,10 +1,10 @@
-// One-click actions on an order: open the customer's folder in Drive, copy its link, send the
-// email again, download the payment QR as a PNG (to send over Zalo or Messenger), retry a failed
+// One-click actions on an order: open the customer's folder in Drive, copy its link (sending the
+// email again is the after-sale card's), download the payment QR as a PNG (to send over Zalo or Messenger), retry a failed
 // delivery; and, in the demo sandbox only, simulate the customer's bank transfer.
 import { useState } from 'react';
 import { parseVndInput } from '../../../main/core/money';
 import type { OrderDetailDto } from '../../../main/core/contract';
-import { connections, deliveries, orders, type Delivery } from '../api/endpoints';
+import { connections, orders, type Delivery } from '../api/endpoints';
 import { errorMessage } from '../errors';
 import { useAsync } from '../hooks';
 import { useI18n } from '../i18n';
@@ -22,40 +22,17 @@ export function downloadDataUrl(dataUrl: string, filename: string): void {
   a.remove();
 }
 
-export function DeliveredActions({ d, onChanged }: { d: Delivery; onChanged: () => void }) {
-  const i18n = useI18n();
-  const { t } = i18n;
-  const [busy, setBusy] = useState(false);
-  const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
+/** A delivered delivery: its folder in Drive and the link to send (resend, revoke, move: the after-sale card). */
+export function DeliveredActions({ d }: { d: Delivery }) {
+  const { t } = useI18n();
   if (d.state !== 'delivered' || !d.folderId) return null;
   const url = driveFolderUrl(d.folderId);
-  const resend = async () => {
-    setBusy(true);
-    setMsg(null);
-    try {
-      await deliveries.resendEmail(d.id);
-      setMsg({ ok: true, text: t('orderActions.resent', { email: d.customerEmail ?? '' }) });
-      onChanged();
-    } catch (e) {
-      setMsg({ ok: false, text: errorMessage(i18n, e) });
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
     <div className="actions order-actions" data-delivered-actions={d.id}>
       <a className="btn btn-small" href={url} target="_blank" rel="noopener noreferrer" data-action="open-folder">
         {t('orderActions.openFolder')}
       </a>
       <CopyButton text={url} label={t('orderActions.copyLink')} />
-      <button type="button" className="btn btn-small btn-ghost" disabled={busy} onClick={() => void resend()} data-action="resend">
-        {busy ? t('common.saving') : t('orderActions.resend')}
-      </button>
-      {msg ? (
-        <span className={msg.ok ? 'ok-text small' : 'error-text small'} role={msg.ok ? undefined : 'alert'}>
-          {msg.text}
-        </span>
-      ) : null}
     </div>
   );
 }

@@ -15,6 +15,14 @@ const MAX_PRIORITY = 10;
 
 export function ProgressCell({ d, p }: { d: Delivery; p: LiveProgress | undefined }) {
   const { t, tx, fmt } = useI18n();
+  if (d.waiting && d.state !== 'delivered') {
+    // Waiting for Drive capacity (the daily upload limit, the sharing rate): say why and until when.
+    return (
+      <span className="warn-text small" data-waiting={d.waiting.code}>
+        {d.waiting.until ? t(`waiting.${d.waiting.code}`, { when: fmt.dateTime(d.waiting.until) }) : t(`waiting.${d.waiting.code}.noEta`)}
+      </span>
+    );
+  }
   if (d.state === 'delivered') return <span className="muted small">{d.deliveredAt ? t('deliveries.deliveredAt', { when: fmt.dateTime(d.deliveredAt) }) : ''}</span>;
   if (d.state === 'failed' || (d.state === 'retrying' && d.errorCode)) {
     const msg = d.errorCode ? tx(`deliveryError.${d.errorCode}`, d.errorMessage ?? d.errorCode) : (d.errorMessage ?? '');

@@ -84,9 +84,9 @@ const ORDER_TONES: Record<string, Tone> = {
   fulfilling: 'info',
   delivered: 'success',
   partially_failed: 'danger',
-  revoked: 'neutral',
   expired: 'neutral',
   cancelled: 'neutral',
+  revoked: 'danger',
 };
 
 /**

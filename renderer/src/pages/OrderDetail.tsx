@@ -1,6 +1,7 @@
 import { useCallback, useMemo } from 'react';
 import type { OrderCreatedDto, OrderDetailDto } from '../../../main/core/contract';
 import { orders, products, settings, type Delivery } from '../api/endpoints';
+import { AfterSaleActions } from '../components/AfterSaleActions';
 import { DeliveryActions, ProgressCell } from '../components/delivery';
 import { DeliveredActions, QrDownload, SimulateTransfer } from '../components/OrderActions';
 import { createdQr, PaymentPanel } from '../components/PaymentPanel';
@@ -223,12 +224,14 @@ export function OrderPage({ id }: { id: string }) {
                   <ProgressCell d={d} p={progressFor(d.id, d.progress)} />
                 </div>
                 <DeliveryActions d={d} onChanged={reload} compact />
-                <DeliveredActions d={d} onChanged={reload} />
+                <DeliveredActions d={d} />
               </li>
             ))}
           </ul>
         )}
       </Card>
+
+      <AfterSaleActions order={o} deliveries={o.deliveries} actions={o.actions ?? []} onChanged={reload} />
 
 
       {o.payments.length > 0 ? (

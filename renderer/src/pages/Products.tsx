@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { ProductCreateSchema, type DeliveryMode, type SourceCheckDto, type SourceConfig } from '../../../main/core/contract';
 import { parseVndInput } from '../../../main/core/money';
 import { products, type Product } from '../api/endpoints';
+import { ProductAfterSale } from '../components/ProductAfterSale';
 import { Badge, Card, EmptyState, ErrorNote, Field, Loading, Notice, PageHeader } from '../components/ui';
 import { errorMessage, isRouteMissing } from '../errors';
 import { useAsync, useLiveRefresh } from '../hooks';
@@ -423,6 +424,7 @@ export function ProductEditPage({ id }: { id: string | null }) {
             <PrepareButton p={p} onDone={existing.reload} />
           </Card>
         ) : null}
+        {p ? <ProductAfterSale product={p} onSaved={existing.reload} /> : null}
 
         {error ? <ErrorNote error={error} /> : null}
         {saved ? <Notice tone="success">{t('common.saved')}</Notice> : null}

@@ -9,6 +9,7 @@ import { settings } from '../api/endpoints';
 import { BANKS } from '../banks';
 import { Badge, Card, ErrorNote, Field, Loading, PageHeader } from '../components/ui';
 import { AlertsStatus, ConnectionsProvider, GoogleStatus, SePayStatus, TunnelStatus } from '../components/Connections';
+import { DriveQuotaCard } from '../components/DriveQuotaCard';
 import { errorMessage } from '../errors';
 import { useAsync, useLiveRefresh } from '../hooks';
 import { useI18n } from '../i18n';
@@ -264,6 +265,8 @@ export function SettingsPage() {
             </Field>
           </div>
         </Card>
+        {/* Usage only: its limit is edited with the other transfer settings (from the registry). */}
+        <DriveQuotaCard />
         {GROUPS.map((g) => (
           <Section key={g} group={g} draft={draft} setDraft={setDraft} dto={dto} onSaved={onSaved} />
         ))}
