@@ -69,6 +69,13 @@ export interface Origin {
   counters: OriginCounters;
   inject(fault: Fault): void;
   setRate(bytesPerSec: number | null): void;
+  /** Answers `<url>/files/<path>` with a redirect to `location` (presigned and CDN links do this). */
+  addRedirect(path: string, location: string, status?: 301 | 302 | 303 | 307 | 308): string;
+  /**
+   * Serves `<url>/files/<path>` without a Content-Length (chunked), `bytes` bytes long or, with
+   * null, until the client goes away: an origin that never says how big a file is.
+   */
+  addUnsized(path: string, bytes: number | null): string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,6 +195,8 @@ function parseRange(header: string | undefined, size: number): RangeResult {
 
 export async function startOrigin(opts: OriginOptions = {}): Promise<Origin> {
   const resources = new Map<string, Resource>();
+  const redirects = new Map<string, { location: string; status: number }>();
+  const unsizedFiles = new Map<string, number | null>();
   const faults: Array<Fault & { left: number }> = [];
   const counters: OriginCounters = { requests: 0, bytesServed: 0, byPath: new Map() };
   const sockets = new Set<Socket>();
@@ -297,6 +306,24 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<Origin> {
       res.writeHead(503, { 'Retry-After': String(fault.retryAfterSec ?? 1), 'Content-Type': 'text/plain' }).end('Service Unavailable');
       return;
     }
+    const redirect = redirects.get(key);
+    if (redirect) {
+      res.writeHead(redirect.status, { Location: redirect.location, 'Content-Length': 0 }).end();
+      return;
+    }
+    const unsized = unsizedFiles.get(key);
+    if (unsized !== undefined) {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' }); // no length: chunked
+      const piece = Buffer.alloc(64 * 1024, 0x61);
+      for (let sent = 0; unsized === null || sent < unsized; sent += piece.length) {
+        if (res.destroyed || closing) return;
+        const n = unsized === null ? piece.length : Math.min(piece.length, unsized - sent);
+        counters.bytesServed += n;
+        if (!res.write(piece.subarray(0, n))) await waitForDrain(res);
+      }
+      res.end();
+      return;
+    }
     const resource = resources.get(key);
     if (!resource) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found');
@@ -359,6 +386,16 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<Origin> {
       const key = `manifests/${normalizePath(name)}`;
       resources.set(key, dataResource(Buffer.from(JSON.stringify({ files }, null, 2)), 'application/json'));
       return `${url}/${encodePath(key)}`;
+    },
+    addRedirect(path, location, status = 302) {
+      const key = normalizePath(path);
+      redirects.set(key, { location, status });
+      return `${url}/files/${encodePath(key)}`;
+    },
+    addUnsized(path, bytes) {
+      const key = normalizePath(path);
+      unsizedFiles.set(key, bytes);
+      return `${url}/files/${encodePath(key)}`;
     },
     inject(fault) {
       faults.push({ ...fault, left: fault.count ?? 1 });

@@ -5,11 +5,13 @@
 // There is no resume: a local copy is cheap to redo, so any failure removes the .part.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { commitPart, failure, ProgressReporter, TaskControls, toTransferError, TransferFailure, verify } from './download';
 import type { DownloadDone, TaskResult } from './protocol';
+import { openProductFile } from '../main/sources/folder-guard';
+import { SourceError } from '../main/sources/types';
 
 export interface CopyLocalTask {
   kind: 'copy-local';
@@ -21,6 +23,8 @@ export interface CopyLocalTask {
   size?: number;
   sha256?: string;
   bytesPerSec?: number | null;
+  /** The shop's data folder: nothing in it (or hard-linked to it) is ever read for a product. */
+  dataDir?: string;
   port: MessagePort;
 }
 
@@ -46,32 +50,47 @@ function sourceMissing(err: unknown): TransferFailure | null {
   return code === 'ENOENT' || code === 'ENOTDIR' ? failure('NOT_FOUND', (err as Error).message) : null;
 }
 
-async function copy(task: CopyLocalTask, partPath: string, controls: TaskControls, progress: ProgressReporter): Promise<DownloadDone> {
-  const info = await stat(task.srcPath);
-  if (!info.isFile()) throw failure('NOT_FOUND', `${task.srcPath} is not a regular file`);
-  if (task.size !== undefined && info.size !== task.size) {
-    throw failure('CHECKSUM_MISMATCH', `source is ${info.size} bytes now, the listing said ${task.size}`);
-  }
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const out = await open(partPath, 'w');
+/** The folder guard's checks, again at the moment of reading (the listing may be hours old). */
+async function openSource(task: CopyLocalTask): Promise<{ fh: FileHandle; size: number }> {
   try {
-    const input = createReadStream(task.srcPath, { highWaterMark: 1024 * 1024, signal: controls.signal });
-    for await (const chunk of input) {
-      const buf = chunk as Buffer;
-      await out.write(buf, 0, buf.length, bytes);
-      hash.update(buf);
-      bytes += buf.length;
-      progress.set(bytes);
-      await controls.throttle.take(buf.length, controls.signal);
-    }
-    await out.sync();
-  } finally {
-    await out.close();
+    return await openProductFile(task.srcPath, { dataDir: task.dataDir });
+  } catch (err) {
+    if (err instanceof SourceError) throw failure('BAD_REQUEST', err.message);
+    throw err;
   }
-  const sha256 = hash.digest('hex');
-  const mismatch = verify(task, bytes, sha256);
-  if (mismatch) throw new TransferFailure(mismatch);
-  await commitPart(partPath, task.destPath);
-  return { bytes, sha256, fetchedBytes: bytes, resumedFrom: 0 };
+}
+
+async function copy(task: CopyLocalTask, partPath: string, controls: TaskControls, progress: ProgressReporter): Promise<DownloadDone> {
+  const src = await openSource(task);
+  let srcOwned = true;
+  try {
+    if (task.size !== undefined && src.size !== task.size) {
+      throw failure('CHECKSUM_MISMATCH', `source is ${src.size} bytes now, the listing said ${task.size}`);
+    }
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const out = await open(partPath, 'w');
+    try {
+      srcOwned = false; // the stream closes the descriptor when it ends or fails
+      const input = createReadStream('', { fd: src.fh, highWaterMark: 1024 * 1024, signal: controls.signal });
+      for await (const chunk of input) {
+        const buf = chunk as Buffer;
+        await out.write(buf, 0, buf.length, bytes);
+        hash.update(buf);
+        bytes += buf.length;
+        progress.set(bytes);
+        await controls.throttle.take(buf.length, controls.signal);
+      }
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    const sha256 = hash.digest('hex');
+    const mismatch = verify(task, bytes, sha256);
+    if (mismatch) throw new TransferFailure(mismatch);
+    await commitPart(partPath, task.destPath);
+    return { bytes, sha256, fetchedBytes: bytes, resumedFrom: 0 };
+  } finally {
+    if (srcOwned) await src.fh.close().catch(() => undefined);
+  }
 }

@@ -13,7 +13,8 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } f
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MessagePort } from 'node:worker_threads';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
+import { agentCache, findOriginRefusal, STRICT_ORIGIN_RULES } from '../main/sources/origin-policy';
 import type {
   DownloadDone,
   DownloadTask,
@@ -32,10 +33,12 @@ const DEFAULT_STALL_MS = 30_000;
 const PROGRESS_INTERVAL_MS = 200; // the protocol allows at most 5 progress events per second
 const CHECKPOINT_INTERVAL_MS = 1_000;
 
-// One keep-alive pool per worker thread (module state is per thread), so consecutive tasks and
-// parallel segments reuse connections. Presigned/CDN links often redirect, hence the interceptor.
-const dispatcher: Dispatcher = new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 15_000 } })
-  .compose(interceptors.redirect({ maxRedirections: 5 }));
+// One keep-alive pool per worker thread and rule set (module state is per thread), so consecutive
+// tasks and parallel segments reuse connections. Presigned/CDN links often redirect; the origin
+// policy's connector vets every connection, redirect hops included, and pins the vetted address.
+const dispatchers = agentCache({ connectTimeoutMs: 15_000, keepAliveTimeoutMs: 10_000, keepAliveMaxTimeoutMs: 60_000, maxRedirections: 5 });
+const dispatcherFor = (task: DownloadTask): Dispatcher => dispatchers(task.origin ?? STRICT_ORIGIN_RULES);
+const DEFAULT_UNDECLARED_CAP = 100 * 1024 * MiB;
 
 // ---------------------------------------------------------------------------------------------
 // Pieces shared with the other file tasks (copy-local)
@@ -58,6 +61,8 @@ const STALL_ERRORS = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
 export function toTransferError(err: unknown, cancelled: boolean): TransferError {
   if (cancelled) return { code: 'CANCELLED', message: 'cancelled' };
   if (err instanceof TransferFailure) return err.failure;
+  const refused = findOriginRefusal(err);
+  if (refused) return { code: 'ORIGIN_REFUSED', message: refused.message };
   const code = (err as { code?: unknown } | null)?.code;
   const message = err instanceof Error ? err.message : String(err);
   if (typeof code === 'string' && DISK_ERRORS.has(code)) return { code: 'DISK', message: `${code}: ${message}` };
@@ -264,12 +269,12 @@ function contentLength(headers: Record<string, string | string[] | undefined>): 
 
 type Response = Dispatcher.ResponseData;
 
-function get(url: string, range: string | null, signal: AbortSignal, stallMs: number): Promise<Response> {
+function get(task: DownloadTask, range: string | null, signal: AbortSignal, stallMs: number): Promise<Response> {
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (range) headers.range = range;
   // undici's timers are the stall detector: the body timer only runs while undici waits for the
   // socket, not while the stream is paused because the throttle is holding reads back.
-  return request(url, { dispatcher, method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs });
+  return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs });
 }
 
 /** Drops a body we will not read. dump() reads a small one to keep the connection reusable and
@@ -367,6 +372,12 @@ async function downloadSingle(ctx: RunContext): Promise<DownloadDone> {
         if (res) discardBody(res);
         throw failure('CHECKSUM_MISMATCH', `origin serves ${total} bytes, expected ${task.size}`);
       }
+      // A file with no declared size is capped: an origin must not fill the disk by never ending.
+      const cap = task.size === undefined ? (task.maxUndeclaredBytes ?? DEFAULT_UNDECLARED_CAP) : null;
+      if (cap !== null && total !== null && total > cap) {
+        if (res) discardBody(res);
+        throw tooLarge(cap, total);
+      }
       if (offset < have) {
         // The origin sent the whole file instead of the rest: start over from its first byte.
         [have, resumedFrom, hash] = [0, 0, createHash('sha256')];
@@ -377,6 +388,7 @@ async function downloadSingle(ctx: RunContext): Promise<DownloadDone> {
           if (task.size !== undefined && have + chunk.length > task.size) {
             throw failure('CHECKSUM_MISMATCH', `origin sent more than the expected ${task.size} bytes`);
           }
+          if (cap !== null && have + chunk.length > cap) throw tooLarge(cap, null);
           await fh.write(chunk, 0, chunk.length, have);
           hash.update(chunk);
           have += chunk.length;
@@ -394,12 +406,17 @@ async function downloadSingle(ctx: RunContext): Promise<DownloadDone> {
   return finish(ctx, have, hash.digest('hex'), fetched, resumedFrom);
 }
 
+function tooLarge(cap: number, total: number | null): TransferFailure {
+  const what = total === null ? 'grew past' : `is ${total} bytes, over`;
+  return failure('BAD_REQUEST', `the file has no declared size and ${what} the cap of ${cap} bytes for such files (declare its size in the manifest, or raise the cap in Settings)`);
+}
+
 /**
  * Opens the response that continues a prefix of `have` bytes. `offset` is where its body starts:
  * `have` for a 206, 0 when the origin ignored the Range; `res` is null when nothing is left to fetch.
  */
 async function openStream(ctx: RunContext, have: number): Promise<{ res: Response | null; offset: number; total: number | null }> {
-  const res = await get(ctx.task.url, have > 0 ? `bytes=${have}-` : null, ctx.controls.signal, ctx.stallMs);
+  const res = await get(ctx.task, have > 0 ? `bytes=${have}-` : null, ctx.controls.signal, ctx.stallMs);
   if (res.statusCode === 200) return { res, offset: 0, total: contentLength(res.headers) };
   if (res.statusCode === 206 && have > 0) {
     const range = parseContentRange(res.headers['content-range']);
@@ -582,7 +599,7 @@ async function fetchSegment(
   ctx: RunContext, fh: FileHandle, seg: Segment, size: number, signal: AbortSignal,
   fetched: { bytes: number }, onProgress: () => void,
 ): Promise<void> {
-  const res = await get(ctx.task.url, `bytes=${seg.done}-${seg.end - 1}`, signal, ctx.stallMs);
+  const res = await get(ctx.task, `bytes=${seg.done}-${seg.end - 1}`, signal, ctx.stallMs);
   if (res.statusCode === 200) {
     discardBody(res);
     throw new NoRangeSupport('origin ignores Range requests');

@@ -2,6 +2,7 @@
 // Results are plain objects, never thrown errors: structured clone drops an Error's custom fields
 // (code, retryAfterMs), and the engine needs them to classify a failure.
 import type { MessagePort } from 'node:worker_threads';
+import type { OriginRules } from '../main/sources/origin-policy';
 
 /** Why a transfer stopped; the engine maps each to retry / pause / fail. */
 export type TransferErrorCode =
@@ -14,7 +15,8 @@ export type TransferErrorCode =
   | 'AUTH' // 401 from Drive: refresh the token and resume the same session
   | 'SESSION_EXPIRED' // 404 on the upload session: start a new one
   | 'DISK' // local disk full / EACCES: pause
-  | 'BAD_REQUEST'; // other 4xx: permanent for this attempt
+  | 'BAD_REQUEST' // other 4xx, a file past the cap on undeclared sizes: permanent for this attempt
+  | 'ORIGIN_REFUSED'; // the origin policy refused the URL or a redirect hop: permanent
 
 export interface TransferError {
   code: TransferErrorCode;
@@ -53,6 +55,10 @@ export interface DownloadTask {
   bytesPerSec?: number | null;
   /** Give up with TRANSIENT when no bytes arrive for this long (default 30 000 ms). */
   stallTimeoutMs?: number;
+  /** The origin policy for this product (every connection and redirect hop); strict when absent. */
+  origin?: OriginRules;
+  /** Without a declared `size`, stop with BAD_REQUEST past this many bytes (default 100 GiB). */
+  maxUndeclaredBytes?: number;
   port: MessagePort;
 }
 export interface DownloadDone {

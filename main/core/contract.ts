@@ -8,7 +8,12 @@ const vnd = z.number().int().min(0).max(1e13);
 const text = (max: number) => z.string().trim().min(1).max(max);
 
 export const SourceConfigSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('http-manifest'), manifestUrl: z.url({ protocol: /^https?$/ }) }),
+  z.object({
+    kind: z.literal('http-manifest'),
+    manifestUrl: z.url({ protocol: /^https?$/ }),
+    /** "The files are on my local network": private ranges (10/8, 192.168/16, ...) allowed for this product. */
+    privateNetwork: z.boolean().optional(),
+  }),
   z.object({ kind: z.literal('local-folder'), path: text(4096) }),
   z.object({ kind: z.literal('drive-folder'), folderId: z.string().regex(/^[A-Za-z0-9_-]{5,200}$/) }),
 ]);

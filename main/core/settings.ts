@@ -112,7 +112,9 @@ export const SETTINGS = {
   ngrokAuthtoken: def({ schema: secret(500), default: null, env: 'NGROK_AUTHTOKEN', secret: true, writable: true, ui: true, group: 'tunnel', input: 'secret', doc: 'ngrok authtoken' }),
   ngrokDomain: def({ schema: optionalText(253), default: null, env: 'DRIVESHIP_NGROK_DOMAIN', writable: true, ui: true, group: 'tunnel', input: 'text', doc: 'ngrok reserved domain' }),
   cloudflaredToken: def({ schema: secret(2000), default: null, env: 'DRIVESHIP_CLOUDFLARED_TOKEN', secret: true, writable: true, ui: true, group: 'tunnel', input: 'secret', doc: 'Cloudflare tunnel token' }),
-  cloudflaredPath: def({ schema: optionalText(4096), default: null, env: 'DRIVESHIP_CLOUDFLARED_PATH', writable: true, ui: true, group: 'tunnel', input: 'text', doc: 'Path of the cloudflared program' }),
+  // A program driveship runs: only from the environment or `driveship serve --cloudflared-path`,
+  // never through the admin API (whoever holds the token must not choose a binary to execute).
+  cloudflaredPath: def({ schema: optionalText(4096), default: null, env: 'DRIVESHIP_CLOUDFLARED_PATH', writable: false, ui: false, group: 'tunnel', input: 'text', doc: 'Path of the cloudflared program (environment or `serve --cloudflared-path` only)' }),
 
   // ---- transfers ----
   maxDownloads: def({ schema: int(1, 64), default: 16, env: 'DRIVESHIP_MAX_DOWNLOADS', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Downloads at once' }),
@@ -124,6 +126,9 @@ export const SETTINGS = {
   maxActiveDeliveries: def({ schema: int(1, 10_000), default: 200, env: 'DRIVESHIP_MAX_ACTIVE_DELIVERIES', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Deliveries whose steps run at once; the rest wait in the queue' }),
   segmentThresholdMiB: def({ schema: int(1, 1_000_000), default: 16, env: 'DRIVESHIP_SEGMENT_THRESHOLD_MIB', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Files at least this large are fetched in parallel Range segments' }),
   segments: def({ schema: int(1, 64), default: 8, env: 'DRIVESHIP_SEGMENTS', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Range segments per large file' }),
+  maxProductFiles: def({ schema: int(1, 1_000_000), default: 10_000, env: 'DRIVESHIP_MAX_PRODUCT_FILES', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Files one product (a manifest, a folder) may list' }),
+  maxProductGiB: def({ schema: int(0, 1_000_000), default: 0, env: 'DRIVESHIP_MAX_PRODUCT_GIB', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'GiB of declared sizes one product may list (0 = no cap)' }),
+  maxUnsizedFileGiB: def({ schema: int(1, 1_000_000), default: 100, env: 'DRIVESHIP_MAX_UNSIZED_FILE_GIB', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'A file whose manifest gives no size is stopped past this many GiB' }),
   driveDailyLimitMB: def({
     schema: int(1, 100_000_000), default: 750_000, env: 'DRIVESHIP_DRIVE_DAILY_LIMIT_MB', writable: true, ui: true, group: 'transfers', input: 'number',
     doc: "Google Drive's daily upload limit in MB (uploads and copies per rolling 24 h; Google allows 750,000); private copies that would cross it wait",
@@ -141,6 +146,11 @@ export const SETTINGS = {
   adminHost: def({ schema: z.string().min(1), default: '127.0.0.1', writable: false, ui: false, group: 'host', input: 'text', doc: 'Address of the admin listener (always loopback)' }),
   adminPort: def({ schema: int(0, 65535), default: 4710, env: 'DRIVESHIP_ADMIN_PORT', writable: false, ui: false, group: 'host', input: 'number', doc: 'Port of the admin window and API' }),
   webhookHost: def({ schema: z.string().min(1), default: '127.0.0.1', env: 'DRIVESHIP_WEBHOOK_HOST', writable: false, ui: false, group: 'host', input: 'text', doc: 'Address of the webhook listener' }),
+  allowPrivateOrigins: def({ schema: z.boolean(), default: false, env: 'DRIVESHIP_ALLOW_PRIVATE_ORIGINS', writable: false, ui: false, group: 'host', input: 'toggle', doc: 'Fetch product data from loopback and private addresses too (sandbox, demo, tests); never the default' }),
+  headersTimeoutSec: def({ schema: int(1, 600), default: 10, env: 'DRIVESHIP_HEADERS_TIMEOUT_SEC', writable: false, ui: false, group: 'host', input: 'number', doc: 'Both listeners: seconds a client has to send its request headers' }),
+  requestTimeoutSec: def({ schema: int(1, 3600), default: 30, env: 'DRIVESHIP_REQUEST_TIMEOUT_SEC', writable: false, ui: false, group: 'host', input: 'number', doc: 'Both listeners: seconds a client has to send its whole request' }),
+  keepAliveTimeoutSec: def({ schema: int(1, 600), default: 5, env: 'DRIVESHIP_KEEPALIVE_TIMEOUT_SEC', writable: false, ui: false, group: 'host', input: 'number', doc: 'Both listeners: an idle kept-alive connection is closed after this many seconds' }),
+  maxConnections: def({ schema: int(1, 100_000), default: 1024, env: 'DRIVESHIP_MAX_CONNECTIONS', writable: false, ui: false, group: 'host', input: 'number', doc: 'Open connections each listener accepts; more are closed at once' }),
   webhookPort: def({ schema: int(0, 65535), default: 4711, env: 'DRIVESHIP_WEBHOOK_PORT', writable: false, ui: false, group: 'host', input: 'number', doc: 'Port of the webhook listener (the one a tunnel exposes)' }),
 } as const;
 

@@ -8,6 +8,7 @@ import type { Bus } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import type { Logger } from '../platform/log';
 import { customerShopName, Mailer, smtpConfigOf } from '../platform/mail';
+import type { SourceGuards } from '../sources';
 import type { Store } from '../store';
 import { AfterSale } from './after-sale';
 import { Grants } from './grants';
@@ -35,6 +36,8 @@ export interface EngineDeps {
   google: GoogleConnection;
   dataDir: string;
   threads?: number;
+  /** Origin policy, folder guard and caps for product sources (the host builds them). */
+  sourceGuards?: SourceGuards;
 }
 
 export class Engine {
@@ -92,6 +95,7 @@ export class Engine {
       cacheDir: join(deps.dataDir, 'cache'),
       log,
       onProgress: (key) => this.dirtyJobs.add(key),
+      guards: deps.sourceGuards,
       onInDrive: (productId, version) => this.updates.versionReady(productId, version),
       onUploaded: (bytes, ref) => this.quota.record('upload', bytes, ref),
       stallTimeoutMs: () => config.current().stallTimeoutSec * 1000,

@@ -7,7 +7,7 @@ import { dirname, join, posix } from 'node:path';
 import { StepError } from '../core/step-error';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
-import { createSource, SourceError, type ProductSource, type SourceConfig, type SourceFile } from '../sources';
+import { createSource, rulesForProduct, SourceError, STRICT_ORIGIN_RULES, type ProductSource, type SourceConfig, type SourceFile, type SourceGuards } from '../sources';
 import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';
 import type { TransferError } from '../../workers/protocol';
@@ -29,6 +29,8 @@ export interface LibraryDeps {
   stallTimeoutMs?: () => number;
   segmenting?: () => { segmentThreshold: number; segments: number };
   onProgress?: (key: string) => void;
+  /** Origin policy, folder guard and caps for listings and transfer tasks (strict without them). */
+  guards?: SourceGuards;
   /** A version's files are all on Drive (product updates take it from there). */
   onInDrive?: (productId: string, version: number) => void;
   /** Bytes sent to Drive, for the daily upload limit meter (once per file: `ref` is unique). */
@@ -60,6 +62,8 @@ export function transferToStepError(e: TransferError, path: string, mismatches: 
       return new StepError('pause', 'GOOGLE_DISCONNECTED', 'The Google connection expired: reconnect Google in Settings');
     case 'BAD_REQUEST':
       return new StepError('permanent', 'TRANSFER_REJECTED', `"${path}": ${e.message}`);
+    case 'ORIGIN_REFUSED':
+      return new StepError('permanent', 'ORIGIN_REFUSED', `"${path}": ${e.message}`);
     default:
       return new StepError('transient', e.code === 'RATE_LIMITED' ? 'DRIVE_RATE_LIMITED' : 'TRANSFER_INTERRUPTED', `"${path}": ${e.message}`, e.retryAfterMs);
   }
@@ -106,7 +110,13 @@ export class Library {
 
   /** The adapter for a source, wired as deliveries use it (also what the owner's "check" lists). */
   sourceFor(config: SourceConfig): ProductSource {
+    // The host's guards (origin policy, folder guard, caps): the owner's check sees what a delivery would.
+    const g = this.deps.guards;
     return createSource(config, {
+      origin: g?.origin(),
+      limits: g?.limits(),
+      dataDir: g?.dataDir,
+      lookup: g?.lookup,
       listDriveFolder: async (folderId) =>
         (await (await this.deps.drive()).listTree(folderId)).map((f) => ({ path: f.path, size: f.size, sha256: null, driveFileId: f.id, version: f.md5 ?? undefined })),
     });
@@ -169,6 +179,10 @@ export class Library {
     const { store, scheduler } = this.deps;
     const files = store.library.files(productId, version);
     if (files.every((f) => f.drive_source_id)) return; // drive-folder: nothing to download
+    const g = this.deps.guards;
+    const source = store.products.get(productId)?.source;
+    const origin = rulesForProduct(g?.origin() ?? STRICT_ORIGIN_RULES, source?.kind === 'http-manifest' ? source.privateNetwork : false);
+    const maxUndeclaredBytes = g?.maxUndeclaredBytes();
     const tracker = new JobTracker('fetching');
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.cached ? (f.size ?? 0) : 0, f.cached ? 'done' : 'waiting');
@@ -185,8 +199,8 @@ export class Library {
           const dest = this.cachePath(f);
           mkdirSync(dirname(dest), { recursive: true });
           const task = f.local_source
-            ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined }
-            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, stallTimeoutMs: this.deps.stallTimeoutMs?.(), ...this.deps.segmenting?.() };
+            ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, dataDir: g?.dataDir }
+            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, stallTimeoutMs: this.deps.stallTimeoutMs?.(), ...this.deps.segmenting?.(), origin, maxUndeclaredBytes };
           tracker.update(f.path, 0, 'running');
           const r = await scheduler.run<import('../../workers/protocol').DownloadDone>({
             task,

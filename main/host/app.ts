@@ -15,8 +15,12 @@ import { engineRoutes } from '../http/engine-routes';
 import { AdminSessions, loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
 import { ownerRoutes, ProductStatus } from '../http/owner-routes';
 import { createPublicApp } from '../http/public-app';
+import { tokenFileIsPlain, watchSecretsAtRest } from '../ops/secrets-at-rest';
+import { sealerAsBox } from '../platform/secret-key';
+import { createListener, type ListenerLimits } from '../http/listener';
+import { checkSourceConfig, vetSourceConfig, type OriginRules, type SourceGuards } from '../sources';
 import { Bus } from '../platform/bus';
-import { ConfigService, defaultDataDir } from '../platform/config';
+import { ConfigService, defaultDataDir, type Config } from '../platform/config';
 import { createLogger, type Logger } from '../platform/log';
 import { createMetrics, type Metrics } from '../ops/metrics';
 import { buildDiagnostics, readAppVersion } from '../ops/diagnostics';
@@ -48,6 +52,11 @@ export interface AppOptions {
   jobs?: boolean;
   /** Called when the webhook listener starts after startup (SePay authentication set in Settings). */
   onWebhookListening?: (url: string) => void;
+  /**
+   * Fixed name → address answers for the origin policy, consulted before DNS. Tests only (a name
+   * that resolves to loopback without real DNS); never read from the environment.
+   */
+  originHosts?: Record<string, string[]>;
 }
 
 export interface App {
@@ -127,6 +136,15 @@ function closeServer(server: Server | null, graceMs: number): Promise<void> {
   });
 }
 
+function listenerLimits(c: Config): ListenerLimits {
+  return {
+    headersTimeoutMs: c.headersTimeoutSec * 1000,
+    requestTimeoutMs: c.requestTimeoutSec * 1000,
+    keepAliveTimeoutMs: c.keepAliveTimeoutSec * 1000,
+    maxConnections: c.maxConnections,
+  };
+}
+
 export function rendererDir(): string | null {
   const dir = join(__dirname, '../../renderer');
   return existsSync(join(dir, 'index.html')) ? dir : null;
@@ -147,7 +165,7 @@ export async function startApp(opts: AppOptions = {}): Promise<App> {
 }
 
 async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOptions, lock: { release(): void }): Promise<App> {
-  const store = openStore(dataDir);
+  const store = openStore(dataDir, { keyProtector: opts.secretBox ?? null });
   const config = new ConfigService(store.settings, env);
   const token = loadOrCreateAdminToken(dataDir);
   const log = opts.log ?? createLogger({ dir: join(dataDir, 'logs'), secrets: () => [...config.secretValues(), token] });
@@ -155,16 +173,43 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   if (!perms.ok) log.warn({ problems: perms.problems.map((p) => ({ path: p.path, found: p.found, note: p.note })) }, 'data folder permissions');
   const bus = new Bus();
   const intake = new PaymentIntake(store, config, bus);
-  const shop = new Shop(store, config, bus);
+  let adminPort = 0;
+  let webhookPort = 0;
+  // The origin policy for the whole host: loopback and private only with the environment's
+  // allowance; this host's own listeners never (the configured ports too, before they listen).
+  const hostRules = (): OriginRules => {
+    const c = config.current();
+    const ports = [adminPort, webhookPort, c.adminPort, c.webhookPort].filter((p) => p > 0);
+    const allow = c.allowPrivateOrigins;
+    return { allowLoopback: allow, allowPrivate: allow, ownPorts: [...new Set(ports)], ...(opts.originHosts ? { hosts: opts.originHosts } : {}) };
+  };
+  const GiB = 1024 ** 3;
+  const sourceGuards: SourceGuards = {
+    origin: hostRules,
+    limits: () => {
+      const c = config.current();
+      return { maxFiles: c.maxProductFiles, maxTotalBytes: c.maxProductGiB > 0 ? c.maxProductGiB * GiB : null };
+    },
+    maxUndeclaredBytes: () => config.current().maxUnsizedFileGiB * GiB,
+    dataDir,
+  };
+  const shop = new Shop(store, config, bus, (source) => checkSourceConfig(source, { origin: hostRules(), dataDir }));
   let engine: Engine | null = null;
+  // Google tokens: sealed by the OS keystore on the desktop, by the data folder's key headless.
+  const tokensPath = join(dataDir, 'google-tokens');
+  const googleTokens = new TokenFile(tokensPath, opts.secretBox ?? (store.secretKey ? sealerAsBox(store.secretKey.sealer, 'googleTokens') : null));
+  if (tokenFileIsPlain(tokensPath) && store.secretKey?.sealer.unlocked) {
+    const t = googleTokens.load();
+    if (t) googleTokens.save({}); // rewrites the same tokens, sealed
+  }
   const google = new GoogleConnection({
     clientId: () => config.current().googleClientId,
     clientSecret: () => config.current().googleClientSecret,
-    tokens: new TokenFile(join(dataDir, 'google-tokens'), opts.secretBox ?? null),
+    tokens: googleTokens,
     emulatorRootUrl: () => config.current().googleRootUrl,
     onChange: () => engine?.googleChanged(),
   });
-  engine = new Engine({ store, config, bus, log, google, dataDir, threads: opts.threads });
+  engine = new Engine({ store, config, bus, log, google, dataDir, threads: opts.threads, sourceGuards });
   const eng = engine;
   const version = opts.version ?? readAppVersion();
   const metrics = createMetrics({ store, bus, engine: eng, version });
@@ -182,10 +227,8 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   const jobs = new JobRunner({ runs: store.jobRuns, log, alerts: eng.alerts });
   const reconciler = new SePayReconciler({ intake, config, log });
   let publicServer: Server | null = null;
-  let webhookPort = 0;
   const tunnel = new Tunnel({ config: () => readTunnelConfig(config), webhookPort: () => (publicServer ? webhookPort : null), log });
 
-  let adminPort = 0;
   let owner: ReturnType<typeof startOwnerNotifications> | null = null;
   const newLoginUrl = () => {
     const code = randomBytes(24).toString('base64url');
@@ -199,6 +242,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     port: () => adminPort,
     newLoginUrl,
     rendererDir: rendererDir(),
+    vetSource: (source) => vetSourceConfig(source, { origin: hostRules(), dataDir, limits: sourceGuards.limits() }),
     extend: (api) => {
       engineRoutes(api, {
         store, engine: eng, google, log, products,
@@ -223,7 +267,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     },
   });
   const cfg = config.current();
-  const admin = (await import('node:http')).createServer(adminApp);
+  const admin = createListener(adminApp, listenerLimits(cfg));
   adminPort = await listen(admin, cfg.adminPort, cfg.adminHost, { name: 'the admin window', variable: 'DRIVESHIP_ADMIN_PORT' });
   const adminUrl = `http://127.0.0.1:${adminPort}/`;
   // For `driveship login-link` and `driveship pay` (they read the token file beside it).
@@ -255,10 +299,8 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     const c = config.current();
     const authed = !!(c.sepayApiKey || c.sepayHmacSecret || c.allowUnauthenticatedWebhook);
     if (authed && !publicServer) {
-      const s = (await import('node:http')).createServer(publicApp);
       // SePay gives up after 30 s; an answer later than that is useless, so do not wait longer.
-      s.requestTimeout = 30_000;
-      s.headersTimeout = 10_000;
+      const s = createListener(publicApp, listenerLimits(c));
       webhookPort = await listen(s, c.webhookPort, c.webhookHost, { name: 'the SePay webhook listener', variable: 'DRIVESHIP_WEBHOOK_PORT' });
       publicServer = s;
       log.info({ port: webhookPort }, 'public webhook listener started');
@@ -279,6 +321,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
       .catch((err) => log.error({ err }, 'could not start the public listener'));
   });
 
+  const offSecrets = watchSecretsAtRest({ store, config, alerts: eng.alerts, bus, log, dataDir });
   eng.start();
   const registered = registerJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
   owner = startOwnerNotifications({
@@ -310,6 +353,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     stop: async () => {
       rmSync(join(dataDir, ADMIN_URL_FILE), { force: true });
       offSettings();
+      offSecrets();
       wake.stop();
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
       registered.dispose();

@@ -16,7 +16,8 @@ const GENERAL = `driveship — fulfilment for a digital-products shop
 Usage: driveship <command> [options]      (from the project folder: npm start, npm run demo, ...)
 
 Commands:
-  serve                 run the shop: the admin window and the SePay webhook listener
+  serve [--cloudflared-path FILE]
+                        run the shop: the admin window and the SePay webhook listener
   demo                  try everything on this computer with pretend money (a sandbox shop)
   login-link            print a fresh sign-in link for the running driveship
   open                  the same, and open it in your web browser
@@ -33,10 +34,13 @@ DRIVESHIP_ADMIN_PORT, DRIVESHIP_WEBHOOK_PORT, SEPAY_HMAC_SECRET, ...) over the s
 in the data folder; see the README's settings table.`;
 
 const USAGE: Record<string, string> = {
-  serve: `Usage: driveship serve        (npm start)
+  serve: `Usage: driveship serve [--cloudflared-path FILE]        (npm start)
 
 Runs the shop until you press Ctrl+C: the admin window on http://127.0.0.1:4710 and, once a SePay
 secret is set, the SePay webhook listener on port 4711. Prints a one-time sign-in link.
+
+  --cloudflared-path FILE   the cloudflared program for the tunnel (or DRIVESHIP_CLOUDFLARED_PATH;
+                            never in Settings)
 
 Environment: DRIVESHIP_DATA_DIR (where the shop's data lives), DRIVESHIP_ADMIN_PORT,
 DRIVESHIP_WEBHOOK_PORT, and every setting's variable (README, "Settings").`,
@@ -126,12 +130,16 @@ function firstScreen(core: App): string {
   ].join('\n');
 }
 
-async function serve(): Promise<number> {
+async function serve(cloudflaredPath: string | undefined): Promise<number> {
   // Everything the app writes (database, cache, logs, backups) is for this user only.
   process.umask(0o077);
+  const env = { ...process.env };
+  // The cloudflared program is chosen here or in the environment, never through Settings.
+  if (cloudflaredPath) env.DRIVESHIP_CLOUDFLARED_PATH = resolve(cloudflaredPath);
   let core: App;
   try {
     core = await startApp({
+      env,
       // The startup line said "not listening": say so again when it starts.
       onWebhookListening: (url) => out(`  SePay webhook:   now listening at ${url} (Settings shows the address to paste into SePay)`),
     });
@@ -270,7 +278,7 @@ async function pay(code: string | undefined, amountText: string | undefined): Pr
 }
 
 const FLAGS: Record<string, { bool: string[]; value: string[]; positional: number }> = {
-  serve: { bool: [], value: [], positional: 0 },
+  serve: { bool: [], value: ['--cloudflared-path'], positional: 0 },
   demo: { bool: ['--fresh', '--exit'], value: ['--orders'], positional: 0 },
   'login-link': { bool: [], value: [], positional: 0 },
   open: { bool: [], value: [], positional: 0 },
@@ -332,7 +340,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'serve':
-      return serve();
+      return serve(typeof flags.get('--cloudflared-path') === 'string' ? (flags.get('--cloudflared-path') as string) : undefined);
     case 'demo': {
       const n = flags.get('--orders');
       const orders = n === undefined ? 0 : Number(n);

@@ -14,8 +14,11 @@ import {
   SettingsUpdateSchema,
   type OrderDetailDto,
   type ProductDto,
+  type SourceConfig,
 } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
+import { SETTINGS, settingDef, type SettingKey } from '../core/settings';
+import { wellFormedReviver } from '../core/text';
 import type { Bus, BusEvents } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import { diagnosticsFileName } from '../ops/diagnostics';
@@ -54,6 +57,8 @@ export interface AdminAppDeps {
   products?: ProductStatus;
   /** Directory of the built renderer, served at /. */
   rendererDir?: string | null;
+  /** Save-time checks of a product's source that need I/O (name resolution, the listing's caps). */
+  vetSource?: (source: SourceConfig) => Promise<void>;
 }
 
 type Handler = (req: Request, res: Response) => unknown;
@@ -119,7 +124,8 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
 
   const api = express.Router();
   api.use(auth);
-  api.use(express.json({ limit: '1mb', strict: true }));
+  // Every string of a body is made well formed (lone surrogates → U+FFFD) before anything is stored.
+  api.use(express.json({ limit: '1mb', strict: true, reviver: wellFormedReviver }));
   api.use((req, res, next) => {
     // A request without a body is fine (`Content-Length: 0` or none); a body must be JSON.
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -141,8 +147,11 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   }));
   // Every save looks at the source (as a delivery would) and answers with what it found, so a
   // folder that does not exist or a manifest that is not there shows before any customer pays.
+  // What the origin policy and folder guard refuse is refused outright (400).
   api.post('/products', wrap(async (req, res) => {
-    const p = shop.createProduct(ProductCreateSchema.parse(req.body));
+    const input = ProductCreateSchema.parse(req.body);
+    await deps.vetSource?.(input.source);
+    const p = shop.createProduct(input);
     if (deps.products) await deps.products.checkProduct(p.id, p.source);
     res.status(201).json(withStatus(p));
   }));
@@ -153,6 +162,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   }));
   api.patch('/products/:id', wrap(async (req, res) => {
     const patch = ProductUpdateSchema.parse(req.body);
+    if (patch.source) await deps.vetSource?.(patch.source);
     const p = shop.updateProduct(String(req.params.id), patch);
     if (deps.products && patch.source) await deps.products.checkProduct(p.id, p.source);
     res.json(withStatus(p));
@@ -213,7 +223,18 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     res.json(config.view());
   }));
   api.put('/settings', wrap((req, res) => {
-    const parsed = SettingsUpdateSchema.safeParse(req.body ?? {});
+    // Settings that exist but are not the API's to change (program paths, listener addresses):
+    // a clear refusal that names where they are set, rather than "unrecognized key".
+    const body: unknown = req.body ?? {};
+    const locked = body && typeof body === 'object' ? Object.keys(body).filter((k) => k in SETTINGS && !settingDef(k as SettingKey).writable) : [];
+    if (locked.length) {
+      const d = settingDef(locked[0] as SettingKey);
+      throw new AppError('SETTING_NOT_WRITABLE', `${locked.join(', ')} cannot be set through the API${d.env ? `; set ${d.env} in the environment${locked[0] === 'cloudflaredPath' ? ' or start with driveship serve --cloudflared-path FILE' : ''}` : ''}`, 400, {
+        field: locked[0],
+        fields: locked.map((field) => ({ field, code: 'not_writable', message: 'set on this computer, not through the API' })),
+      });
+    }
+    const parsed = SettingsUpdateSchema.safeParse(body);
     const overridden = new Set<string>(config.overriddenByEnv());
     const blocked = Object.keys((req.body ?? {}) as object).filter((k) => overridden.has(k));
     const envIssues = blocked.map((field) => ({ field, code: 'from_environment', message: 'set by an environment variable on this computer' }));

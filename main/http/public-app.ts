@@ -12,6 +12,7 @@ import { errorHandler, securityHeaders, sendError } from './errors';
 import { RateLimiter } from './rate-limit';
 
 export const WEBHOOK_BODY_LIMIT = 64 * 1024;
+export const WEBHOOK_UNAUTHORIZED_MESSAGE = 'Webhook authentication failed';
 
 export interface WebhookOutcome {
   status: number;
@@ -98,7 +99,12 @@ export function createPublicApp(deps: PublicAppDeps): express.Express {
       hmacSecret: cfg.sepayHmacSecret,
       allowUnauthenticated: cfg.allowUnauthenticatedWebhook,
     });
-    if (!auth.ok) return refuse(req, res, 401, 'UNAUTHORIZED', `Webhook authentication failed: ${auth.reason}`, body);
+    if (!auth.ok) {
+      // One answer for every authentication failure: what was wrong (no header, a bad key, a stale
+      // timestamp) would tell an internet caller which methods are configured. The log keeps it.
+      log.info({ webhook: { peer: req.socket.remoteAddress, why: auth.reason } }, 'sepay webhook refused: authentication');
+      return refuse(req, res, 401, 'UNAUTHORIZED', WEBHOOK_UNAUTHORIZED_MESSAGE, body);
+    }
     const parsed = parseWebhookBody(body);
     if (!parsed.ok) return refuse(req, res, 400, 'INVALID_PAYLOAD', parsed.message, body, parsed.field ?? undefined);
 

@@ -29,7 +29,7 @@ export interface PermissionOptions {
 }
 
 /** Files at the top of the data folder that hold data or credentials. */
-export const PRIVATE_FILES = ['driveship.db', 'driveship.db-wal', 'driveship.db-shm', 'driveship.db-journal', 'admin-token', 'google-tokens', 'secrets', 'secrets.json'];
+export const PRIVATE_FILES = ['driveship.db', 'driveship.db-wal', 'driveship.db-shm', 'driveship.db-journal', 'admin-token', 'google-tokens', 'secrets', 'secrets.json', 'secrets.key'];
 /** Folders whose every file is private (backups, logs). */
 export const PRIVATE_DIRS = ['backups', 'logs'];
 /** Folders closed to others (their contents are not walked: product files can be many). */

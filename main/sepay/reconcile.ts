@@ -3,6 +3,7 @@
 // tunnel down, SePay gave up retrying) is still found. Intake deduplicates by SePay id, API id
 // and bank reference + account + amount, so reading the same transaction twice is harmless.
 import { z } from 'zod';
+import { parseJsonWellFormed } from '../core/text';
 import type { ConfigService } from '../platform/config';
 import type { Logger } from '../platform/log';
 import type { PaymentIntake } from './intake';
@@ -344,7 +345,7 @@ export class SePayReconciler {
       }
       let json: unknown;
       try {
-        json = JSON.parse(text);
+        json = parseJsonWellFormed(text);
       } catch {
         throw new SePayApiError('SEPAY_API_BAD_RESPONSE', `SePay API answered with something that is not JSON: ${text.slice(0, 120)}`, res.status);
       }

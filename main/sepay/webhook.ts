@@ -1,6 +1,7 @@
 // SePay webhook: authentication over the raw bytes, then a strict parse of the body.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { parseJsonWellFormed } from '../core/text';
 
 export const HMAC_WINDOW_SEC = 300;
 
@@ -96,7 +97,8 @@ export type ParseResult = { ok: true; transfer: Transfer } | { ok: false; field:
 export function parseWebhookBody(raw: Buffer): ParseResult {
   let json: unknown;
   try {
-    json = JSON.parse(raw.toString('utf8'));
+    // Strings made well formed before anything is stored (a "\ud800" escape makes a lone surrogate).
+    json = parseJsonWellFormed(raw.toString('utf8'));
   } catch {
     return { ok: false, field: null, message: 'body is not valid JSON' };
   }

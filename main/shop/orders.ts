@@ -1,5 +1,5 @@
 // Creating orders and products: the owner's side of the books.
-import type { OrderCreate, OrderCreatedDto, OrderDto, ProductCreate, ProductDto, ProductUpdate } from '../core/contract';
+import type { OrderCreate, OrderCreatedDto, OrderDto, ProductCreate, ProductDto, ProductUpdate, SourceConfig } from '../core/contract';
 import { AppError, notFound } from '../core/errors';
 import { newOrderCode } from '../core/order-code';
 import { buildVietQrPayload, renderVietQrPng } from '../core/vietqr';
@@ -12,9 +12,12 @@ export class Shop {
     private readonly store: Store,
     private readonly config: ConfigService,
     private readonly bus: Bus,
+    /** The checks a source can get without I/O (origin policy, folder guard); throws AppError. */
+    private readonly checkSource: (source: SourceConfig) => void = () => undefined,
   ) {}
 
   createProduct(input: ProductCreate, actor = 'owner'): ProductDto {
+    this.checkSource(input.source);
     return this.store.tx(() => {
       const p = this.store.products.create({
         name: input.name,
@@ -33,6 +36,7 @@ export class Shop {
   }
 
   updateProduct(id: string, patch: ProductUpdate, actor = 'owner'): ProductDto {
+    if (patch.source) this.checkSource(patch.source);
     return this.store.tx(() => {
       const p = this.store.products.update(id, patch);
       if (!p) throw notFound('product', id);

@@ -1,6 +1,8 @@
 // The one interface behind which every kind of product source sits, and the rules all share.
 // Sources only list; fetching bytes is the workers' job, and nothing here touches the store.
 import { createHash } from 'node:crypto';
+import { normalisePath, showName, unsafePathReason } from './names';
+import type { OriginRules } from './origin-policy';
 
 export interface SourceFile {
   /** Relative, '/'-separated path inside the product, e.g. "module-1/intro.mp4". */
@@ -23,14 +25,42 @@ export interface SourceFile {
 export type SourceKind = 'http-manifest' | 'local-folder' | 'drive-folder';
 
 export type SourceConfig =
-  | { kind: 'http-manifest'; manifestUrl: string }
+  | { kind: 'http-manifest'; manifestUrl: string; privateNetwork?: boolean }
   | { kind: 'local-folder'; path: string }
   | { kind: 'drive-folder'; folderId: string };
 
 export interface SourceDeps {
   /** Lists a Drive folder recursively (the drive layer provides it; sources cannot import it). */
   listDriveFolder?: (folderId: string) => Promise<SourceFile[]>;
+  /** The host's origin rules; without them nothing local or private is fetched. */
+  origin?: OriginRules;
+  /** Name resolution for the origin policy (tests); the system resolver by default. */
+  lookup?: (hostname: string) => Promise<string[]>;
+  /** Caps on a listing; DEFAULT_SOURCE_LIMITS without them. */
+  limits?: SourceLimits;
+  /** The data folder: a local-folder product must stay clear of it. */
+  dataDir?: string;
 }
+
+export interface SourceLimits {
+  /** Files in one product listing (a manifest of tens of thousands is an attack or a mistake). */
+  maxFiles: number;
+  /** Declared bytes of one product; null = no cap. */
+  maxTotalBytes: number | null;
+}
+
+/** What the host hands the engine so every listing and every transfer task is guarded alike. */
+export interface SourceGuards {
+  /** The host's origin rules (a product's "local network" flag adds private ranges). */
+  origin: () => OriginRules;
+  limits: () => SourceLimits;
+  /** Bytes a file with no declared size may reach before its download is stopped. */
+  maxUndeclaredBytes: () => number;
+  dataDir: string;
+  lookup?: (hostname: string) => Promise<string[]>;
+}
+
+export const DEFAULT_SOURCE_LIMITS: SourceLimits = { maxFiles: 10_000, maxTotalBytes: null };
 
 export interface ProductSource {
   kind: SourceKind;
@@ -45,7 +75,11 @@ export type SourceErrorCode =
   | 'UNSAFE_PATH' // a path that could escape the product's folder
   | 'FOLDER_MISSING' // local folder gone or not a directory
   | 'SOURCE_UNAVAILABLE' // the host did not wire a dependency (e.g. no Drive lister)
-  | 'CONFIG_INVALID'; // the product's source settings are unusable
+  | 'CONFIG_INVALID' // the product's source settings are unusable
+  | 'ORIGIN_REFUSED' // a URL the origin policy refuses (loopback, private, metadata, this host's listeners)
+  | 'FOLDER_REFUSED' // a local folder that is a system folder, the home folder or holds the shop's data
+  | 'TOO_MANY_FILES' // more files than the cap on one product
+  | 'PRODUCT_TOO_LARGE'; // more declared bytes than the owner's cap
 
 export class SourceError extends Error {
   override readonly name = 'SourceError';
@@ -59,26 +93,16 @@ export class SourceError extends Error {
 }
 
 /**
- * Rejects paths that could leave the product folder on any OS the app runs on: absolute paths,
- * Windows drive letters, backslashes (a separator on Windows), empty, "." or ".." segments, and
- * control characters. Other punctuation, ':' included ("Lesson 1: Intro.mp4"), is allowed.
+ * Rejects paths that could leave the product folder on any OS the app runs on (absolute paths,
+ * Windows drive letters, backslashes, empty, "." or ".." segments) and names that would mislead
+ * a customer (control and bidirectional characters). Other punctuation, ':' included
+ * ("Lesson 1: Intro.mp4"), is allowed. Returns the path normalised (NFC, well formed).
  */
-export function assertSafeRelativePath(path: string): void {
-  const reason = unsafeReason(path);
-  if (reason) throw new SourceError('UNSAFE_PATH', `unsafe path ${JSON.stringify(path)}: ${reason}`);
-}
-
-function unsafeReason(path: string): string | null {
-  if (path.length === 0) return 'empty';
-  if (path.startsWith('/')) return 'absolute';
-  if (/^[A-Za-z]:/.test(path)) return 'drive letter';
-  if (path.includes('\\')) return 'backslash';
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(path)) return 'control character';
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.' || segment === '..') return `"${segment}" segment`;
-  }
-  return null;
+export function assertSafeRelativePath(path: string): string {
+  const normal = normalisePath(path);
+  const reason = unsafePathReason(normal);
+  if (reason) throw new SourceError('UNSAFE_PATH', `unsafe path ${showName(path)}: ${reason}`);
+  return normal;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadOrCreateSecretKey, readSecretKey, type KeyProtector, type SecretKeyResult } from '../platform/secret-key';
 import { AccessRepo } from './access';
 import { AccessActionsRepo } from './access-actions';
 import { AlertsRepo } from './alerts';
@@ -36,6 +37,9 @@ export class Store {
   readonly driveUsage: DriveUsageRepo;
   readonly diagnostics: DiagnosticsRepo;
 
+  /** The data folder's secret key, once openStore has loaded it. */
+  secretKey: SecretKeyResult | null = null;
+
   constructor(readonly db: Db, readonly path: string) {
     this.settings = new SettingsRepo(db);
     this.products = new ProductsRepo(db);
@@ -70,11 +74,26 @@ export function ensureDataDir(dataDir: string): void {
   chmodSync(dataDir, 0o700);
 }
 
-export function openStore(dataDir: string, opts?: OpenOptions): Store {
+export interface OpenStoreOptions extends OpenOptions {
+  /** The OS keystore that seals the secret key file (the desktop's safeStorage). */
+  keyProtector?: KeyProtector | null;
+}
+
+/** Opens (and migrates) the database, with secret settings sealed by the data folder's key. */
+export function openStore(dataDir: string, opts?: OpenStoreOptions): Store {
   ensureDataDir(dataDir);
   const path = join(dataDir, 'driveship.db');
   const { db } = openDatabase(path, opts);
-  return new Store(db, path);
+  const store = new Store(db, path);
+  try {
+    const key = loadOrCreateSecretKey(dataDir, opts?.keyProtector ?? null);
+    store.settings.protect(key.sealer);
+    store.secretKey = key;
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  return store;
 }
 
 /**
@@ -87,7 +106,11 @@ export function openStoreReadOnly(dataDir: string): Store {
   const db = openReadOnly(path);
   try {
     db.pragma('busy_timeout = 5000');
-    return new Store(db, path);
+    const store = new Store(db, path);
+    // Secrets are opened (never written) so that diagnostics can remove them; no key is made here.
+    const sealer = readSecretKey(dataDir);
+    if (sealer) store.settings.protect(sealer);
+    return store;
   } catch (err) {
     db.close();
     throw err;

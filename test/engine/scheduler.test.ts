@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TransferScheduler, type TransferLimits } from '../../main/engine/transfers';
 import { startOrigin, type Origin } from '../../sandbox/origin';
+import { TEST_ORIGIN_RULES } from '../helpers/origins';
 
 describe('transfer scheduler (real pool, real origin)', () => {
   let origin: Origin;
@@ -20,7 +21,7 @@ describe('transfer scheduler (real pool, real origin)', () => {
   const job = (s: TransferScheduler, name: string, group: string, priority: number, since: number, started: string[]) => {
     const f = origin.addFile(`sched/${name}`, { size: 512 * 1024, seed: name });
     return s.run({
-      task: { kind: 'download', url: f.url, destPath: join(dir, name), size: f.size, sha256: f.sha256 },
+      task: { kind: 'download', origin: TEST_ORIGIN_RULES, url: f.url, destPath: join(dir, name), size: f.size, sha256: f.sha256 },
       group,
       priority,
       since,
@@ -85,8 +86,8 @@ describe('transfer scheduler (real pool, real origin)', () => {
       const big = origin.addFile('sched/big', { size: 4 * 1024 * 1024, seed: 'big' });
       const running = new AbortController();
       const queued = new AbortController();
-      const p1 = s.run({ task: { kind: 'download', url: big.url, destPath: join(dir, 'big'), size: big.size }, group: 'x', priority: 0, since: 0, signal: running.signal });
-      const p2 = s.run({ task: { kind: 'download', url: big.url, destPath: join(dir, 'big2'), size: big.size }, group: 'y', priority: 0, since: 0, signal: queued.signal });
+      const p1 = s.run({ task: { kind: 'download', origin: TEST_ORIGIN_RULES, url: big.url, destPath: join(dir, 'big'), size: big.size }, group: 'x', priority: 0, since: 0, signal: running.signal });
+      const p2 = s.run({ task: { kind: 'download', origin: TEST_ORIGIN_RULES, url: big.url, destPath: join(dir, 'big2'), size: big.size }, group: 'y', priority: 0, since: 0, signal: queued.signal });
       await new Promise((r) => setTimeout(r, 300));
       queued.abort();
       running.abort();
@@ -106,7 +107,7 @@ describe('stuck worker threads', () => {
     const s = new TransferScheduler(() => limits, { filename: join(__dirname, 'fixtures', 'stuck-worker.js'), stopGraceMs: 300, onRecycle: (r) => reasons.push(r) });
     try {
       const stop = new AbortController();
-      const p = s.run({ task: { kind: 'download', url: 'http://127.0.0.1:9/x', destPath: join(tmpdir(), 'never') }, group: 'g', priority: 0, since: 0, signal: stop.signal });
+      const p = s.run({ task: { kind: 'download', origin: TEST_ORIGIN_RULES, url: 'http://127.0.0.1:9/x', destPath: join(tmpdir(), 'never') }, group: 'g', priority: 0, since: 0, signal: stop.signal });
       await new Promise((r) => setTimeout(r, 300));
       const t0 = Date.now();
       stop.abort();

@@ -33,6 +33,8 @@ export async function startHost(opts: { dataDir?: string; env?: Record<string, s
       DRIVESHIP_ADMIN_PORT: '0',
       DRIVESHIP_WEBHOOK_PORT: '0',
       DRIVESHIP_LOG_LEVEL: 'warn',
+      // Test origins are on loopback; a test of the refusal sets it to ''.
+      DRIVESHIP_ALLOW_PRIVATE_ORIGINS: '1',
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

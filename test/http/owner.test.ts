@@ -128,9 +128,14 @@ describe('owner API: sessions, errors, checks (real host)', () => {
     assert.equal(r.body.error.field, r.body.error.fields[0].field, 'the first field stays where older clients look');
     const after = await host.api('GET', '/api/v1/settings');
     assert.equal(after.body.shopName, 'Tiệm Sách Lan', 'nothing of a refused request is saved');
-    const unknown = await host.api('PUT', '/api/v1/settings', { noSuchSetting: 1, adminPort: 1 });
+    const unknown = await host.api('PUT', '/api/v1/settings', { noSuchSetting: 1, otherThing: 2 });
     assert.equal(unknown.status, 400);
-    assert.deepEqual(unknown.body.error.fields.map((f: { field: string }) => f.field).sort(), ['adminPort', 'noSuchSetting']);
+    assert.deepEqual(unknown.body.error.fields.map((f: { field: string }) => f.field).sort(), ['noSuchSetting', 'otherThing']);
+    // A setting that is not the API's to change says where it is set.
+    const notApi = await host.api('PUT', '/api/v1/settings', { adminPort: 1 });
+    assert.equal(notApi.status, 400);
+    assert.equal(notApi.body.error.code, 'SETTING_NOT_WRITABLE');
+    assert.deepEqual(notApi.body.error.fields.map((f: { field: string }) => f.field), ['adminPort']);
     const locked = await host.api('PUT', '/api/v1/settings', { sepayApiKey: 'another' });
     assert.equal(locked.status, 409);
     assert.equal(locked.body.error.code, 'SETTING_FROM_ENVIRONMENT');

@@ -54,7 +54,7 @@ describe('engine jobs on a running core', () => {
       dataDir: tempDir(),
       log: silentLogger(),
       threads: 1,
-      env: { DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0', DRIVESHIP_RECEIVING_ACCOUNTS: ACCOUNT, SEPAY_API_BASE: api.url, SEPAY_API_TOKEN: TOKEN },
+      env: { DRIVESHIP_ADMIN_PORT: '0', DRIVESHIP_WEBHOOK_PORT: '0', DRIVESHIP_RECEIVING_ACCOUNTS: ACCOUNT, SEPAY_API_BASE: api.url, SEPAY_API_TOKEN: TOKEN, DRIVESHIP_ALLOW_PRIVATE_ORIGINS: '1' },
     });
     productId = core.shop.createProduct({ name: 'Mẫu thiết kế', priceVnd: 80_000, source: { kind: 'http-manifest', manifestUrl: 'http://127.0.0.1:9/m.json' } }).id;
     core.engine.supervisor.pauseAll('test');

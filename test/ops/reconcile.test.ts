@@ -70,6 +70,8 @@ describe('SePayReconciler against the SePay API emulator', () => {
         SEPAY_API_BASE: api.url,
         SEPAY_API_TOKEN: TOKEN,
         DRIVESHIP_RECEIVING_ACCOUNTS: ACCOUNT,
+        // Its products name a loopback origin (never fetched here).
+        DRIVESHIP_ALLOW_PRIVATE_ORIGINS: '1',
       },
     });
   });

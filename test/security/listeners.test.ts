@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { startHost, type HostHandle } from '../helpers/host';
+import { startHost, tempDir, type HostHandle } from '../helpers/host';
 import { portOf, raw, req } from './raw';
 
 const API_KEY = 'sec-apikey-' + Math.random().toString(36).slice(2);
@@ -96,7 +96,7 @@ describe('listeners', () => {
     pub = portOf(host.webhook!);
     adm = portOf(host.admin);
     // Something in the database that a leak would show.
-    const p = await host.api('POST', '/api/v1/products', { name: 'Secret course', priceVnd: 1000, source: { kind: 'local-folder', path: '/tmp' } });
+    const p = await host.api('POST', '/api/v1/products', { name: 'Secret course', priceVnd: 1000, source: { kind: 'local-folder', path: tempDir('driveship-product-') } });
     assert.equal(p.status, 201);
     const o = await host.api('POST', '/api/v1/orders', { customerEmail: 'leak.check@example.com', items: [{ productId: p.body.id }] });
     assert.equal(o.status, 201);

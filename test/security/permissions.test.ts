@@ -16,7 +16,7 @@ describe('data folder permissions', { skip: !posix && 'POSIX modes only' }, () =
   before(async () => {
     host = await startHost({ env: { SEPAY_API_KEY: 'perm-key-' + Date.now() } });
     // Activity, so that the WAL, SHM and log exist.
-    const p = await host.api('POST', '/api/v1/products', { name: 'Perm', priceVnd: 1000, source: { kind: 'local-folder', path: '/tmp' } });
+    const p = await host.api('POST', '/api/v1/products', { name: 'Perm', priceVnd: 1000, source: { kind: 'local-folder', path: tempDir('driveship-product-') } });
     assert.equal(p.status, 201);
     await host.api('POST', '/api/v1/orders', { customerEmail: 'perm@example.com', items: [{ productId: p.body.id }] });
   });

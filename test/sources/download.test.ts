@@ -14,6 +14,7 @@ import { generateBytes, startOrigin, type Origin } from '../../sandbox/origin';
 import type { DownloadDone, DownloadTask, TaskControl, TaskEvent, TaskResult } from '../../workers/protocol';
 import type { CopyLocalTask } from '../../workers/copy-local';
 import { parseRetryAfter, toTransferError } from '../../workers/download';
+import { TEST_ORIGIN_RULES } from '../helpers/origins';
 
 const MiB = 1024 * 1024;
 const DOWNLOAD = path.join(__dirname, '../../workers/download.js');
@@ -68,7 +69,7 @@ async function runTask<T extends { port: MessagePort }>(
 }
 
 function download(task: Omit<DownloadTask, 'port' | 'kind'>, onEvent?: Parameters<typeof runTask>[2]): Promise<Run> {
-  return runTask<DownloadTask>(DOWNLOAD, { kind: 'download', ...task }, onEvent);
+  return runTask<DownloadTask>(DOWNLOAD, { kind: 'download', origin: TEST_ORIGIN_RULES, ...task }, onEvent);
 }
 
 async function sha256Of(file: string): Promise<string> {
@@ -304,7 +305,7 @@ describe('download task: control and bandwidth', () => {
       const { port2 } = new MessageChannel();
       const kill = new AbortController();
       setTimeout(() => kill.abort(), 1600);
-      await assert.rejects(pool.run({ kind: 'download', ...task, port: port2 }, { transferList: [port2], signal: kill.signal }));
+      await assert.rejects(pool.run({ kind: 'download', origin: TEST_ORIGIN_RULES, ...task, port: port2 }, { transferList: [port2], signal: kill.signal }));
       const sidecar = JSON.parse(await readFile(`${dest}.part.json`, 'utf8')) as { segments: { start: number; done: number }[] };
       const saved = sidecar.segments.reduce((n, g) => n + g.done - g.start, 0);
       assert.ok(saved > 0, 'a checkpoint was written while it ran');

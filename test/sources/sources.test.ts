@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOrigin, type Origin } from '../../sandbox/origin';
+import { TEST_ORIGIN_RULES } from '../helpers/origins';
 import { assertSafeRelativePath, createSource, SourceError, type SourceErrorCode, type SourceFile } from '../../main/sources';
 
 /** Asserts that `fn` rejects with a SourceError of the given code. */
@@ -29,7 +30,7 @@ describe('http-manifest source', () => {
 
   const manifestAt = (name: string, body: unknown) =>
     origin.addFile(`m/${name}`, { data: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)) }).url;
-  const list = (manifestUrl: string) => createSource({ kind: 'http-manifest', manifestUrl }, {}).list();
+  const list = (manifestUrl: string) => createSource({ kind: 'http-manifest', manifestUrl }, { origin: TEST_ORIGIN_RULES }).list();
 
   test('lists files, resolving relative URLs against the manifest', async () => {
     const a = origin.addFile('course/a.bin', { size: 10 });
@@ -37,7 +38,7 @@ describe('http-manifest source', () => {
       { path: 'Module 1: Basics/a.bin', url: '../files/course/a.bin', size: 10, sha256: a.sha256.toUpperCase() },
       { path: 'notes.pdf', url: 'https://cdn.example.test/notes.pdf?sig=1' },
     ]);
-    const source = createSource({ kind: 'http-manifest', manifestUrl: url }, {});
+    const source = createSource({ kind: 'http-manifest', manifestUrl: url }, { origin: TEST_ORIGIN_RULES });
     assert.equal(source.kind, 'http-manifest');
     assert.deepEqual(await source.list(), [
       { path: 'Module 1: Basics/a.bin', size: 10, sha256: a.sha256, url: a.url },
@@ -97,7 +98,7 @@ describe('http-manifest source', () => {
 
   test('an aborted listing rejects', async () => {
     const url = origin.addManifest('abort.json', []);
-    const source = createSource({ kind: 'http-manifest', manifestUrl: url }, {});
+    const source = createSource({ kind: 'http-manifest', manifestUrl: url }, { origin: TEST_ORIGIN_RULES });
     await assert.rejects(source.list(AbortSignal.abort()));
   });
 });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSecretSetting } from '../../core/settings';
 import type { ConfigService } from '../../platform/config';
+import { secretKeyMaterial } from '../../platform/secret-key';
 import type { SettingsRepo } from '../../store/settings';
 import { looksLikeSecretName, secretsFromEnv } from './sanitise';
 import { parseJson } from './sections';
@@ -33,6 +34,8 @@ export function collectSecrets(from: SecretSources, problem: (message: string) =
   };
   add('effective secrets', () => from.config.secretValues());
   add('stored secrets', () => storedSecretValues(from.settings));
+  // Secret settings are sealed in the table: the opened values (those the environment overrides too) are what may leak.
+  add('stored secrets, opened', () => Object.entries(from.settings.all()).filter(([k, v]) => isSecretSetting(k) && typeof v === 'string').map(([, v]) => v as string));
   add('environment', () => secretsFromEnv(process.env));
   if (from.env && from.env !== process.env) add('configured environment', () => secretsFromEnv(from.env!));
   add('token files', () => fileSecretValues(from.dataDir));
@@ -61,6 +64,8 @@ function fileSecretValues(dataDir: string): string[] {
   } catch {
     /* no token yet */
   }
+  // The secret key file is never copied into a bundle; its text is on the redaction list all the same.
+  out.push(...secretKeyMaterial(dataDir));
   for (const name of ['google-tokens', 'secrets.json']) {
     try {
       const raw = readFileSync(join(dataDir, name));

@@ -413,6 +413,7 @@ export const en = {
   'source.http-manifest.hint': 'A JSON list of file links on your own storage or CDN.',
   'source.http-manifest.field': 'Link to the file list (JSON)',
   'source.http-manifest.placeholder': 'https://files.example.com/excel-course/manifest.json',
+  'source.http-manifest.privateNetwork': 'The files are on my local network (allow private addresses such as 192.168.x.x for this product)',
   'source.local-folder': 'Folder on this computer',
   'source.local-folder.hint': 'Files already on this machine.',
   'source.local-folder.field': 'Folder path',

@@ -415,6 +415,7 @@ export const vi: Record<MessageKey, string> = {
   'source.http-manifest.hint': 'Một danh sách tệp dạng JSON trên kho lưu trữ hoặc CDN của bạn.',
   'source.http-manifest.field': 'Đường dẫn tới danh sách tệp (JSON)',
   'source.http-manifest.placeholder': 'https://files.example.com/khoa-hoc-excel/manifest.json',
+  'source.http-manifest.privateNetwork': 'Tệp nằm trong mạng nội bộ của tôi (cho phép địa chỉ riêng như 192.168.x.x cho sản phẩm này)',
   'source.local-folder': 'Thư mục trên máy này',
   'source.local-folder.hint': 'Tệp đã có sẵn trên máy này.',
   'source.local-folder.field': 'Đường dẫn thư mục',

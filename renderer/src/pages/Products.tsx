@@ -215,6 +215,7 @@ export function ProductEditPage({ id }: { id: string | null }) {
   const [kind, setKind] = useState<Kind>('local-folder');
   const [sourceValue, setSourceValue] = useState<Record<Kind, string>>({ 'http-manifest': '', 'local-folder': '', 'drive-folder': '' });
   const [mode, setMode] = useState<DeliveryMode>('private-copy');
+  const [privateNetwork, setPrivateNetwork] = useState(false);
   const [accessDays, setAccessDays] = useState('');
   const [errors, setErrors] = useState<Errors>({});
   const [error, setError] = useState<unknown>(null);
@@ -234,12 +235,13 @@ export function ProductEditPage({ id }: { id: string | null }) {
     setKind(p.source.kind);
     setSourceValue((cur) => ({ ...cur, [p.source.kind]: sourceSummary(p.source) }));
     setMode(p.delivery);
+    setPrivateNetwork(p.source.kind === 'http-manifest' && !!p.source.privateNetwork);
     setAccessDays(p.accessDays ? String(p.accessDays) : '');
   }, [existing.data]);
 
   const source = (): SourceConfig => {
     const v = sourceValue[kind].trim();
-    if (kind === 'http-manifest') return { kind, manifestUrl: v };
+    if (kind === 'http-manifest') return privateNetwork ? { kind, manifestUrl: v, privateNetwork } : { kind, manifestUrl: v };
     if (kind === 'local-folder') return { kind, path: v };
     return { kind, folderId: v };
   };
@@ -393,6 +395,12 @@ export function ProductEditPage({ id }: { id: string | null }) {
               className="mono"
             />
           </Field>
+          {kind === 'http-manifest' ? (
+            <label className="check">
+              <input type="checkbox" id="p-private-network" checked={privateNetwork} onChange={(e) => setPrivateNetwork(e.target.checked)} />
+              {t('source.http-manifest.privateNetwork')}
+            </label>
+          ) : null}
           <div className="row">
             <button type="button" className="btn btn-small" onClick={() => void checkNow()} disabled={checking || !sourceValue[kind].trim()} data-action="check-source">
               {t('products.checkNow')}
