@@ -2,7 +2,7 @@
 // products, Drive, mail and bank emulators. It keeps its shop between runs (its own data folder,
 // the emulated Drive saved beside it) so the owner can come back to it, and leaves an order
 // waiting for them to pay with a simulated bank transfer (through the real webhook listener).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,7 +106,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   if (!opts.exit) process.umask(0o077);
   // A scripted run (--exit) never touches the owner's demo shop unless a folder is named.
   const dataDir = opts.exit ? (process.env.DRIVESHIP_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'driveship-demo-'))) : opts.dataDir!;
-  const filesRoot = opts.exit ? null : `${dataDir}-files`;
+  // The template pack's files live in the temp folder: a product folder may be neither inside the
+  // data folder nor in a hidden folder of the home (where the data folder is on Linux). Should the
+  // OS clear it, it is made again and the product simply gets a new version.
+  const filesRoot = opts.exit ? null : join(tmpdir(), `driveship-demo-files-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`);
   if (opts.fresh && !opts.exit) {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(filesRoot!, { recursive: true, force: true });

@@ -118,7 +118,7 @@ function SignIn({ error, signedOut, onCode }: { error?: unknown; signedOut?: boo
         <h1>{t('signin.title')}</h1>
         {signedOut ? <p className="ok-text" data-signed-out>{t('signin.signedOut')}</p> : null}
         <p>{t('signin.body')}</p>
-        <pre className="signin-sample">npm run driveship -- login-link</pre>
+        <pre className="signin-sample">npm run login-link</pre>
         <p className="muted small">{t('signin.bodyMore')}</p>
         {error ? <ErrorNote error={error} /> : null}
         <form
