@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startHost, tempDir } from '../test/helpers/host';
-import { ensureRendererBuilt, launchChromium, type BrowserWindow } from '../test/ui/harness';
+import { ensureRendererBuilt, launchChromium, type BrowserWindow } from '../test/renderer/harness';
 
 interface Phase {
   name: string;

@@ -19,13 +19,15 @@ export interface Sandbox {
 export interface SandboxOptions {
   originBytesPerSecPerConnection?: number | null;
   sepayApiToken?: string;
+  /** Keep the emulated Google Drive in this file between runs (the demo's shop). */
+  driveStateFile?: string;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const sepayToken = opts.sepayApiToken ?? randomBytes(16).toString('hex');
   const [origin, drive, smtp, sepayApi] = await Promise.all([
     startOrigin({ bytesPerSecPerConnection: opts.originBytesPerSecPerConnection ?? null }),
-    startDriveEmulator(),
+    startDriveEmulator({ stateFile: opts.driveStateFile }),
     startSmtpSink(),
     startSePayApi({ token: sepayToken }),
   ]);
@@ -33,11 +35,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     DRIVESHIP_GOOGLE_ROOT_URL: drive.url,
     DRIVESHIP_SMTP_HOST: '127.0.0.1',
     DRIVESHIP_SMTP_PORT: String(smtp.port),
-    DRIVESHIP_SMTP_FROM: 'driveship demo <shop@driveship.test>',
+    DRIVESHIP_SMTP_FROM: 'Demo Shop <shop@driveship.test>',
     SEPAY_API_BASE: sepayApi.url,
     SEPAY_API_TOKEN: sepayToken,
-    // The emulators are on loopback, which a host refuses as an origin unless told otherwise.
+    // Product files come from the origin emulator on this machine.
     DRIVESHIP_ALLOW_PRIVATE_ORIGINS: '1',
+    // Tells the host it runs against the sandbox: with Drive on a loopback emulator too, it offers
+    // simulated bank transfers (see sandboxMode in main/host/app.ts). A real shop has neither.
+    DRIVESHIP_SANDBOX: '1',
   };
   return {
     origin,

@@ -68,7 +68,14 @@ function pruneOrphans() {
       const src = join(root, m[1]);
       if (!existsSync(src + '.ts') && !existsSync(src + '.tsx')) rmSync(f);
     }
+    removeEmptyDirs(join(root, 'dist', top));
   }
+}
+
+function removeEmptyDirs(dir) {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return;
+  for (const name of readdirSync(dir)) removeEmptyDirs(join(dir, name));
+  if (readdirSync(dir).length === 0) rmSync(dir, { recursive: true });
 }
 
 if (args.has('--watch')) {

@@ -60,9 +60,15 @@ export const ListQuerySchema = z.object({
   offset: z.coerce.number().int().min(0).default(0),
 });
 
+/** Orders that need the owner: a delivery failed, money to refund, money still missing. */
+export const ORDER_ATTENTION = ['failed', 'overpaid', 'underpaid'] as const;
+export type OrderAttention = (typeof ORDER_ATTENTION)[number];
+
 export const OrderListQuerySchema = ListQuerySchema.extend({
   status: OrderStatusSchema.optional(),
+  /** Found whatever the accents and case: "thi lan" finds "Thị Lan". */
   q: z.string().max(200).optional(),
+  attention: z.enum(ORDER_ATTENTION).optional(),
 });
 
 export const PaymentListQuerySchema = ListQuerySchema.extend({
@@ -78,6 +84,12 @@ export const DeliveryPrioritySchema = z.object({ priority: z.number().int().min(
 
 export const PaymentAssignSchema = z.object({ orderId: z.string().min(1).max(100) });
 
+/** A simulated bank transfer for an order (sandbox hosts only); any amount, to try under- and overpaying. */
+export const SandboxPaySchema = z.object({ amountVnd: vnd.min(1).optional() }).strict();
+export type SandboxPay = z.infer<typeof SandboxPaySchema>;
+
+/** A source to look at before saving a product (nothing is stored). */
+export const SourceCheckSchema = z.object({ source: SourceConfigSchema }).strict();
 // ---- after the sale ----
 export const OrderRevokeSchema = z.object({ reason: z.string().trim().max(500).optional() }).strict();
 export type OrderRevoke = z.infer<typeof OrderRevokeSchema>;
@@ -95,8 +107,37 @@ export { SettingsUpdateSchema, SECRET_SETTINGS, SETTINGS, SETTING_GROUPS } from 
 export type { SettingsUpdate, SecretSetting, SecretState, SettingsDto, SettingKey, SettingGroup, SettingInput } from './settings';
 
 // ---- responses ----
+/** One field at fault in a request body (dotted path, e.g. "source.manifestUrl"). */
+export interface FieldIssue {
+  field: string;
+  code: string;
+  message: string;
+}
+
 export interface ApiError {
-  error: { code: string; message: string; field?: string };
+  error: { code: string; message: string; field?: string; fields?: FieldIssue[] };
+}
+
+/** What looking at a product's source found: the files it would deliver, or what is wrong. */
+export interface SourceCheckDto {
+  at: number;
+  ok: boolean;
+  files: number;
+  /** Sum of the sizes known (a manifest may leave sizes out). */
+  bytes: number;
+  /** Files whose size the source does not say. */
+  unknownSizes: number;
+  /** A few of the paths, for the owner to recognise the product. */
+  sample: string[];
+  problem: { code: string; message: string } | null;
+}
+
+/** The last "Prepare now" of a product and how it ended. */
+export interface PrepareOutcomeDto {
+  at: number;
+  state: 'running' | 'done' | 'failed';
+  code: string | null;
+  message: string | null;
 }
 
 export interface ProductDto {
@@ -114,6 +155,9 @@ export interface ProductDto {
   createdAt: number;
   updatedAt: number;
   library?: { state: 'none' | 'fetching' | 'cached' | 'uploading' | 'in_drive'; version: number; bytes: number };
+  /** The last look at its source (at save, or "Check again"). */
+  check?: SourceCheckDto | null;
+  prepare?: PrepareOutcomeDto | null;
 }
 
 export interface PaymentDto {
@@ -189,6 +233,10 @@ export interface OrderDto {
   createdAt: number;
   paidAt: number | null;
   expiresAt: number | null;
+  /** Names of its products, in item order (lists). */
+  productNames?: string[];
+  /** Its deliveries by outcome (lists): what the status badge alone does not say. */
+  deliveryCounts?: { total: number; delivered: number; failed: number };
 }
 
 export interface OrderDetailDto extends OrderDto {
@@ -332,6 +380,33 @@ export const DashboardSchema = z.object({
   throughput: z.array(z.object({ t: z.number(), downBytes: z.number(), upBytes: z.number() })),
   alerts: z.array(AlertSchema),
   paused: z.boolean().optional(),
+  /** What needs the owner, always counted (not only once an alert fires). */
+  attention: z
+    .object({
+      failedDeliveries: z.number(),
+      unmatchedPayments: z.number(),
+      overpaidOrders: z.number(),
+      overpaidVnd: z.number(),
+      underpaidOrders: z.number(),
+      underpaidVnd: z.number(),
+    })
+    .optional(),
+  recentOrders: z
+    .array(
+      z.object({
+        id: z.string(),
+        code: z.string(),
+        customerName: z.string().nullable(),
+        customerEmail: z.string(),
+        amountVnd: z.number(),
+        paidVnd: z.number(),
+        status: z.string(),
+        createdAt: z.number(),
+        productNames: z.array(z.string()),
+        deliveryCounts: z.object({ total: z.number(), delivered: z.number(), failed: z.number() }),
+      }),
+    )
+    .optional(),
 });
 export type Dashboard = z.infer<typeof DashboardSchema>;
 
@@ -347,7 +422,54 @@ export const GoogleSchema = z.object({
   account: z.string().nullable().optional(),
   mode: z.string().nullable().optional(),
   scopes: z.array(z.string()).nullable().optional(),
+  /** Drive storage: bytes used and the limit (null: unlimited or not known). */
+  quota: z.object({ usage: z.number(), limit: z.number().nullable() }).nullable().optional(),
+  /** Why the account could not be read (connected, but Google refused or is unreachable). */
+  error: z.object({ code: z.string(), message: z.string() }).nullable().optional(),
+  /** The OAuth client id and secret are set (without them "Connect" cannot work). */
+  clientConfigured: z.boolean().optional(),
 });
+
+/** Each connection and the evidence that it works (Settings, the getting-started checklist). */
+export const ConnectionsSchema = z.object({
+  webhook: z.object({
+    /** The listener is up (it starts once SePay authentication is configured). */
+    listening: z.boolean(),
+    /** The address on this machine (what a tunnel points at). */
+    localUrl: z.string().nullable(),
+    /** The address to paste into SePay (through the tunnel or your own proxy); null until known. */
+    publicUrl: z.string().nullable(),
+    auth: z.enum(['hmac', 'apikey', 'both', 'none']),
+  }),
+  sepay: z.object({
+    /** The last webhook that arrived, accepted or not. */
+    lastAt: z.number().nullable(),
+    lastStatus: z.number().nullable(),
+    lastReason: z.string().nullable(),
+    /** The last webhook that was accepted (the proof that SePay reaches this shop). */
+    lastAcceptedAt: z.number().nullable(),
+    accepted24h: z.number(),
+    refused24h: z.number(),
+  }),
+  tunnel: z.object({
+    provider: z.string(),
+    state: z.string(),
+    publicUrl: z.string().nullable(),
+    error: z.string().nullable(),
+    problems: z.array(z.string()),
+    /** Whether /healthz answered through the public address at the last check. */
+    reachable: z.boolean().nullable(),
+    checkedAt: z.number().nullable(),
+    checkError: z.string().nullable(),
+  }),
+  alerts: z.object({ email: z.boolean(), telegram: z.boolean(), smtp: z.boolean() }),
+  /** The host runs against the local sandbox (simulated transfers allowed). */
+  sandbox: z.boolean(),
+});
+export type Connections = z.infer<typeof ConnectionsSchema>;
+
+export const AlertTestSchema = z.object({ email: z.string(), telegram: z.string() });
+export type AlertTest = z.infer<typeof AlertTestSchema>;
 export type GoogleState = z.infer<typeof GoogleSchema>;
 
 export const JobsSchema = z.object({
@@ -387,7 +509,12 @@ export const AuditEntrySchema = z.object({
 export type AuditEntry = z.infer<typeof AuditEntrySchema>;
 
 export const ApiErrorBodySchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), field: z.string().optional() }),
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    field: z.string().optional(),
+    fields: z.array(z.object({ field: z.string(), code: z.string(), message: z.string() })).optional(),
+  }),
 });
 
 // ---- live events (the bus payloads, see the admin API's /events) ----
@@ -405,6 +532,7 @@ export const LiveEventSchemas = {
   }),
   alert: z.object({ code: z.string(), level: z.enum(['info', 'warning', 'error']).catch('warning'), message: z.string(), raised: z.boolean() }),
   settings: z.object({ keys: z.array(z.string()) }),
+  product: z.object({ productId: z.string(), state: z.string() }),
   update: z.object({ updateId: z.string(), productId: z.string(), state: z.string() }),
 } as const;
 export type LiveEventType = keyof typeof LiveEventSchemas;

@@ -61,7 +61,8 @@ export type BandwidthWindow = z.infer<typeof BandwidthScheduleSchema>[number];
 
 export const SETTINGS = {
   // ---- shop ----
-  shopName: def({ schema: text(100).min(1), default: 'driveship', writable: true, ui: true, group: 'shop', input: 'text', doc: 'Shop name in customer emails and the window title' }),
+  // No default: a customer must never get an email signed "driveship" (the program's name).
+  shopName: def({ schema: optionalText(100), default: null, writable: true, ui: true, group: 'shop', input: 'text', doc: 'Shop name in customer emails and the window title' }),
   language: def({ schema: z.enum(['vi', 'en']), default: 'vi', writable: true, ui: true, group: 'shop', input: 'select', options: ['vi', 'en'], doc: 'Language of the window and of owner alerts' }),
   codePrefix: def({
     schema: z.string().regex(/^[A-Za-z]{2,10}$/, '2 to 10 letters').transform((s) => s.toUpperCase()),

@@ -7,7 +7,7 @@ import { Alerts } from '../platform/alerts';
 import type { Bus } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import type { Logger } from '../platform/log';
-import { Mailer, smtpConfigOf } from '../platform/mail';
+import { customerShopName, Mailer, smtpConfigOf } from '../platform/mail';
 import type { SourceGuards } from '../sources';
 import type { Store } from '../store';
 import { AfterSale } from './after-sale';
@@ -86,7 +86,8 @@ export class Engine {
     this.transfers = new Transfers(this.queue);
     this.mailer = new Mailer(() => smtpConfigOf(config.current()));
     const drive = () => this.drive();
-    const shopName = () => config.current().shopName;
+    // Customers never read "driveship": the shop's name, else the sender's display name, else none.
+    const shopName = () => customerShopName(config.current());
     this.quota = new DriveQuota({ store, config, alerts: this.alerts, bus, log, drive });
     this.library = new Library({
       store,

@@ -7,7 +7,7 @@ import { StepError } from '../core/step-error';
 import type { DownloadDone, TransferError, UploadDone } from '../core/transfer-protocol';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
-import { createSource, rulesForProduct, SourceError, STRICT_ORIGIN_RULES, type SourceFile, type SourceGuards } from '../sources';
+import { createSource, rulesForProduct, SourceError, STRICT_ORIGIN_RULES, type ProductSource, type SourceConfig, type SourceFile, type SourceGuards } from '../sources';
 import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';
 import { JobTracker } from './progress';
@@ -123,6 +123,20 @@ export class Library {
     });
   }
 
+  /** The adapter for a source, wired as deliveries use it (also what the owner's "check" lists). */
+  sourceFor(config: SourceConfig): ProductSource {
+    // The host's guards (origin policy, folder guard, caps): the owner's check sees what a delivery would.
+    const g = this.deps.guards;
+    return createSource(config, {
+      origin: g?.origin(),
+      limits: g?.limits(),
+      dataDir: g?.dataDir,
+      lookup: g?.lookup,
+      listDriveFolder: async (folderId) =>
+        (await (await this.deps.drive()).listTree(folderId)).map((f) => ({ path: f.path, size: f.size, sha256: null, driveFileId: f.id, version: f.md5 ?? undefined })),
+    });
+  }
+
   /** The next resolveVersion lists the source again (the owner asked to pick up a change now). */
   forgetListing(productId: string): void {
     this.listings.delete(productId);
@@ -138,15 +152,7 @@ export class Library {
         const product = store.products.get(productId);
         if (!product) throw new StepError('permanent', 'PRODUCT_MISSING', `Product ${productId} no longer exists`);
         let files: SourceFile[];
-        const g = this.deps.guards;
-        const source = createSource(product.source, {
-          origin: g?.origin(),
-          limits: g?.limits(),
-          dataDir: g?.dataDir,
-          lookup: g?.lookup,
-          listDriveFolder: async (folderId) =>
-            (await (await this.deps.drive()).listTree(folderId)).map((f) => ({ path: f.path, size: f.size, sha256: null, driveFileId: f.id, version: f.md5 ?? undefined })),
-        });
+        const source = this.sourceFor(product.source);
         try {
           files = await source.list();
         } catch (err) {

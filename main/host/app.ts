@@ -4,13 +4,16 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { AppError } from '../core/errors';
+import type { OrderDto } from '../core/contract';
 import { GoogleConnection, TokenFile, type SecretBox } from '../drive/auth';
 import { Engine } from '../engine';
 import { createAdminApp } from '../http/admin-app';
 import { afterSaleRoutes } from '../http/after-sale-routes';
 import { engineRoutes } from '../http/engine-routes';
-import { loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
+import { AdminSessions, loadOrCreateAdminToken, adminTokenPath } from '../http/admin-auth';
+import { ownerRoutes, ProductStatus } from '../http/owner-routes';
 import { createPublicApp } from '../http/public-app';
 import { tokenFileIsPlain, watchSecretsAtRest } from '../ops/secrets-at-rest';
 import { sealerAsBox } from '../platform/secret-key';
@@ -47,6 +50,8 @@ export interface AppOptions {
   version?: string;
   /** Run the scheduled jobs (default true; tests that drive jobs themselves turn it off). */
   jobs?: boolean;
+  /** Called when the webhook listener starts after startup (SePay authentication set in Settings). */
+  onWebhookListening?: (url: string) => void;
   /**
    * Fixed name → address answers for the origin policy, consulted before DNS. Tests only (a name
    * that resolves to loopback without real DNS); never read from the environment.
@@ -76,17 +81,46 @@ export interface App {
   webhookUrl: () => string | null;
   /** A link that opens the UI signed in, valid once for 10 minutes. */
   newLoginUrl: () => string;
+  /** Runs against the local sandbox: simulated bank transfers are allowed (see sandboxMode). */
+  sandbox: boolean;
   stop: () => Promise<void>;
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
+/** Where a running app says how to reach it (`driveship login-link`, `driveship pay`). */
+export const ADMIN_URL_FILE = 'admin-url';
+
+function listen(server: Server, port: number, host: string, what: { name: string; variable: string }): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: NodeJS.ErrnoException) => {
+      // The owner sees this in a terminal: say which setting to change, not EADDRINUSE.
+      if (err.code === 'EADDRINUSE') {
+        // The code stays the system's (the desktop shell words its own notice from it and the port).
+        reject(Object.assign(new AppError('EADDRINUSE', `Port ${port} (${what.name}) is already used by another program — maybe driveship is already running. Stop that program, or choose another port: ${what.variable}=${port + 10} npm start`, 409, { port, variable: what.variable }), { port }));
+      } else if (err.code === 'EACCES') {
+        reject(Object.assign(new AppError('EACCES', `This computer does not allow driveship to use port ${port} (${what.name}). Choose a port above 1024: ${what.variable}=${port < 1024 ? 4710 : port + 10} npm start`, 409, { port, variable: what.variable }), { port }));
+      } else reject(err);
+    };
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/**
+ * Whether this host runs against the local sandbox, where a simulated bank transfer is harmless:
+ * the sandbox's environment says so (DRIVESHIP_SANDBOX=1) AND Google Drive is an emulator on this
+ * machine, so nothing can reach a real customer's Drive. A real shop has neither.
+ */
+export function sandboxMode(env: NodeJS.ProcessEnv, googleRootUrl: string | null): boolean {
+  if (env.DRIVESHIP_SANDBOX !== '1' || !googleRootUrl) return false;
+  try {
+    const host = new URL(googleRootUrl).hostname;
+    return host === '127.0.0.1' || host === 'localhost' || host === '[::1]';
+  } catch {
+    return false;
+  }
 }
 
 function closeServer(server: Server | null, graceMs: number): Promise<void> {
@@ -187,19 +221,40 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     alerts: eng.alerts.open().length,
   });
   const loginCodes = new Map<string, number>();
+  const sessions = new AdminSessions(dataDir);
+  const sandbox = sandboxMode(env, config.current().googleRootUrl);
+  const products = new ProductStatus({ store, bus, source: (c) => eng.library.sourceFor(c) });
   const jobs = new JobRunner({ runs: store.jobRuns, log, alerts: eng.alerts });
   const reconciler = new SePayReconciler({ intake, config, log });
   let publicServer: Server | null = null;
   const tunnel = new Tunnel({ config: () => readTunnelConfig(config), webhookPort: () => (publicServer ? webhookPort : null), log });
 
+  let owner: ReturnType<typeof startOwnerNotifications> | null = null;
+  const newLoginUrl = () => {
+    const code = randomBytes(24).toString('base64url');
+    loginCodes.set(code, Date.now() + 10 * 60_000);
+    for (const [c, until] of loginCodes) if (until < Date.now()) loginCodes.delete(c);
+    return `http://127.0.0.1:${adminPort}/#login=${code}`;
+  };
+  const webhookUrl = () => (publicServer ? `http://127.0.0.1:${webhookPort}/webhooks/sepay` : null);
   const adminApp = createAdminApp({
-    store, config, intake, shop, bus, log, token,
+    store, config, intake, shop, bus, log, token, sessions, products,
     port: () => adminPort,
+    newLoginUrl,
     rendererDir: rendererDir(),
     vetSource: (source) => vetSourceConfig(source, { origin: hostRules(), dataDir, limits: sourceGuards.limits() }),
     extend: (api) => {
-      engineRoutes(api, { store, engine: eng, google, log, onGoogleChange: () => eng.googleChanged() });
+      engineRoutes(api, {
+        store, engine: eng, google, log, products,
+        onGoogleChange: () => eng.googleChanged(),
+        googleClient: () => ({ id: config.current().googleClientId, secret: config.current().googleClientSecret }),
+      });
       opsRoutes(api, { store, config, jobs, tunnel, dataDir });
+      ownerRoutes(api, {
+        store, config, log, tunnel, sandbox, webhookUrl, products,
+        testAlerts: () => owner!.test(),
+        simulateTransfer: (order, amountVnd) => simulateTransfer(order, amountVnd),
+      });
       afterSaleRoutes(api, { store, engine: eng });
     },
     metrics: () => metrics.text(),
@@ -213,8 +268,30 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   });
   const cfg = config.current();
   const admin = createListener(adminApp, listenerLimits(cfg));
-  adminPort = await listen(admin, cfg.adminPort, cfg.adminHost);
+  adminPort = await listen(admin, cfg.adminPort, cfg.adminHost, { name: 'the admin window', variable: 'DRIVESHIP_ADMIN_PORT' });
   const adminUrl = `http://127.0.0.1:${adminPort}/`;
+  // For `driveship login-link` and `driveship pay` (they read the token file beside it).
+  writeFileSync(join(dataDir, ADMIN_URL_FILE), adminUrl + '\n', { mode: 0o600 });
+
+  /** A bank transfer as SePay would report it, signed with this shop's webhook secret, sent to its own public listener. */
+  const simulateTransfer = async (order: OrderDto, amountVnd: number) => {
+    if (!sandbox) throw new AppError('SANDBOX_ONLY', 'Simulated transfers work only in the demo sandbox, never in a real shop', 403);
+    const url = webhookUrl();
+    if (!url) throw new AppError('WEBHOOK_NOT_LISTENING', 'The webhook listener is not running: set a SePay API key or HMAC secret first', 409);
+    const c = config.current();
+    // Loaded only here, only in sandbox mode: a real shop never loads the simulator.
+    const { SePaySender, makeTransaction } = await import('../../sandbox/sepay/sender.js');
+    const sender = new SePaySender({ url, hmacSecret: c.sepayHmacSecret ?? undefined, apiKey: c.sepayHmacSecret ? undefined : (c.sepayApiKey ?? undefined) });
+    try {
+      const account = c.receivingAccounts[0] ?? c.bankAccount ?? '0123456789';
+      const tx = makeTransaction({ accountNumber: account, content: `${order.code} chuyen khoan`, transferAmount: amountVnd, gateway: 'Sandbox' });
+      const r = await sender.send(tx, { unsigned: !c.sepayHmacSecret && !c.sepayApiKey });
+      if (r.status !== 200) throw new AppError('SIMULATED_TRANSFER_REFUSED', `The webhook listener refused the simulated transfer (${r.status}): ${r.body}`, 502);
+      return { referenceCode: tx.referenceCode, amountVnd };
+    } finally {
+      await sender.close();
+    }
+  };
 
   // The public health answer says only that we are up: nothing about paths, ports or versions.
   const publicApp = createPublicApp({ store, config, intake, log, onWebhook: (o) => metrics.onWebhook(o) });
@@ -224,14 +301,17 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     if (authed && !publicServer) {
       // SePay gives up after 30 s; an answer later than that is useless, so do not wait longer.
       const s = createListener(publicApp, listenerLimits(c));
-      webhookPort = await listen(s, c.webhookPort, c.webhookHost);
+      webhookPort = await listen(s, c.webhookPort, c.webhookHost, { name: 'the SePay webhook listener', variable: 'DRIVESHIP_WEBHOOK_PORT' });
       publicServer = s;
       log.info({ port: webhookPort }, 'public webhook listener started');
+      if (started) opts.onWebhookListening?.(webhookUrl()!);
     } else if (!authed && !publicServer) {
       log.warn('public webhook listener not started: no SePay API key or HMAC secret is configured');
     }
   };
+  let started = false;
   await ensurePublic();
+  started = true;
   const startTunnel = () => tunnel.restart().catch((err) => log.warn({ err: String(err) }, 'tunnel not started'));
   const offSettings = bus.on('settings', ({ keys }) => {
     ensurePublic()
@@ -244,11 +324,11 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   const offSecrets = watchSecretsAtRest({ store, config, alerts: eng.alerts, bus, log, dataDir });
   eng.start();
   const registered = registerJobs(jobs, { store, engine: eng, config, alerts: eng.alerts, log, bus, reconciler, dataDir, tunnel });
-  const owner = startOwnerNotifications({
+  owner = startOwnerNotifications({
     bus,
     log,
     smtp: () => smtpConfigOf(config.current()),
-    shopName: () => config.current().shopName,
+    shopName: () => config.current().shopName ?? 'driveship',
     channels: () => {
       const c = config.current();
       return {
@@ -267,19 +347,17 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   log.info({ adminPort, webhookPort, dataDir }, 'driveship core started');
   return {
     dataDir, store, config, bus, intake, shop, engine: eng, google, metrics, jobs, reconciler, tunnel, wake, log, token, adminUrl,
-    webhookUrl: () => (publicServer ? `http://127.0.0.1:${webhookPort}/webhooks/sepay` : null),
-    newLoginUrl: () => {
-      const code = randomBytes(24).toString('base64url');
-      loginCodes.set(code, Date.now() + 10 * 60_000);
-      return `${adminUrl}#login=${code}`;
-    },
+    webhookUrl,
+    newLoginUrl,
+    sandbox,
     stop: async () => {
+      rmSync(join(dataDir, ADMIN_URL_FILE), { force: true });
       offSettings();
       offSecrets();
       wake.stop();
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
       registered.dispose();
-      owner.stop();
+      owner?.stop();
       await eng.stop();
       metrics.stop();
       log.info('driveship core stopped');

@@ -26,8 +26,9 @@ import type { Logger } from '../platform/log';
 import type { PaymentIntake } from '../sepay/intake';
 import type { Shop } from '../shop/orders';
 import type { Store } from '../store';
-import { bearerAuth, hostCheck } from './admin-auth';
-import { errorHandler, securityHeaders, sendError } from './errors';
+import { adminAuth, clearSessionCookie, crossSiteCheck, hostCheck, readCookie, requestOrigin, sessionCookieName, setSessionCookie, type AdminSessions } from './admin-auth';
+import { errorHandler, securityHeaders, sendError, zodToError } from './errors';
+import type { ProductStatus } from './owner-routes';
 import { RateLimiter } from './rate-limit';
 
 export interface AdminAppDeps {
@@ -48,6 +49,12 @@ export interface AdminAppDeps {
   diagnostics?: () => Promise<Buffer>;
   /** Redeems a one-time login code from the link the host printed (true once, if still valid). */
   redeemLogin?: (code: string) => boolean;
+  /** Sessions of the owner's window (cookie), kept across restarts. */
+  sessions: AdminSessions;
+  /** A fresh one-time sign-in link (`driveship login-link` asks for one). */
+  newLoginUrl?: () => string;
+  /** Source checks and "Prepare now" outcomes of products. */
+  products?: ProductStatus;
   /** Directory of the built renderer, served at /. */
   rendererDir?: string | null;
   /** Save-time checks of a product's source that need I/O (name resolution, the listing's caps). */
@@ -81,12 +88,32 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     res.json({ ok: true, ...(deps.health?.() ?? {}) });
   });
 
-  const auth = bearerAuth(deps.token);
-  // The one-time code is the credential here; it trades for the token once.
+  const auth = adminAuth({ token: deps.token, sessions: deps.sessions, port: deps.port });
+  const sameSite = crossSiteCheck(deps.port);
+  app.use('/auth', sameSite);
+  app.use('/api', sameSite);
+  app.use('/metrics', sameSite);
+  // The one-time code is the credential here; it trades once for a session of this window (an
+  // HttpOnly cookie: the token itself never reaches the page).
   app.post('/auth/login', express.json({ limit: '4kb' }), (req, res) => {
     const code = typeof req.body?.code === 'string' ? req.body.code : '';
-    if (code && deps.redeemLogin?.(code)) return res.json({ token: deps.token });
-    sendError(res, 401, 'LOGIN_LINK_INVALID', 'This sign-in link was already used or has expired; run driveship again for a new one');
+    if (code && deps.redeemLogin?.(code)) {
+      setSessionCookie(res, deps.port(), deps.sessions.create(requestOrigin(req)));
+      store.audit.record('owner', 'session.start', null);
+      return res.json({ signedIn: true });
+    }
+    sendError(res, 401, 'LOGIN_LINK_INVALID', 'This sign-in link was already used or has expired; run `driveship login-link` for a new one');
+  });
+  app.get('/auth/session', (req, res) => {
+    const id = readCookie(req, sessionCookieName(deps.port()));
+    res.json({ signedIn: !!id && deps.sessions.check(id, requestOrigin(req)) });
+  });
+  app.post('/auth/logout', (req, res) => {
+    // Signing out ends this window's session on the server, not only in the page.
+    const id = readCookie(req, sessionCookieName(deps.port()));
+    if (id && deps.sessions.end(id)) store.audit.record('owner', 'session.end', null);
+    clearSessionCookie(res, deps.port());
+    res.json({ signedIn: false });
   });
   app.get('/metrics', auth, wrap(async (_req, res) => {
     if (!deps.metrics) return sendError(res, 404, 'NOT_FOUND', 'Metrics are not enabled');
@@ -114,23 +141,31 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     const state = lib?.state === 'in_drive' ? 'in_drive' : lib?.state === 'cached' ? 'cached' : 'none';
     return { ...p, library: lib ? { state, version: lib.version, bytes: lib.bytes } : { state: 'none', version: 0, bytes: 0 } };
   };
+  const withStatus = (p: ProductDto): ProductDto => ({ ...withLibrary(p), check: deps.products?.lastCheck(p.id) ?? null, prepare: deps.products?.lastPrepare(p.id) ?? null });
   api.get('/products', wrap((req, res) => {
-    res.json({ items: store.products.list(req.query.archived === 'true').map(withLibrary) });
+    res.json({ items: store.products.list(req.query.archived === 'true').map(withStatus) });
   }));
+  // Every save looks at the source (as a delivery would) and answers with what it found, so a
+  // folder that does not exist or a manifest that is not there shows before any customer pays.
+  // What the origin policy and folder guard refuse is refused outright (400).
   api.post('/products', wrap(async (req, res) => {
     const input = ProductCreateSchema.parse(req.body);
     await deps.vetSource?.(input.source);
-    res.status(201).json(shop.createProduct(input));
+    const p = shop.createProduct(input);
+    if (deps.products) await deps.products.checkProduct(p.id, p.source);
+    res.status(201).json(withStatus(p));
   }));
   api.get('/products/:id', wrap((req, res) => {
     const p = store.products.get(String(req.params.id));
     if (!p) throw notFound('product', String(req.params.id));
-    res.json(withLibrary(p));
+    res.json(withStatus(p));
   }));
   api.patch('/products/:id', wrap(async (req, res) => {
     const patch = ProductUpdateSchema.parse(req.body);
     if (patch.source) await deps.vetSource?.(patch.source);
-    res.json(shop.updateProduct(String(req.params.id), patch));
+    const p = shop.updateProduct(String(req.params.id), patch);
+    if (deps.products && patch.source) await deps.products.checkProduct(p.id, p.source);
+    res.json(withStatus(p));
   }));
 
   // ---- orders ----
@@ -144,7 +179,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     const id = String(req.params.id);
     const o = store.orders.get(id) ?? store.orders.getByCode(id.toUpperCase());
     if (!o) throw notFound('order', id);
-    const detail: OrderDetailDto = { ...o, deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id), actions: store.accessActions.forOrder(o.id) };
+    const detail: OrderDetailDto = { ...store.orders.withSummary(o), deliveries: store.deliveries.forOrder(o.id), payments: store.payments.forOrder(o.id), actions: store.accessActions.forOrder(o.id) };
     const payable = o.status === 'awaiting_payment' || o.status === 'underpaid';
     res.json(payable ? { ...detail, ...(await shop.paymentRequest(o)) } : detail);
   }));
@@ -161,6 +196,13 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     const { orderId } = PaymentAssignSchema.parse(req.body);
     const r = intake.assign(String(req.params.id), orderId);
     res.json({ payment: store.payments.get(String(req.params.id)), orderStatus: r.orderStatus });
+  }));
+
+  // A fresh one-time sign-in link, for `driveship login-link` (which holds the token) or a signed-in window.
+  api.post('/auth/link', wrap((_req, res) => {
+    if (!deps.newLoginUrl) return sendError(res, 404, 'NOT_FOUND', 'Sign-in links are not enabled');
+    store.audit.record('owner', 'session.link', null);
+    res.json({ url: deps.newLoginUrl() });
   }));
 
   deps.extend?.(api);
@@ -187,13 +229,24 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
     const locked = body && typeof body === 'object' ? Object.keys(body).filter((k) => k in SETTINGS && !settingDef(k as SettingKey).writable) : [];
     if (locked.length) {
       const d = settingDef(locked[0] as SettingKey);
-      throw new AppError('SETTING_NOT_WRITABLE', `${locked.join(', ')} cannot be set through the API${d.env ? `; set ${d.env} in the environment${locked[0] === 'cloudflaredPath' ? ' or start with driveship serve --cloudflared-path FILE' : ''}` : ''}`, 400, { field: locked[0] });
+      throw new AppError('SETTING_NOT_WRITABLE', `${locked.join(', ')} cannot be set through the API${d.env ? `; set ${d.env} in the environment${locked[0] === 'cloudflaredPath' ? ' or start with driveship serve --cloudflared-path FILE' : ''}` : ''}`, 400, {
+        field: locked[0],
+        fields: locked.map((field) => ({ field, code: 'not_writable', message: 'set on this computer, not through the API' })),
+      });
     }
-    const patch = SettingsUpdateSchema.parse(body);
+    const parsed = SettingsUpdateSchema.safeParse(body);
     const overridden = new Set<string>(config.overriddenByEnv());
-    const blocked = Object.keys(patch).filter((k) => overridden.has(k));
+    const blocked = Object.keys((req.body ?? {}) as object).filter((k) => overridden.has(k));
+    const envIssues = blocked.map((field) => ({ field, code: 'from_environment', message: 'set by an environment variable on this computer' }));
+    // Every field at fault at once (bad values and locked ones), so the page can mark each.
+    if (!parsed.success) {
+      const e = zodToError(parsed.error);
+      const fields = [...e.fields, ...envIssues.filter((i) => !e.fields.some((f) => f.field === i.field))];
+      return sendError(res, 400, e.code, e.message, fields[0]?.field, fields);
+    }
+    const patch = parsed.data;
     if (blocked.length) {
-      throw new AppError('SETTING_FROM_ENVIRONMENT', `Set by an environment variable, cannot change here: ${blocked.join(', ')}`, 409, { field: blocked[0] });
+      throw new AppError('SETTING_FROM_ENVIRONMENT', `Set by an environment variable, cannot change here: ${blocked.join(', ')}`, 409, { field: blocked[0], fields: envIssues });
     }
     store.tx(() => {
       for (const [k, v] of Object.entries(patch)) store.settings.set(k, v);
@@ -230,7 +283,7 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   api.get('/events', (req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.write(': connected\n\n');
-    const types: (keyof BusEvents)[] = ['payment', 'order', 'delivery', 'progress', 'alert', 'settings', 'update'];
+    const types: (keyof BusEvents)[] = ['payment', 'order', 'delivery', 'progress', 'alert', 'settings', 'product', 'update'];
     const offs = types.map((t) => bus.on(t, (payload) => res.write(`event: ${t}\ndata: ${JSON.stringify(payload)}\n\n`)));
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
     req.on('close', () => {

@@ -12,11 +12,12 @@ import {
 } from '../core/contract';
 
 type Timeline = { items: TimelineEntry[] };
-import { notFound } from '../core/errors';
+import { AppError, notFound } from '../core/errors';
 import { SCOPE_FILE, SCOPE_READONLY, type GoogleConnection } from '../drive/auth';
 import { prepareProduct, type Engine } from '../engine';
 import type { Logger } from '../platform/log';
 import type { Store } from '../store';
+import type { ProductStatus } from './owner-routes';
 
 type Handler = (req: Request, res: Response) => unknown;
 const wrap = (fn: Handler) => (req: Request, res: Response, next: (e?: unknown) => void) => {
@@ -25,7 +26,10 @@ const wrap = (fn: Handler) => (req: Request, res: Response, next: (e?: unknown) 
     .catch(next);
 };
 
-export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; google: GoogleConnection; log: Logger; onGoogleChange: () => void }): void {
+export function engineRoutes(
+  api: Router,
+  deps: { store: Store; engine: Engine; google: GoogleConnection; log: Logger; onGoogleChange: () => void; products?: ProductStatus; googleClient?: () => { id: string | null; secret: string | null } },
+): void {
   const { store, engine, google, log } = deps;
   const sup = engine.supervisor;
   const withProgress = (d: DeliveryDto): DeliveryDto => {
@@ -100,22 +104,78 @@ export function engineRoutes(api: Router, deps: { store: Store; engine: Engine; 
       throughput,
       alerts: engine.alerts.open(),
       paused: sup.isPaused(),
+      attention: (() => {
+        const a = store.orders.attention();
+        return {
+          failedDeliveries: store.deliveries.countByState().failed ?? 0,
+          unmatchedPayments: store.payments.list({ unmatched: true, limit: 1, offset: 0 }).total,
+          overpaidOrders: a.overpaidOrders,
+          overpaidVnd: a.overpaidVnd,
+          underpaidOrders: a.underpaidOrders,
+          underpaidVnd: a.underpaidVnd,
+        };
+      })(),
+      recentOrders: store.orders.recent(6).map((o) => ({
+        id: o.id,
+        code: o.code,
+        customerName: o.customerName,
+        customerEmail: o.customerEmail,
+        amountVnd: o.amountVnd,
+        paidVnd: o.paidVnd,
+        status: o.status,
+        createdAt: o.createdAt,
+        productNames: o.productNames ?? [],
+        deliveryCounts: o.deliveryCounts ?? { total: 0, delivered: 0, failed: 0 },
+      })),
     } satisfies Dashboard);
   }));
 
   api.post('/products/:id/prepare', wrap((req, res) => {
     const id = String(req.params.id);
     if (!store.products.get(id)) throw notFound('product', id);
-    store.audit.record('owner', 'product.prepare', id);
-    prepareProduct(engine, id).catch((err) => log.warn({ err, productId: id }, 'preparing a product failed'));
+    // The outcome is recorded and shown on the product (a failure with its reason), not dropped.
+    if (deps.products) deps.products.prepare(id, () => prepareProduct(engine, id), log);
+    else {
+      store.audit.record('owner', 'product.prepare', id);
+      prepareProduct(engine, id).catch((err) => log.warn({ err, productId: id }, 'preparing a product failed'));
+    }
     res.status(202).json({ started: true });
   }));
 
-  api.get('/google', wrap((_req, res) => {
+  // The account and its storage, read from Drive itself (the proof the connection works); kept a minute.
+  let about: { at: number; key: string; value: Pick<GoogleState, 'account' | 'quota' | 'error'> } | null = null;
+  const readAbout = async (key: string): Promise<Pick<GoogleState, 'account' | 'quota' | 'error'>> => {
+    if (about && about.key === key && Date.now() - about.at < 60_000) return about.value;
+    let value: Pick<GoogleState, 'account' | 'quota' | 'error'>;
+    try {
+      const client = await engine.drive();
+      const r = await client.call('read account', () =>
+        client.drive.about.get({ fields: 'user(emailAddress,displayName),storageQuota(limit,usage)' }, { rootUrl: client.rootUrl, retry: false }),
+      );
+      const q = r.data.storageQuota;
+      value = {
+        account: r.data.user?.emailAddress ?? r.data.user?.displayName ?? null,
+        quota: q?.usage !== undefined && q.usage !== null ? { usage: Number(q.usage), limit: q.limit ? Number(q.limit) : null } : null,
+        error: null,
+      };
+    } catch (err) {
+      const e = err as { code?: unknown; message?: unknown };
+      value = { account: null, quota: null, error: { code: typeof e.code === 'string' ? e.code : 'GOOGLE_UNREACHABLE', message: String(e.message ?? err) } };
+    }
+    about = { at: Date.now(), key, value };
+    return value;
+  };
+  api.get('/google', wrap(async (_req, res) => {
     const s = google.state();
-    res.json({ connected: s.connected, mode: s.mode, scopes: s.scopes } satisfies GoogleState);
+    const client = deps.googleClient?.();
+    const extra = s.connected ? await readAbout(JSON.stringify(s)) : { account: null, quota: null, error: null };
+    res.json({ connected: s.connected, mode: s.mode, scopes: s.scopes, ...extra, clientConfigured: client ? !!(client.id && client.secret) : undefined } satisfies GoogleState);
   }));
   api.post('/google/connect', wrap(async (_req, res) => {
+    // Said at the field, in words the owner can act on (not "internal error").
+    const client = deps.googleClient?.();
+    if (client && !client.id) throw new AppError('GOOGLE_CLIENT_MISSING', 'Enter the OAuth client ID from Google Cloud Console first', 400, { field: 'googleClientId' });
+    if (client && !client.secret) throw new AppError('GOOGLE_SECRET_MISSING', 'Enter the OAuth client secret from Google Cloud Console first', 400, { field: 'googleClientSecret' });
     // drive.readonly only when a product reads a Drive folder made outside driveship.
     const needsRead = store.products.list().some((p) => p.source.kind === 'drive-folder');
     const scopes = needsRead ? [SCOPE_FILE, SCOPE_READONLY] : [SCOPE_FILE];

@@ -193,12 +193,26 @@ export async function runBackupCommand(dataDir: string, keep = 7, io: CliIo = st
   }
 }
 
+/** `31/12/2025 23:05:09`: the shop's clock (Asia/Ho_Chi_Minh) in the way Vietnamese write dates, whatever the machine's zone. */
+export function formatShopTime(ms: number): string {
+  const p = Object.fromEntries(
+    new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Ho_Chi_Minh', day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' })
+      .formatToParts(ms)
+      .map((x) => [x.type, x.value]),
+  );
+  return `${p.day}/${p.month}/${p.year} ${p.hour}:${p.minute}:${p.second}`;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : n >= 1024 ? `${Math.round(n / 1024)} KB` : `${n} bytes`;
+}
+
 /** `driveship restore <file>`: exit 0 restored, 2 usage, 3 the app is running, 1 anything else. */
 export function runRestoreCommand(file: string | undefined, dataDir: string, io: CliIo = stdio): number {
   if (!file) {
     const list = listBackups(dataDir);
     io.err('Usage: driveship restore <backup file>');
-    io.err(list.length ? `Backups in ${backupsDir(dataDir)}:\n${list.map((b) => `  ${b.name}  ${new Date(b.createdAt).toLocaleString()}  ${b.bytes} bytes`).join('\n')}` : `No backups in ${backupsDir(dataDir)}`);
+    io.err(list.length ? `Backups in ${backupsDir(dataDir)} (times in Vietnam, day/month/year):\n${list.map((b) => `  ${b.name}  ${formatShopTime(b.createdAt)}  ${formatBytes(b.bytes)}`).join('\n')}` : `No backups in ${backupsDir(dataDir)}`);
     return 2;
   }
   try {

@@ -9,6 +9,8 @@ export interface BusEvents {
   progress: { deliveryId: string; bytes: number; total: number | null; phase: string; bytesPerSec: number };
   alert: { code: string; level: 'info' | 'warning' | 'error'; message: string; raised: boolean };
   settings: { keys: string[] };
+  /** A product's source was checked or its preparation moved on. */
+  product: { productId: string; state: string };
   /** A product update reaching past buyers moved on (its state or one buyer's). */
   update: { updateId: string; productId: string; state: string };
 }

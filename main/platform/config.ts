@@ -29,9 +29,10 @@ export interface StoredSettings {
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.DRIVESHIP_DATA_DIR) return env.DRIVESHIP_DATA_DIR;
-  if (process.platform === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'driveship');
+  if (process.platform === 'win32') return join(env.APPDATA || join(homedir(), 'AppData', 'Roaming'), 'driveship');
   if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'driveship');
-  return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'driveship');
+  // An empty XDG_DATA_HOME means unset (the XDG spec), never a folder relative to where we run.
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'driveship');
 }
 
 export class ConfigService {

@@ -52,26 +52,40 @@ function deliveryLead(m: DeliveryMail): string {
 
 export function renderDeliveryMail(m: DeliveryMail): { subject: string; text: string; html: string } {
   const name = m.customerName || (m.locale === 'vi' ? 'bạn' : 'there');
+  // Without a shop name the email is simply not signed: better than a name that is not the shop's.
+  const prefix = m.shopName ? `${m.shopName}: ` : '';
+  const sign = m.shopName ? `\n\n${m.shopName}` : '';
+  const signHtml = m.shopName ? `<p>${esc(m.shopName)}</p>` : '';
   if (m.kind && m.kind !== 'new') {
     const vi = m.locale === 'vi';
-    const subject = vi ? `${m.shopName}: "${m.productName}" (đơn ${m.orderCode})` : `${m.shopName}: "${m.productName}" (order ${m.orderCode})`;
+    const subject = vi ? `${prefix}"${m.productName}" (đơn ${m.orderCode})` : `${prefix}"${m.productName}" (order ${m.orderCode})`;
     const hi = vi ? `Chào ${name},` : `Hi ${name},`;
     const codeLine = vi ? 'Mã đơn hàng' : 'Order code';
     const lead = deliveryLead(m);
-    const text = `${hi}\n\n${lead}\n${m.folderUrl}\n\n${codeLine}: ${m.orderCode}\n\n${m.shopName}`;
-    const html = `<p>${esc(hi)}</p><p>${esc(lead)}</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>${esc(codeLine)}: <b>${esc(m.orderCode)}</b></p><p>${esc(m.shopName)}</p>`;
+    const text = `${hi}\n\n${lead}\n${m.folderUrl}\n\n${codeLine}: ${m.orderCode}${sign}`;
+    const html = `<p>${esc(hi)}</p><p>${esc(lead)}</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>${esc(codeLine)}: <b>${esc(m.orderCode)}</b></p>${signHtml}`;
     return { subject, text, html };
   }
   if (m.locale === 'vi') {
-    const subject = `${m.shopName}: "${m.productName}" đã sẵn sàng (đơn ${m.orderCode})`;
-    const text = `Chào ${name},\n\nCảm ơn bạn đã mua "${m.productName}". Tài liệu của bạn đã được chia sẻ trên Google Drive:\n${m.folderUrl}\n\nMã đơn hàng: ${m.orderCode}\n\n${m.shopName}`;
-    const html = `<p>Chào ${esc(name)},</p><p>Cảm ơn bạn đã mua “${esc(m.productName)}”. Tài liệu của bạn đã được chia sẻ trên Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Mã đơn hàng: <b>${esc(m.orderCode)}</b></p><p>${esc(m.shopName)}</p>`;
+    const subject = `${prefix}"${m.productName}" đã sẵn sàng (đơn ${m.orderCode})`;
+    const text = `Chào ${name},\n\nCảm ơn bạn đã mua "${m.productName}". Tài liệu của bạn đã được chia sẻ trên Google Drive:\n${m.folderUrl}\n\nMã đơn hàng: ${m.orderCode}${sign}`;
+    const html = `<p>Chào ${esc(name)},</p><p>Cảm ơn bạn đã mua “${esc(m.productName)}”. Tài liệu của bạn đã được chia sẻ trên Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Mã đơn hàng: <b>${esc(m.orderCode)}</b></p>${signHtml}`;
     return { subject, text, html };
   }
-  const subject = `${m.shopName}: "${m.productName}" is ready (order ${m.orderCode})`;
-  const text = `Hi ${name},\n\nThank you for buying "${m.productName}". Your files are shared with you on Google Drive:\n${m.folderUrl}\n\nOrder code: ${m.orderCode}\n\n${m.shopName}`;
-  const html = `<p>Hi ${esc(name)},</p><p>Thank you for buying “${esc(m.productName)}”. Your files are shared with you on Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Order code: <b>${esc(m.orderCode)}</b></p><p>${esc(m.shopName)}</p>`;
+  const subject = `${prefix}"${m.productName}" is ready (order ${m.orderCode})`;
+  const text = `Hi ${name},\n\nThank you for buying "${m.productName}". Your files are shared with you on Google Drive:\n${m.folderUrl}\n\nOrder code: ${m.orderCode}${sign}`;
+  const html = `<p>Hi ${esc(name)},</p><p>Thank you for buying “${esc(m.productName)}”. Your files are shared with you on Google Drive:</p><p><a href="${esc(m.folderUrl)}">${esc(m.folderUrl)}</a></p><p>Order code: <b>${esc(m.orderCode)}</b></p>${signHtml}`;
   return { subject, text, html };
+}
+
+/**
+ * The shop's name as customers should read it: the one set in Settings, else the display name of
+ * the From address ("Tiệm Sách Lan <shop@...>"), else none at all.
+ */
+export function customerShopName(c: Pick<Config, 'shopName' | 'smtpFrom'>): string {
+  if (c.shopName) return c.shopName;
+  const m = c.smtpFrom ? /^\s*"?([^"<]+?)"?\s*</.exec(c.smtpFrom) : null;
+  return m?.[1]?.trim() ?? '';
 }
 
 export interface UpdateMail {
@@ -91,7 +105,8 @@ export function renderUpdateMail(m: UpdateMail): { subject: string; text: string
   const vi = m.locale === 'vi';
   const name = m.customerName || (vi ? 'bạn' : 'there');
   const { added, changed, removed } = m.changes;
-  const subject = vi ? `${m.shopName}: "${m.productName}" vừa được cập nhật` : `${m.shopName}: "${m.productName}" was updated`;
+  const prefix = m.shopName ? `${m.shopName}: ` : '';
+  const subject = vi ? `${prefix}"${m.productName}" vừa được cập nhật` : `${prefix}"${m.productName}" was updated`;
   const hi = vi ? `Chào ${name},` : `Hi ${name},`;
   const lead = vi
     ? `"${m.productName}" mà bạn đã mua (đơn ${m.orderCode}) vừa có phiên bản mới: ${added} tệp mới, ${changed} tệp được sửa, ${removed} tệp được bỏ. Thư mục của bạn trên Google Drive đã được cập nhật:`
@@ -111,7 +126,7 @@ export function shareMessage(locale: 'vi' | 'en', productName: string, orderCode
 /** The shop's SMTP settings, or null when email is off. */
 export function smtpConfigOf(c: Config): SmtpConfig | null {
   if (!c.smtpHost) return null;
-  return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? `${c.shopName} <no-reply@localhost>` };
+  return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? (c.shopName ? `${c.shopName} <no-reply@localhost>` : 'no-reply@localhost') };
 }
 
 /** One place that says how driveship talks SMTP (timeouts, TLS rules). */

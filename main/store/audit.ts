@@ -31,4 +31,13 @@ export class AuditRepo {
   countSince(action: string, since: number): number {
     return prep<[string, number], { n: number }>(this.db, 'SELECT count(*) AS n FROM audit_log WHERE action = ? AND at >= ?').get(action, since)?.n ?? 0;
   }
+
+  /** The newest entry about `target` with one of `actions` (the last check or prepare of a product). */
+  latestFor(target: string, actions: readonly string[]): AuditEntry | undefined {
+    const r = prep<string[], { id: number; at: number; actor: string; action: string; target: string | null; detail: string | null }>(
+      this.db,
+      `SELECT * FROM audit_log WHERE target = ? AND action IN (${actions.map(() => '?').join(', ')}) ORDER BY id DESC LIMIT 1`,
+    ).get(target, ...actions);
+    return r && { ...r, detail: r.detail ? JSON.parse(r.detail) : null };
+  }
 }

@@ -1,4 +1,5 @@
-import type { OrderDto } from '../core/contract';
+import type { OrderAttention, OrderDto } from '../core/contract';
+import { foldText } from '../core/fold';
 import { newId } from '../core/ids';
 import type { OrderStatus } from '../core/order';
 import { prep, type Db } from './db';
@@ -35,6 +36,14 @@ export interface NewOrder {
   items: { productId: string; priceVnd: number }[];
 }
 
+/** Conditions (on `orders o`) of the orders that need the owner. */
+const ATTENTION_SQL: Record<OrderAttention, string> = {
+  failed: "EXISTS (SELECT 1 FROM deliveries d WHERE d.order_id = o.id AND d.state = 'failed')",
+  // Money to give back: more arrived than the order costs (until the order is cancelled or revoked).
+  overpaid: "o.paid_vnd > o.amount_vnd AND o.status NOT IN ('cancelled', 'revoked')",
+  underpaid: "o.status = 'underpaid'",
+};
+
 export class OrdersRepo {
   private readonly byId;
   private readonly byCode;
@@ -46,6 +55,8 @@ export class OrdersRepo {
     this.byCode = db.prepare<[string], OrderRow>('SELECT * FROM orders WHERE code = ?');
     this.codeExists = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM orders WHERE code = ?');
     this.itemsOf = db.prepare<[string], ItemRow>('SELECT * FROM order_items WHERE order_id = ? ORDER BY rowid');
+    // Accent- and case-insensitive search runs in SQL through this function (see list()).
+    db.function('ds_fold', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? foldText(v) : v));
   }
 
   private toDto(r: OrderRow): OrderDto {
@@ -107,24 +118,57 @@ export class OrdersRepo {
     prep(this.db, 'UPDATE orders SET status = ?, updated_at = ? WHERE id = ?').run(status, Date.now(), id);
   }
 
-  list(f: { status?: OrderStatus; q?: string; limit: number; offset: number }): { items: OrderDto[]; total: number } {
+  list(f: { status?: OrderStatus; q?: string; attention?: OrderAttention; limit: number; offset: number }): { items: OrderDto[]; total: number } {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (f.status) {
-      where.push('status = ?');
+      where.push('o.status = ?');
       args.push(f.status);
     }
-    if (f.q) {
-      where.push("(code LIKE ? ESCAPE '\\' OR customer_email LIKE ? ESCAPE '\\' OR customer_name LIKE ? ESCAPE '\\')");
-      const like = `%${f.q.replace(/[\\%_]/g, (c) => '\\' + c)}%`;
-      args.push(like, like, like);
+    if (f.attention) where.push(ATTENTION_SQL[f.attention]);
+    const q = f.q ? foldText(f.q.trim()) : '';
+    if (q) {
+      // Folded on both sides: "thi lan" finds "Thị Lan"; a product's name finds its orders too.
+      where.push(`(ds_fold(o.code) LIKE ? ESCAPE '\\' OR ds_fold(o.customer_email) LIKE ? ESCAPE '\\' OR ds_fold(o.customer_name) LIKE ? ESCAPE '\\'
+        OR EXISTS (SELECT 1 FROM order_items i JOIN products p ON p.id = i.product_id WHERE i.order_id = o.id AND ds_fold(p.name) LIKE ? ESCAPE '\\'))`);
+      const like = `%${q.replace(/[\\%_]/g, (c) => '\\' + c)}%`;
+      args.push(like, like, like, like);
     }
     const w = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    const total = (prep(this.db, `SELECT count(*) AS n FROM orders ${w}`).get(...args) as { n: number }).n;
-    const rows = this.db
-      .prepare<(string | number)[], OrderRow>(`SELECT * FROM orders ${w} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`)
-      .all(...args, f.limit, f.offset);
-    return { items: rows.map((r) => this.toDto(r)), total };
+    const total = (prep(this.db, `SELECT count(*) AS n FROM orders o ${w}`).get(...args) as { n: number }).n;
+    const rows = prep<(string | number)[], OrderRow>(this.db, `SELECT o.* FROM orders o ${w} ORDER BY o.created_at DESC, o.id DESC LIMIT ? OFFSET ?`).all(...args, f.limit, f.offset);
+    return { items: rows.map((r) => this.withSummary(this.toDto(r))), total };
+  }
+
+  /** An order with its product names and how its deliveries stand (for lists). */
+  withSummary(o: OrderDto): OrderDto {
+    const names = prep<[string], { name: string }>(this.db, 'SELECT p.name FROM order_items i JOIN products p ON p.id = i.product_id WHERE i.order_id = ? ORDER BY i.rowid').all(o.id);
+    const c = prep<[string], { total: number; delivered: number | null; failed: number | null }>(
+      this.db,
+      "SELECT count(*) AS total, sum(state = 'delivered') AS delivered, sum(state = 'failed') AS failed FROM deliveries WHERE order_id = ?",
+    ).get(o.id)!;
+    return { ...o, productNames: names.map((r) => r.name), deliveryCounts: { total: c.total, delivered: c.delivered ?? 0, failed: c.failed ?? 0 } };
+  }
+
+  /** What needs the owner now: counted every time, not only once an alert fires. */
+  attention(): { failedOrders: number; overpaidOrders: number; overpaidVnd: number; underpaidOrders: number; underpaidVnd: number } {
+    return prep<[], { failedOrders: number; overpaidOrders: number; overpaidVnd: number | null; underpaidOrders: number; underpaidVnd: number | null }>(
+      this.db,
+      `SELECT (SELECT count(*) FROM orders o WHERE ${ATTENTION_SQL.failed}) AS failedOrders,
+              (SELECT count(*) FROM orders o WHERE ${ATTENTION_SQL.overpaid}) AS overpaidOrders,
+              (SELECT sum(o.paid_vnd - o.amount_vnd) FROM orders o WHERE ${ATTENTION_SQL.overpaid}) AS overpaidVnd,
+              (SELECT count(*) FROM orders o WHERE ${ATTENTION_SQL.underpaid}) AS underpaidOrders,
+              (SELECT sum(o.amount_vnd - o.paid_vnd) FROM orders o WHERE ${ATTENTION_SQL.underpaid}) AS underpaidVnd`,
+    )
+      .all()
+      .map((r) => ({ ...r, overpaidVnd: r.overpaidVnd ?? 0, underpaidVnd: r.underpaidVnd ?? 0 }))[0]!;
+  }
+
+  /** The latest orders, newest first, with their summaries (the dashboard). */
+  recent(limit: number): OrderDto[] {
+    return prep<[number], OrderRow>(this.db, 'SELECT * FROM orders ORDER BY created_at DESC, id DESC LIMIT ?')
+      .all(limit)
+      .map((r) => this.withSummary(this.toDto(r)));
   }
 
   /** Unpaid orders whose time ran out by `cutoff` (oldest first). */

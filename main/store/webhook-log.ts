@@ -1,4 +1,4 @@
-import type { Db } from './db';
+import { prep, type Db } from './db';
 
 export interface WebhookLogEntry {
   receivedAt: number;
@@ -29,5 +29,23 @@ export class WebhookLogRepo {
       )
       .all(limit)
       .map((r) => ({ id: r.id, receivedAt: r.received_at, peer: r.peer, status: r.status, reason: r.reason, bodySha256: r.body_sha256, rawBody: r.raw_body, paymentId: r.payment_id }));
+  }
+
+  /** Evidence that SePay reaches the shop: the last webhook, the last accepted one, counts since `since`. */
+  summary(since: number): { lastAt: number | null; lastStatus: number | null; lastReason: string | null; lastAcceptedAt: number | null; accepted: number; refused: number } {
+    const last = prep<[], { received_at: number; status: number; reason: string }>(this.db, 'SELECT received_at, status, reason FROM webhook_deliveries ORDER BY id DESC LIMIT 1').get();
+    const ok = prep<[], { at: number | null }>(this.db, 'SELECT max(received_at) AS at FROM webhook_deliveries WHERE status = 200').get();
+    const counts = prep<[number], { accepted: number | null; refused: number | null }>(
+      this.db,
+      'SELECT sum(status = 200) AS accepted, sum(status <> 200) AS refused FROM webhook_deliveries WHERE received_at >= ?',
+    ).get(since);
+    return {
+      lastAt: last?.received_at ?? null,
+      lastStatus: last?.status ?? null,
+      lastReason: last?.reason ?? null,
+      lastAcceptedAt: ok?.at ?? null,
+      accepted: counts?.accepted ?? 0,
+      refused: counts?.refused ?? 0,
+    };
   }
 }

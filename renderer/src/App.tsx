@@ -17,7 +17,7 @@ import { SupportPage } from './pages/Support';
 import { progressStore } from './progress';
 import { useRoute, type Route } from './router';
 
-type Auth = { state: 'checking' } | { state: 'signed-out'; error?: unknown } | { state: 'signed-in' };
+type Auth = { state: 'checking' } | { state: 'signed-out'; error?: unknown; signedOut?: boolean } | { state: 'signed-in' };
 
 const LOGIN_RE = /^#login=([A-Za-z0-9_-]+)/;
 // Redeemed at most once per page load, even if the component mounts twice.
@@ -31,24 +31,33 @@ function takeLoginFromUrl(): string | null {
   return m[1]!;
 }
 
-function useAuth(): [Auth, (code: string) => void] {
-  const [auth, setAuth] = useState<Auth>(() => (LOGIN_RE.test(location.hash) ? { state: 'checking' } : session.token() ? { state: 'signed-in' } : { state: 'signed-out' }));
+/**
+ * Signed in by the one-time link, or still signed in from before (the session cookie outlives a
+ * reload and a restart of driveship); signed out only by "Sign out" or an expired session.
+ */
+function useAuth(): [Auth, (code: string) => void, () => void] {
+  const [auth, setAuth] = useState<Auth>({ state: 'checking' });
   const redeem = (code: string) => {
     setAuth({ state: 'checking' });
     pendingLogin = redeemLogin(code);
     pendingLogin.then(
       () => setAuth({ state: 'signed-in' }),
-      (error: unknown) => setAuth(session.token() ? { state: 'signed-in' } : { state: 'signed-out', error }),
+      // A spent link in a window that is still signed in is no problem: carry on.
+      (error: unknown) => void session.check().then((ok) => setAuth(ok ? { state: 'signed-in' } : { state: 'signed-out', error }), () => setAuth({ state: 'signed-out', error })),
     );
   };
   useEffect(() => {
     const code = takeLoginFromUrl();
     if (code) redeem(code);
-    else if (pendingLogin && auth.state === 'checking') pendingLogin.then(() => setAuth({ state: 'signed-in' }), (error: unknown) => setAuth({ state: 'signed-out', error }));
+    else if (pendingLogin) pendingLogin.then(() => setAuth({ state: 'signed-in' }), (error: unknown) => setAuth({ state: 'signed-out', error }));
+    else session.check().then((ok) => setAuth(ok ? { state: 'signed-in' } : { state: 'signed-out' }), (error: unknown) => setAuth({ state: 'signed-out', error }));
     return session.subscribe((signedIn) => setAuth(signedIn ? { state: 'signed-in' } : { state: 'signed-out' }));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
-  return [auth, redeem];
+  const signOut = () => {
+    void session.signOut().then(() => setAuth({ state: 'signed-out', signedOut: true }));
+  };
+  return [auth, redeem, signOut];
 }
 
 function Page({ route }: { route: Route }) {
@@ -56,7 +65,7 @@ function Page({ route }: { route: Route }) {
     case 'dashboard':
       return <DashboardPage />;
     case 'orders':
-      return <OrdersPage />;
+      return <OrdersPage attention={route.attention} initialQuery={route.q} />;
     case 'order-new':
       return <OrderNewPage />;
     case 'order':
@@ -94,7 +103,7 @@ function NotFound() {
   );
 }
 
-function SignIn({ error, onCode }: { error?: unknown; onCode: (code: string) => void }) {
+function SignIn({ error, signedOut, onCode }: { error?: unknown; signedOut?: boolean; onCode: (code: string) => void }) {
   const { t, lang, setLang } = useI18n();
   const [link, setLink] = useState('');
   const submit = () => {
@@ -107,8 +116,10 @@ function SignIn({ error, onCode }: { error?: unknown; onCode: (code: string) => 
       <div className="signin-card">
         <div className="brand brand-large">driveship</div>
         <h1>{t('signin.title')}</h1>
+        {signedOut ? <p className="ok-text" data-signed-out>{t('signin.signedOut')}</p> : null}
         <p>{t('signin.body')}</p>
-        <pre className="signin-sample">Open the shop:   http://127.0.0.1:4710/#login=…</pre>
+        <pre className="signin-sample">npm run login-link</pre>
+        <p className="muted small">{t('signin.bodyMore')}</p>
         {error ? <ErrorNote error={error} /> : null}
         <form
           className="signin-form"
@@ -139,7 +150,7 @@ function SignIn({ error, onCode }: { error?: unknown; onCode: (code: string) => 
 }
 
 function Shell() {
-  const [auth, redeem] = useAuth();
+  const [auth, redeem, signOut] = useAuth();
   const route = useRoute();
   const signedIn = auth.state === 'signed-in';
   useEffect(() => {
@@ -153,10 +164,10 @@ function Shell() {
   }, [signedIn]);
 
   if (auth.state === 'checking') return <div className="loading loading-full">…</div>;
-  if (auth.state === 'signed-out') return <SignIn error={auth.error} onCode={redeem} />;
+  if (auth.state === 'signed-out') return <SignIn error={auth.error} signedOut={auth.signedOut} onCode={redeem} />;
   return (
-    <Layout route={route}>
-      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name === 'customer' ? `customer:${route.email}` : route.name} route={route} />
+    <Layout route={route} onSignOut={signOut}>
+      <Page key={route.name === 'order' || route.name === 'product' ? `${route.name}:${route.id}` : route.name === 'customer' ? `customer:${route.email}` : route.name === 'orders' ? `orders:${route.attention}` : route.name} route={route} />
     </Layout>
   );
 }

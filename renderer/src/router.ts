@@ -4,7 +4,7 @@ import { useEffect, useState } from 'react';
 
 export type Route =
   | { name: 'dashboard' }
-  | { name: 'orders' }
+  | { name: 'orders'; attention: string; q: string }
   | { name: 'order-new' }
   | { name: 'order'; id: string }
   | { name: 'deliveries'; state: string }
@@ -29,7 +29,7 @@ export function parseRoute(hash: string): Route {
     case 'dashboard':
       return { name: 'dashboard' };
     case 'orders':
-      if (!parts[1]) return { name: 'orders' };
+      if (!parts[1]) return { name: 'orders', attention: params.get('attention') ?? '', q: params.get('q') ?? '' };
       return parts[1] === 'new' ? { name: 'order-new' } : { name: 'order', id: parts[1] };
     case 'deliveries':
       return { name: 'deliveries', state: params.get('state') ?? '' };

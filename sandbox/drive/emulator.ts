@@ -7,6 +7,7 @@
 // - Resumable sessions keep only size + md5 + sha256 of the bytes, committed in 256 KiB blocks as they
 //   arrive, so an interrupted chunk leaves an aligned prefix stored, as Drive does.
 // - The session URI keeps the initiating query (e.g. `fields`), which shapes the final response.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -145,6 +146,11 @@ export interface DriveEmulatorOptions {
   sessionTtlMs?: number;
   /** Storage limit; uploads/copies past it answer 403 storageQuotaExceeded. Default unlimited. */
   storageQuotaBytes?: number;
+  /**
+   * Keeps the Drive between runs (the demo's shop outlives a restart): loaded at start, written
+   * every few seconds after a change and at close. Metadata only: the emulator holds no bytes.
+   */
+  stateFile?: string;
   /**
    * Bytes per rolling 24 h of uploads and copies (Drive: 750 GB). Once reached, new uploads and
    * copies answer 403 (the one that crosses the line still finishes). Default unlimited.
@@ -554,6 +560,22 @@ class DriveState {
 
   resolveId(id: string): string {
     return id === 'root' ? this.rootId : id;
+  }
+
+  /** What a restart must keep: files, permissions and the ids handed out (upload sessions die with the process). */
+  snapshot(): string {
+    return JSON.stringify({ v: 1, rootId: this.rootId, files: [...this.files.values()], perms: [...this.perms], issuedIds: [...this.issuedIds] });
+  }
+
+  restore(text: string): void {
+    const s = JSON.parse(text) as { v: number; rootId: string; files: FileRecord[]; perms: [string, EmulatedPermission[]][]; issuedIds: string[] };
+    if (s.v !== 1) return;
+    this.reset();
+    this.files.clear();
+    this.rootId = s.rootId;
+    for (const f of s.files) this.files.set(f.id, f);
+    for (const [id, list] of s.perms) this.perms.set(id, list);
+    for (const id of s.issuedIds) this.issuedIds.add(id);
   }
 
   getFile(id: string): FileRecord {
@@ -1509,6 +1531,22 @@ function parsePermissionInput(body: unknown, url: URL) {
 
 export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promise<DriveEmulator> {
   const drive = new DriveServer(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS, opts.storageQuotaBytes ?? null);
+  const stateFile = opts.stateFile;
+  let saved = '';
+  const save = () => {
+    if (!stateFile) return;
+    const text = drive.state.snapshot();
+    if (text === saved) return;
+    writeFileSync(`${stateFile}.tmp`, text, { mode: 0o600 });
+    renameSync(`${stateFile}.tmp`, stateFile);
+    saved = text;
+  };
+  if (stateFile && existsSync(stateFile)) {
+    saved = readFileSync(stateFile, 'utf8');
+    drive.state.restore(saved);
+  }
+  const saver = stateFile ? setInterval(save, 3_000) : null;
+  saver?.unref();
   drive.state.dailyLimit = opts.dailyUploadLimitBytes ?? null;
   drive.state.dailyReason = opts.dailyLimitReason ?? 'uploadLimitExceeded';
   const server = http.createServer((req, res) => void drive.handle(req, res));
@@ -1550,6 +1588,8 @@ export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promi
     },
     close: () =>
       new Promise<void>((resolve) => {
+        if (saver) clearInterval(saver);
+        save();
         st.reset();
         server.close(() => resolve());
         server.closeAllConnections();

@@ -40,7 +40,7 @@ describe('settings registry', () => {
 
   it('the API accepts writable settings only, checks each value, and clears optional ones with an empty string', () => {
     assert.deepEqual(SettingsUpdateSchema.parse({ codePrefix: 'shop', bankBin: '', maxDownloads: 8 }), { codePrefix: 'SHOP', bankBin: '', maxDownloads: 8 });
-    for (const bad of [{ adminPort: 1 }, { googleRootUrl: 'http://x' }, { nope: 1 }, { maxDownloads: 0 }, { shopName: '' }, { bankBin: '12' }]) {
+    for (const bad of [{ adminPort: 1 }, { googleRootUrl: 'http://x' }, { nope: 1 }, { maxDownloads: 0 }, { codePrefix: '' }, { bankBin: '12' }]) {
       assert.equal(SettingsUpdateSchema.safeParse(bad).success, false, JSON.stringify(bad));
     }
     const r = SettingsUpdateSchema.safeParse({ smtpPort: 70000 });

@@ -206,7 +206,7 @@ describe('SePay webhook intake over real HTTP', () => {
     it('401 for HMAC outside the 300 s window', async () => {
       const old = Math.floor(Date.now() / 1000) - 301;
       const b = await expectRefused(byHmac.send(good(), { timestamp: old }), 401, 'UNAUTHORIZED');
-      // The same body as every other authentication failure (test/security/webhook-auth.test.ts).
+      // The same body as every other authentication failure (test/http/listener.test.ts).
       assert.equal(b.error.message, 'Webhook authentication failed');
       const future = Math.floor(Date.now() / 1000) + 301;
       await expectRefused(byHmac.send(good(), { timestamp: future }), 401, 'UNAUTHORIZED');

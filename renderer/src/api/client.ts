@@ -1,8 +1,7 @@
-// The only place the renderer speaks HTTP. Every call carries the admin token; every failure
-// becomes an ApiError with a code the UI translates (see i18n `error.*`).
-import { ApiErrorBodySchema } from '../../../main/core/contract';
-
-const TOKEN_KEY = 'driveship.token';
+// The only place the renderer speaks HTTP. The window is signed in by an HttpOnly session cookie
+// (set when a one-time sign-in link is opened); the page never holds the admin token. Every
+// failure becomes an ApiError with a code the UI translates (see i18n `error.*`).
+import { ApiErrorBodySchema, type FieldIssue } from '../../../main/core/contract';
 
 export class ApiError extends Error {
   constructor(
@@ -10,6 +9,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly field?: string,
+    /** Every field at fault (settings, products): each is marked at once. */
+    readonly fields: FieldIssue[] = [],
   ) {
     super(message);
     this.name = 'ApiError';
@@ -22,22 +23,35 @@ export class ApiError extends Error {
 
 type SessionListener = (signedIn: boolean) => void;
 const sessionListeners = new Set<SessionListener>();
+let signedIn = false;
 
 export const session = {
-  token(): string | null {
+  signedIn(): boolean {
+    return signedIn;
+  },
+  /** Asks the host whether this window's cookie is a live session (after a reload or a restart). */
+  async check(): Promise<boolean> {
     try {
-      return sessionStorage.getItem(TOKEN_KEY);
+      const res = await fetch('/auth/session', { cache: 'no-store', headers: { Accept: 'application/json' } });
+      const body: unknown = res.ok ? await res.json() : null;
+      signedIn = !!body && typeof body === 'object' && 'signedIn' in body && body.signedIn === true;
     } catch {
-      return null;
+      throw new ApiError(0, 'NETWORK', 'driveship could not be reached');
     }
+    return signedIn;
   },
-  set(token: string): void {
-    sessionStorage.setItem(TOKEN_KEY, token);
-    sessionListeners.forEach((l) => l(true));
+  set(v: boolean): void {
+    if (signedIn === v) return;
+    signedIn = v;
+    sessionListeners.forEach((l) => l(v));
   },
-  clear(): void {
-    sessionStorage.removeItem(TOKEN_KEY);
-    sessionListeners.forEach((l) => l(false));
+  /** Ends this window's session on the host (deliberately: the owner pressed "Sign out"). */
+  async signOut(): Promise<void> {
+    try {
+      await fetch('/auth/logout', { method: 'POST', cache: 'no-store' });
+    } finally {
+      session.set(false);
+    }
   },
   subscribe(l: SessionListener): () => void {
     sessionListeners.add(l);
@@ -55,7 +69,10 @@ async function toApiError(res: Response): Promise<ApiError> {
     /* not JSON */
   }
   const parsed = ApiErrorBodySchema.safeParse(body);
-  if (parsed.success) return new ApiError(res.status, parsed.data.error.code, parsed.data.error.message, parsed.data.error.field);
+  if (parsed.success) {
+    const e = parsed.data.error;
+    return new ApiError(res.status, e.code, e.message, e.field, e.fields ?? (e.field ? [{ field: e.field, code: e.code, message: e.message }] : []));
+  }
   return new ApiError(res.status, `HTTP_${res.status}`, res.statusText || `HTTP ${res.status}`);
 }
 
@@ -65,9 +82,7 @@ export interface RequestOptions {
 
 /** Sends one request to the admin API and resolves with the raw Response when it is 2xx. */
 export async function send(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<Response> {
-  const token = session.token();
   const headers: Record<string, string> = { Accept: 'application/json' };
-  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res: Response;
   try {
@@ -84,7 +99,7 @@ export async function send(method: string, path: string, body?: unknown, opts: R
   }
   if (res.ok) return res;
   const e = await toApiError(res);
-  if (res.status === 401 && e.code === 'UNAUTHORIZED') session.clear();
+  if (res.status === 401 && e.code === 'UNAUTHORIZED') session.set(false);
   throw e;
 }
 
@@ -108,7 +123,7 @@ export async function parsed<T>(schema: { parse: (v: unknown) => T }, method: st
   }
 }
 
-/** Trades the one-time code from the printed link for the admin token. */
+/** Trades the one-time code from the sign-in link for this window's session (a cookie). */
 export async function redeemLogin(code: string): Promise<void> {
   let res: Response;
   try {
@@ -122,10 +137,7 @@ export async function redeemLogin(code: string): Promise<void> {
     throw new ApiError(0, 'NETWORK', 'driveship could not be reached');
   }
   if (!res.ok) throw await toApiError(res);
-  const body: unknown = await res.json();
-  const token = typeof body === 'object' && body && 'token' in body && typeof body.token === 'string' ? body.token : null;
-  if (!token) throw new ApiError(500, 'UNEXPECTED_RESPONSE', 'The sign-in answer had no token');
-  session.set(token);
+  session.set(true);
 }
 
 export function query(params: Record<string, string | number | boolean | undefined | null>): string {

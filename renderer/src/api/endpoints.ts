@@ -23,7 +23,8 @@ import type {
 } from '../../../main/core/contract';
 import type { OrderStatus } from '../../../main/core/order';
 import { call, parsed, query, send } from './client';
-import { AuditEntrySchema, DashboardSchema, DeliveryEventSchema, EngineSchema, GoogleSchema, JobsSchema, TimelineSchema } from '../../../main/core/contract';
+import { AlertTestSchema, AuditEntrySchema, ConnectionsSchema, DashboardSchema, DeliveryEventSchema, EngineSchema, GoogleSchema, JobsSchema, TimelineSchema } from '../../../main/core/contract';
+import type { OrderAttention, SandboxPay, SourceCheckDto, SourceConfig } from '../../../main/core/contract';
 import { z } from 'zod';
 
 export type Delivery = DeliveryDto;
@@ -37,14 +38,20 @@ export const products = {
   create: (body: ProductCreate) => call<ProductDto>('POST', '/products', body),
   update: (id: string, patch: ProductUpdate) => call<ProductDto>('PATCH', `/products/${enc(id)}`, patch),
   prepare: (id: string) => call<unknown>('POST', `/products/${enc(id)}/prepare`, {}),
+  /** Looks at a source without saving anything (file count and size, or what is wrong). */
+  checkSource: (source: SourceConfig) => call<SourceCheckDto>('POST', '/products/check', { source }),
+  check: (id: string) => call<SourceCheckDto>('POST', `/products/${enc(id)}/check`, {}),
 };
 
 export const orders = {
-  list: (f: { status?: OrderStatus | ''; q?: string; limit: number; offset: number }) =>
+  list: (f: { status?: OrderStatus | ''; q?: string; attention?: OrderAttention | ''; limit: number; offset: number }) =>
     call<ListDto<OrderDto>>('GET', `/orders${query(f)}`),
-  get: (idOrCode: string) => call<OrderDetailDto>('GET', `/orders/${enc(idOrCode)}`),
+  /** With the QR of what is still due while the order waits for money. */
+  get: (idOrCode: string) => call<OrderDetailDto & Partial<Pick<OrderCreatedDto, 'vietqr' | 'paymentText'>>>('GET', `/orders/${enc(idOrCode)}`),
   create: (body: OrderCreate) => call<OrderCreatedDto>('POST', '/orders', body),
   timeline: async (id: string) => (await parsed(TimelineSchema, 'GET', `/orders/${enc(id)}/timeline`)).items,
+  /** Sandbox hosts only: a simulated bank transfer through the real webhook listener. */
+  simulatePayment: (id: string, body: SandboxPay) => call<{ referenceCode: string; amountVnd: number; order: OrderDto }>('POST', `/sandbox/orders/${enc(id)}/pay`, body),
 };
 
 export const payments = {
@@ -91,6 +98,12 @@ export const google = {
   get: () => parsed(GoogleSchema, 'GET', '/google'),
   connect: () => parsed(z.object({ authUrl: z.string() }), 'POST', '/google/connect', {}),
   disconnect: () => call<unknown>('POST', '/google/disconnect', {}),
+};
+
+export const connections = {
+  get: (check = false) => parsed(ConnectionsSchema, 'GET', `/connections${check ? '?check=1' : ''}`),
+  checkTunnel: () => parsed(ConnectionsSchema, 'POST', '/tunnel/check', {}),
+  testAlerts: () => parsed(AlertTestSchema, 'POST', '/alerts/test', {}),
 };
 
 export const jobs = {

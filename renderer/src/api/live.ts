@@ -1,5 +1,5 @@
-// The live event stream. EventSource cannot send the Authorization header, so this reads
-// `GET /api/v1/events` with fetch and parses the text/event-stream framing itself. When the
+// The live event stream: `GET /api/v1/events` read with fetch (signed in by the session cookie),
+// parsing the text/event-stream framing itself. When the
 // stream drops it reconnects with backoff and tells listeners to `resync` (events may have been
 // missed while it was down): that is the only time pages reload without an event.
 import { API, session } from './client';
@@ -101,7 +101,7 @@ class LiveStream {
   private scheduleReconnect(ctrl: AbortController): void {
     if (ctrl.signal.aborted || this.abort !== ctrl) return;
     this.setStatus('offline');
-    if (!session.token()) return;
+    if (!session.signedIn()) return;
     const delay = Math.min(15_000, 500 * 2 ** Math.min(this.failures, 5));
     this.failures++;
     this.retryTimer = setTimeout(() => {
@@ -111,15 +111,14 @@ class LiveStream {
   }
 
   private async run(ctrl: AbortController): Promise<void> {
-    const token = session.token();
-    if (!token) return;
+    if (!session.signedIn()) return;
     const res = await fetch(`${API}/events`, {
-      headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' },
+      headers: { Accept: 'text/event-stream' },
       signal: ctrl.signal,
       cache: 'no-store',
     });
     if (res.status === 401) {
-      session.clear();
+      session.set(false);
       return;
     }
     if (!res.ok || !res.body) return;

@@ -89,12 +89,36 @@ const ORDER_TONES: Record<string, Tone> = {
   revoked: 'danger',
 };
 
-export function OrderStatusBadge({ status }: { status: string }) {
-  const { tx } = useI18n();
+/**
+ * An order's status in the owner's words. "Partly failed" is only said when part of it was
+ * delivered: an order whose every delivery failed says "Delivery failed".
+ */
+export function OrderStatusBadge({ status, counts }: { status: string; counts?: { total: number; delivered: number; failed: number } }) {
+  const { tx, t } = useI18n();
+  const allFailed = status === 'partially_failed' && counts && counts.total > 0 && counts.failed === counts.total;
   return (
-    <span data-status={status}>
-      <Badge tone={ORDER_TONES[status] ?? 'neutral'}>{tx(`orderStatus.${status}`, status)}</Badge>
+    <span data-status={status} data-shown={allFailed ? 'delivery_failed' : status}>
+      <Badge tone={ORDER_TONES[status] ?? 'neutral'}>{allFailed ? t('orderStatus.delivery_failed') : tx(`orderStatus.${status}`, status)}</Badge>
     </span>
+  );
+}
+
+/** What the owner must do about an order, in one line (null: nothing). */
+export function OrderTodo({ o }: { o: { status: string; amountVnd: number; paidVnd: number; deliveryCounts?: { total: number; delivered: number; failed: number } } }) {
+  const { t, fmt } = useI18n();
+  let text: string | null = null;
+  let tone = 'warn';
+  const failed = o.deliveryCounts?.failed ?? 0;
+  if (failed > 0) {
+    text = t('todo.failed', { n: failed });
+    tone = 'danger';
+  } else if (o.paidVnd > o.amountVnd && o.status !== 'cancelled') text = t('todo.refund', { amount: fmt.vnd(o.paidVnd - o.amountVnd) });
+  else if (o.status === 'underpaid') text = t('todo.missing', { amount: fmt.vnd(o.amountVnd - o.paidVnd) });
+  if (!text) return null;
+  return (
+    <div className={`todo todo-${tone}`} data-todo>
+      {text}
+    </div>
   );
 }
 

@@ -1,16 +1,17 @@
 import { useCallback, useMemo } from 'react';
-import type { OrderDetailDto } from '../../../main/core/contract';
+import type { OrderCreatedDto, OrderDetailDto } from '../../../main/core/contract';
 import { orders, products, settings, type Delivery } from '../api/endpoints';
 import { AfterSaleActions } from '../components/AfterSaleActions';
 import { DeliveryActions, ProgressCell } from '../components/delivery';
+import { DeliveredActions, QrDownload, SimulateTransfer } from '../components/OrderActions';
 import { createdQr, PaymentPanel } from '../components/PaymentPanel';
-import { Badge, Card, CopyButton, DeliveryStateBadge, EmptyState, ErrorNote, Loading, OrderStatusBadge, PageHeader, PaymentMatchBadge } from '../components/ui';
+import { Badge, Card, CopyButton, DeliveryStateBadge, EmptyState, ErrorNote, Loading, OrderStatusBadge, OrderTodo, PageHeader, PaymentMatchBadge } from '../components/ui';
 import { useAsync, useLiveRefresh } from '../hooks';
 import type { TimelineEntry } from '../../../main/core/contract';
 import { useI18n, type I18n } from '../i18n';
 import { progressFor, useProgressVersion } from '../progress';
 
-type Detail = OrderDetailDto & { deliveries: Delivery[] };
+type Detail = OrderDetailDto & { deliveries: Delivery[] } & Partial<Pick<OrderCreatedDto, 'vietqr'>>;
 
 interface TimelineItem {
   at: number;
@@ -124,6 +125,7 @@ export function OrderPage({ id }: { id: string }) {
   if (!o) return <Loading />;
   const payable = o.status === 'awaiting_payment' || o.status === 'underpaid';
   const due = Math.max(0, o.amountVnd - o.paidVnd);
+  const qrPng = o.vietqr?.png ?? (o.status === 'underpaid' ? null : (createdQr.get(o.id) ?? null));
   // Older cores have no timeline route: build what we can from the order itself.
   const items = serverTimeline.data ? fromServer(serverTimeline.data, o, names, i18n) : timeline(o, names, i18n);
 
@@ -133,11 +135,12 @@ export function OrderPage({ id }: { id: string }) {
         title={t('order.heading', { code: o.code })}
         subtitle={
           <>
-            <OrderStatusBadge status={o.status} /> {o.vip ? <Badge tone="accent">VIP</Badge> : null} · {t('orders.created')} {fmt.dateTime(o.createdAt)}
+            <OrderStatusBadge status={o.status} counts={o.deliveryCounts} /> {o.vip ? <Badge tone="accent">VIP</Badge> : null} · {t('orders.created')} {fmt.dateTime(o.createdAt)}
           </>
         }
         actions={
           <>
+            {payable ? <QrDownload png={qrPng} code={o.code} /> : null}
             <CopyButton text={o.code} label={t('order.copyCode')} />
             <a href="#/orders" className="btn btn-ghost">
               {t('order.back')}
@@ -147,6 +150,15 @@ export function OrderPage({ id }: { id: string }) {
       />
       {order.error ? <ErrorNote error={order.error} onRetry={order.reload} /> : null}
 
+      <OrderTodo o={o} />
+      {payable ? (
+        <>
+          <Card title={o.status === 'underpaid' ? t('order.payRest', { amount: fmt.vnd(due) }) : t('order.payment')} className="payment-card">
+            <PaymentPanel code={o.code} amountVnd={o.status === 'underpaid' ? due : o.amountVnd} png={qrPng} settings={shop.data} />
+          </Card>
+          <SimulateTransfer o={o} onDone={reload} />
+        </>
+      ) : null}
       <div className="grid-2">
         <Card title={t('order.summary')}>
           <dl className="kv">
@@ -192,12 +204,8 @@ export function OrderPage({ id }: { id: string }) {
             ))}
           </ul>
         </Card>
-        <Card title={payable ? (o.status === 'underpaid' ? t('order.payRest', { amount: fmt.vnd(due) }) : t('order.payment')) : t('order.timeline')}>
-          {payable ? (
-            <PaymentPanel code={o.code} amountVnd={o.status === 'underpaid' ? due : o.amountVnd} png={o.status === 'underpaid' ? null : (createdQr.get(o.id) ?? null)} settings={shop.data} />
-          ) : (
-            <Timeline items={items} />
-          )}
+        <Card title={t('order.timeline')}>
+          <Timeline items={items} />
         </Card>
       </div>
 
@@ -216,6 +224,7 @@ export function OrderPage({ id }: { id: string }) {
                   <ProgressCell d={d} p={progressFor(d.id, d.progress)} />
                 </div>
                 <DeliveryActions d={d} onChanged={reload} compact />
+                <DeliveredActions d={d} />
               </li>
             ))}
           </ul>
@@ -224,11 +233,6 @@ export function OrderPage({ id }: { id: string }) {
 
       <AfterSaleActions order={o} deliveries={o.deliveries} actions={o.actions ?? []} onChanged={reload} />
 
-      {payable ? (
-        <Card title={t('order.timeline')}>
-          <Timeline items={items} />
-        </Card>
-      ) : null}
 
       {o.payments.length > 0 ? (
         <Card title={t('order.payments')}>

@@ -156,7 +156,15 @@ export function OrderNewPage() {
                       onChange={(e) => setPicked((cur) => (e.target.checked ? [...cur, p.id] : cur.filter((id) => id !== p.id)))}
                       data-product={p.name}
                     />
-                    <span className="pick-name">{p.name}</span>
+                    <span className="pick-name">
+                      {p.name}
+                      {p.check && !p.check.ok ? (
+                        <span className="error-text small" data-broken>
+                          {' '}
+                          · {t('orderNew.brokenProduct')}
+                        </span>
+                      ) : null}
+                    </span>
                     <span className="pick-price">{fmt.vnd(p.priceVnd)}</span>
                   </label>
                 </li>

@@ -1,26 +1,27 @@
 import { useCallback, useState } from 'react';
-import type { OrderDto } from '../../../main/core/contract';
+import { ORDER_ATTENTION, type OrderAttention, type OrderDto } from '../../../main/core/contract';
 import { ORDER_STATUSES, type OrderStatus } from '../../../main/core/order';
 import { orders } from '../api/endpoints';
-import { Badge, EmptyState, ErrorNote, Loading, OrderStatusBadge, PageHeader } from '../components/ui';
+import { Badge, EmptyState, ErrorNote, Loading, OrderStatusBadge, OrderTodo, PageHeader } from '../components/ui';
 import { useAsync, useDebounced, useLiveRefresh } from '../hooks';
 import { useI18n } from '../i18n';
 import { navigate } from '../router';
 
 const PAGE = 50;
 
-export function OrdersPage() {
+export function OrdersPage({ attention: initialAttention = '', initialQuery = '' }: { attention?: string; initialQuery?: string }) {
   const { t, tn, tx, fmt } = useI18n();
-  const [q, setQ] = useState('');
+  const [q, setQ] = useState(initialQuery);
   const [status, setStatus] = useState<OrderStatus | ''>('');
+  const [attention, setAttention] = useState<OrderAttention | ''>((ORDER_ATTENTION as readonly string[]).includes(initialAttention) ? (initialAttention as OrderAttention) : '');
   const [shown, setShown] = useState(PAGE);
   const query = useDebounced(q.trim(), 300);
-  const list = useAsync(() => orders.list({ q: query || undefined, status, limit: shown, offset: 0 }), [query, status, shown]);
+  const list = useAsync(() => orders.list({ q: query || undefined, status, attention, limit: shown, offset: 0 }), [query, status, attention, shown]);
   const reload = useCallback(() => list.reload(), [list.reload]); // eslint-disable-line react-hooks/exhaustive-deps
-  useLiveRefresh(['order', 'payment'], reload, { debounceMs: 400 });
+  useLiveRefresh(['order', 'payment', 'delivery'], reload, { debounceMs: 400 });
 
   const items: OrderDto[] = list.data?.items ?? [];
-  const filtered = !!(query || status);
+  const filtered = !!(query || status || attention);
 
   return (
     <div className="page" data-page="orders">
@@ -60,6 +61,22 @@ export function OrdersPage() {
             </option>
           ))}
         </select>
+        <select
+          value={attention}
+          onChange={(e) => {
+            setAttention(e.target.value as OrderAttention | '');
+            setShown(PAGE);
+          }}
+          aria-label={t('orders.filterAttention')}
+          data-filter="attention"
+        >
+          <option value="">{t('orders.allOrders')}</option>
+          {ORDER_ATTENTION.map((a) => (
+            <option key={a} value={a}>
+              {t(`orders.attention.${a}`)}
+            </option>
+          ))}
+        </select>
       </div>
       {list.error ? <ErrorNote error={list.error} onRetry={list.reload} /> : null}
       {!list.data && !list.error ? (
@@ -86,8 +103,8 @@ export function OrdersPage() {
               <tr>
                 <th>{t('orders.code')}</th>
                 <th>{t('orders.customer')}</th>
+                <th>{t('orders.product')}</th>
                 <th className="num">{t('orders.amount')}</th>
-                <th className="num">{t('orders.paid')}</th>
                 <th>{t('orders.status')}</th>
                 <th>{t('orders.created')}</th>
               </tr>
@@ -106,16 +123,29 @@ export function OrdersPage() {
                       </>
                     ) : null}
                   </td>
-                  <td>
+                  <td className="customer-cell">
                     <div>{o.customerName || o.customerEmail}</div>
                     {o.customerName ? <div className="muted small">{o.customerEmail}</div> : null}
                   </td>
-                  <td className="num">{fmt.vnd(o.amountVnd)}</td>
-                  <td className="num">{o.paidVnd ? fmt.vnd(o.paidVnd) : '–'}</td>
-                  <td>
-                    <OrderStatusBadge status={o.status} />
+                  <td className="products-cell" data-products>
+                    {(o.productNames ?? []).map((n, i) => (
+                      <div key={i} className="ellipsis" title={n}>
+                        {n}
+                      </div>
+                    ))}
                   </td>
-                  <td className="muted">{fmt.dateTime(o.createdAt)}</td>
+                  <td className="num nowrap">
+                    <div>{fmt.vnd(o.amountVnd)}</div>
+                    {o.paidVnd !== o.amountVnd && o.paidVnd > 0 ? <div className="muted small">{t('orders.paidShort', { amount: fmt.vnd(o.paidVnd) })}</div> : null}
+                  </td>
+                  <td>
+                    <OrderStatusBadge status={o.status} counts={o.deliveryCounts} />
+                    <OrderTodo o={o} />
+                  </td>
+                  <td className="muted small nowrap">
+                    <div>{fmt.time(o.createdAt)}</div>
+                    <div>{fmt.date(o.createdAt)}</div>
+                  </td>
                 </tr>
               ))}
             </tbody>

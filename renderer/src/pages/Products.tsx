@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
-import { ProductCreateSchema, type DeliveryMode, type SourceConfig } from '../../../main/core/contract';
+import { ProductCreateSchema, type DeliveryMode, type SourceCheckDto, type SourceConfig } from '../../../main/core/contract';
+import { parseVndInput } from '../../../main/core/money';
 import { products, type Product } from '../api/endpoints';
 import { ProductAfterSale } from '../components/ProductAfterSale';
 import { Badge, Card, EmptyState, ErrorNote, Field, Loading, Notice, PageHeader } from '../components/ui';
@@ -9,7 +10,46 @@ import { useI18n, type MessageKey } from '../i18n';
 import { navigate } from '../router';
 
 type Kind = SourceConfig['kind'];
-const KINDS: Kind[] = ['http-manifest', 'local-folder', 'drive-folder'];
+// Most natural first: files on this computer; a manifest of web links is for the technical.
+const KINDS: Kind[] = ['local-folder', 'drive-folder', 'http-manifest'];
+
+/** A product's created confirmation, carried across the navigation to its page. */
+let justCreated: { id: string; name: string } | null = null;
+
+/** What looking at the source found, or what is wrong with it, in the owner's words. */
+export function SourceCheck({ check, busy }: { check: SourceCheckDto | null | undefined; busy?: boolean }) {
+  const { t, tx, fmt, tn } = useI18n();
+  if (busy) return <div className="muted small" data-check="busy">{t('products.checking')}</div>;
+  if (!check) return null;
+  if (check.ok) {
+    return (
+      <div className="check-ok small" data-check="ok">
+        <Badge tone="success">{t('products.checkOk')}</Badge> {tn('products.checkFiles', check.files)} · {fmt.bytes(check.bytes)}
+        {check.unknownSizes ? ` · ${t('products.checkUnknownSizes', { n: check.unknownSizes })}` : ''}
+        {check.sample.length ? <div className="muted ellipsis">{check.sample.join(', ')}</div> : null}
+      </div>
+    );
+  }
+  const p = check.problem!;
+  return (
+    <div className="check-problem small" data-check="problem" data-problem={p.code} role="alert">
+      <Badge tone="danger">{t('products.checkProblem')}</Badge> {tx(`sourceProblem.${p.code}`, tx(`deliveryError.${p.code}`, p.message))}
+      <div className="muted">{t('products.checkProblemHint')}</div>
+    </div>
+  );
+}
+
+function PrepareOutcome({ p }: { p: Product }) {
+  const { t, tx, fmt } = useI18n();
+  const o = p.prepare;
+  if (!o || o.state === 'done') return null;
+  if (o.state === 'running') return <div className="muted small">{t('products.prepareStarted')}</div>;
+  return (
+    <div className="error-text small" data-prepare="failed" role="alert">
+      {t('products.prepareFailed', { when: fmt.relative(o.at) })} {tx(`sourceProblem.${o.code ?? ''}`, tx(`deliveryError.${o.code ?? ''}`, o.message ?? o.code ?? ''))}
+    </div>
+  );
+}
 
 function sourceSummary(s: SourceConfig): string {
   switch (s.kind) {
@@ -39,6 +79,7 @@ function PrepareButton({ p, onDone }: { p: Product; onDone: () => void }) {
   const [state, setState] = useState<'idle' | 'busy' | 'done'>('idle');
   const [error, setError] = useState<string | null>(null);
   if (p.library && p.library.state !== 'none') return null;
+  if (p.prepare?.state === 'running') return null;
   return (
     <>
       <button
@@ -61,7 +102,7 @@ function PrepareButton({ p, onDone }: { p: Product; onDone: () => void }) {
         }}
         title={i18n.t('products.prepareHint')}
       >
-        {state === 'done' ? i18n.t('products.prepareStarted') : i18n.t('products.prepare')}
+        {state === 'done' ? i18n.t('products.prepareStarted') : p.prepare?.state === 'failed' ? i18n.t('products.prepareAgain') : i18n.t('products.prepare')}
       </button>
       {error ? <div className="error-text small">{error}</div> : null}
     </>
@@ -69,12 +110,14 @@ function PrepareButton({ p, onDone }: { p: Product; onDone: () => void }) {
 }
 
 export function ProductsPage() {
-  const { t, fmt } = useI18n();
+  const i18n = useI18n();
+  const { t, fmt } = i18n;
   const [archived, setArchived] = useState(false);
   const list = useAsync(() => products.list(archived), [archived]);
   const reload = useCallback(() => list.reload(), [list.reload]); // eslint-disable-line react-hooks/exhaustive-deps
-  useLiveRefresh(['delivery', 'alert'], reload, { debounceMs: 1000 });
+  useLiveRefresh(['delivery', 'alert', 'product'], reload, { debounceMs: 500 });
   const items = list.data ?? [];
+  const problems = items.filter((p) => p.check && !p.check.ok && !p.archived).length;
 
   return (
     <div className="page" data-page="products">
@@ -91,6 +134,7 @@ export function ProductsPage() {
         <input type="checkbox" checked={archived} onChange={(e) => setArchived(e.target.checked)} /> {t('products.showArchived')}
       </label>
       {list.error ? <ErrorNote error={list.error} onRetry={list.reload} /> : null}
+      {problems ? <Notice tone="warning">{i18n.tn('products.problemsNotice', problems)}</Notice> : null}
       {!list.data && !list.error ? (
         <Loading />
       ) : items.length === 0 ? (
@@ -112,9 +156,8 @@ export function ProductsPage() {
                 <th>{t('field.name')}</th>
                 <th className="num">{t('field.priceVnd')}</th>
                 <th>{t('field.source')}</th>
-                <th>{t('field.delivery')}</th>
                 <th>{t('products.library')}</th>
-                <th />
+                <th className="actions-col" />
               </tr>
             </thead>
             <tbody>
@@ -132,17 +175,20 @@ export function ProductsPage() {
                     ) : null}
                   </td>
                   <td className="num nowrap">{fmt.vnd(p.priceVnd)}</td>
-                  <td>
-                    <div>{t(`source.${p.source.kind}`)}</div>
+                  <td className="source-cell">
+                    <div>
+                      {t(`source.${p.source.kind}`)} · <span className="muted">{t(`deliveryMode.${p.delivery}`)}</span>
+                    </div>
                     <div className="muted small ellipsis source-detail" title={sourceSummary(p.source)}>
                       {sourceSummary(p.source)}
                     </div>
+                    <SourceCheck check={p.check} />
                   </td>
-                  <td>{t(`deliveryMode.${p.delivery}`)}</td>
                   <td>
                     <LibraryBadge lib={p.library} />
+                    <PrepareOutcome p={p} />
                   </td>
-                  <td className="nowrap">
+                  <td className="actions-cell">
                     <PrepareButton p={p} onDone={list.reload} />{' '}
                     <a className="btn btn-small btn-ghost" href={`#/products/${p.id}`}>
                       {t('action.edit')}
@@ -166,7 +212,7 @@ export function ProductEditPage({ id }: { id: string | null }) {
   const existing = useAsync(async () => (id ? products.get(id) : null), [id]);
   const [name, setName] = useState('');
   const [price, setPrice] = useState('');
-  const [kind, setKind] = useState<Kind>('http-manifest');
+  const [kind, setKind] = useState<Kind>('local-folder');
   const [sourceValue, setSourceValue] = useState<Record<Kind, string>>({ 'http-manifest': '', 'local-folder': '', 'drive-folder': '' });
   const [mode, setMode] = useState<DeliveryMode>('private-copy');
   const [privateNetwork, setPrivateNetwork] = useState(false);
@@ -175,6 +221,11 @@ export function ProductEditPage({ id }: { id: string | null }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
+  const [check, setCheck] = useState<SourceCheckDto | null>(null);
+  const [checking, setChecking] = useState(false);
+  const created = id && justCreated?.id === id ? justCreated : null;
+  const live = useCallback(() => existing.reload(), [existing.reload]); // eslint-disable-line react-hooks/exhaustive-deps
+  useLiveRefresh(['product'], live, { debounceMs: 300, filter: (_t, e) => e.productId === id });
 
   useEffect(() => {
     const p = existing.data;
@@ -195,7 +246,24 @@ export function ProductEditPage({ id }: { id: string | null }) {
     return { kind, folderId: v };
   };
 
-  const priceNum = Number(price.replace(/[.\s₫,]/g, ''));
+  // "299k", "1.2tr", "1.200.000" all mean what the owner means.
+  const priceNum = parseVndInput(price) ?? NaN;
+
+  const checkNow = async () => {
+    const src = ProductCreateSchema.shape.source.safeParse(source());
+    if (!src.success) {
+      setErrors((e) => ({ ...e, source: `products.err.${kind}` }));
+      return;
+    }
+    setChecking(true);
+    try {
+      setCheck(await products.checkSource(src.data));
+    } catch (e) {
+      setError(e);
+    } finally {
+      setChecking(false);
+    }
+  };
 
   const save = async () => {
     const body = {
@@ -224,12 +292,14 @@ export function ProductEditPage({ id }: { id: string | null }) {
     setSaved(false);
     try {
       if (id) {
-        await products.update(id, v.data);
+        const p = await products.update(id, v.data);
+        if (p.check) setCheck(p.check);
         setSaved(true);
         existing.reload();
       } else {
-        await products.create(v.data);
-        navigate('/products');
+        const p = await products.create(v.data);
+        justCreated = { id: p.id, name: p.name };
+        navigate(`/products/${p.id}`);
       }
     } catch (e) {
       setError(e);
@@ -274,6 +344,11 @@ export function ProductEditPage({ id }: { id: string | null }) {
           </a>
         }
       />
+      {created && p ? (
+        <Notice tone={p.check?.ok === false ? 'warning' : 'success'}>
+          <span data-created>{p.check?.ok === false ? t('products.createdWithProblem', { name: created.name }) : t('products.created', { name: created.name })}</span>
+        </Notice>
+      ) : null}
       <form
         className="form"
         noValidate
@@ -293,7 +368,7 @@ export function ProductEditPage({ id }: { id: string | null }) {
               error={errors.priceVnd ? t(errors.priceVnd) : null}
               hint={Number.isFinite(priceNum) && price.trim() ? fmt.vnd(priceNum) : t('products.priceHint')}
             >
-              <input id="p-price" inputMode="numeric" value={price} onChange={(e) => setPrice(e.target.value)} placeholder="199000" />
+              <input id="p-price" inputMode="numeric" value={price} onChange={(e) => setPrice(e.target.value)} placeholder="199000, 199k, 1.2tr" />
             </Field>
             <Field label={t('field.accessDays')} htmlFor="p-days" hint={t('products.accessDaysHint')} error={errors.accessDays ? t(errors.accessDays) : null}>
               <input id="p-days" inputMode="numeric" value={accessDays} onChange={(e) => setAccessDays(e.target.value)} placeholder={t('products.forever')} />
@@ -326,6 +401,13 @@ export function ProductEditPage({ id }: { id: string | null }) {
               {t('source.http-manifest.privateNetwork')}
             </label>
           ) : null}
+          <div className="row">
+            <button type="button" className="btn btn-small" onClick={() => void checkNow()} disabled={checking || !sourceValue[kind].trim()} data-action="check-source">
+              {t('products.checkNow')}
+            </button>
+            <span className="muted small">{t('products.checkHint')}</span>
+          </div>
+          <SourceCheck check={check ?? (p && p.source.kind === kind && sourceSummary(p.source) === sourceValue[kind].trim() ? p.check : null)} busy={checking} />
         </Card>
 
         <Card title={t('field.delivery')}>
@@ -346,6 +428,7 @@ export function ProductEditPage({ id }: { id: string | null }) {
               <LibraryBadge lib={p.library} />
             </p>
             <p className="muted small">{t('products.libraryHint')}</p>
+            <PrepareOutcome p={p} />
             <PrepareButton p={p} onDone={existing.reload} />
           </Card>
         ) : null}

@@ -16,6 +16,30 @@ function saveBlob(blob: Blob, filename: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+/** What an activity was about, in words the owner recognises (an order's code, a product's name), never an internal id. */
+function AuditTarget({ target, detail }: { target: string | null; detail: unknown }) {
+  const { t } = useI18n();
+  const d = (detail && typeof detail === 'object' ? detail : {}) as Record<string, unknown>;
+  if (typeof d.code === 'string') return <span className="muted small"> · {d.code}</span>;
+  if (typeof d.name === 'string') return <span className="muted small"> · {d.name}</span>;
+  if (!target) return null;
+  if (target.startsWith('ord_'))
+    return (
+      <>
+        {' '}
+        · <a href={`#/orders/${target}`} className="small">{t('support.openOrder')}</a>
+      </>
+    );
+  if (target.startsWith('prd_'))
+    return (
+      <>
+        {' '}
+        · <a href={`#/products/${target}`} className="small">{t('support.openProduct')}</a>
+      </>
+    );
+  return null;
+}
+
 export function SupportPage() {
   const i18n = useI18n();
   const { t, tx, fmt } = i18n;
@@ -71,9 +95,23 @@ export function SupportPage() {
             <tbody>
               {jobList.data.items.map((j) => (
                 <tr key={j.name}>
-                  <td>{tx(`job.${j.name}`, j.name)}</td>
+                  <td data-job={j.name}>{tx(`job.${j.name}`, t('support.jobOther'))}</td>
                   <td className="muted">{j.lastRunAt ? fmt.dateTime(j.lastRunAt) : t('support.never')}</td>
-                  <td>{j.lastResult ? <Badge tone={/^(ok|success)/i.test(j.lastResult) ? 'success' : /fail|error/i.test(j.lastResult) ? 'danger' : 'neutral'}>{j.lastResult}</Badge> : '–'}</td>
+                  <td>
+                    {j.lastResult ? (
+                      /^(ok|success)/i.test(j.lastResult) ? (
+                        <Badge tone="success">{t('support.resultOk')}</Badge>
+                      ) : /fail|error/i.test(j.lastResult) ? (
+                        <Badge tone="danger" title={j.lastResult}>
+                          {t('support.resultFailed')}
+                        </Badge>
+                      ) : (
+                        <Badge title={j.lastResult}>{tx(`jobResult.${j.lastResult}`, t('support.resultOther'))}</Badge>
+                      )
+                    ) : (
+                      '–'
+                    )}
+                  </td>
                   <td className="muted">{j.nextRunAt ? fmt.dateTime(j.nextRunAt) : '–'}</td>
                 </tr>
               ))}
@@ -104,8 +142,8 @@ export function SupportPage() {
                   <td className="muted nowrap">{fmt.dateTime(a.at)}</td>
                   <td>{tx(`actor.${a.actor}`, a.actor)}</td>
                   <td>
-                    {tx(`auditAction.${a.action}`, a.action)}
-                    {a.target ? <span className="muted small mono"> {a.target}</span> : null}
+                    {tx(`auditAction.${a.action}`, t('support.actionOther'))}
+                    <AuditTarget target={a.target} detail={a.detail} />
                   </td>
                 </tr>
               ))}

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
-import { portOf, raw, req } from './raw';
+import { portOf, raw, req } from '../helpers/raw';
 
 const HEADERS_TIMEOUT_SEC = 2;
 const MAX_CONNECTIONS = 8;

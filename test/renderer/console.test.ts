@@ -26,7 +26,7 @@ const PAGES: [hash: string, dataPage: string, shot: string][] = [
   ['#/support', 'support', '11-support'],
 ];
 
-const navText = (page: Page, to: string) => page.locator(`nav a[data-nav="${to}"]`).innerText();
+const navText = (page: Page, to: string) => page.locator(`nav a[data-nav="${to}"] .nav-text`).innerText();
 
 describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium is not installed at /usr/bin/chromium' }, () => {
   let host: HostHandle;
@@ -63,11 +63,16 @@ describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium
 
   it('signs in through the printed one-time link and takes the code out of the address bar', async () => {
     await signInWithLink(s, host);
-    const { hash, token } = await s.page.evaluate(() => {
+    const { hash, stored } = await s.page.evaluate(() => {
       const w = globalThis as unknown as BrowserWindow;
-      return { hash: w.location.hash, token: w.sessionStorage.getItem('driveship.token') };
+      return { hash: w.location.hash, stored: w.sessionStorage.getItem('driveship.token') };
     });
-    assert.equal(token, host.token);
+    // Signed in by an HttpOnly cookie: the page itself never holds the admin token.
+    assert.equal(stored, null);
+    const cookies = await s.context.cookies();
+    const session = cookies.find((c) => c.name.startsWith('driveship_session_'));
+    assert.ok(session && session.httpOnly && session.sameSite === 'Strict', JSON.stringify(cookies));
+    assert.ok(!cookies.some((c) => c.value === host.token));
     assert.ok(!hash.includes('login='), `the login code must leave the URL, got ${hash}`);
     await s.page.waitForSelector('[data-page="dashboard"]');
     await s.page.waitForFunction(() => !(globalThis as unknown as BrowserWindow).document.querySelector('.loading'));
@@ -85,6 +90,7 @@ describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium
       await other.page.waitForSelector('.signin', { timeout: 10_000 });
       const text = await other.page.locator('.signin').innerText();
       assert.match(text, /already used or has expired/);
+      assert.match(text, /npm run login-link/);
       await screenshot(other.page, '16-signin-link-spent');
     } finally {
       await other.context.close();
@@ -97,10 +103,14 @@ describe('operator console (browser)', { skip: !chromiumAvailable() && 'Chromium
     await s.page.click('[data-action="save-product"]');
     assert.match(await s.page.locator('.field-error').first().innerText(), /Hãy đặt tên cho sản phẩm/);
     await s.page.fill('#p-name', PRODUCT);
-    await s.page.fill('#p-price', String(PRICE));
+    await s.page.fill('#p-price', '199k');
+    await s.page.check('input[name="kind"][value="http-manifest"]');
     await s.page.fill('#p-source', 'http://127.0.0.1:9/excel/manifest.json');
     await s.page.click('[data-action="save-product"]');
-    await s.page.waitForSelector(`[data-page="products"] tr[data-product="${PRODUCT}"]`);
+    // Saved, confirmed, and flagged: nothing answers at that address.
+    await s.page.waitForSelector('[data-page="product"] [data-created]');
+    await s.page.waitForSelector('[data-page="product"] [data-check="problem"]');
+    await go(s.page, '#/products', 'products');
     const row = await s.page.locator(`tr[data-product="${PRODUCT}"]`).innerText();
     assert.match(row, /199\.000 ₫/);
   });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
-import { portOf, raw, req } from './raw';
+import { portOf, raw, req } from '../helpers/raw';
 
 const API_KEY = 'sec-apikey-' + Math.random().toString(36).slice(2);
 

@@ -10,7 +10,7 @@ import { gzipSync, deflateSync } from 'node:zlib';
 import { makeTransaction, SePaySender, sign } from '../../sandbox/sepay/sender';
 import { dbFingerprint, query } from '../helpers/db';
 import { startHost, type HostHandle } from '../helpers/host';
-import { portOf, raw, req } from './raw';
+import { portOf, raw, req } from '../helpers/raw';
 
 const API_KEY = 'fuzz-apikey-' + randomBytes(8).toString('hex');
 const HMAC = 'fuzz-hmac-' + randomBytes(8).toString('hex');

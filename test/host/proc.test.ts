@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { startSandbox, type Sandbox } from '../../sandbox/index';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { startHost, type HostHandle } from '../helpers/host';
-import { descendants, procInfo } from './raw';
+import { descendants, procInfo } from '../helpers/raw';
 
 const r = () => randomBytes(12).toString('hex');
 const FROM_SETTINGS = {

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { statusLine, trayMenu, type MenuEntry, type MenuInputs } from '../../main/host/shell/menu-model';
+import { statusLine, trayMenu, type MenuEntry, type MenuInputs } from '../../../main/host/shell/menu-model';
 
 const base: MenuInputs = { lang: 'en', hasEngine: true, paused: false, activeTransfers: 0, attention: 0, openAtLogin: false, openAtLoginSupported: true };
 

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { QuitGate, quitConfirmed, quitDialog, shouldConfirmQuit } from '../../main/host/shell/quit-guard';
+import { QuitGate, quitConfirmed, quitDialog, shouldConfirmQuit } from '../../../main/host/shell/quit-guard';
 
 describe('shouldConfirmQuit', () => {
   test('asks only when the owner quits while transfers run', () => {

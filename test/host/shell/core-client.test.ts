@@ -4,11 +4,11 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreApiError, CoreClient, CoreEventStream, parseShellEvent, sseSplitter, type ShellEvent } from '../../main/host/shell/core-client';
-import { CoreSupervisor, forkCore } from '../../main/host/shell/core-supervisor';
-import { tempDir } from '../helpers/host';
+import { CoreApiError, CoreClient, CoreEventStream, parseShellEvent, sseSplitter, type ShellEvent } from '../../../main/host/shell/core-client';
+import { CoreSupervisor, forkCore } from '../../../main/host/shell/core-supervisor';
+import { tempDir } from '../../helpers/host';
 
-const ENTRY = join(__dirname, '..', '..', 'main', 'host', 'core-process.js');
+const ENTRY = join(__dirname, '..', '..', '..', 'main', 'host', 'core-process.js');
 
 describe('sseSplitter / parseShellEvent', () => {
   test('blocks split across chunks, comments and pings skipped, CRLF accepted', () => {

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { CSP, decideNavigation, decidePermission, originOf, windowOptions, withCsp } from '../../main/host/shell/window-options';
+import { CSP, decideNavigation, decidePermission, originOf, windowOptions, withCsp } from '../../../main/host/shell/window-options';
 
 const ADMIN = 'http://127.0.0.1:4710/';
 

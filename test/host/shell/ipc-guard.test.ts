@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkSender, isDriveshipChannel } from '../../main/host/shell/ipc-guard';
+import { checkSender, isDriveshipChannel } from '../../../main/host/shell/ipc-guard';
 
 const adminOrigin = 'http://127.0.0.1:4710/';
 

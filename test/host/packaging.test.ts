@@ -174,7 +174,7 @@ describe('electron-builder.yml', () => {
       assert.ok(existsSync(join(root, f)), `${f} exists`);
       assert.ok(packaged(f), `${f} is packaged`);
     }
-    for (const f of ['dist/test/shell/packaging.test.js', 'dist/main/host/electron.js.map', 'test/shell/packaging.test.ts', 'main/host/electron.ts', 'node_modules/electron/package.json', 'node_modules/.cache/driveship/better-sqlite3/x/better_sqlite3.node']) {
+    for (const f of ['dist/test/host/packaging.test.js', 'dist/main/host/electron.js.map', 'test/host/packaging.test.ts', 'main/host/electron.ts', 'node_modules/electron/package.json', 'node_modules/.cache/driveship/better-sqlite3/x/better_sqlite3.node']) {
       assert.ok(!packaged(f), `${f} is left out`);
     }
   });

@@ -11,8 +11,8 @@ import {
   type Clock,
   type Notice,
   type NoticeEvent,
-} from '../../main/host/shell/notify-throttle';
-import type { Lang } from '../../main/host/shell/types';
+} from '../../../main/host/shell/notify-throttle';
+import type { Lang } from '../../../main/host/shell/types';
 
 /** A clock whose time only moves when the test says so. */
 class FakeClock implements Clock {

@@ -101,8 +101,8 @@ export interface Session {
   errors: string[];
 }
 
-export async function newSession(browser: Browser, opts: { locale?: string; timezoneId?: string } = {}): Promise<Session> {
-  const context = await browser.newContext({ locale: opts.locale ?? 'en-US', timezoneId: opts.timezoneId, viewport: { width: 1360, height: 860 } });
+export async function newSession(browser: Browser, opts: { locale?: string; timezoneId?: string; width?: number; height?: number } = {}): Promise<Session> {
+  const context = await browser.newContext({ locale: opts.locale ?? 'en-US', timezoneId: opts.timezoneId, viewport: { width: opts.width ?? 1360, height: opts.height ?? 860 } });
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('console', (msg) => {
@@ -121,11 +121,13 @@ export async function signInWithLink(s: Session, host: HostHandle): Promise<void
   await s.page.waitForSelector('nav.sidebar', { timeout: 15_000 });
 }
 
-/** For a second browser: puts the admin token where the renderer keeps it. */
+/** For a second browser: asks the host for a fresh one-time link (as `driveship login-link` does) and opens it. */
 export async function signInWithToken(s: Session, host: HostHandle, hash = '#/'): Promise<void> {
-  await s.context.addInitScript((token) => (globalThis as unknown as BrowserWindow).sessionStorage.setItem('driveship.token', token), host.token);
-  await s.page.goto(host.admin + hash);
+  const r = await host.api<{ url: string }>('POST', '/api/v1/auth/link', {});
+  if (r.status !== 200) throw new Error(`no sign-in link: ${r.status} ${JSON.stringify(r.body)}`);
+  await s.page.goto(r.body.url);
   await s.page.waitForSelector('nav.sidebar', { timeout: 15_000 });
+  if (hash !== '#/') await s.page.evaluate((h) => ((globalThis as unknown as BrowserWindow).location.hash = h), hash);
 }
 
 export async function go(page: Page, hash: string, dataPage: string): Promise<void> {

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyPatch, DEFAULT_PREFERENCES, loadPreferences, parsePatch, PreferencesError, savePreferences } from '../../main/host/shell/preferences';
-import { HIDDEN_ARG, linuxAutostartEntry, linuxAutostartPath, linuxExecutable, quoteExecArg } from '../../main/host/shell/autostart';
-import { formatVnd, pickLanguage } from '../../main/host/shell/i18n';
+import { applyPatch, DEFAULT_PREFERENCES, loadPreferences, parsePatch, PreferencesError, savePreferences } from '../../../main/host/shell/preferences';
+import { HIDDEN_ARG, linuxAutostartEntry, linuxAutostartPath, linuxExecutable, quoteExecArg } from '../../../main/host/shell/autostart';
+import { formatVnd, pickLanguage } from '../../../main/host/shell/i18n';
 
 describe('preferences', () => {
   test('patches from the renderer are parsed strictly', () => {

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ActivityTracker, attentionCount, trayState, type TrayCounts } from '../../main/host/shell/tray-state';
+import { ActivityTracker, attentionCount, trayState, type TrayCounts } from '../../../main/host/shell/tray-state';
 
 const quiet: TrayCounts = { activeTransfers: 0, deliveriesInProgress: 0, failedDeliveries: 0, openAlerts: 0, unmatchedPayments: 0, paused: false };
 

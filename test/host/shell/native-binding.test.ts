@@ -4,12 +4,12 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
-import { chooseSqliteBuild, electronSqliteBuildPath, isAbiMismatch, sqliteCacheRoot } from '../../main/host/shell/native-binding';
-import { keyBox, loadOrCreateSealKey, newSealKey } from '../../main/host/shell/key-box';
-import { openSqlite, sqliteBuild, useSqliteBuild } from '../../main/store/sqlite';
-import { tempDir } from '../helpers/host';
+import { chooseSqliteBuild, electronSqliteBuildPath, isAbiMismatch, sqliteCacheRoot } from '../../../main/host/shell/native-binding';
+import { keyBox, loadOrCreateSealKey, newSealKey } from '../../../main/host/shell/key-box';
+import { openSqlite, sqliteBuild, useSqliteBuild } from '../../../main/store/sqlite';
+import { tempDir } from '../../helpers/host';
 
-const ROOT = join(__dirname, '..', '..', '..');
+const ROOT = join(__dirname, '..', '..', '..', '..');
 const electron = { electron: '41.7.1', modules: '145', platform: 'linux', arch: 'x64' };
 
 describe('chooseSqliteBuild', () => {
