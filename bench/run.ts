@@ -5,6 +5,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   'transfer-fanout': () => import('./transfer-fanout.js').then((m) => m.run()),
   'transfer-rss': () => import('./transfer-rss.js').then((m) => m.run()),
   'transfer-latency': () => import('./transfer-latency.js').then((m) => m.run()),
+  'catalogue-prepare': () => import('./catalogue-prepare.js').then((m) => m.run()),
   'ui-deliveries': () => import('./ui-deliveries.js').then((m) => m.run()),
 };
 

@@ -11,7 +11,6 @@
 //             downloads segmented from 16 MiB into 8 Range requests (maxUploads stays 4)
 //   custom:dl=20;host=20;up=4;seg=16;segs=4   any mix (seg/segs: segment threshold in MiB and count)
 // The segment threshold and count are not settings yet: the bench adds them to each download task.
-import type { AnyTask } from '../main/engine/transfers';
 import { aria2Version, runAria2, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
 import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
@@ -82,10 +81,9 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
       if (v.segmentThreshold || v.segments) {
         // What-if for defaults that are not settings yet: hand every download task the threshold/count.
         const extra = { ...(v.segmentThreshold ? { segmentThreshold: v.segmentThreshold } : {}), ...(v.segments ? { segments: v.segments } : {}) };
-        const s = shop.core.engine.scheduler;
-        const original = s.run.bind(s);
-        (s as { run: unknown }).run = (req: { task: AnyTask }) =>
-          original(req.task.kind === 'download' ? ({ ...req, task: { ...req.task, ...extra } } as never) : (req as never));
+        const q = shop.core.engine.queue;
+        const original = q.enqueue.bind(q);
+        q.enqueue = (spec) => original(spec.task.kind === 'download' ? { ...spec, task: { ...spec.task, ...extra } } : spec);
       }
       const orders = [];
       for (let i = 0; i < N; i++) {

@@ -7,30 +7,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { MessagePort } from 'node:worker_threads';
-import { commitPart, failure, ProgressReporter, TaskControls, toTransferError, TransferFailure, verify } from './download';
-import type { DownloadDone, TaskResult } from './protocol';
+import type { CopyLocalTask, DownloadDone, TaskResult } from '../main/core/transfer-protocol';
+import { commitPart, failure, pooled, ProgressReporter, TaskControls, toTransferError, TransferFailure, verify, type TaskChannel } from './kit';
 import { openProductFile } from '../main/sources/folder-guard';
 import { SourceError } from '../main/sources/types';
 
-export interface CopyLocalTask {
-  kind: 'copy-local';
-  /** The file on the operator's machine (SourceFile.localPath). */
-  srcPath: string;
-  /** Final path; the task writes `${destPath}.part` first. */
-  destPath: string;
-  /** From the listing: a different size now means the file changed since (CHECKSUM_MISMATCH). */
-  size?: number;
-  sha256?: string;
-  bytesPerSec?: number | null;
-  /** The shop's data folder: nothing in it (or hard-linked to it) is ever read for a product. */
-  dataDir?: string;
-  port: MessagePort;
-}
-
-export default async function copyLocal(task: CopyLocalTask): Promise<TaskResult<DownloadDone>> {
-  const controls = new TaskControls(task.port, task.bytesPerSec);
-  const progress = new ProgressReporter(task.port, task.size ?? null);
+export async function runCopyLocal(task: CopyLocalTask, channel: TaskChannel, bytesPerSec: number | null): Promise<TaskResult<DownloadDone>> {
+  const controls = new TaskControls(channel, bytesPerSec);
+  const progress = new ProgressReporter((e) => channel.post(e), task.size ?? null);
   const partPath = `${task.destPath}.part`;
   try {
     await mkdir(dirname(task.destPath), { recursive: true });
@@ -39,10 +23,13 @@ export default async function copyLocal(task: CopyLocalTask): Promise<TaskResult
     await rm(partPath, { force: true }).catch(() => undefined);
     return { ok: false, error: toTransferError(sourceMissing(err) ?? err, controls.cancelled) };
   } finally {
-    await progress.flush();
+    progress.flush();
     controls.detach();
   }
 }
+
+/** The Piscina entry: the queue adds its port and the task's starting bandwidth share. */
+export default pooled(runCopyLocal);
 
 /** A vanished source file is the local equivalent of an origin 404. */
 function sourceMissing(err: unknown): TransferFailure | null {

@@ -7,30 +7,22 @@
 //    sidecar records as done are trustworthy. The sidecar is written before the file is grown and
 //    only ever records bytes that were fsynced first, so it never over-claims after a crash.
 // destPath itself appears only by rename, after the bytes were verified and fsynced.
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { MessagePort } from 'node:worker_threads';
 import { request, type Dispatcher } from 'undici';
-import { agentCache, findOriginRefusal, STRICT_ORIGIN_RULES } from '../main/sources/origin-policy';
-import type {
-  DownloadDone,
-  DownloadTask,
-  TaskControl,
-  TaskEvent,
-  TaskResult,
-  TransferError,
-  TransferErrorCode,
-} from './protocol';
+import { agentCache, STRICT_ORIGIN_RULES } from '../main/sources/origin-policy';
+import { parseRetryAfter } from '../main/core/retry-after';
+import type { DownloadDone, DownloadTask, TaskResult } from '../main/core/transfer-protocol';
+import {
+  commitPart, failure, fileSize, hashFile, pooled, ProgressReporter, TaskControls, toTransferError, TransferFailure, verify, type TaskChannel,
+} from './kit';
 
 const MiB = 1024 * 1024;
 // Measured (bench/transfer-distinct): per-connection-capped origins need files of tens of MiB split.
 const DEFAULT_SEGMENT_THRESHOLD = 16 * MiB;
 const DEFAULT_SEGMENTS = 8;
 const DEFAULT_STALL_MS = 30_000;
-const PROGRESS_INTERVAL_MS = 200; // the protocol allows at most 5 progress events per second
 const CHECKPOINT_INTERVAL_MS = 1_000;
 
 // One keep-alive pool per worker thread and rule set (module state is per thread), so consecutive
@@ -41,202 +33,7 @@ const dispatcherFor = (task: DownloadTask): Dispatcher => dispatchers(task.origi
 const DEFAULT_UNDECLARED_CAP = 100 * 1024 * MiB;
 
 // ---------------------------------------------------------------------------------------------
-// Pieces shared with the other file tasks (copy-local)
-
-/** A failure already classified for the engine; anything else thrown is classified by toTransferError. */
-export class TransferFailure extends Error {
-  constructor(readonly failure: TransferError) {
-    super(failure.message);
-  }
-}
-
-export function failure(code: TransferErrorCode, message: string, extra: Partial<TransferError> = {}): TransferFailure {
-  return new TransferFailure({ code, message, ...extra });
-}
-
-// EACCES/EPERM/EROFS are "the disk will not take it", which the engine handles like a full disk: pause.
-const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EACCES', 'EPERM', 'EROFS']);
-const STALL_ERRORS = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
-
-export function toTransferError(err: unknown, cancelled: boolean): TransferError {
-  if (cancelled) return { code: 'CANCELLED', message: 'cancelled' };
-  if (err instanceof TransferFailure) return err.failure;
-  const refused = findOriginRefusal(err);
-  if (refused) return { code: 'ORIGIN_REFUSED', message: refused.message };
-  const code = (err as { code?: unknown } | null)?.code;
-  const message = err instanceof Error ? err.message : String(err);
-  if (typeof code === 'string' && DISK_ERRORS.has(code)) return { code: 'DISK', message: `${code}: ${message}` };
-  if (typeof code === 'string' && STALL_ERRORS.has(code)) return { code: 'TRANSIENT', message: `stalled: ${message}` };
-  // Resets, refused connections, DNS hiccups and anything unforeseen: worth a retry with backoff.
-  return { code: 'TRANSIENT', message: typeof code === 'string' ? `${code}: ${message}` : message };
-}
-
-/** Shared bandwidth cap for all of a task's connections; `setRate` applies to reads in flight too. */
-export class Throttle {
-  private rate: number | null = null;
-  private busyUntil = 0; // when the bytes already accounted for have "used up" the cap
-  private readonly wakers = new Set<() => void>();
-
-  constructor(rate: number | null | undefined) {
-    this.setRate(rate ?? null);
-  }
-
-  setRate(rate: number | null): void {
-    this.rate = rate && rate > 0 ? rate : null;
-    // Forget debt built up under the old cap, and let sleepers re-evaluate at the new one.
-    this.busyUntil = Math.min(this.busyUntil, performance.now());
-    for (const wake of [...this.wakers]) wake();
-  }
-
-  /**
-   * Accounts for `n` bytes just read and waits until the cap allows more. Not reading is what
-   * slows the sender: the body stream fills, undici pauses the socket, TCP backpressure does the rest.
-   * No idle credit is banked, so the cap holds from the first byte.
-   */
-  async take(n: number, signal: AbortSignal): Promise<void> {
-    if (this.rate === null) return;
-    const now = performance.now();
-    this.busyUntil = Math.max(this.busyUntil, now) + (n / this.rate) * 1000;
-    const wait = this.busyUntil - now;
-    if (wait >= 2) await this.sleep(wait, signal);
-  }
-
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakers.delete(done);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakers.add(done);
-      // On abort just wake up: the next read from the aborted body throws.
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-}
-
-/** Posts `progress` events, at most one per PROGRESS_INTERVAL_MS. */
-export class ProgressReporter {
-  private lastAt = performance.now(); // nothing is posted before the first interval: small files report once
-  private lastPosted = -1;
-  private bytes = 0;
-
-  constructor(private readonly port: MessagePort | undefined, private readonly total: number | null) {}
-
-  set(bytes: number): void {
-    this.bytes = bytes;
-    if (performance.now() - this.lastAt >= PROGRESS_INTERVAL_MS) this.post();
-  }
-
-  /** Posts the latest figure, waiting out the interval rather than breaking the rate promise. */
-  async flush(): Promise<void> {
-    if (this.bytes === 0 || this.bytes === this.lastPosted) return;
-    const wait = PROGRESS_INTERVAL_MS - (performance.now() - this.lastAt);
-    if (wait > 0) await sleep(wait);
-    this.post();
-  }
-
-  private post(): void {
-    this.lastAt = performance.now();
-    this.lastPosted = this.bytes;
-    const event: TaskEvent = { type: 'progress', bytes: this.bytes, total: this.total };
-    this.port?.postMessage(event);
-  }
-}
-
-/** The task's end of the control channel: cancel and live bandwidth changes. */
-export class TaskControls {
-  readonly throttle: Throttle;
-  private readonly abort = new AbortController();
-  private readonly onMessage = (msg: TaskControl) => {
-    if (msg?.type === 'cancel') this.abort.abort(failure('CANCELLED', 'cancelled'));
-    else if (msg?.type === 'limit') this.throttle.setRate(msg.bytesPerSec);
-  };
-
-  constructor(private readonly port: MessagePort | undefined, bytesPerSec: number | null | undefined) {
-    this.throttle = new Throttle(bytesPerSec);
-    port?.on('message', this.onMessage);
-  }
-
-  get signal(): AbortSignal {
-    return this.abort.signal;
-  }
-
-  get cancelled(): boolean {
-    return this.abort.signal.aborted;
-  }
-
-  /** Stops listening; without a 'message' listener the port no longer keeps the worker busy. */
-  detach(): void {
-    this.port?.off('message', this.onMessage);
-  }
-}
-
-export async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-/** Feeds bytes [start, end) of a file into `hash`, streaming. */
-export async function hashFile(path: string, hash: Hash, start = 0, end?: number): Promise<void> {
-  if (end !== undefined && end <= start) return;
-  const stream = createReadStream(path, { start, end: end === undefined ? undefined : end - 1, highWaterMark: MiB });
-  for await (const chunk of stream) hash.update(chunk as Buffer);
-}
-
-/** null when the bytes match what the task expected. */
-export function verify(expected: { size?: number; sha256?: string }, bytes: number, sha256: string): TransferError | null {
-  if (expected.size !== undefined && bytes !== expected.size) {
-    return { code: 'CHECKSUM_MISMATCH', message: `size ${bytes} differs from the expected ${expected.size}` };
-  }
-  if (expected.sha256 && expected.sha256.toLowerCase() !== sha256) {
-    return { code: 'CHECKSUM_MISMATCH', message: `sha256 ${sha256} differs from the expected ${expected.sha256.toLowerCase()}` };
-  }
-  return null;
-}
-
-/**
- * Moves a verified, fsynced `.part` into place and makes the rename itself durable. The sidecar
- * goes only after the rename: a crash in between leaves a sidecar without a .part, which the
- * next run discards.
- */
-export async function commitPart(partPath: string, destPath: string, sidecarPath?: string): Promise<void> {
-  await rename(partPath, destPath);
-  if (sidecarPath) await rm(sidecarPath, { force: true });
-  await fsyncDir(dirname(destPath));
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (err) {
-    // Windows cannot open or fsync a directory; there the rename is as durable as it gets.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EACCES') throw err;
-  } finally {
-    await fh?.close();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // HTTP
-
-/** Milliseconds from a Retry-After header (delta-seconds or an HTTP date). */
-export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-}
 
 function statusFailure(status: number, headers: Record<string, string | string[] | undefined>): TransferFailure {
   if (status === 404 || status === 410) return failure('NOT_FOUND', `origin answered ${status}`, { status });
@@ -307,10 +104,10 @@ interface RunContext {
   stallMs: number;
 }
 
-export default async function download(task: DownloadTask): Promise<TaskResult<DownloadDone>> {
-  const controls = new TaskControls(task.port, task.bytesPerSec);
+export async function runDownload(task: DownloadTask, channel: TaskChannel, bytesPerSec: number | null): Promise<TaskResult<DownloadDone>> {
+  const controls = new TaskControls(channel, bytesPerSec);
   const paths = { part: `${task.destPath}.part`, sidecar: `${task.destPath}.part.json` };
-  const progress = new ProgressReporter(task.port, task.size ?? null);
+  const progress = new ProgressReporter((e) => channel.post(e), task.size ?? null);
   const ctx: RunContext = { task, controls, progress, paths, stallMs: task.stallTimeoutMs ?? DEFAULT_STALL_MS };
   try {
     await mkdir(dirname(task.destPath), { recursive: true });
@@ -321,10 +118,13 @@ export default async function download(task: DownloadTask): Promise<TaskResult<D
     if (error.code === 'CHECKSUM_MISMATCH') await discardPart(paths).catch(() => undefined);
     return { ok: false, error };
   } finally {
-    await progress.flush();
+    progress.flush();
     controls.detach();
   }
 }
+
+/** The Piscina entry: the queue adds its port and the task's starting bandwidth share. */
+export default pooled(runDownload);
 
 async function run(ctx: RunContext): Promise<DownloadDone> {
   const { task, paths } = ctx;

@@ -5,7 +5,7 @@ import { createWriteStream, mkdtempSync, readdirSync, rmSync, statSync, writeFil
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Agent, request } from 'undici';
-import { uploadResumable } from '../../main/drive/resumable';
+import { uploadResumable } from '../../workers/resumable-upload';
 import { benchTmpRoot, now } from './shop';
 
 export function aria2Version(): string | null {

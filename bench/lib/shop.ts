@@ -75,7 +75,7 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
   const core = await startApp({ dataDir, env, log });
   if (opts.settings) {
     for (const [k, v] of Object.entries(opts.settings)) core.store.settings.set(k, v);
-    core.engine.scheduler.refresh();
+    core.engine.refreshLimits();
   }
   const webhook = core.webhookUrl();
   if (!webhook) throw new Error('the webhook listener did not start');

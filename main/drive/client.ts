@@ -4,6 +4,7 @@
 // goes through our retry policy, because gaxios retries neither POSTs nor 403 rate limits.
 import { drive as driveApi, type drive_v3 } from '@googleapis/drive';
 import type { OAuth2Client } from 'google-auth-library';
+import { parseRetryAfter } from '../core/retry-after';
 import { backoffMs, StepError } from '../core/step-error';
 
 export const FOLDER_MIME = 'application/vnd.google-apps.folder';
@@ -29,8 +30,7 @@ interface GaxiosLikeError {
 function retryAfterMs(e: GaxiosLikeError): number {
   const h = e.response?.headers as Record<string, string> & { get?(n: string): string | null };
   const raw = typeof h?.get === 'function' ? h.get('retry-after') : h?.['retry-after'];
-  const n = Number(raw);
-  return Number.isFinite(n) && n >= 0 ? n * 1000 : 0;
+  return parseRetryAfter(raw) ?? 0;
 }
 
 export function driveErrorInfo(err: unknown): { status: number; reason: string; message: string; retryAfterMs: number } {

@@ -8,10 +8,14 @@ import type { DriveClient } from '../drive/client';
 import type { Bus } from '../platform/bus';
 import { shareMessage, type Mailer } from '../platform/mail';
 import type { Store } from '../store';
-import type { Library } from './library';
+import { eachLimit, yieldToLoop, type Library } from './library';
 import type { DriveQuota, OnWait } from './quota';
 
 const DAY = 86_400_000;
+/** Copies one delivery makes at once (files.copy is a server-side call; Drive throttles bursts). */
+const COPIES_AT_ONCE = 4;
+/** Copy ids reserved per transaction. */
+const RESERVE_SLICE = 500;
 /** Drive accepts permission expiry times at most a year ahead; beyond that the access-expiry job revokes. */
 const MAX_EXPIRY_MS = 365 * DAY;
 
@@ -84,6 +88,8 @@ export class Grants {
     const drive = await this.deps.drive();
     const files = store.library.files(productId, version);
     const parentOf = await library.ensureTree(`delivery/${deliveryId}`, rootId, files.map((f) => f.path));
+    await yieldToLoop();
+    store.later.flush();
     let rows = new Map(store.library.deliveryFileRows(deliveryId).map((r) => [r.path, r]));
     // What needs a new copy: paths not copied yet (or mid-replacement), and paths whose library file changed.
     const need = files.filter((f) => {
@@ -95,7 +101,11 @@ export class Grants {
     const fresh = need.filter((f) => !rows.get(f.path));
     if (fresh.length) {
       const ids = await drive.generateIds(fresh.length);
-      store.tx(() => fresh.forEach((f, i) => store.library.reserveCopyOf(deliveryId, f.path, ids[i]!, f.drive_file_id!)));
+      // All durable before any copy call; in slices, so a catalogue does not hold the main thread.
+      for (let i = 0; i < fresh.length; i += RESERVE_SLICE) {
+        store.tx(() => fresh.slice(i, i + RESERVE_SLICE).forEach((f, j) => store.library.reserveCopyOf(deliveryId, f.path, ids[i + j]!, f.drive_file_id!)));
+        await yieldToLoop();
+      }
     }
     const replace = need.filter((f) => {
       const r = rows.get(f.path);
@@ -110,6 +120,7 @@ export class Grants {
     // Copies wait for the daily limit instead of failing: by our own meter before starting, and
     // again whenever Drive itself refuses one for the limit (the rest of the batch waits too).
     for (;;) {
+      store.later.flush(); // copies recorded late are read here
       rows = new Map(store.library.deliveryFileRows(deliveryId).map((r) => [r.path, r]));
       const left = need.filter((f) => {
         const r = rows.get(f.path)!;
@@ -118,13 +129,15 @@ export class Grants {
       if (!left.length) break;
       const release = await quota.reserveCopies(`copy:${deliveryId}`, left.reduce((s, f) => s + (f.size ?? 0), 0), opts.signal, opts.onWait);
       try {
-        for (const f of left) {
+        await eachLimit(left, COPIES_AT_ONCE, async (f) => {
           if (opts.signal.aborted) throw new StepError('transient', 'CANCELLED', 'stopped');
           const r = rows.get(f.path)!;
           const replacing = r.copied === 1 && r.pending_id !== null;
           const target = replacing ? r.pending_id! : r.copy_id;
           await drive.copyFile(f.drive_file_id!, target, posix.basename(f.path), parentOf(f.path), opts.restricted);
-          store.tx(() => {
+          // The copy exists under its reserved id: recording it late costs at most one more copy
+          // call, which answers 409 for that id. Written behind, in order, with its meter entry.
+          store.later.add(() => {
             if (replacing) store.library.commitReplacement(deliveryId, f.path);
             else {
               store.library.markCopied(deliveryId, f.path);
@@ -133,7 +146,8 @@ export class Grants {
             quota.record('copy', f.size ?? 0, `copy:${target}`);
           });
           copied++;
-        }
+        });
+        store.later.flush();
         break;
       } catch (err) {
         if (err instanceof StepError && err.code === 'DRIVE_DAILY_LIMIT') {

@@ -1,5 +1,5 @@
-// The fulfilment engine, assembled: transfer pool and scheduler, product library, delivery steps,
-// supervisor. The host creates one and stops it before closing the store.
+// The fulfilment engine, assembled: the transfer queue (Piscina today), product library, delivery
+// steps, supervisor. The host creates one and stops it before closing the store.
 import { join } from 'node:path';
 import { DriveClient } from '../drive/client';
 import type { GoogleConnection } from '../drive/auth';
@@ -13,12 +13,15 @@ import type { Store } from '../store';
 import { AfterSale } from './after-sale';
 import { Grants } from './grants';
 import { Library } from './library';
+import { Limiter } from './limiter';
+import { PiscinaTransferQueue } from './piscina-queue';
 import { DriveQuota } from './quota';
 import { ProductUpdates } from './updates';
 import type { JobProgress } from './progress';
 import { DeliverySteps } from './steps';
 import { Supervisor } from './supervisor';
-import { TransferScheduler } from './transfers';
+import type { TransferLimits } from './transfer-policy';
+import { Transfers } from './transfers';
 
 const kbps = (v: number | null | undefined) => (v && v > 0 ? v * 1024 : null);
 
@@ -41,7 +44,9 @@ export interface EngineDeps {
 }
 
 export class Engine {
-  readonly scheduler: TransferScheduler;
+  /** The seam: everything above talks to it only through `transfers`. */
+  readonly queue: PiscinaTransferQueue;
+  readonly transfers: Transfers;
   readonly library: Library;
   readonly supervisor: Supervisor;
   readonly alerts: Alerts;
@@ -59,20 +64,15 @@ export class Engine {
   private recycledAt: number[] = [];
   /** A time-of-day bandwidth window in force (the bandwidth schedule job sets it). */
   private bandwidthOverride: BandwidthOverride | null = null;
+  /** Settings the hot paths use, read once and again on every `settings` event (never per file). */
+  private settings: { stallTimeoutMs: number; segmentThreshold: number; segments: number; maxLinking: number; maxActive: number };
+  private readonly offSettings: () => void;
 
   constructor(private readonly deps: EngineDeps) {
     const { store, config, bus, log } = deps;
     this.alerts = new Alerts(store.alerts, bus);
-    this.scheduler = new TransferScheduler(() => {
-      const c = config.current();
-      return {
-        maxDownloads: c.maxDownloads,
-        maxUploads: c.maxUploads,
-        maxPerHost: c.maxPerHost,
-        downloadBytesPerSec: kbps(this.bandwidthOverride?.downloadKBps ?? c.downloadKBps),
-        uploadBytesPerSec: kbps(this.bandwidthOverride?.uploadKBps ?? c.uploadKBps),
-      };
-    }, {
+    this.settings = this.readSettings();
+    this.queue = new PiscinaTransferQueue(this.limits(), {
       threads: deps.threads,
       onRecycle: (reason) => {
         log.warn({ reason }, 'transfer worker threads replaced');
@@ -83,6 +83,7 @@ export class Engine {
         }
       },
     });
+    this.transfers = new Transfers(this.queue);
     this.mailer = new Mailer(() => smtpConfigOf(config.current()));
     const drive = () => this.drive();
     // Customers never read "driveship": the shop's name, else the sender's display name, else none.
@@ -90,7 +91,7 @@ export class Engine {
     this.quota = new DriveQuota({ store, config, alerts: this.alerts, bus, log, drive });
     this.library = new Library({
       store,
-      scheduler: this.scheduler,
+      transfers: this.transfers,
       drive,
       cacheDir: join(deps.dataDir, 'cache'),
       log,
@@ -98,25 +99,55 @@ export class Engine {
       guards: deps.sourceGuards,
       onInDrive: (productId, version) => this.updates.versionReady(productId, version),
       onUploaded: (bytes, ref) => this.quota.record('upload', bytes, ref),
-      stallTimeoutMs: () => config.current().stallTimeoutSec * 1000,
-      segmenting: () => {
-        const c = config.current();
-        return { segmentThreshold: c.segmentThresholdMiB * 1024 * 1024, segments: c.segments };
+      downloadSettings: () => {
+        const s = this.settings;
+        return { stallTimeoutMs: s.stallTimeoutMs, segmentThreshold: s.segmentThreshold, segments: s.segments };
       },
     });
     this.grants = new Grants({ store, library: this.library, drive, mailer: this.mailer, quota: this.quota, bus });
-    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName, log, grants: this.grants, quota: this.quota });
-    this.supervisor = new Supervisor({ store, steps, scheduler: this.scheduler, alerts: this.alerts, bus, log, maxActive: () => config.current().maxActiveDeliveries });
+    const linking = new Limiter(() => this.settings.maxLinking);
+    const steps = new DeliverySteps({ store, library: this.library, drive, mailer: this.mailer, shopName, log, grants: this.grants, quota: this.quota, linking });
+    this.supervisor = new Supervisor({ store, steps, queue: this.queue, library: this.library, alerts: this.alerts, bus, log, maxActive: () => this.settings.maxActive });
     this.updates = new ProductUpdates({ store, grants: this.grants, drive, mailer: this.mailer, bus, log, shopName });
     this.afterSale = new AfterSale({ store, grants: this.grants, drive, mailer: this.mailer, supervisor: this.supervisor, bus, log, shopName });
-    bus.on('settings', (e) => {
-      if (e.keys.some((k) => /^(max|download|upload)/.test(k))) this.scheduler.refresh();
-    });
+    this.offSettings = bus.on('settings', () => this.refreshLimits());
+  }
+
+  private readSettings() {
+    const c = this.deps.config.current();
+    return {
+      stallTimeoutMs: c.stallTimeoutSec * 1000,
+      segmentThreshold: c.segmentThresholdMiB * 1024 * 1024,
+      segments: c.segments,
+      maxLinking: c.maxLinking,
+      maxActive: c.maxActiveDeliveries,
+    };
+  }
+
+  /** The limits in force: the settings, with the bandwidth window's caps over them. */
+  private limits(): TransferLimits {
+    const c = this.deps.config.current();
+    return {
+      maxDownloads: c.maxDownloads,
+      maxUploads: c.maxUploads,
+      maxPerHost: c.maxPerHost,
+      downloadBytesPerSec: kbps(this.bandwidthOverride?.downloadKBps ?? c.downloadKBps),
+      uploadBytesPerSec: kbps(this.bandwidthOverride?.uploadKBps ?? c.uploadKBps),
+    };
+  }
+
+  /**
+   * Reads the settings again and hands the queue its new limits. Called on every `settings` event;
+   * code that writes settings without one (tests, benchmarks) calls it itself.
+   */
+  refreshLimits(): void {
+    this.settings = this.readSettings();
+    this.queue.setLimits(this.limits());
   }
 
   setBandwidthOverride(o: BandwidthOverride | null): void {
     this.bandwidthOverride = o;
-    this.scheduler.refresh();
+    this.queue.setLimits(this.limits());
   }
 
   /** The Drive client for the current connection (rebuilt when the connection changes). */
@@ -149,11 +180,14 @@ export class Engine {
   async stop(): Promise<void> {
     if (this.progressTimer) clearInterval(this.progressTimer);
     if (this.minuteTimer) clearInterval(this.minuteTimer);
+    this.offSettings();
     this.recordThroughput();
     this.quota.dispose();
     await Promise.all([this.updates.close(), this.afterSale.close()]);
     await this.supervisor.stop();
-    await this.scheduler.close();
+    this.transfers.close();
+    await this.queue.close();
+    this.deps.store.later.flush();
     this.mailer.close();
   }
 
@@ -179,10 +213,10 @@ export class Engine {
   }
 
   private recordThroughput(): void {
-    const t = this.scheduler.totals;
+    const t = this.queue.stats();
     const down = t.bytesDown - this.lastTotals.bytesDown;
     const up = t.bytesUp - this.lastTotals.bytesUp;
-    this.lastTotals = { ...t };
+    this.lastTotals = { bytesDown: t.bytesDown, bytesUp: t.bytesUp };
     if (!down && !up) return;
     const minute = Math.floor(Date.now() / 60_000) * 60_000;
     this.deps.store.throughput.add(minute, down, up);

@@ -2,17 +2,16 @@
 // and uploaded once into the shop's Drive library folder. Every delivery of it waits on the same
 // single-flight job; later orders cost only server-side Drive operations.
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, join, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import { StepError } from '../core/step-error';
+import type { DownloadDone, TransferError, UploadDone } from '../core/transfer-protocol';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
 import { createSource, rulesForProduct, SourceError, STRICT_ORIGIN_RULES, type ProductSource, type SourceConfig, type SourceFile, type SourceGuards } from '../sources';
 import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';
-import type { TransferError } from '../../workers/protocol';
 import { JobTracker } from './progress';
-import type { TransferScheduler } from './transfers';
+import type { Transfers } from './transfers';
 
 export interface JobContext {
   priority: number;
@@ -20,14 +19,20 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
+/** Download settings, read once per job (never per file: reading settings costs a query). */
+export interface DownloadSettings {
+  stallTimeoutMs?: number;
+  segmentThreshold?: number;
+  segments?: number;
+}
+
 export interface LibraryDeps {
   store: Store;
-  scheduler: TransferScheduler;
+  transfers: Transfers;
   drive: () => Promise<DriveClient>;
   cacheDir: string;
   log: Logger;
-  stallTimeoutMs?: () => number;
-  segmenting?: () => { segmentThreshold: number; segments: number };
+  downloadSettings?: () => DownloadSettings;
   onProgress?: (key: string) => void;
   /** Origin policy, folder guard and caps for listings and transfer tasks (strict without them). */
   guards?: SourceGuards;
@@ -36,6 +41,9 @@ export interface LibraryDeps {
   /** Bytes sent to Drive, for the daily upload limit meter (once per file: `ref` is unique). */
   onUploaded?: (bytes: number, ref: string) => void;
 }
+
+/** A running upload gets a fresh access token when the one it started with is older than this. */
+const TOKEN_REFRESH_MS = 30 * 60_000;
 
 const SEVERITY = { permanent: 3, pause: 2, transient: 1 } as const;
 
@@ -76,6 +84,8 @@ export class Library {
   readonly trackers = new Map<string, JobTracker>();
   /** Stops for the shared jobs in flight, so the watchdog can end one that stalled. */
   private readonly stops = new Map<string, AbortController>();
+  /** The shared jobs in flight: their priority and the transfers they have queued. */
+  private readonly jobs = new Map<string, { priority: number; ids: Set<string> }>();
   /** Bytes fetched over the network again for files that had been partly or wholly fetched before. */
   refetchedBytes = 0;
 
@@ -88,6 +98,11 @@ export class Library {
       this.flights.set(key, p);
     }
     return p;
+  }
+
+  /** Whether a product version's files are being fetched (queued, running or retried within the job). */
+  isFetching(productId: string, version: number): boolean {
+    return this.flights.has(`fetch:${productId}:${version}`);
   }
 
   /** Cancels a stalled shared job (its waiters stop with CANCELLED and are retried). */
@@ -147,6 +162,8 @@ export class Library {
           throw err;
         }
         if (!files.length) throw new StepError('permanent', 'PRODUCT_EMPTY', `Product "${product.name}" has no files`);
+        // A listing of thousands of files is work: let the listeners answer between its steps.
+        await yieldToLoop();
         const fingerprint = source.fingerprint(files);
         const latest = store.library.latest(productId);
         const version =
@@ -159,6 +176,7 @@ export class Library {
               );
         if (!latest || latest.version !== version) this.reuseUnchanged(productId, version);
         this.listings.set(productId, { at: Date.now(), version });
+        await yieldToLoop();
         return version;
       }),
       signal,
@@ -172,13 +190,46 @@ export class Library {
 
   ensureCached(productId: string, version: number, ctx: JobContext): Promise<void> {
     const key = `fetch:${productId}:${version}`;
+    this.joinPriority(key, ctx.priority);
     return this.wait(this.once(key, () => this.fetchAll(key, productId, version, ctx)), ctx.signal);
   }
 
+  /**
+   * A waiter with a better priority joined a shared job (a VIP order of a product an ordinary
+   * order is already fetching): the job's queued transfers move up with it.
+   */
+  private joinPriority(key: string, priority: number): void {
+    const job = this.jobs.get(key);
+    if (!job || priority <= job.priority) return;
+    job.priority = priority;
+    for (const id of job.ids) this.deps.transfers.queue.setPriority(id, priority);
+  }
+
+  /**
+   * Registers a shared job. Its stop cancels every transfer it has queued or running: one listener
+   * for the job, not one per file (a product may have ten thousand).
+   */
+  private startJob(key: string, priority: number, signal: AbortSignal): { priority: number; ids: Set<string> } {
+    const job = { priority, ids: new Set<string>() };
+    this.jobs.set(key, job);
+    signal.addEventListener('abort', () => {
+      for (const id of job.ids) this.deps.transfers.queue.cancel(id);
+    }, { once: true });
+    return job;
+  }
+
+  /** Raises the priority of the shared jobs of a product version (the owner changed a delivery's). */
+  raisePriority(productId: string, version: number, priority: number): void {
+    this.joinPriority(`fetch:${productId}:${version}`, priority);
+    this.joinPriority(`upload:${productId}:${version}`, priority);
+  }
+
   private async fetchAll(key: string, productId: string, version: number, ctx: JobContext): Promise<void> {
-    const { store, scheduler } = this.deps;
+    const { store, transfers } = this.deps;
     const files = store.library.files(productId, version);
     if (files.every((f) => f.drive_source_id)) return; // drive-folder: nothing to download
+    await yieldToLoop();
+    const settings = this.deps.downloadSettings?.() ?? {};
     const g = this.deps.guards;
     const source = store.products.get(productId)?.source;
     const origin = rulesForProduct(g?.origin() ?? STRICT_ORIGIN_RULES, source?.kind === 'http-manifest' ? source.privateNetwork : false);
@@ -186,38 +237,43 @@ export class Library {
     const tracker = new JobTracker('fetching');
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.cached ? (f.size ?? 0) : 0, f.cached ? 'done' : 'waiting');
+    await yieldToLoop();
     const errors: StepError[] = [];
     // Shared work is not cancelled by one waiter leaving: other deliveries may still need it.
     const shared = new AbortController();
     this.stops.set(key, shared);
+    const job = this.startJob(key, ctx.priority, shared.signal);
     try {
-    await Promise.all(
-      files
+      await inSlices(
         // Files a new version shares with the one before it are on Drive already: no download.
-        .filter((f) => !f.cached && !f.in_drive)
-        .map(async (f) => {
+        files.filter((f) => !f.cached && !f.in_drive),
+        async (f) => {
+          if (shared.signal.aborted) return void errors.push(new StepError('transient', 'CANCELLED', 'stopped'));
           const dest = this.cachePath(f);
-          mkdirSync(dirname(dest), { recursive: true });
+          // The task makes the directory: no file-system call per file on the main thread.
           const task = f.local_source
             ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, dataDir: g?.dataDir }
-            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, stallTimeoutMs: this.deps.stallTimeoutMs?.(), ...this.deps.segmenting?.(), origin, maxUndeclaredBytes };
-          tracker.update(f.path, 0, 'running');
-          const r = await scheduler.run<import('../../workers/protocol').DownloadDone>({
-            task,
-            priority: ctx.priority,
-            since: ctx.since,
-            group: productId,
-            signal: shared.signal,
-            onEvent: (e) => {
-              if (e.type === 'progress') {
-                tracker.update(f.path, e.bytes);
-                this.deps.onProgress?.(key);
-              }
+            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, ...settings, origin, maxUndeclaredBytes };
+          const id = `${key}:${f.path}`;
+          job.ids.add(id);
+          const r = await transfers.run<DownloadDone>(
+            { id, task, priority: job.priority, since: ctx.since, group: productId },
+            {
+              onStart: () => tracker.update(f.path, 0, 'running'),
+              onEvent: (e) => {
+                if (e.type === 'progress') {
+                  tracker.update(f.path, e.bytes);
+                  this.deps.onProgress?.(key);
+                }
+              },
             },
-          });
+          );
+          job.ids.delete(id);
           if (r.ok) {
             if (r.value.resumedFrom > 0 || this.mismatches.has(key + f.path)) this.refetchedBytes += r.value.fetchedBytes;
-            store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256);
+            // The file is fsynced and renamed into place: recording it late is safe (a lost
+            // record means one more, idempotent download).
+            store.later.add(() => store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256));
             tracker.update(f.path, r.value.bytes, 'done');
           } else {
             tracker.update(f.path, 0, 'error');
@@ -225,10 +281,13 @@ export class Library {
             if (n) this.mismatches.set(key + f.path, n);
             errors.push(transferToStepError(r.error, f.path, n));
           }
-        }),
-    );
+          this.deps.onProgress?.(key);
+        },
+      );
     } finally {
       this.stops.delete(key);
+      this.jobs.delete(key);
+      store.later.flush();
     }
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
@@ -236,20 +295,24 @@ export class Library {
   }
 
   /** Ensures a folder known by `key` exists on Drive; the id is stored before the create call. */
-  async ensureFolder(key: string, name: string, parentId: string | null): Promise<string> {
-    const { store } = this.deps;
-    const drive = await this.deps.drive();
-    let row = store.library.folder(key);
-    if (!row) {
-      const [id] = await drive.generateIds(1);
-      store.library.reserveFolder(key, id!);
-      row = store.library.folder(key)!;
-    }
-    if (!row.created) {
-      await drive.createFolder(row.folder_id, name, parentId);
-      store.library.markFolderCreated(key);
-    }
-    return row.folder_id;
+  ensureFolder(key: string, name: string, parentId: string | null): Promise<string> {
+    // Single-flight: fifty deliveries linking at once share the one "deliveries" folder call.
+    return this.once(`folder:${key}`, async () => {
+      const { store } = this.deps;
+      const drive = await this.deps.drive();
+      let row = store.library.folder(key);
+      if (!row) {
+        const [id] = await drive.generateIds(1);
+        store.library.reserveFolder(key, id!);
+        row = store.library.folder(key)!;
+      }
+      if (!row.created) {
+        await drive.createFolder(row.folder_id, name, parentId);
+        // Late is safe: a lost mark means one more create with the same id, which answers 409.
+        store.later.add(() => store.library.markFolderCreated(key));
+      }
+      return row.folder_id;
+    });
   }
 
   /** Creates the folders of a file tree under `rootKey` and returns a path → parent-folder-id lookup. */
@@ -257,34 +320,53 @@ export class Library {
     const dirs = new Set<string>();
     for (const p of paths) {
       let d = posix.dirname(p);
-      while (d !== '.' && d !== '/') {
+      while (d !== '.' && d !== '/' && !dirs.has(d)) {
         dirs.add(d);
         d = posix.dirname(d);
       }
     }
     const ids = new Map<string, string>([['.', rootId]]);
-    for (const d of [...dirs].sort((a, b) => a.split('/').length - b.split('/').length)) {
-      ids.set(d, await this.ensureFolder(`${rootKey}/${d}`, posix.basename(d), ids.get(posix.dirname(d))!));
+    // Reserve the ids of every folder not yet known in one call and one transaction.
+    const { store } = this.deps;
+    const unknown = [...dirs].filter((d) => !store.library.folder(`${rootKey}/${d}`));
+    if (unknown.length) {
+      const fresh = await (await this.deps.drive()).generateIds(unknown.length);
+      store.tx(() => unknown.forEach((d, i) => store.library.reserveFolder(`${rootKey}/${d}`, fresh[i]!)));
+    }
+    // Level by level: the folders of one depth are independent of each other.
+    const byDepth = new Map<number, string[]>();
+    for (const d of dirs) {
+      const depth = d.split('/').length;
+      byDepth.set(depth, [...(byDepth.get(depth) ?? []), d]);
+    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => a - b)) {
+      await eachLimit(byDepth.get(depth)!, 8, async (d) => {
+        ids.set(d, await this.ensureFolder(`${rootKey}/${d}`, posix.basename(d), ids.get(posix.dirname(d))!));
+      });
     }
     return (path) => ids.get(posix.dirname(path))!;
   }
 
   ensureInDrive(productId: string, version: number, ctx: JobContext): Promise<string> {
     const key = `upload:${productId}:${version}`;
+    this.joinPriority(key, ctx.priority);
     return this.wait(this.once(key, () => this.uploadAll(key, productId, version, ctx)), ctx.signal);
   }
 
   private async uploadAll(key: string, productId: string, version: number, ctx: JobContext): Promise<string> {
-    const { store, scheduler } = this.deps;
+    const { store, transfers } = this.deps;
+    store.later.flush(); // what fetchAll recorded late is read here
     const lib = store.library.get(productId, version)!;
     const product = store.products.get(productId)!;
     if (product.source.kind === 'drive-folder') {
       const files = store.library.files(productId, version);
-      for (const f of files) {
-        store.library.setDriveFileId(productId, version, f.path, f.drive_source_id!);
-        store.library.markInDrive(productId, version, f.path, null);
-      }
-      store.library.setState(productId, version, 'in_drive', product.source.folderId);
+      store.tx(() => {
+        for (const f of files) {
+          store.library.setDriveFileId(productId, version, f.path, f.drive_source_id!);
+          store.library.markInDrive(productId, version, f.path, null);
+        }
+        store.library.setState(productId, version, 'in_drive', product.source.kind === 'drive-folder' ? product.source.folderId : undefined);
+      });
       this.deps.onInDrive?.(productId, version);
       return product.source.folderId;
     }
@@ -297,54 +379,88 @@ export class Library {
     const missing = files.filter((f) => !f.drive_file_id);
     if (missing.length) {
       const ids = await drive.generateIds(missing.length);
-      missing.forEach((f, i) => store.library.setDriveFileId(productId, version, f.path, ids[i]!));
+      // Durable before any upload uses them (a retried create then answers 409, never a
+      // duplicate); in slices, so a catalogue does not hold the main thread.
+      for (let i = 0; i < missing.length; i += 500) {
+        store.library.setDriveFileIds(productId, version, missing.slice(i, i + 500).map((f, j) => ({ path: f.path, id: ids[i + j]! })));
+        await yieldToLoop();
+      }
       files = store.library.files(productId, version);
     }
+    await yieldToLoop();
     const tracker = new JobTracker('uploading');
     this.trackers.set(key, tracker);
     for (const f of files) tracker.file(f.path, f.size, f.in_drive ? (f.size ?? 0) : f.uploaded_bytes, f.in_drive ? 'done' : 'waiting');
+    await yieldToLoop();
     const errors: StepError[] = [];
     const shared = new AbortController();
     this.stops.set(key, shared);
+    const job = this.startJob(key, ctx.priority, shared.signal);
     try {
-    await Promise.all(
-      files
-        .filter((f) => !f.in_drive)
-        .map(async (f) => {
-          tracker.update(f.path, f.uploaded_bytes, 'running');
+      await inSlices(
+        files.filter((f) => !f.in_drive),
+        async (f) => {
+          // This row is kept current from the task's own checkpoints: no re-read per attempt.
+          const row = { session: f.upload_session };
+          const id = `${key}:${f.path}`;
           let authRetried = false;
           for (;;) {
-            const row = store.library.files(productId, version).find((x) => x.path === f.path)!;
-            const r = await scheduler.run<import('../../workers/protocol').UploadDone>({
-              task: {
-                kind: 'upload',
-                filePath: row.cache_path!,
-                rootUrl: drive.rootUrl,
-                accessToken: await drive.accessToken(),
-                fileId: row.drive_file_id!,
-                name: posix.basename(f.path),
-                parentId: parentOf(f.path),
-                sessionUri: row.upload_session,
+            const accessToken = await drive.accessToken();
+            // The job may have been stopped while the token was fetched: enqueue nothing then.
+            if (shared.signal.aborted) {
+              errors.push(new StepError('transient', 'CANCELLED', 'stopped'));
+              return;
+            }
+            job.ids.add(id);
+            let tokenAt = Date.now();
+            const r = await transfers.run<UploadDone>(
+              {
+                id,
+                task: {
+                  kind: 'upload',
+                  filePath: f.cache_path!,
+                  rootUrl: drive.rootUrl,
+                  accessToken,
+                  fileId: f.drive_file_id!,
+                  name: posix.basename(f.path),
+                  parentId: parentOf(f.path),
+                  sessionUri: row.session,
+                },
+                priority: job.priority,
+                since: ctx.since,
+                group: productId,
               },
-              priority: ctx.priority,
-              since: ctx.since,
-              group: productId,
-              signal: shared.signal,
-              onEvent: (e) => {
-                if (e.type === 'session') store.library.setUploadSession(productId, version, f.path, e.uri);
-                else if (e.type === 'committed') store.library.setUploadedBytes(productId, version, f.path, e.bytes);
-                else if (e.type === 'progress') {
-                  tracker.update(f.path, e.bytes);
-                  this.deps.onProgress?.(key);
-                }
+              {
+                onStart: () => tracker.update(f.path, f.uploaded_bytes, 'running'),
+                onEvent: (e) => {
+                  // Checkpoints land late but in order; each names bytes Drive already holds.
+                  if (e.type === 'session') {
+                    row.session = e.uri;
+                    store.later.add(() => store.library.setUploadSession(productId, version, f.path, e.uri));
+                  } else if (e.type === 'committed') {
+                    store.later.add(() => store.library.setUploadedBytes(productId, version, f.path, e.bytes));
+                  } else if (e.type === 'progress') {
+                    tracker.update(f.path, e.bytes);
+                    this.deps.onProgress?.(key);
+                    if (Date.now() - tokenAt > TOKEN_REFRESH_MS) {
+                      tokenAt = Date.now();
+                      void drive.accessToken().then((t) => transfers.queue.refreshToken(id, t), () => undefined);
+                    }
+                  }
+                },
               },
-            });
+            );
+            job.ids.delete(id);
             if (r.ok) {
-              store.tx(() => {
+              // Drive confirmed the whole file under its reserved id: recording it late is safe (a
+              // lost record means asking the session or a 409 on the id, never a second file). The
+              // upload meter is counted with it, once per file.
+              store.later.add(() => {
                 store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null);
-                this.deps.onUploaded?.(r.value.bytes, `upload:${row.drive_file_id}`);
+                this.deps.onUploaded?.(r.value.bytes, `upload:${f.drive_file_id}`);
               });
               tracker.update(f.path, r.value.bytes, 'done');
+              this.deps.onProgress?.(key);
               return;
             }
             // A 401 mid-upload: refresh the token once and resume the same session.
@@ -356,10 +472,12 @@ export class Library {
             errors.push(transferToStepError(r.error, f.path, 0));
             return;
           }
-        }),
-    );
+        },
+      );
     } finally {
       this.stops.delete(key);
+      this.jobs.delete(key);
+      store.later.flush();
     }
     this.deps.onProgress?.(key);
     if (errors.length) throw worst(errors);
@@ -427,4 +545,41 @@ export class Library {
       store.library.adoptDriveFile(productId, version, f.path, { ...old });
     }
   }
+}
+
+/** Lets pending I/O (the listeners' requests above all) run before the next piece of work. */
+export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Starts `fn` for every item, yielding to the event loop between slices so that starting ten
+ * thousand transfers does not hold the main thread (the listeners must keep answering); then
+ * waits for all of them.
+ */
+async function inSlices<T>(items: readonly T[], fn: (item: T) => Promise<void>, slice = 64): Promise<void> {
+  const running: Promise<void>[] = [];
+  for (let i = 0; i < items.length; i++) {
+    running.push(fn(items[i]!));
+    if (i % slice === slice - 1) await yieldToLoop();
+  }
+  await Promise.all(running);
+}
+
+/**
+ * Runs `fn` over `items`, at most `limit` at a time. The first failure stops new work; the calls
+ * already running are waited for before it is thrown, so nothing of the batch still runs after.
+ */
+export async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { err: unknown } | null = null;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (!failed && next < items.length) {
+      try {
+        await fn(items[next++]!);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  });
+  await Promise.all(lanes);
+  if (failed) throw (failed as { err: unknown }).err;
 }

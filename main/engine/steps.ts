@@ -9,6 +9,7 @@ import type { Store } from '../store';
 import type { DeliveryRow } from '../store/deliveries';
 import { expiryFor, type Grants } from './grants';
 import type { Library } from './library';
+import type { Limiter } from './limiter';
 import type { DriveQuota } from './quota';
 
 export interface StepDeps {
@@ -20,6 +21,8 @@ export interface StepDeps {
   log: Logger;
   grants: Grants;
   quota: DriveQuota;
+  /** Bounds the deliveries linking at once (each makes many Drive calls from the main thread). */
+  linking: Limiter;
 }
 
 export const folderUrl = (id: string) => `https://drive.google.com/drive/folders/${id}`;
@@ -41,7 +44,8 @@ export class DeliverySteps {
     let r = this.row(id);
     if (r.product_version == null) {
       const v = await this.deps.library.resolveVersion(r.product_id, signal);
-      this.deps.store.deliveries.setVersion(id, v);
+      // Durable with the step's closing transition; lost before it, the version is resolved again.
+      this.deps.store.later.writeNow(() => this.deps.store.deliveries.setVersion(id, v));
       r = this.row(id);
     }
     await this.deps.library.ensureCached(r.product_id, r.product_version!, this.ctx(r, signal));
@@ -52,7 +56,14 @@ export class DeliverySteps {
     await this.deps.library.ensureInDrive(r.product_id, r.product_version!, this.ctx(r, signal));
   }
 
-  async link(id: string, signal: AbortSignal): Promise<void> {
+  link(id: string, signal: AbortSignal): Promise<void> {
+    const stopped = () => new StepError('transient', 'CANCELLED', 'stopped');
+    return this.deps.linking.run(() => this.linkNow(id, signal), signal).catch((err: unknown) => {
+      throw signal.aborted && !(err instanceof StepError) ? stopped() : err;
+    });
+  }
+
+  private async linkNow(id: string, signal: AbortSignal): Promise<void> {
     const { store, grants } = this.deps;
     let r = this.row(id);
     if (r.order_status === 'revoked') throw new StepError('permanent', 'ORDER_REVOKED', 'The order was revoked: nothing is shared');
@@ -102,7 +113,9 @@ export class DeliverySteps {
       shareTarget = await this.deps.library.ensureFolder(`delivery/${id}`, `${product.name} — ${r.order_code}`, root);
       await grants.syncCopy(id, r.product_id, r.product_version!, shareTarget, { restricted: product.restrictDownloads, signal, onWait });
     }
-    store.deliveries.setFolder(id, shareTarget);
+    // Durable with the step's closing transition commit; lost before it, the link step runs again
+    // and finds the same folder and permission (both idempotent).
+    store.later.writeNow(() => store.deliveries.setFolder(id, shareTarget));
     const permissionId = await grants.share(shareTarget, email, {
       productName: product.name,
       orderCode: r.order_code!,
@@ -111,7 +124,7 @@ export class DeliverySteps {
       signal,
       onWait,
     });
-    store.deliveries.setShare(id, shareTarget, permissionId, email);
+    store.later.writeNow(() => store.deliveries.setShare(id, shareTarget, permissionId, email));
   }
 
   async notify(id: string): Promise<void> {
@@ -119,7 +132,7 @@ export class DeliverySteps {
     const r = this.row(id);
     if (r.notify_state === 'sent' || r.notify_state === 'google' || r.notify_state === 'uncertain') return;
     if (!mailer.enabled()) {
-      store.deliveries.setNotify(id, 'google', null);
+      store.later.writeNow(() => store.deliveries.setNotify(id, 'google', null));
       return;
     }
     if (r.notify_state === 'sending') {
@@ -153,6 +166,8 @@ export class DeliverySteps {
       const e = err as { responseCode?: number; message?: string };
       throw new StepError('transient', 'EMAIL_FAILED', `Email to the customer failed: ${e.message ?? err}`);
     }
-    store.deliveries.setNotify(id, 'sent', messageId);
+    // 'sending' above was committed with its own fsync before the mail went out: that is what keeps
+    // a crash from sending twice. 'sent' only needs to be durable with the closing transition.
+    store.later.writeNow(() => store.deliveries.setNotify(id, 'sent', messageId));
   }
 }

@@ -12,7 +12,8 @@ import type { Store } from '../store';
 import type { DeliveryRow } from '../store/deliveries';
 import { deliveryMachine, FINAL_STATES, MACHINE_VERSION, STEPS, type Step } from './machine';
 import type { DeliverySteps } from './steps';
-import type { TransferKind, TransferScheduler } from './transfers';
+import type { Library } from './library';
+import type { TransferKind, TransferQueue } from './transfer-queue';
 
 type DeliveryActor = Actor<typeof deliveryMachine>;
 
@@ -39,7 +40,8 @@ export function deriveOrderStatus(current: OrderStatus, states: string[]): Order
 export interface SupervisorDeps {
   store: Store;
   steps: DeliverySteps;
-  scheduler: TransferScheduler;
+  queue: Pick<TransferQueue, 'pauseKind' | 'resumeKind'>;
+  library?: Pick<Library, 'raisePriority'>;
   alerts: Alerts;
   bus: Bus;
   log: Logger;
@@ -73,8 +75,8 @@ export class Supervisor {
     const { store, bus } = this.deps;
     this.paused = store.settings.get<boolean>('enginePaused') === true;
     if (this.paused) {
-      this.deps.scheduler.pauseKind('download');
-      this.deps.scheduler.pauseKind('upload');
+      this.deps.queue.pauseKind('download');
+      this.deps.queue.pauseKind('upload');
     }
     for (const row of store.deliveries.unfinished()) this.spawn(row);
     this.offBus = bus.on('delivery', (e) => {
@@ -179,7 +181,7 @@ export class Supervisor {
 
   private raisePause(code: string, message: string): void {
     const p = PAUSING[code];
-    for (const kind of p?.stops ?? []) this.deps.scheduler.pauseKind(kind);
+    for (const kind of p?.stops ?? []) this.deps.queue.pauseKind(kind);
     this.deps.alerts.raise(code, 'error', p?.message ?? message, p?.action ?? 'Fix the cause, then press Resume.');
   }
 
@@ -246,6 +248,8 @@ export class Supervisor {
     });
     const r = this.rank.get(id);
     if (r) r.priority = priority;
+    // The shared transfers it waits on move with it (only ever up: other deliveries may share them).
+    if (row.product_version != null) this.deps.library?.raisePriority(row.product_id, row.product_version, priority);
     this.admit();
   }
 
@@ -255,8 +259,8 @@ export class Supervisor {
       this.deps.store.settings.set('enginePaused', true);
       this.deps.store.audit.record(actor, 'engine.pause', null);
     });
-    this.deps.scheduler.pauseKind('download');
-    this.deps.scheduler.pauseKind('upload');
+    this.deps.queue.pauseKind('download');
+    this.deps.queue.pauseKind('upload');
     for (const a of this.actors.values()) a.send({ type: 'PAUSE' });
     this.deps.bus.emit('settings', { keys: ['enginePaused'] });
   }
@@ -268,8 +272,8 @@ export class Supervisor {
       this.deps.store.audit.record(actor, 'engine.resume', null);
     });
     for (const code of Object.keys(PAUSING)) this.deps.alerts.clear(code);
-    this.deps.scheduler.resumeKind('download');
-    this.deps.scheduler.resumeKind('upload');
+    this.deps.queue.resumeKind('download');
+    this.deps.queue.resumeKind('upload');
     for (const a of this.actors.values()) a.send({ type: 'RESUME' });
     this.admit();
     this.deps.bus.emit('settings', { keys: ['enginePaused'] });

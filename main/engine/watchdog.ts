@@ -80,7 +80,7 @@ export class Watchdog {
       if (state === 'paused') this.retryPending(id);
       else if (state === null || !['fetching', 'uploading'].includes(state) || now - since > 10 * MINUTE) this.pending.delete(id);
     }
-    const totals = engine.scheduler.stats();
+    const totals = engine.queue.stats();
     for (const [kind, bytes] of [['fetch', totals.bytesDown], ['upload', totals.bytesUp]] as const) {
       const k = this.kindSeen.get(kind);
       if (!k || k.bytes !== bytes) this.kindSeen.set(kind, { bytes, movedAt: now });
@@ -97,7 +97,7 @@ export class Watchdog {
       const tracker = engine.library.trackers.get(key);
       if (!tracker) continue;
       const snap = tracker.snapshot();
-      if (!snap.files.some((f) => f.state === 'running')) {
+      if (tracker.runningCount() === 0) {
         this.seen.delete(key);
         continue;
       }
@@ -110,7 +110,7 @@ export class Watchdog {
       if (now - prev.movedAt < stallMs) continue;
       const phase = key.split(':')[0] as Phase;
       const kind = phase === 'fetch' ? 'download' : 'upload';
-      if (engine.scheduler.isPaused(kind)) continue;
+      if (engine.queue.isPaused(kind)) continue;
       const kindMoved = now - (this.kindSeen.get(phase)?.movedAt ?? 0) < stallMs;
       if (totals.queued > 0 && kindMoved) continue; // waiting for a slot behind transfers that do move
       result.stalled.push(key);

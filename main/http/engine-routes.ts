@@ -75,7 +75,7 @@ export function engineRoutes(
   }));
 
   api.get('/engine', wrap((_req, res) => {
-    res.json({ paused: sup.isPaused(), active: sup.activeCount(), transfers: engine.scheduler.stats() } satisfies EngineState);
+    res.json({ paused: sup.isPaused(), active: sup.activeCount(), transfers: engine.queue.stats() } satisfies EngineState);
   }));
   api.post('/engine/pause', wrap((_req, res) => {
     sup.pauseAll();

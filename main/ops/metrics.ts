@@ -10,8 +10,8 @@ import type { Bus } from '../platform/bus';
 export interface MetricsDeps {
   store: Store;
   bus: Bus;
-  /** The running engine's scheduler and supervisor; without it the engine's figures are left out. */
-  engine?: Pick<Engine, 'scheduler' | 'supervisor'> | null;
+  /** The running engine's transfer queue and supervisor; without it the engine's figures are left out. */
+  engine?: Pick<Engine, 'queue' | 'supervisor'> | null;
   /** Node's process metrics (CPU, memory, GC, event-loop lag); default true. */
   defaultMetrics?: boolean;
   /** Added as a label to driveship_build_info. */
@@ -131,7 +131,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   const seenTotals = { down: 0, up: 0 };
   const syncBytes = () => {
     if (!engine) return;
-    const t = engine.scheduler.totals;
+    const t = engine.queue.stats();
     const down = t.bytesDown - seenTotals.down;
     const up = t.bytesUp - seenTotals.up;
     if (down > 0) bytes.inc({ direction: 'down' }, down);
@@ -148,7 +148,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     registers: [registry],
     collect() {
       if (!engine) return;
-      const s = safe(() => engine.scheduler.stats(), null);
+      const s = safe(() => engine.queue.stats(), null);
       if (!s) return;
       this.set({ kind: 'download' }, s.running.download);
       this.set({ kind: 'upload' }, s.running.upload);
@@ -159,7 +159,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Transfers waiting for a slot',
     registers: [registry],
     collect() {
-      if (engine) this.set(safe(() => engine.scheduler.stats().queued, 0));
+      if (engine) this.set(safe(() => engine.queue.stats().queued, 0));
     },
   });
   new Gauge({
@@ -167,7 +167,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker pool utilisation (0..1) as reported by Piscina',
     registers: [registry],
     collect() {
-      const u = engine ? safe(() => engine.scheduler.pool.utilization, undefined) : undefined;
+      const u = engine ? safe(() => engine.queue.pool.utilization, undefined) : undefined;
       if (typeof u === 'number' && Number.isFinite(u)) this.set(u);
     },
   });
@@ -176,7 +176,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker threads alive in the pool',
     registers: [registry],
     collect() {
-      const t = engine ? safe(() => engine.scheduler.pool.threads.length, undefined) : undefined;
+      const t = engine ? safe(() => engine.queue.pool.threads.length, undefined) : undefined;
       if (typeof t === 'number') this.set(t);
     },
   });
@@ -185,7 +185,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Tasks waiting inside the worker pool',
     registers: [registry],
     collect() {
-      const q = engine ? safe(() => engine.scheduler.pool.queueSize, undefined) : undefined;
+      const q = engine ? safe(() => engine.queue.pool.queueSize, undefined) : undefined;
       if (typeof q === 'number') this.set(q);
     },
   });

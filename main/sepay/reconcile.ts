@@ -2,6 +2,7 @@
 // same intake as the webhook, so a payment whose webhook never reached us (machine asleep,
 // tunnel down, SePay gave up retrying) is still found. Intake deduplicates by SePay id, API id
 // and bank reference + account + amount, so reading the same transaction twice is harmless.
+import { parseRetryAfter as parseRetryAfterValue } from '../core/retry-after';
 import { z } from 'zod';
 import { parseJsonWellFormed } from '../core/text';
 import type { ConfigService } from '../platform/config';
@@ -148,12 +149,7 @@ export function transferFromV2(raw: unknown): Transfer {
 
 /** Seconds (or an HTTP date) from Retry-After, in ms; null when absent or unreadable. */
 export function parseRetryAfter(h: Headers, now = Date.now()): number | null {
-  const raw = h.get('retry-after') ?? h.get('x-sepay-userapi-retry-after');
-  if (raw == null || raw.trim() === '') return null;
-  const n = Number(raw);
-  if (Number.isFinite(n) && n >= 0) return Math.ceil(n * 1000);
-  const t = Date.parse(raw);
-  return Number.isNaN(t) ? null : Math.max(0, t - now);
+  return parseRetryAfterValue(h.get('retry-after') ?? h.get('x-sepay-userapi-retry-after'), now) ?? null;
 }
 
 const abortError = () => Object.assign(new Error('reconciliation stopped'), { name: 'AbortError' });

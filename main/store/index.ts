@@ -18,6 +18,7 @@ import { SettingsRepo } from './settings';
 import { ThroughputRepo } from './throughput';
 import { UpdatesRepo } from './updates';
 import { WebhookLogRepo } from './webhook-log';
+import { WriteBehind } from './write-behind';
 
 export class Store {
   readonly settings: SettingsRepo;
@@ -35,6 +36,8 @@ export class Store {
   readonly accessActions: AccessActionsRepo;
   readonly updates: UpdatesRepo;
   readonly driveUsage: DriveUsageRepo;
+  /** Checkpoint writes that may land a little late (see write-behind.ts for what qualifies). */
+  readonly later: WriteBehind;
   readonly diagnostics: DiagnosticsRepo;
 
   /** The data folder's secret key, once openStore has loaded it. */
@@ -56,6 +59,7 @@ export class Store {
     this.accessActions = new AccessActionsRepo(db);
     this.updates = new UpdatesRepo(db);
     this.driveUsage = new DriveUsageRepo(db);
+    this.later = new WriteBehind(db);
     this.diagnostics = new DiagnosticsRepo(db);
   }
 
@@ -65,6 +69,7 @@ export class Store {
   }
 
   close(): void {
+    if (this.db.open) this.later.flush();
     if (this.db.open) this.db.close();
   }
 }

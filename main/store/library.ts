@@ -60,8 +60,7 @@ export class LibraryRepo {
     return this.db.transaction(() => {
       const version = (this.latest(productId)?.version ?? 0) + 1;
       const bytes = files.reduce((s, f) => s + (f.size ?? 0), 0);
-      this.db
-        .prepare("INSERT INTO library_versions (product_id, version, fingerprint, state, bytes, created_at) VALUES (?, ?, ?, 'listed', ?, ?)")
+      prep(this.db, "INSERT INTO library_versions (product_id, version, fingerprint, state, bytes, created_at) VALUES (?, ?, ?, 'listed', ?, ?)")
         .run(productId, version, fingerprint, bytes, Date.now());
       const ins = prep(this.db, 
         'INSERT INTO library_files (product_id, version, path, url, local_source, drive_source_id, size, sha256, change_marker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -75,20 +74,30 @@ export class LibraryRepo {
     return prep<[string, number], LibraryFile>(this.db, 'SELECT * FROM library_files WHERE product_id = ? AND version = ? ORDER BY path').all(productId, version);
   }
 
+  /** One file's row (a primary-key lookup, for the few places that need a fresh copy of one). */
+  file(productId: string, version: number, path: string): LibraryFile | undefined {
+    return prep<[string, number, string], LibraryFile>(this.db, 'SELECT * FROM library_files WHERE product_id = ? AND version = ? AND path = ?').get(productId, version, path);
+  }
+
   setState(productId: string, version: number, state: LibraryVersion['state'], folderId?: string): void {
-    this.db
-      .prepare('UPDATE library_versions SET state = ?, drive_folder_id = COALESCE(?, drive_folder_id) WHERE product_id = ? AND version = ?')
+    prep(this.db, 'UPDATE library_versions SET state = ?, drive_folder_id = COALESCE(?, drive_folder_id) WHERE product_id = ? AND version = ?')
       .run(state, folderId ?? null, productId, version);
   }
 
   markCached(productId: string, version: number, path: string, cachePath: string, size: number, sha256: string): void {
-    this.db
-      .prepare('UPDATE library_files SET cached = 1, cache_path = ?, size = ?, sha256 = ? WHERE product_id = ? AND version = ? AND path = ?')
+    prep(this.db, 'UPDATE library_files SET cached = 1, cache_path = ?, size = ?, sha256 = ? WHERE product_id = ? AND version = ? AND path = ?')
       .run(cachePath, size, sha256, productId, version, path);
   }
 
   setDriveFileId(productId: string, version: number, path: string, id: string): void {
     prep(this.db, 'UPDATE library_files SET drive_file_id = ? WHERE product_id = ? AND version = ? AND path = ? AND drive_file_id IS NULL').run(id, productId, version, path);
+  }
+
+  /** Pre-generated Drive ids for many files, in one transaction (they must be durable before any upload). */
+  setDriveFileIds(productId: string, version: number, ids: { path: string; id: string }[]): void {
+    this.db.transaction(() => {
+      for (const f of ids) this.setDriveFileId(productId, version, f.path, f.id);
+    })();
   }
 
   setUploadSession(productId: string, version: number, path: string, uri: string | null): void {
@@ -100,8 +109,7 @@ export class LibraryRepo {
   }
 
   markInDrive(productId: string, version: number, path: string, md5: string | null): void {
-    this.db
-      .prepare('UPDATE library_files SET in_drive = 1, upload_session = NULL, md5 = ? WHERE product_id = ? AND version = ? AND path = ?')
+    prep(this.db, 'UPDATE library_files SET in_drive = 1, upload_session = NULL, md5 = ? WHERE product_id = ? AND version = ? AND path = ?')
       .run(md5, productId, version, path);
   }
 
@@ -125,6 +133,14 @@ export class LibraryRepo {
   reserveCopy(deliveryId: string, path: string, id: string): string {
     prep(this.db, 'INSERT OR IGNORE INTO delivery_files (delivery_id, path, copy_id) VALUES (?, ?, ?)').run(deliveryId, path, id);
     return prep<[string, string], { copy_id: string }>(this.db, 'SELECT copy_id FROM delivery_files WHERE delivery_id = ? AND path = ?').get(deliveryId, path)!.copy_id;
+  }
+
+  /** Pre-generated copy ids for a delivery's files, in one transaction (durable before any copy call). */
+  reserveCopies(deliveryId: string, copies: { path: string; id: string }[]): void {
+    const ins = prep(this.db, 'INSERT OR IGNORE INTO delivery_files (delivery_id, path, copy_id) VALUES (?, ?, ?)');
+    this.db.transaction(() => {
+      for (const c of copies) ins.run(deliveryId, c.path, c.id);
+    })();
   }
 
   markCopied(deliveryId: string, path: string): void {

@@ -4,8 +4,8 @@ import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDriveEmulator, UPLOAD_ALIGN } from '../../sandbox/drive/emulator';
 import type { DriveEmulator } from '../../sandbox/drive/emulator';
-import { Throttle, uploadResumable } from '../../main/drive/resumable';
-import type { ResumableUploadOptions } from '../../main/drive/resumable';
+import { Throttle, uploadResumable } from '../../workers/resumable-upload';
+import type { ResumableUploadOptions } from '../../workers/resumable-upload';
 import { generateId, KiB, MiB, tempFiles } from './helpers';
 import type { TempFiles } from './helpers';
 
@@ -338,7 +338,7 @@ describe('uploadResumable', () => {
     const throttle = new Throttle(512 * KiB);
     const { opts } = await setup(f.path, { throttle, chunkSize: 256 * KiB });
     const started = Date.now();
-    setTimeout(() => throttle.set(null), 400);
+    setTimeout(() => throttle.setRate(null), 400);
     const r = await uploadResumable(opts);
     const took = Date.now() - started;
     assert.ok(r.ok);

@@ -8,8 +8,8 @@ import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { startDriveEmulator } from '../../sandbox/drive/emulator';
 import type { DriveEmulator } from '../../sandbox/drive/emulator';
-import type { TaskControl, TaskEvent, TaskResult, UploadDone, UploadTask } from '../../workers/protocol';
-import { progressReporter } from '../../workers/upload';
+import type { TaskControl, TaskEvent, TaskResult, UploadDone, UploadTask } from '../../main/core/transfer-protocol';
+import { ProgressReporter } from '../../workers/kit';
 import { generateId, KiB, MiB, tempFiles } from './helpers';
 import type { TempFiles } from './helpers';
 
@@ -32,7 +32,7 @@ interface Seen extends Array<TaskEvent & { at: number }> {}
 
 /** Runs one upload task; `react` sees every event and may answer on the engine's port. */
 async function runUpload(
-  task: Omit<UploadTask, 'port' | 'kind' | 'rootUrl' | 'name' | 'parentId'>,
+  task: Omit<UploadTask, 'kind' | 'rootUrl' | 'name' | 'parentId'> & { bytesPerSec?: number | null },
   react: (e: TaskEvent, engine: MessagePort) => void = () => {},
 ): Promise<{ result: TaskResult<UploadDone>; events: Seen }> {
   const { port1: engine, port2: worker } = new MessageChannel();
@@ -42,7 +42,7 @@ async function runUpload(
     react(e, engine);
   };
   engine.on('message', onEvent);
-  const full: UploadTask = { kind: 'upload', rootUrl: emu.url, name: 'product.zip', parentId: 'root', ...task, port: worker };
+  const full = { kind: 'upload' as const, rootUrl: emu.url, name: 'product.zip', parentId: 'root', ...task, port: worker };
   const result = (await pool.run(full, { transferList: [worker] })) as TaskResult<UploadDone>;
   // The result travels on Piscina's channel, so the task's last events may still sit in this port's
   // queue: they were posted before the task returned, so a synchronous drain gets them all.
@@ -54,15 +54,15 @@ async function runUpload(
 const send = (port: MessagePort, msg: TaskControl) => port.postMessage(msg);
 const ofType = <T extends TaskEvent['type']>(events: Seen, type: T) => events.filter((e) => e.type === type) as (Extract<TaskEvent, { type: T }> & { at: number })[];
 
-test('progressReporter: at most one event per 200 ms, the latest value wins, flush sends the last', async () => {
+test('ProgressReporter: at most one event per 200 ms, the latest value wins, flush sends the last', async () => {
   const sent: { bytes: number; at: number }[] = [];
-  const reporter = progressReporter((e) => e.type === 'progress' && sent.push({ bytes: e.bytes, at: Date.now() }));
+  const reporter = new ProgressReporter((e) => void (e.type === 'progress' && sent.push({ bytes: e.bytes, at: Date.now() })), 1000);
   const started = Date.now();
   for (let i = 1; Date.now() - started < 500; i++) {
-    reporter.update(i, 1000);
+    reporter.set(i, 1000);
     await new Promise((r) => setTimeout(r, 5));
   }
-  reporter.update(1000, 1000);
+  reporter.set(1000, 1000);
   reporter.flush();
   reporter.flush();
   assert.ok(sent.length >= 3 && sent.length <= 5, `${sent.length} events`);

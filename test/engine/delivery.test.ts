@@ -171,7 +171,7 @@ describe('fulfilment engine, end to end', () => {
     await shop.until([id], ['paused']);
     const alerts = shop.core.engine.alerts.open();
     assert.ok(alerts.some((a) => a.code === 'DRIVE_FULL'));
-    assert.ok(shop.core.engine.scheduler.isPaused('upload'));
+    assert.ok(shop.core.engine.queue.isPaused('upload'));
     shop.core.engine.supervisor.resumeAll();
     await shop.until([id]);
     assert.ok(!shop.core.engine.alerts.open().some((a) => a.code === 'DRIVE_FULL'));

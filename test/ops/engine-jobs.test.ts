@@ -210,7 +210,7 @@ describe('staging cleanup', () => {
     writeFileSync(outside, 'x');
     utimesSync(outside, (now - 30 * DAY) / 1000, (now - 30 * DAY) / 1000);
     symlinkSync(join(dir, 'elsewhere'), join(cache, `${a.id}`, 'v9'));
-    const engine = { library: { trackers: new Map() } } as unknown as Engine;
+    const engine = { library: { isFetching: () => false } } as unknown as Engine;
 
     const r = cleanStaging({ store, engine, cacheDir: cache, now, retentionDays: 30 });
     assert.ok(!existsSync(aOld), "A's old version, in Drive and unused, is removed");
@@ -228,7 +228,7 @@ describe('staging cleanup', () => {
 
     // A version that is being fetched right now is never touched.
     mk(`${a.id}/v2/hash4.part`, 10);
-    const busy = { library: { trackers: new Map([[`fetch:${a.id}:2`, { snapshot: () => ({ files: [{ state: 'running' }] }) }]]) } } as unknown as Engine;
+    const busy = { library: { isFetching: (p: string, v: number) => p === a.id && v === 2 } } as unknown as Engine;
     assert.equal(cleanStaging({ store, engine: busy, cacheDir: cache, now, retentionDays: 30 }).partsRemoved.length, 0);
     store.close();
   });
@@ -249,9 +249,9 @@ describe('watchdog decisions', () => {
     const retried: string[] = [];
     const engine = {
       supervisor: { isPaused: () => false, stateOf: () => 'fetching', retry: (d: string) => void retried.push(d) },
-      scheduler: { stats: () => stats, isPaused: () => false },
+      queue: { stats: () => stats, isPaused: () => false },
       library: {
-        trackers: new Map([[`fetch:${p.id}:1`, { snapshot: () => ({ bytesDone: jobBytes, files: [{ state: 'running' }] }) }]]),
+        trackers: new Map([[`fetch:${p.id}:1`, { snapshot: () => ({ bytesDone: jobBytes, files: [{ state: 'running' }] }), runningCount: () => 1 }]]),
         cancelJob: (k: string) => (cancelled.push(k), true),
       },
     } as unknown as Engine;

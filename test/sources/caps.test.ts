@@ -11,7 +11,7 @@ import { Piscina } from 'piscina';
 import { request } from 'undici';
 import { createSource, parseManifest, SourceError } from '../../main/sources';
 import { startOrigin, type Origin } from '../../sandbox/origin';
-import type { DownloadDone, DownloadTask, TaskResult } from '../../workers/protocol';
+import type { DownloadDone, DownloadTask, TaskResult } from '../../main/core/transfer-protocol';
 import { TEST_ORIGIN_RULES } from '../helpers/origins';
 import { startShop, type Shop } from '../helpers/shop';
 

@@ -11,9 +11,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Piscina } from 'piscina';
 import { generateBytes, startOrigin, type Origin } from '../../sandbox/origin';
-import type { DownloadDone, DownloadTask, TaskControl, TaskEvent, TaskResult } from '../../workers/protocol';
-import type { CopyLocalTask } from '../../workers/copy-local';
-import { parseRetryAfter, toTransferError } from '../../workers/download';
+import { parseRetryAfter } from '../../main/core/retry-after';
+import type { CopyLocalTask, DownloadDone, DownloadTask, TaskControl, TaskEvent, TaskResult } from '../../main/core/transfer-protocol';
+import { toTransferError } from '../../workers/kit';
 import { TEST_ORIGIN_RULES } from '../helpers/origins';
 
 const MiB = 1024 * 1024;
@@ -47,9 +47,9 @@ let seq = 0;
 const destFor = (name: string) => path.join(dir, `${++seq}`, name);
 
 /** Runs a task in the pool; `onEvent` may steer it through the control port. */
-async function runTask<T extends { port: MessagePort }>(
+async function runTask<T>(
   filename: string,
-  task: Omit<T, 'port'>,
+  task: T & { bytesPerSec?: number | null },
   onEvent?: (seen: Seen, control: (msg: TaskControl) => void, events: Seen[]) => void,
 ): Promise<Run> {
   const { port1, port2 } = new MessageChannel();
@@ -68,7 +68,7 @@ async function runTask<T extends { port: MessagePort }>(
   return { result, events, ms };
 }
 
-function download(task: Omit<DownloadTask, 'port' | 'kind'>, onEvent?: Parameters<typeof runTask>[2]): Promise<Run> {
+function download(task: Omit<DownloadTask, 'kind'> & { bytesPerSec?: number | null }, onEvent?: Parameters<typeof runTask>[2]): Promise<Run> {
   return runTask<DownloadTask>(DOWNLOAD, { kind: 'download', origin: TEST_ORIGIN_RULES, ...task }, onEvent);
 }
 
@@ -381,7 +381,7 @@ describe('download task: control and bandwidth', () => {
 });
 
 describe('copy-local task', () => {
-  function copy(task: Omit<CopyLocalTask, 'port' | 'kind'>, onEvent?: Parameters<typeof runTask>[2]): Promise<Run> {
+  function copy(task: Omit<CopyLocalTask, 'kind'> & { bytesPerSec?: number | null }, onEvent?: Parameters<typeof runTask>[2]): Promise<Run> {
     return runTask<CopyLocalTask>(COPY_LOCAL, { kind: 'copy-local', ...task }, onEvent);
   }
 

@@ -11,8 +11,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { request } from 'undici';
 import { assertProductFolderPath, createSource, SourceError } from '../../main/sources';
-import type { CopyLocalTask } from '../../workers/copy-local';
-import type { DownloadDone, TaskResult } from '../../workers/protocol';
+import type { CopyLocalTask, DownloadDone, TaskResult } from '../../main/core/transfer-protocol';
 import { startShop, type Shop } from '../helpers/shop';
 
 function refused(folder: string, opts: Parameters<typeof assertProductFolderPath>[1] = {}): string {
@@ -167,7 +166,7 @@ describe('local-folder guard: before every read', () => {
   async function copy(srcPath: string): Promise<TaskResult<DownloadDone>> {
     const { port1, port2 } = new MessageChannel();
     try {
-      const task: CopyLocalTask = { kind: 'copy-local', srcPath, destPath: path.join(dir, 'out', `${Math.random()}`), dataDir, port: port2 };
+      const task: CopyLocalTask & { port: typeof port2 } = { kind: 'copy-local', srcPath, destPath: path.join(dir, 'out', `${Math.random()}`), dataDir, port: port2 };
       return (await pool.run(task, { transferList: [port2] })) as TaskResult<DownloadDone>;
     } finally {
       port1.close();

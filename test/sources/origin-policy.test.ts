@@ -28,7 +28,7 @@ import { startApp, type App } from '../../main/host/app';
 import { silentLogger } from '../../main/platform/log';
 import { startOrigin, type Origin } from '../../sandbox/origin';
 import { startSandbox, type Sandbox } from '../../sandbox';
-import type { DownloadDone, DownloadTask, TaskResult } from '../../workers/protocol';
+import type { DownloadDone, DownloadTask, TaskResult } from '../../main/core/transfer-protocol';
 import { BIN, startHost, tempDir, type HostHandle } from '../helpers/host';
 import { manifestProduct, startShop, type Shop } from '../helpers/shop';
 

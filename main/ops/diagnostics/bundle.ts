@@ -143,7 +143,7 @@ webhooks.json      the webhook delivery log: time, peer, answer, reason, body ha
 alerts.json        open and recently cleared alerts
 audit.json         recent owner and system actions
 jobs.json          scheduled jobs: last run, result, next run
-engine.json        transfer scheduler and worker pool state
+engine.json        transfer queue and worker pool state
 metrics.txt        a /metrics snapshot (Prometheus text)
 files.json         the data folder's files and their permissions
 logs/driveship.log the most recent log lines (secrets removed, emails and names masked)

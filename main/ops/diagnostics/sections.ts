@@ -18,7 +18,7 @@ import type { PaymentRow } from '../../store/payments';
 import { looksLikeSecretName, maskAccount, maskEmailOrNull, maskName, maskTransferText, type Sanitizer } from './sanitise';
 
 /** The parts of the engine the bundle reports on. */
-export type ReportedEngine = Pick<Engine, 'scheduler' | 'supervisor' | 'alerts'>;
+export type ReportedEngine = Pick<Engine, 'queue' | 'supervisor' | 'alerts'>;
 
 export type TextSource = string | { body: string } | (() => string | { body: string } | Promise<string | { body: string }>);
 
@@ -272,9 +272,9 @@ export function jobsSection(jobs: (() => unknown) | undefined): unknown {
 export function engineSection(engine: ReportedEngine | null) {
   if (!engine) return { note: 'the engine was not running (bundle made from the data folder alone)' };
   return {
-    scheduler: engine.scheduler.stats(),
-    downloadsPaused: engine.scheduler.isPaused('download'),
-    uploadsPaused: engine.scheduler.isPaused('upload'),
+    transfers: engine.queue.stats(),
+    downloadsPaused: engine.queue.isPaused('download'),
+    uploadsPaused: engine.queue.isPaused('upload'),
     activeDeliveries: engine.supervisor.activeCount(),
     enginePaused: engine.supervisor.isPaused(),
   };

@@ -44,8 +44,7 @@ export function cleanStaging(deps: { store: Store; engine: Pick<Engine, 'library
     result.summary = 'no cache folder';
     return result;
   }
-  const fetching = (productId: string, version: number) =>
-    deps.engine.library.trackers.get(`fetch:${productId}:${version}`)?.snapshot().files.some((f) => f.state === 'running') ?? false;
+  const fetching = (productId: string, version: number) => deps.engine.library.isFetching(productId, version);
   const partCutoff = now - (deps.partDays ?? 7) * DAY;
   const keepCutoff = now - deps.retentionDays * DAY;
   for (const productId of readdirSync(root)) {

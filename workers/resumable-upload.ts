@@ -1,14 +1,12 @@
 // The Drive resumable upload client: the part googleapis lacks (its files.create sends one multipart
-// POST that cannot resume). Pure Node: it reads the file in chunks from a handle, talks HTTP through
-// undici, and reports through callbacks; it never touches the store.
+// POST that cannot resume). Worker code: it reads the file in chunks from a handle, talks HTTP
+// through undici, and reports through callbacks; it never touches the store. Only the upload task
+// (./upload.ts), benchmarks and tests use it.
 //
 // Rules it lives by (see shared/reference/google-drive.md):
 // - Only the server's `Range` header says what is stored; a chunk that "went out" proves nothing.
 // - After any interruption, ask the session (`bytes */total`) before sending again.
 // - 404 on the session means it expired: start a new one (the pre-generated id keeps it single).
-//
-// The result types mirror workers/protocol.ts structurally: the layer rules keep main/drive from
-// importing workers/, and workers/upload.ts checks the fit at compile time.
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -16,6 +14,11 @@ import type { Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
+import { parseRetryAfter } from '../main/core/retry-after';
+import type { TaskResult, TransferError, TransferErrorCode, UploadDone } from '../main/core/transfer-protocol';
+import { Throttle } from './kit';
+
+export { Throttle };
 
 export const UPLOAD_ALIGN = 256 * 1024;
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
@@ -24,28 +27,10 @@ const MAX_IN_CALL_WAIT_MS = 8000;
 /** Asked for on the session so the final answer carries what we verify. */
 const RESULT_FIELDS = 'id,name,mimeType,size,md5Checksum';
 
-export type UploadErrorCode =
-  | 'CANCELLED' | 'TRANSIENT' | 'RATE_LIMITED' | 'NOT_FOUND' | 'CHECKSUM_MISMATCH'
-  | 'DRIVE_FULL' | 'AUTH' | 'SESSION_EXPIRED' | 'DISK' | 'BAD_REQUEST';
-
-export interface UploadError {
-  code: UploadErrorCode;
-  message: string;
-  retryAfterMs?: number;
-  status?: number;
-}
-
-export interface ResumableUploadDone {
-  fileId: string;
-  bytes: number;
-  md5Checksum?: string;
-  /** Bytes put on the wire in this call (less than `bytes` when resumed). */
-  sentBytes: number;
-  /** The offset the server already held when this call first learned it. */
-  resumedFrom: number;
-}
-
-export type ResumableUploadResult = { ok: true; value: ResumableUploadDone } | { ok: false; error: UploadError };
+export type UploadErrorCode = TransferErrorCode;
+export type UploadError = TransferError;
+export type ResumableUploadDone = UploadDone;
+export type ResumableUploadResult = TaskResult<UploadDone>;
 
 export interface ResumableUploadOptions {
   filePath: string;
@@ -81,55 +66,6 @@ export interface ResumableUploadOptions {
   /** A chunk is about to go out (for diagnostics and tests). */
   onChunk?: (chunk: { start: number; length: number; total: number }) => void;
   dispatcher?: Dispatcher;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Bandwidth cap
-// ---------------------------------------------------------------------------------------------
-
-/** A token bucket whose rate can change mid-transfer; null means unlimited. */
-export class Throttle {
-  private rate: number | null = null;
-  private tokens = 0;
-  private last = Date.now();
-
-  constructor(bytesPerSec: number | null = null) {
-    this.set(bytesPerSec);
-  }
-
-  get bytesPerSec(): number | null {
-    return this.rate;
-  }
-
-  set(bytesPerSec: number | null): void {
-    this.refill();
-    this.rate = bytesPerSec && bytesPerSec > 0 ? bytesPerSec : null;
-    if (this.rate === null) this.tokens = 0;
-  }
-
-  /** A slice size that keeps each wait short, so a changed cap takes effect quickly. */
-  sliceSize(): number {
-    if (this.rate === null) return 64 * 1024;
-    return Math.max(4096, Math.min(64 * 1024, Math.floor(this.rate / 8)));
-  }
-
-  /** Spend n bytes, waiting while the bucket is in debt. Re-reads the rate every 100 ms at most. */
-  async take(n: number, signal?: AbortSignal): Promise<void> {
-    if (this.rate === null) return;
-    this.refill();
-    this.tokens -= n;
-    while (this.rate !== null && this.tokens < 0) {
-      await sleep(Math.min(100, (-this.tokens / this.rate) * 1000), signal);
-      this.refill();
-    }
-  }
-
-  private refill(): void {
-    const now = Date.now();
-    // Allow a burst of at most ~100 ms worth, so an idle pause cannot bank a flood.
-    if (this.rate !== null) this.tokens = Math.min(this.rate / 10, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
-  }
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -185,11 +121,7 @@ function storedBytes(h: Record<string, string | string[] | undefined>): number |
 }
 
 function retryAfterMs(h: Record<string, string | string[] | undefined>): number | undefined {
-  const v = header(h, 'retry-after');
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+  return parseRetryAfter(h['retry-after']);
 }
 
 function errorReason(text: string): { reason?: string; message?: string } {

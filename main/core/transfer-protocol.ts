@@ -1,0 +1,145 @@
+// The transfer protocol: what the engine asks a transfer worker to do, what the worker reports
+// back, and how the engine steers a running transfer. Shared by the engine (main thread), the
+// Piscina task entries (workers/) and, later, remote workers over BullMQ, so every type here is
+// plain JSON: no MessagePort, no Error, no function. Each queue implementation adds its own
+// channel (a MessagePort for Piscina, job events for BullMQ) around these payloads.
+//
+// Results are plain objects, never thrown errors: structured clone and JSON both drop an Error's
+// custom fields (code, retryAfterMs), and the engine needs them to classify a failure.
+
+/** Why a transfer stopped; the engine maps each to retry / pause / fail. */
+export type TransferErrorCode =
+  | 'CANCELLED' // the engine asked the task to stop (owner action, watchdog, shutdown)
+  | 'TRANSIENT' // network error, reset, 5xx, 429, stall: retry with backoff
+  | 'RATE_LIMITED' // 403 userRateLimitExceeded / rateLimitExceeded or 429 from Drive: back off, honour retryAfterMs
+  | 'NOT_FOUND' // origin 404/410, a vanished local file: permanent
+  | 'CHECKSUM_MISMATCH' // bytes do not match the manifest's sha256 or size: re-fetch, then permanent
+  | 'DRIVE_FULL' // 403 storageQuotaExceeded: pause uploads
+  | 'AUTH' // 401 from Drive: refresh the token and resume the same session
+  | 'SESSION_EXPIRED' // 404 on the upload session: start a new one
+  | 'DISK' // local disk full / EACCES: pause
+  | 'BAD_REQUEST' // other 4xx, a file past the cap on undeclared sizes: permanent for this attempt
+  | 'ORIGIN_REFUSED'; // the origin policy refused the URL or a redirect hop: permanent
+
+export interface TransferError {
+  code: TransferErrorCode;
+  message: string;
+  /** From Retry-After, when the server sent one. */
+  retryAfterMs?: number;
+  /** HTTP status that caused it, if any. */
+  status?: number;
+}
+
+export type TaskResult<T> = { ok: true; value: T } | { ok: false; error: TransferError };
+
+/** What a task reports while it runs. */
+export type TaskEvent =
+  // Bytes confirmed so far (on disk / on Drive): at most 5 a second, plus one final figure.
+  | { type: 'progress'; bytes: number; total: number | null }
+  // Upload only: a new resumable session was started (checkpoint it: it is the only way to resume).
+  | { type: 'session'; uri: string }
+  // Upload only: the server confirmed it holds [0, bytes) (checkpoint it).
+  | { type: 'committed'; bytes: number };
+
+/** What the engine tells a running task. */
+export type TaskControl =
+  | { type: 'cancel' }
+  | { type: 'limit'; bytesPerSec: number | null } // bandwidth cap for this task, changeable while it runs
+  | { type: 'token'; accessToken: string }; // upload only: a fresh access token
+
+/**
+ * The origin policy's rules as they travel with a download task. main/sources/origin-policy.ts
+ * owns their meaning (its OriginRules has this shape; the core cannot import it).
+ */
+export interface OriginRulesData {
+  allowLoopback: boolean;
+  allowPrivate: boolean;
+  ownPorts: number[];
+  hosts?: Record<string, string[]>;
+}
+
+export interface DownloadTask {
+  kind: 'download';
+  url: string;
+  /** Final path. The task writes `${destPath}.part`, fsyncs, verifies, then renames. */
+  destPath: string;
+  size?: number;
+  sha256?: string;
+  /** Split files at least this large into HTTP Range segments fetched in parallel. */
+  segmentThreshold?: number;
+  /** Number of parallel Range segments for a large file (default 8). */
+  segments?: number;
+  /** Give up with TRANSIENT when no bytes arrive for this long (default 30 000 ms). */
+  stallTimeoutMs?: number;
+  /** The origin policy for this product (every connection and redirect hop); strict when absent. */
+  origin?: OriginRulesData;
+  /** Without a declared `size`, stop with BAD_REQUEST past this many bytes (default 100 GiB). */
+  maxUndeclaredBytes?: number;
+}
+
+export interface CopyLocalTask {
+  kind: 'copy-local';
+  /** The file on the operator's machine (SourceFile.localPath). */
+  srcPath: string;
+  /** Final path; the task writes `${destPath}.part` first. */
+  destPath: string;
+  /** From the listing: a different size now means the file changed since (CHECKSUM_MISMATCH). */
+  size?: number;
+  sha256?: string;
+  /** The shop's data folder: nothing in it (or hard-linked to it) is ever read for a product. */
+  dataDir?: string;
+}
+
+export interface UploadTask {
+  kind: 'upload';
+  filePath: string;
+  /** Drive API root, e.g. https://www.googleapis.com/ or the emulator's URL (ending in /). */
+  rootUrl: string;
+  /** Short-lived: a running upload gets a fresh one through a `token` control. */
+  accessToken: string;
+  /** Pre-generated id (files.generateIds) so a retried create cannot duplicate the file. */
+  fileId: string;
+  name: string;
+  parentId: string;
+  mimeType?: string;
+  /** A session saved by an earlier attempt: query its status and resume. */
+  sessionUri?: string | null;
+  chunkSize?: number; // multiple of 256 KiB, default 8 MiB
+}
+
+export type TransferTask = DownloadTask | CopyLocalTask | UploadTask;
+
+export interface DownloadDone {
+  bytes: number;
+  sha256: string;
+  /** Bytes actually transferred over the network in this run (less than `bytes` when resumed). */
+  fetchedBytes: number;
+  resumedFrom: number;
+}
+
+export interface UploadDone {
+  fileId: string;
+  bytes: number;
+  md5Checksum?: string;
+  /** Bytes actually sent in this run (less than `bytes` when resumed). */
+  sentBytes: number;
+  resumedFrom: number;
+}
+
+/** What each kind of task answers with. */
+export type DoneOf<T extends TransferTask> = T extends UploadTask ? UploadDone : DownloadDone;
+
+/** The slots a task takes: copies from local folders count as downloads. */
+export type TransferKind = 'download' | 'upload';
+
+export const kindOfTask = (t: TransferTask): TransferKind => (t.kind === 'upload' ? 'upload' : 'download');
+
+/** The origin host a download connects to (per-host connection limits); null for the others. */
+export function hostOfTask(t: TransferTask): string | null {
+  if (t.kind !== 'download') return null;
+  try {
+    return new URL(t.url).host;
+  } catch {
+    return null;
+  }
+}
