@@ -336,6 +336,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     log,
     smtp: () => smtpConfigOf(config.current()),
     shopName: () => config.current().shopName ?? 'driveship',
+    language: () => config.current().language,
     channels: () => {
       const c = config.current();
       return {
