@@ -358,6 +358,18 @@ export interface CustomerAccessDto {
   expiresAt: number | null;
 }
 
+export const CustomerListQuerySchema = ListQuerySchema.extend({ q: z.string().max(200).optional() });
+
+/** One line of the customer list. */
+export interface CustomerSummaryDto {
+  email: string;
+  name: string | null;
+  orders: number;
+  delivered: number;
+  paidVnd: number;
+  lastOrderAt: number;
+}
+
 export interface CustomerDto {
   email: string;
   name: string | null;

@@ -3,6 +3,9 @@
 import type { Request, Response, Router } from 'express';
 import {
   CustomerEmailSchema,
+  CustomerListQuerySchema,
+  type CustomerSummaryDto,
+  type ListDto,
   OrderMoveSchema,
   OrderRevokeSchema,
   UpdateDecisionSchema,
@@ -66,6 +69,15 @@ export function afterSaleRoutes(api: Router, deps: { store: Store; engine: Engin
 
   api.get('/quota', wrap(async (_req, res) => {
     res.json(await engine.quota.view());
+  }));
+
+  api.get('/customers', wrap((req, res) => {
+    const { q, limit, offset } = CustomerListQuerySchema.parse(req.query);
+    const list = store.orders.customers({ q, limit, offset });
+    res.json({
+      total: list.total,
+      items: list.items.map((c) => ({ email: c.email, name: c.name, orders: c.orders, delivered: c.delivered ?? 0, paidVnd: c.paid_vnd ?? 0, lastOrderAt: c.last_order_at })),
+    } satisfies ListDto<CustomerSummaryDto>);
   }));
 
   api.get('/customers/:email', wrap((req, res) => {

@@ -206,4 +206,29 @@ export class OrdersRepo {
   forEmail(email: string): OrderDto[] {
     return prep<[string], OrderRow>(this.db, 'SELECT * FROM orders WHERE lower(customer_email) = lower(?) ORDER BY created_at DESC').all(email).map((r) => this.toDto(r));
   }
+
+  /** Customers by email (case-insensitive), newest order first; `q` folded like the order search. */
+  customers(f: { q?: string; limit: number; offset: number }): { items: CustomerRow[]; total: number } {
+    const q = f.q ? foldText(f.q.trim()) : '';
+    const where = q ? `WHERE ds_fold(customer_email) LIKE ? ESCAPE '\\' OR ds_fold(customer_name) LIKE ? ESCAPE '\\'` : '';
+    const like = `%${q.replace(/[\\%_]/g, (c) => '\\' + c)}%`;
+    const args = q ? [like, like] : [];
+    const total = prep<string[], { n: number }>(this.db, `SELECT count(DISTINCT lower(customer_email)) AS n FROM orders ${where}`).get(...args)!.n;
+    const items = prep<(string | number)[], CustomerRow>(
+      this.db,
+      `SELECT lower(customer_email) AS email, max(customer_name) AS name, count(*) AS orders,
+              sum(status = 'delivered') AS delivered, sum(paid_vnd) AS paid_vnd, max(created_at) AS last_order_at
+         FROM orders ${where} GROUP BY lower(customer_email) ORDER BY last_order_at DESC, email LIMIT ? OFFSET ?`,
+    ).all(...args, f.limit, f.offset);
+    return { items, total };
+  }
+}
+
+export interface CustomerRow {
+  email: string;
+  name: string | null;
+  orders: number;
+  delivered: number;
+  paid_vnd: number;
+  last_order_at: number;
 }

@@ -5,6 +5,7 @@ import { Layout } from './components/Layout';
 import { ErrorNote } from './components/ui';
 import { I18nProvider, useI18n } from './i18n';
 import { CustomerPage } from './pages/Customer';
+import { CustomersPage } from './pages/Customers';
 import { DashboardPage } from './pages/Dashboard';
 import { DeliveriesPage } from './pages/Deliveries';
 import { OrderPage } from './pages/OrderDetail';
@@ -84,6 +85,8 @@ function Page({ route }: { route: Route }) {
       return <SettingsPage />;
     case 'support':
       return <SupportPage />;
+    case 'customers':
+      return <CustomersPage />;
     case 'customer':
       return <CustomerPage email={route.email} />;
     case 'not-found':

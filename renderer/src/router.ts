@@ -14,6 +14,7 @@ export type Route =
   | { name: 'product'; id: string }
   | { name: 'settings' }
   | { name: 'support' }
+  | { name: 'customers' }
   | { name: 'customer'; email: string }
   | { name: 'not-found' };
 
@@ -43,7 +44,7 @@ export function parseRoute(hash: string): Route {
     case 'support':
       return { name: 'support' };
     case 'customers':
-      return parts[1] ? { name: 'customer', email: parts[1] } : { name: 'not-found' };
+      return parts[1] ? { name: 'customer', email: parts[1] } : { name: 'customers' };
     default:
       return { name: 'not-found' };
   }

@@ -154,6 +154,12 @@ describe('after the sale, end to end', () => {
     assert.equal(c.body.actions[0].kind, 'move');
     assert.equal((await api('GET', '/customers/nobody%40example.com')).body.error.code, 'CUSTOMER_NOT_FOUND');
     assert.equal((await api('GET', '/customers/not-an-email')).status, 400);
+    // The customer list finds them by a part of the address, whatever the case.
+    const list = await api('GET', '/customers?q=RIGHT%40exa');
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body.items.map((x: { email: string; orders: number }) => [x.email, x.orders]), [['right@example.com', 1]]);
+    assert.equal(list.body.total, 1);
+    assert.equal((await api('GET', '/customers?limit=0')).body.error.code, 'INVALID_INPUT');
   });
 
   it('sharing controls: readers cannot download, print or copy; access ends by itself at the access days', async () => {

@@ -91,6 +91,15 @@ describe('after the sale (browser)', () => {
     assert.match(text, /hoa@example\.com/);
     assert.match(text, /99,000|99\.000/);
     await screenshot(s.page, '21-customer');
+    // Also from the sidebar: the customer list, searched without accents.
+    await s.page.click('nav a[href="#/customers"]');
+    await s.page.waitForSelector('[data-page="customers"]');
+    await s.page.fill('[data-page="customers"] input[type="search"]', 'tran hoa');
+    await s.page.waitForSelector('[data-customer="hoa@example.com"]');
+    assert.equal(await s.page.locator('[data-customer]').count(), 1);
+    await screenshot(s.page, '21b-customers');
+    await s.page.click('[data-customer="hoa@example.com"]');
+    await s.page.waitForSelector('[data-page="customer"]');
   });
 
   it('revokes access with a reason; the order shows revoked, keeps its payment, and the audit log has the reason', async () => {

@@ -2,6 +2,7 @@
 import type {
   AccessActionDto,
   CustomerDto,
+  CustomerSummaryDto,
   DeliveryDto,
   DriveQuotaDto,
   OrderMove,
@@ -130,6 +131,7 @@ export const afterSale = {
   move: (orderId: string, body: OrderMove) => call<AccessActionDto>('POST', `/orders/${enc(orderId)}/move`, body),
   actions: async (orderId: string) => (await call<{ items: AccessActionDto[] }>('GET', `/orders/${enc(orderId)}/actions`)).items,
   resend: (deliveryId: string) => call<ResendDto>('POST', `/deliveries/${enc(deliveryId)}/resend`, {}),
+  customers: (q: { q?: string; limit: number; offset: number }) => call<ListDto<CustomerSummaryDto>>('GET', `/customers${query(q)}`),
   customer: (email: string) => call<CustomerDto>('GET', `/customers/${enc(email)}`),
   quota: () => call<DriveQuotaDto>('GET', '/quota'),
 };
