@@ -17,6 +17,8 @@ import type { Transfers } from './transfers';
 interface Pipeline {
   cached: Promise<void>;
   inDrive: Promise<string>;
+  /** Its downloads failed: a new waiter gets the next pipeline, once this one's uploads ended. */
+  fetchFailed?: boolean;
 }
 
 /** The Drive side of a pipeline, ready before the first upload starts. */
@@ -246,7 +248,15 @@ export class Library {
   private pipeline(productId: string, version: number, ctx: JobContext): Pipeline {
     const key = `${productId}:${version}`;
     let p = this.pipelines.get(key);
-    if (p) return p;
+    if (p && !p.fetchFailed) return p;
+    if (p) {
+      // Retried after its downloads failed: the same transfer ids may still be running in it.
+      const next = p.inDrive.then(() => undefined, () => undefined).then(() => this.pipeline(productId, version, ctx));
+      const chained = { cached: next.then((n) => n.cached), inDrive: next.then((n) => n.inDrive) };
+      chained.cached.catch(() => undefined);
+      chained.inDrive.catch(() => undefined);
+      return chained;
+    }
     const fetchKey = `fetch:${key}`;
     const uploadKey = `upload:${key}`;
     let settleCached!: (err: unknown) => void;
@@ -255,6 +265,7 @@ export class Library {
     const onCached = (err: unknown) => {
       if (cachedSettled) return;
       cachedSettled = true;
+      if (err && p) p.fetchFailed = true;
       this.flights.delete(fetchKey);
       settleCached(err);
     };
