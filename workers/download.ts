@@ -9,10 +9,11 @@
 // destPath itself appears only by rename, after the bytes were verified and fsynced.
 //
 // How it fetches (as aria2c does): one connection first, `Range: bytes=<prefix>-`, whose answer
-// tells the size when the manifest did not. A file at least `segmentThreshold` long is then split:
-// the first connection keeps streaming the front, and more connections take halves of the largest
-// piece still to fetch, as many as the engine's `connections` allowance (its share of the origin
-// host's window) permits. A connection refused (429/503) or dropped gives its piece back and is
+// tells the size when the manifest did not. A file at least `segmentThreshold` long is then fetched
+// in pieces by as many connections as the engine's `connections` allowance (its share of the origin
+// host's window) permits: the first connection keeps the front piece, the others take the next
+// pieces in file order (so the contiguous front, which an upload follows, grows at the speed of
+// all of them), and a connection with nothing left to take splits the largest remainder. A connection refused (429/503) or dropped gives its piece back and is
 // reported (`congestion`), so the engine narrows the window; only when nothing moves for a while
 // does the task fail.
 //
@@ -38,7 +39,16 @@ const DEFAULT_STALL_MS = 30_000;
 const CHECKPOINT_INTERVAL_MS = 1_000;
 /** A piece is split only if both halves are at least this long (a new connection must pay off). */
 const MIN_SPLIT = 2 * MiB;
-/** Pieces given back by refused or dropped connections, per run, before the task fails. */
+/** Pieces handed to connections in file order: small enough that the front (what an upload may send) advances steadily. */
+const MIN_PIECE = 1 * MiB;
+const MAX_PIECE = 8 * MiB;
+
+/** About four pieces per connection, so the connections work side by side near the front. */
+function pieceSize(size: number, allowance: number): number {
+  const p = Math.ceil(size / (4 * Math.max(1, allowance)) / MiB) * MiB;
+  return Math.min(MAX_PIECE, Math.max(MIN_PIECE, p));
+}
+/** Pieces given back in a row (no piece finished in between) before the task fails. */
 const MAX_SEGMENT_FAILURES = 12;
 
 // One keep-alive pool per worker thread and rule set (module state is per thread), so consecutive
@@ -441,6 +451,17 @@ async function writeSidecar(path: string, s: Sidecar): Promise<void> {
   await rename(`${path}.tmp`, path);
 }
 
+/** A copy of the segments with finished neighbours merged (a big file's sidecar stays small). */
+function mergeDone(segments: Segment[]): Segment[] {
+  const out: Segment[] = [];
+  for (const g of [...segments].sort((a, b) => a.start - b.start)) {
+    const last = out.at(-1);
+    if (last && last.done === last.end && g.done === g.end && last.end === g.start) last.end = last.done = g.end;
+    else out.push({ ...g });
+  }
+  return out;
+}
+
 /** Bytes [0, n) that are done without a gap. */
 function contiguousFront(segments: Segment[]): number {
   let front = 0;
@@ -470,7 +491,7 @@ class Checkpointer {
 
   save(): Promise<void> {
     if (!this.saving) {
-      const snapshot: Sidecar = { ...this.state, segments: this.state.segments.map((g) => ({ ...g })) };
+      const snapshot: Sidecar = { ...this.state, segments: mergeDone(this.state.segments) };
       this.saving = (async () => {
         await this.fh.datasync();
         await writeSidecar(this.path, snapshot);
@@ -561,19 +582,41 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
   const signal = AbortSignal.any([controls.signal, stopAll.signal]);
   let fatal: unknown = null;
   let failures = 0;
+  /**
+   * The task's own narrowing after a refusal, until the engine's next allowance arrives: as many
+   * connections as survived, one more for each piece finished since.
+   */
+  let localCap = Infinity;
+  const cap = () => Math.min(ctx.allowance, localCap);
   let lastError: TransferError | null = null;
   let holdUntil = 0;
   let wake: (() => void) | null = null;
   const poke = () => wake?.();
-  ctx.onAllowance = poke;
+  ctx.onAllowance = () => {
+    localCap = Infinity; // the engine has heard of the refusals and decided
+    poke();
+  };
   signal.addEventListener('abort', poke, { once: true });
   const doneBytes = () => state.segments.reduce((n, g) => n + (g.done - g.start), 0);
   const report = () => progress.set(doneBytes(), state.size, active.size);
 
-  /** The next piece for a free connection: an unstarted segment (the lowest first, so the front grows), else a split. */
+  /**
+   * The next piece for a free connection: the lowest piece nobody fetches (cut to the piece size,
+   * so connections work side by side near the front), else half of the largest remainder another
+   * connection is still fetching.
+   */
   const nextPiece = (): Segment | null => {
     const idle = state.segments.filter((g) => g.done < g.end && !active.has(g)).sort((a, b) => a.start - b.start)[0];
-    if (idle) return idle;
+    if (idle) {
+      const piece = pieceSize(state.size, ctx.allowance);
+      if (idle.end - idle.done > piece + MIN_PIECE) {
+        const rest: Segment = { start: idle.done + piece, end: idle.end, done: idle.done + piece };
+        idle.end = rest.start;
+        state.segments.push(rest);
+        state.segments.sort((a, b) => a.start - b.start);
+      }
+      return idle;
+    }
     let widest: Segment | null = null;
     for (const g of active.keys()) if (!widest || g.end - g.done > widest.end - widest.done) widest = g;
     if (!widest || widest.end - widest.done < 2 * MIN_SPLIT) return null;
@@ -591,6 +634,8 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
     report();
     try {
       await fetchSegment(ctx, fh, seg, state.size, AbortSignal.any([signal, conn.controller.signal]), res, hasher, fetched, report);
+      failures = 0;
+      if (localCap !== Infinity) localCap++;
     } catch (err) {
       if (err instanceof NoRangeSupport || controls.cancelled) {
         fatal ??= err;
@@ -609,6 +654,7 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
       ctx.channel.post({ type: 'congestion', status: congestion.status });
       lastError = e;
       failures++;
+      localCap = Math.max(1, active.size - 1);
       holdUntil = performance.now() + Math.min(5_000, e.retryAfterMs ?? 250 * 2 ** Math.min(4, failures - 1));
       if (failures > MAX_SEGMENT_FAILURES) {
         fatal ??= err;
@@ -626,7 +672,18 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
     const p = runConn(seg, res).finally(() => runs.delete(p));
     runs.add(p);
   };
-  if (carried) launch(state.segments.find((g) => g.start === 0)!, carried);
+  if (carried) {
+    // The first connection keeps the front piece; the rest of the file becomes pieces for the others.
+    const front = state.segments.find((g) => g.start === 0)!;
+    const piece = pieceSize(state.size, ctx.allowance);
+    if (front.end - front.done > piece + MIN_PIECE) {
+      const rest: Segment = { start: front.done + piece, end: front.end, done: front.done + piece };
+      front.end = rest.start;
+      state.segments.push(rest);
+      state.segments.sort((a, b) => a.start - b.start);
+    }
+    launch(front, carried);
+  }
   try {
     for (;;) {
       if (fatal || signal.aborted) break;
@@ -634,7 +691,7 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
       const now = performance.now();
       // A host that refused us gets a pause, unless nothing at all is fetching (then the pause is the retry's wait).
       const holding = now < holdUntil;
-      while (!holding && active.size < ctx.allowance) {
+      while (!holding && active.size < cap()) {
         const piece = nextPiece();
         if (!piece) break;
         launch(piece, null);

@@ -4,9 +4,10 @@
 //
 // - Slow start: while each widening still raises the host's aggregate throughput clearly, the
 //   window doubles (a per-connection-capped origin rewards every connection; finding out fast
-//   matters when a whole product takes seconds).
+//   matters when a whole product takes seconds). A doubling that did not pay is undone.
 // - Then additive increase: one more connection per interval while the host is saturated (every
-//   connection of the window in use) and its throughput is not falling.
+//   connection of the window in use) and its throughput keeps rising; on a plateau the window
+//   holds, probing one more now and then (other traffic may have ended).
 // - Multiplicative decrease: a 429, a 503 or a dropped connection halves the window (and ends slow
 //   start); throughput falling clearly while saturated takes a quarter off.
 // - Never above the owner's ceiling (the `maxPerHost` setting), never below 1. A host that is not
@@ -42,6 +43,10 @@ interface Host {
   congested: boolean;
   /** Intervals left during which the window does not grow (after a decrease). */
   hold: number;
+  /** The window before the last doubling (undone if the doubling did not pay). */
+  before: number;
+  /** Plateau intervals left before the next probe. */
+  probeIn: number;
   inUse: number;
   /** The window was at least this full for the whole interval (max of what was seen). */
   peakInUse: number;
@@ -50,8 +55,10 @@ interface Host {
 
 /** Rise that counts as "throughput keeps rising" after a doubling. */
 const SLOW_START_GAIN = 1.25;
-/** Fall (while saturated) that counts as "throughput falls". */
-const FALL = 0.7;
+/** Fall (while saturated) that counts as "throughput falls" (progress reports make samples lumpy). */
+const FALL = 0.6;
+/** Plateau intervals between probes. */
+const PROBE_EVERY = 8;
 /** A host unheard of for this long is forgotten (it starts over the next time). */
 const FORGET_MS = 5 * 60_000;
 
@@ -77,7 +84,8 @@ export class HostWindows {
   private host(name: string, now: number): Host {
     let h = this.hosts.get(name);
     if (!h) {
-      h = { window: Math.min(this.ceiling, this.initial), phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      const window = Math.min(this.ceiling, this.initial);
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -108,7 +116,7 @@ export class HostWindows {
     h.congested = true;
     h.window = Math.max(1, Math.floor(h.window / 2));
     h.phase = 'steady';
-    h.hold = 2;
+    h.hold = 1;
     h.lastRate = null;
   }
 
@@ -134,12 +142,22 @@ export class HostWindows {
           h.phase = 'steady';
           h.hold = 1;
         } else if (h.phase === 'slow-start') {
-          if (last === null || h.rate >= last * SLOW_START_GAIN) h.window = Math.min(this.ceiling, h.window * 2);
-          else h.phase = 'steady';
-        } else {
+          if (last === null || h.rate >= last * SLOW_START_GAIN) {
+            h.before = h.window;
+            h.window = Math.min(this.ceiling, h.window * 2);
+          } else {
+            h.window = h.before;
+            h.phase = 'steady';
+          }
+        } else if (last === null || h.rate >= last * (1 + 0.5 / h.window)) {
+          // Rising by at least half of what one more connection would add: one more.
           h.window = Math.min(this.ceiling, h.window + 1);
+          h.probeIn = PROBE_EVERY;
+        } else if (--h.probeIn <= 0) {
+          h.window = Math.min(this.ceiling, h.window + 1);
+          h.probeIn = PROBE_EVERY;
         }
-        h.lastRate = h.window === before ? h.rate : h.window > before ? h.rate : null;
+        h.lastRate = h.window < before ? null : h.rate;
       }
       h.window = Math.min(this.ceiling, h.window);
       h.congested = false;

@@ -58,7 +58,6 @@ export interface JobContext {
 export interface DownloadSettings {
   stallTimeoutMs?: number;
   segmentThreshold?: number;
-  segments?: number;
 }
 
 export interface LibraryDeps {

@@ -32,7 +32,7 @@ export interface PiscinaQueueOptions {
   onRecycle?: (reason: string) => void;
   /** Connections a new origin host starts with (its window adapts from there; default 8). */
   initialHostWindow?: number;
-  /** How often host windows adapt (default 500 ms). */
+  /** How often host windows adapt (default 1 s: downloads report progress five times a second). */
   windowIntervalMs?: number;
 }
 
@@ -381,7 +381,7 @@ export class PiscinaTransferQueue implements TransferQueue {
         clearInterval(this.windowTimer);
         this.windowTimer = null;
       }
-    }, this.opts.windowIntervalMs ?? 500);
+    }, this.opts.windowIntervalMs ?? 1000);
     this.windowTimer.unref();
   }
 }

@@ -144,8 +144,10 @@ describe('download task', () => {
     // once; a connection that ends early takes half of another's piece, never a ninth at once
     // (the origin may still count a connection we just cut).
     const c = origin.counters.byPath.get('big.bin')!;
-    assert.ok(c.maxActive >= 8 && c.maxActive <= 9, `at most 8 connections at once (+1 closing), saw ${c.maxActive}`);
+    assert.ok(c.maxActive <= 9, `at most 8 connections at once (+1 closing), saw ${c.maxActive}`);
     assert.equal(c.ranged, c.requests, 'every request is a Range request');
+    const held = run.events.map((s) => (s.event as { connections?: number }).connections ?? 0);
+    assert.equal(Math.max(...held), 8, 'the task held its allowance of eight');
     assert.equal(await sha256Of(dest), f.sha256);
     assert.equal(existsSync(`${dest}.part.json`), false, 'the sidecar goes with the .part');
     t.diagnostic(`96 MiB segmented from an uncapped loopback origin: ${run.ms.toFixed(0)} ms, ${mbps(size, run.ms).toFixed(0)} MB/s`);
@@ -261,7 +263,9 @@ describe('download task: control and bandwidth', () => {
       const g = origin.addFile('capped1.bin', { size });
       ok(await download({ url: g.url, destPath: destFor('capped1.bin'), size, sha256: g.sha256, segmentThreshold: MiB, segments: 1 }));
       const one = origin.counters.byPath.get('capped1.bin')!;
-      assert.deepEqual([one.requests, one.maxActive, one.bytes], [1, 1, size], 'one stream, the file once');
+      // One connection takes the pieces in turn (a cut connection may still be closing at the origin).
+      assert.ok(one.maxActive <= 2, `one connection at a time, saw ${one.maxActive}`);
+      assert.equal(one.bytes, size, 'the file once');
     } finally {
       await origin.close();
     }
@@ -368,9 +372,10 @@ describe('download task: control and bandwidth', () => {
       assert.equal(failed(first).code, 'CANCELLED');
       assert.equal((await stat(`${dest}.part`)).size, size, 'the .part is preallocated');
       const sidecar = JSON.parse(await readFile(`${dest}.part.json`, 'utf8')) as { segments: { start: number; end: number; done: number }[] };
-      assert.equal(sidecar.segments.length, 4);
       const saved = sidecar.segments.reduce((n, g) => n + g.done - g.start, 0);
-      assert.ok(sidecar.segments.every((g) => g.done > g.start && g.done < g.end), 'every segment got somewhere');
+      const covered = sidecar.segments.slice().sort((x, y) => x.start - y.start);
+      assert.ok(covered.every((g, i) => (i === 0 ? g.start === 0 : g.start === covered[i - 1]!.end)) && covered.at(-1)!.end === size, 'the pieces cover the file');
+      assert.ok(covered.filter((g) => g.done > g.start).length >= 4, 'four connections got somewhere');
       assert.ok(saved >= 6 * MiB && saved < size, `sidecar records ${saved} bytes`);
 
       origin.setRate(null);
@@ -417,7 +422,7 @@ describe('download task: control and bandwidth', () => {
       const f = origin.addFile('segreset.bin', { size });
       const dest = destFor('segreset.bin');
       const task = { url: f.url, destPath: dest, size, sha256: f.sha256, segmentThreshold: MiB, segments: 4 };
-      origin.inject({ kind: 'reset', path: 'segreset.bin', afterBytes: MiB }); // hits one connection
+      origin.inject({ kind: 'reset', path: 'segreset.bin', afterBytes: 512 * 1024 }); // hits the first connection mid-piece
       const run = await download(task);
       const done = ok(run);
       assert.equal(done.fetchedBytes, size);
