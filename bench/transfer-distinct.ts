@@ -53,6 +53,8 @@ function parseVariant(spec: string): Variant {
 }
 
 interface OursResult {
+  /** The origin host's connection window / connections in use, every 500 ms. */
+  windows: string[];
   variant: string;
   settings: string;
   seconds: number;
@@ -98,15 +100,22 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();
+      const windows: string[] = [];
+      const windowTimer = setInterval(() => {
+        const h = shop.core.engine.queue.stats().hosts[0];
+        if (h) windows.push(`${h.window}/${h.inUse}`);
+      }, 500);
       const paid = await Promise.all(orders.map((o) => shop.pay(o)));
       if (paid.some((p) => p.status !== 200)) throw new Error(`webhook answers: ${paid.map((p) => p.status).join(',')}`);
       const settled = await shop.waitSettled(orders.map((o) => o.id), TIMEOUT_MS);
+      clearInterval(windowTimer);
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
       const c = await sandbox.counters();
       const ph = shop.phases();
       const since = (state: string) => (ph[state] ? round((ph[state]!.last - t0) / 1000, 2) : null);
       return {
+        windows,
         allFetchedSec: since('uploading'),
         allUploadedSec: since('linking'),
         variant: v.name,
@@ -160,6 +169,7 @@ export async function run(): Promise<unknown> {
     const o = ours.at(-1)!;
     console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
     console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
+    console.log(`    origin connections (window/in use, every 0.5 s): ${o.windows.join(' ')}`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }

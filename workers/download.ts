@@ -48,6 +48,24 @@ function pieceSize(size: number, allowance: number): number {
   const p = Math.ceil(size / (4 * Math.max(1, allowance)) / MiB) * MiB;
   return Math.min(MAX_PIECE, Math.max(MIN_PIECE, p));
 }
+/**
+ * Chunks (64 KiB as the socket hands them) are gathered and written with one writev of about this
+ * much: a syscall and a promise per MiB instead of per chunk. Below MIN_SPLIT / 2, so a split
+ * never lands inside what a connection has gathered.
+ */
+const WRITE_BATCH = 1 * MiB;
+
+/** The first `n` bytes of a list of chunks. */
+function firstBytes(list: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const c of list) {
+    if (n <= 0) break;
+    out.push(c.length <= n ? c : c.subarray(0, n));
+    n -= c.length;
+  }
+  return out;
+}
+
 /** Pieces given back in a row (no piece finished in between) before the task fails. */
 const MAX_SEGMENT_FAILURES = 12;
 
@@ -97,7 +115,7 @@ function get(task: DownloadTask, range: string | null, signal: AbortSignal, stal
   if (range) headers.range = range;
   // undici's timers are the stall detector: the body timer only runs while undici waits for the
   // socket, not while the stream is paused because the throttle is holding reads back.
-  return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs });
+  return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs, highWaterMark: 1024 * 1024 });
 }
 
 /** Drops a body we will not read. dump() reads a small one to keep the connection reusable and
@@ -326,31 +344,43 @@ async function streamRest(
   let syncing: Promise<void> | null = null;
   try {
     if (res) {
-      for await (const c of res.body) {
-        const chunk = c as Buffer;
-        if (task.size !== undefined && have + chunk.length > task.size) {
-          throw failure('CHECKSUM_MISMATCH', `origin sent more than the expected ${task.size} bytes`);
-        }
-        if (cap !== null && have + chunk.length > cap) throw tooLarge(cap, null);
-        await fh.write(chunk, 0, chunk.length, have);
-        hasher?.offer(chunk, have);
-        have += chunk.length;
-        fetched += chunk.length;
+      let gathered: Buffer[] = [];
+      let gatheredBytes = 0;
+      const flush = async () => {
+        if (!gatheredBytes) return;
+        const list = gathered;
+        const n = gatheredBytes;
+        [gathered, gatheredBytes] = [[], 0];
+        await fh.writev(list, have);
+        if (hasher) for (const c of list) hasher.offer(c, hasher.pos);
+        have += n;
+        fetched += n;
         progress.set(have, total, 1);
         if (!syncing && performance.now() - lastCheckpoint >= CHECKPOINT_INTERVAL_MS) {
           lastCheckpoint = performance.now();
           const upTo = have;
           syncing = fh.datasync().then(() => announce(ctx, upTo, total), () => undefined).finally(() => (syncing = null));
         }
-        await controls.throttle.take(chunk.length, controls.signal);
+      };
+      for await (const c of res.body) {
+        const chunk = c as Buffer;
+        if (task.size !== undefined && have + gatheredBytes + chunk.length > task.size) {
+          throw failure('CHECKSUM_MISMATCH', `origin sent more than the expected ${task.size} bytes`);
+        }
+        if (cap !== null && have + gatheredBytes + chunk.length > cap) throw tooLarge(cap, null);
+        gathered.push(chunk);
+        gatheredBytes += chunk.length;
+        if (gatheredBytes >= WRITE_BATCH) await flush();
+        if (controls.throttle.bytesPerSec !== null) await controls.throttle.take(chunk.length, controls.signal);
       }
+      await flush();
     }
     const expected = total ?? task.size;
     if (expected !== undefined && expected !== null && have < expected) throw failure('TRANSIENT', `body ended at ${have} of ${expected} bytes`);
     await syncing;
     await fh.sync();
   } finally {
-    await syncing?.catch(() => undefined);
+    await (syncing as Promise<void> | null)?.catch(() => undefined);
     await fh.close();
   }
   return finish(ctx, have, hasher ? hasher.digest() : null, fetched, resumedFrom);
@@ -746,25 +776,43 @@ async function fetchSegment(
     }
   }
   const body = res.body;
-  let cut = false;
+  let gathered: Buffer[] = [];
+  let gatheredBytes = 0;
+  const flush = async () => {
+    if (!gatheredBytes) return;
+    // A split may have moved our end since these arrived: keep only what is still ours.
+    const n = Math.min(gatheredBytes, seg.end - seg.done);
+    const list = n < gatheredBytes ? firstBytes(gathered, n) : gathered;
+    [gathered, gatheredBytes] = [[], 0];
+    if (n <= 0) return;
+    await fh.writev(list, seg.done);
+    if (hasher) {
+      let at = seg.done;
+      for (const c of list) {
+        hasher.offer(c, at);
+        at += c.length;
+      }
+    }
+    seg.done += n;
+    fetched.bytes += n;
+    onProgress();
+  };
   try {
     for await (const c of body) {
       let chunk = c as Buffer;
       // A split moved our end: keep what is ours, then stop reading (the rest is another's).
-      if (seg.done + chunk.length > seg.end) {
-        chunk = chunk.subarray(0, seg.end - seg.done);
-        cut = true;
-      }
+      const room = seg.end - seg.done - gatheredBytes;
+      if (chunk.length > room) chunk = chunk.subarray(0, Math.max(0, room));
       if (chunk.length) {
-        await fh.write(chunk, 0, chunk.length, seg.done);
-        hasher?.offer(chunk, seg.done);
-        seg.done += chunk.length;
-        fetched.bytes += chunk.length;
-        onProgress();
+        gathered.push(chunk);
+        gatheredBytes += chunk.length;
       }
-      if (cut || seg.done >= seg.end) break;
-      await ctx.controls.throttle.take(chunk.length, signal);
+      const full = seg.done + gatheredBytes >= seg.end;
+      if (full || gatheredBytes >= WRITE_BATCH) await flush();
+      if (full || seg.done >= seg.end) break;
+      if (ctx.controls.throttle.bytesPerSec !== null) await ctx.controls.throttle.take(chunk.length, signal);
     }
+    await flush();
   } finally {
     // Leaving the loop early destroys the body (and its connection): the bytes after our end are not wanted.
     if (!body.destroyed && seg.done >= seg.end) body.destroy();

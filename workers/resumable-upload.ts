@@ -206,10 +206,13 @@ class Source {
     return this.fh;
   }
 
-  /** Exactly [position, position + length); the caller made sure those bytes are available. */
-  async read(position: number, length: number): Promise<Buffer> {
+  /**
+   * Exactly [position, position + length); the caller made sure those bytes are available. With
+   * `into`, read into it (an upload reuses one chunk buffer: no 8 MiB allocation per chunk).
+   */
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
     const fh = await this.handle();
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let filled = 0;
     while (filled < length) {
       const { bytesRead } = await fh.read(buf, filled, length - filled, position + filled);
@@ -392,6 +395,8 @@ class ResumableUpload {
   private newSessions = 0;
   private restarts = 0;
   private replaces = 0;
+  /** The chunk being sent: reused, as the next is read only after the server answered for this one. */
+  private chunkBuf: Buffer | null = null;
   /** Sessions from now on replace the content of the file under fileId (files.update). */
   private replacing: boolean;
 
@@ -573,7 +578,8 @@ class ResumableUpload {
     if (this.source.complete) length = Math.min(this.chunkSize, total! - offset);
     else length = Math.min(this.chunkSize, Math.floor((this.source.available - offset) / UPLOAD_ALIGN) * UPLOAD_ALIGN);
     if (length <= 0) return { kind: 'at', offset }; // nothing sendable yet: waitFor returned on a smaller figure
-    const chunk = await this.source.read(offset, length);
+    this.chunkBuf ??= Buffer.allocUnsafe(this.chunkSize);
+    const chunk = await this.source.read(offset, length, this.chunkBuf);
     const final = this.source.complete && offset + length === total;
     if (final) {
       const mismatch = this.expectedMismatch(chunk);
