@@ -2,6 +2,7 @@
 // delivery), tell the owner by email and/or a Telegram bot, so that nothing fails silently while
 // nobody looks at the app. Channels are read on every alert, so Settings changes apply at once.
 // A channel that fails is logged (without its token) and retried once; it never throws into the app.
+import { alertText, type AlertLang } from '../core/alert-texts';
 import type { Bus, BusEvents } from '../platform/bus';
 import type { Logger } from '../platform/log';
 import { createSmtpTransport, type SmtpConfig } from '../platform/mail';
@@ -20,6 +21,8 @@ export interface OwnerNotifyOptions {
   /** The shop's SMTP settings (null: email off). */
   smtp?: () => SmtpConfig | null;
   shopName?: () => string;
+  /** The shop's language (Settings → language): alerts are sent in it. */
+  language?: () => AlertLang;
   /** Lowest level sent (default 'warning'). */
   minLevel?: 'info' | 'warning' | 'error';
   /** The same alert code is sent at most once per this long (default 1 hour), even if raised again. */
@@ -40,6 +43,11 @@ export interface OwnerNotifier {
 }
 
 const RANK = { info: 0, warning: 1, error: 2 } as const;
+
+const OWNER_WORDS: Record<AlertLang, { attention: string; warning: string; open: string }> = {
+  en: { attention: 'needs attention', warning: 'warning', open: 'Open driveship to see the details.' },
+  vi: { attention: 'cần bạn xử lý', warning: 'cảnh báo', open: 'Mở driveship để xem chi tiết.' },
+};
 
 export function startOwnerNotifications(opts: OwnerNotifyOptions): OwnerNotifier {
   const now = opts.now ?? Date.now;
@@ -126,8 +134,12 @@ export function startOwnerNotifications(opts: OwnerNotifyOptions): OwnerNotifier
     const last = lastSent.get(a.code);
     if (last !== undefined && t - last < throttle) return;
     lastSent.set(a.code, t);
-    const subject = `${shop()}: ${a.level === 'error' ? 'needs attention' : 'warning'}: ${a.code}`;
-    const text = `${a.message}\n\nOpen driveship to see the details and what to do.\n(${new Date(t).toISOString()})`;
+    const lang = opts.language?.() ?? 'en';
+    const said = alertText(a.code, lang, { message: a.message });
+    const words = OWNER_WORDS[lang];
+    const subject = `${shop()}: ${a.level === 'error' ? words.attention : words.warning}: ${said.message}`;
+    const when = new Date(t).toLocaleString(lang === 'vi' ? 'vi-VN' : 'en-GB', { timeZone: 'Asia/Ho_Chi_Minh' });
+    const text = `${said.message}\n\n${said.action ? `${said.action}\n\n` : ''}${words.open}\n(${when}; ${a.code})`;
     track(send(subject, text)).catch((err) => opts.log.error({ err }, 'owner notification failed'));
   };
   const off = opts.bus.on('alert', onAlert);

@@ -59,8 +59,10 @@ describe('owner notifications', () => {
       await n.idle();
       assert.equal(smtp.messages().length, 1);
       assert.deepEqual(smtp.messages()[0]!.to, ['owner@shop.test']);
-      assert.match(smtp.messages()[0]!.subject, /Shop: needs attention: DRIVE_FULL/);
-      assert.match(smtp.messages()[0]!.text, /Google Drive is full/);
+      // Said from the one catalogue of alert texts, with what to do; the code only for support.
+      assert.match(smtp.messages()[0]!.subject, /^Shop: needs attention: Google Drive is full: uploads are paused\.$/);
+      assert.match(smtp.messages()[0]!.text, /Free space in Google Drive/);
+      assert.match(smtp.messages()[0]!.text, /DRIVE_FULL/);
       assert.equal(tgCalls.length, 1);
       assert.equal(tgCalls[0]!.path, `/bot${BOT}/sendMessage`);
       assert.equal(tgCalls[0]!.body.chat_id, '42');
@@ -91,6 +93,30 @@ describe('owner notifications', () => {
     bus.emit('alert', { code: 'AFTER_STOP', level: 'error', message: 'x', raised: true });
     await new Promise((r) => setTimeout(r, 50));
     assert.ok(!tgCalls.some((c) => c.body.text.includes('AFTER_STOP')));
+  });
+
+  it('alerts go out in the shop\'s language; a code the catalogue lacks keeps the text it was raised with', async () => {
+    const bus = new Bus();
+    const before = smtp.messages().length;
+    const n = startOwnerNotifications({
+      bus,
+      log: { info() {}, warn() {}, error() {} } as any,
+      channels: () => ({ email: { to: 'owner@shop.test' } }),
+      smtp: () => ({ host: '127.0.0.1', port: smtp.port, secure: false, user: 'shop', password: 'smtp-pass-xyz', from: 'shop <shop@shop.test>' }),
+      shopName: () => 'Tiệm Lan',
+      language: () => 'vi',
+    });
+    try {
+      bus.emit('alert', { code: 'DISK_LOW', level: 'warning', message: 'Only 1.2 GB free', raised: true });
+      bus.emit('alert', { code: 'SOMETHING_NEW', level: 'error', message: 'A thing happened', raised: true });
+      await n.idle();
+      const [disk, other] = smtp.messages().slice(before);
+      assert.equal(disk!.subject, 'Tiệm Lan: cảnh báo: Ổ đĩa chứa dữ liệu driveship sắp đầy.');
+      assert.match(disk!.text, /Hãy giải phóng dung lượng/);
+      assert.match(other!.subject, /^Tiệm Lan: cần bạn xử lý: A thing happened$/);
+    } finally {
+      n.stop();
+    }
   });
 
   it('no channel configured: nothing is sent, nothing fails', async () => {

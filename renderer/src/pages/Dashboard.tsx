@@ -1,6 +1,7 @@
 import { useCallback } from 'react';
 import { ApiError } from '../api/client';
 import { connections, dashboard, google, orders, products, settings } from '../api/endpoints';
+import { alertText } from '../../../main/core/alert-texts';
 import type { Alert, Dashboard } from '../../../main/core/contract';
 import { ThroughputChart } from '../components/ThroughputChart';
 import { Card, EmptyState, ErrorNote, Loading, Notice, OrderStatusBadge, OrderTodo, PageHeader } from '../components/ui';
@@ -65,10 +66,13 @@ const ALERT_LINKS: Record<string, string> = {
   SHARING_LIMIT: '/deliveries',
   DISK_FULL: '/deliveries',
   TUNNEL_DOWN: '/settings',
-  WEBHOOKS_SILENT: '/settings',
+  WEBHOOK_SILENT: '/settings',
   DELIVERIES_FAILING: '/deliveries?state=failed',
-  REPEATED_FAILURES: '/deliveries?state=failed',
   WORKERS_STUCK: '/support',
+  WATCHDOG_REPEATED: '/deliveries',
+  SECRETS_NEED_REENTRY: '/settings',
+  SECRETS_LOCKED: '/settings',
+  JOB_FAILING: '/support',
 };
 
 /** What needs the owner, counted every time (not only once an alert fires), each with a link. */
@@ -123,14 +127,15 @@ function RecentOrders({ items }: { items: NonNullable<Dashboard['recentOrders']>
 }
 
 function AlertItem({ alert }: { alert: Alert }) {
-  const { tx, t, fmt } = useI18n();
-  // Translated by code; the server's English only for a code this window does not know yet.
-  const action = tx(`alert.${alert.code}.action`, alert.action ?? '');
-  const to = ALERT_LINKS[alert.code];
+  const { t, fmt, lang } = useI18n();
+  // Translated by code (one catalogue with the owner's email alerts); the text it was raised with otherwise.
+  const text = alertText(alert.code, lang, alert);
+  const action = text.action;
+  const to = ALERT_LINKS[alert.code] ?? ALERT_LINKS[alert.code.split(':')[0]!];
   return (
     <li className={`alert alert-${alert.level}`} data-alert={alert.code}>
       <div className="alert-head">
-        <strong>{tx(`alert.${alert.code}`, alert.message)}</strong>
+        <strong>{text.message}</strong>
         {to ? (
           <>
             {' '}
