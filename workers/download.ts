@@ -172,7 +172,7 @@ export async function runDownload(task: DownloadTask, channel: TaskChannel, byte
     if (grew) ctx.onAllowance?.();
   });
   try {
-    await mkdir(dirname(task.destPath), { recursive: true });
+    await ensureDir(dirname(task.destPath));
     return { ok: true, value: await run(ctx) };
   } catch (err) {
     const error = toTransferError(err, controls.cancelled);
@@ -283,7 +283,7 @@ async function downloadStream(ctx: RunContext): Promise<DownloadDone> {
   let have = (await fileSize(paths.part)) ?? 0;
   if (task.size !== undefined && have > task.size) have = 0; // longer than the file: not ours
   const hasher = task.hash === false ? null : new FrontHash();
-  const fh = await open(paths.part, have > 0 ? 'r+' : 'w+'); // read too: the front is hashed from it
+  const fh = await openPart(paths.part, have > 0 ? 'r+' : 'w+'); // read too: the front is hashed from it
   let handedOver = false;
   try {
     if (have > 0) {
@@ -416,10 +416,35 @@ async function openStream(ctx: RunContext, have: number): Promise<{ res: Respons
   throw statusFailure(res.statusCode, res.headers);
 }
 
-async function finish(ctx: RunContext, bytes: number, sha256: string | null, fetchedBytes: number, resumedFrom: number): Promise<DownloadDone> {
+/**
+ * Folders this thread made: a catalogue's files share a few, so each is made once rather than once
+ * per file. A folder removed since (cache cleanup) is made again when its .part cannot be opened.
+ */
+const madeDirs = new Set<string>();
+async function ensureDir(dir: string): Promise<void> {
+  if (madeDirs.has(dir)) return;
+  await mkdir(dir, { recursive: true });
+  if (madeDirs.size > 10_000) madeDirs.clear();
+  madeDirs.add(dir);
+}
+
+/** Opens the .part, making its folder again if it vanished since ensureDir saw it. */
+async function openPart(path: string, flags: string): Promise<FileHandle> {
+  try {
+    return await open(path, flags);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || flags.startsWith('r')) throw err;
+    madeDirs.delete(dirname(path));
+    await ensureDir(dirname(path));
+    return open(path, flags);
+  }
+}
+
+/** `withSidecar`: the run used one (a stream-only run never wrote one: no call to remove it). */
+async function finish(ctx: RunContext, bytes: number, sha256: string | null, fetchedBytes: number, resumedFrom: number, withSidecar = false): Promise<DownloadDone> {
   const mismatch = verify({ size: ctx.task.size, sha256: sha256 === null ? undefined : ctx.task.sha256 }, bytes, sha256 ?? '');
   if (mismatch) throw new TransferFailure(mismatch);
-  await commitPart(ctx.paths.part, ctx.task.destPath, ctx.paths.sidecar);
+  await commitPart(ctx.paths.part, ctx.task.destPath, withSidecar ? ctx.paths.sidecar : undefined);
   ctx.progress.set(bytes, bytes, 0);
   return { bytes, sha256, fetchedBytes, resumedFrom };
 }
@@ -595,7 +620,7 @@ async function downloadSegmented(
   } finally {
     await fh.close();
   }
-  return finish(ctx, size, hasher ? hasher.digest() : null, fetched.bytes, resumedFrom);
+  return finish(ctx, size, hasher ? hasher.digest() : null, fetched.bytes, resumedFrom, true);
 }
 
 /**

@@ -578,7 +578,8 @@ class ResumableUpload {
     if (this.source.complete) length = Math.min(this.chunkSize, total! - offset);
     else length = Math.min(this.chunkSize, Math.floor((this.source.available - offset) / UPLOAD_ALIGN) * UPLOAD_ALIGN);
     if (length <= 0) return { kind: 'at', offset }; // nothing sendable yet: waitFor returned on a smaller figure
-    this.chunkBuf ??= Buffer.allocUnsafe(this.chunkSize);
+    // Sized to the first chunk (a small file never holds 8 MiB), grown once if a later one is bigger.
+    if (!this.chunkBuf || this.chunkBuf.length < length) this.chunkBuf = Buffer.allocUnsafe(length);
     const chunk = await this.source.read(offset, length, this.chunkBuf);
     const final = this.source.complete && offset + length === total;
     if (final) {

@@ -117,7 +117,7 @@ export const SETTINGS = {
   cloudflaredPath: def({ schema: optionalText(4096), default: null, env: 'DRIVESHIP_CLOUDFLARED_PATH', writable: false, ui: false, group: 'tunnel', input: 'text', doc: 'Path of the cloudflared program (environment or `serve --cloudflared-path` only)' }),
 
   // ---- transfers ----
-  maxDownloads: def({ schema: int(1, 64), default: 16, env: 'DRIVESHIP_MAX_DOWNLOADS', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Downloads at once' }),
+  maxDownloads: def({ schema: int(1, 256), default: 32, env: 'DRIVESHIP_MAX_DOWNLOADS', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Downloads at once' }),
   maxUploads: def({ schema: int(1, 64), default: 16, env: 'DRIVESHIP_MAX_UPLOADS', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Uploads at once (an upload that follows its download waits for bytes most of the time)' }),
   maxPerHost: def({ schema: int(1, 256), default: 48, env: 'DRIVESHIP_MAX_PER_HOST', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Most connections to one origin host at once (below it, more open while they speed the host up; fewer when it refuses or slows)' }),
   downloadKBps: def({ schema: int(0, 10_000_000), default: 0, env: 'DRIVESHIP_DOWNLOAD_KBPS', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'KiB/s for all downloads together (0 = unlimited)' }),
