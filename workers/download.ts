@@ -13,9 +13,9 @@
 // in pieces by as many connections as the engine's `connections` allowance (its share of the origin
 // host's window) permits: the first connection keeps the front piece, the others take the next
 // pieces in file order (so the contiguous front, which an upload follows, grows at the speed of
-// all of them), and a connection with nothing left to take splits the largest remainder. A connection refused (429/503) or dropped gives its piece back and is
-// reported (`congestion`), so the engine narrows the window; only when nothing moves for a while
-// does the task fail.
+// all of them). Each connection asks for exactly its piece, so the origin sends every byte once. A
+// connection refused (429/503) or dropped gives its piece back and is reported (`congestion`), so
+// the engine narrows the window; only when nothing moves for a while does the task fail.
 //
 // What it tells an upload that follows it: `prefix` events, each the length of the contiguous
 // front of the file that is written, fsynced and recorded (after every checkpoint), so an upload
@@ -37,8 +37,6 @@ const DEFAULT_SEGMENT_THRESHOLD = 16 * MiB;
 const DEFAULT_SEGMENTS = 8;
 const DEFAULT_STALL_MS = 30_000;
 const CHECKPOINT_INTERVAL_MS = 1_000;
-/** A piece is split only if both halves are at least this long (a new connection must pay off). */
-const MIN_SPLIT = 2 * MiB;
 /** Pieces handed to connections in file order: small enough that the front (what an upload may send) advances steadily. */
 const MIN_PIECE = 1 * MiB;
 const MAX_PIECE = 8 * MiB;
@@ -50,10 +48,11 @@ function pieceSize(size: number, allowance: number): number {
 }
 /**
  * Chunks (64 KiB as the socket hands them) are gathered and written with one writev of about this
- * much: a syscall and a promise per MiB instead of per chunk. Below MIN_SPLIT / 2, so a split
- * never lands inside what a connection has gathered.
+ * much: a syscall and a promise per MiB instead of per chunk.
  */
 const WRITE_BATCH = 1 * MiB;
+/** ...or after this long, so a slow connection still reports (and checkpoints) its bytes promptly. */
+const WRITE_BATCH_MS = 200;
 
 /** The first `n` bytes of a list of chunks. */
 function firstBytes(list: Buffer[], n: number): Buffer[] {
@@ -110,12 +109,22 @@ function contentLength(headers: Record<string, string | string[] | undefined>): 
 
 type Response = Dispatcher.ResponseData;
 
-function get(task: DownloadTask, range: string | null, signal: AbortSignal, stallMs: number): Promise<Response> {
+function get(ctx: RunContext, range: string | null, signal: AbortSignal): Promise<Response> {
+  const { task, stallMs } = ctx;
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (range) headers.range = range;
   // undici's timers are the stall detector: the body timer only runs while undici waits for the
   // socket, not while the stream is paused because the throttle is holding reads back.
-  return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs, highWaterMark: 1024 * 1024 });
+  return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs, highWaterMark: bodyBuffer(ctx) });
+}
+
+/**
+ * How much of a body undici may hold before we read it. Uncapped, 1 MiB: fewer, larger chunks (one
+ * writev each). Capped, the default 64 KiB: the throttle pays for each chunk after it is read, so a
+ * large buffer would let a burst of that size through the cap at the start.
+ */
+function bodyBuffer(ctx: RunContext): number {
+  return ctx.controls.throttle.bytesPerSec === null ? MiB : 64 * 1024;
 }
 
 /** Drops a body we will not read. dump() reads a small one to keep the connection reusable and
@@ -320,7 +329,7 @@ async function downloadStream(ctx: RunContext): Promise<DownloadDone> {
       if (res) {
         const splittable = total !== null && total >= (task.segmentThreshold ?? DEFAULT_SEGMENT_THRESHOLD) && opened.ranged; // even at one connection: the allowance may grow
         handedOver = true; // streamRest or downloadSegmented owns the handle from here
-        if (splittable) return await splitFromStream(ctx, fh, res, have, total!, hasher, resumedFrom);
+        if (splittable) return await splitFromStream(ctx, fh, res, have, opened.end ?? total!, total!, hasher, resumedFrom);
         return await streamRest(ctx, fh, res, have, total, cap, hasher, resumedFrom, fetched);
       }
     }
@@ -346,7 +355,9 @@ async function streamRest(
     if (res) {
       let gathered: Buffer[] = [];
       let gatheredBytes = 0;
+      let gatheredAt = performance.now();
       const flush = async () => {
+        gatheredAt = performance.now();
         if (!gatheredBytes) return;
         const list = gathered;
         const n = gatheredBytes;
@@ -362,16 +373,24 @@ async function streamRest(
           syncing = fh.datasync().then(() => announce(ctx, upTo, total), () => undefined).finally(() => (syncing = null));
         }
       };
-      for await (const c of res.body) {
-        const chunk = c as Buffer;
-        if (task.size !== undefined && have + gatheredBytes + chunk.length > task.size) {
-          throw failure('CHECKSUM_MISMATCH', `origin sent more than the expected ${task.size} bytes`);
+      // A capped transfer is slow anyway: it writes each chunk as it comes (finer progress).
+      const batch = controls.throttle.bytesPerSec === null ? WRITE_BATCH : 0;
+      try {
+        for await (const c of res.body) {
+          const chunk = c as Buffer;
+          if (task.size !== undefined && have + gatheredBytes + chunk.length > task.size) {
+            throw failure('CHECKSUM_MISMATCH', `origin sent more than the expected ${task.size} bytes`);
+          }
+          if (cap !== null && have + gatheredBytes + chunk.length > cap) throw tooLarge(cap, null);
+          gathered.push(chunk);
+          gatheredBytes += chunk.length;
+          if (gatheredBytes >= batch || performance.now() - gatheredAt >= WRITE_BATCH_MS) await flush();
+          if (controls.throttle.bytesPerSec !== null) await controls.throttle.take(chunk.length, controls.signal);
         }
-        if (cap !== null && have + gatheredBytes + chunk.length > cap) throw tooLarge(cap, null);
-        gathered.push(chunk);
-        gatheredBytes += chunk.length;
-        if (gatheredBytes >= WRITE_BATCH) await flush();
-        if (controls.throttle.bytesPerSec !== null) await controls.throttle.take(chunk.length, controls.signal);
+      } catch (err) {
+        // What arrived before the failure is good: keep it for the resume.
+        if (!(err instanceof TransferFailure && err.failure.code === 'CHECKSUM_MISMATCH')) await flush().catch(() => undefined);
+        throw err;
       }
       await flush();
     }
@@ -391,17 +410,23 @@ async function streamRest(
  * `have` for a 206, 0 when the origin ignored the Range; `res` is null when nothing is left to
  * fetch. `ranged`: the origin honours Range requests, so the file may be split.
  */
-async function openStream(ctx: RunContext, have: number): Promise<{ res: Response | null; offset: number; total: number | null; ranged: boolean }> {
+async function openStream(ctx: RunContext, have: number): Promise<{ res: Response | null; offset: number; total: number | null; ranged: boolean; end?: number }> {
+  // Only what this connection will keep is asked for, so no byte is sent to be thrown away: a file
+  // known to be split, its first piece; a file of unknown size, up to the split threshold (the
+  // answer says the size; a smaller file arrives whole).
+  const { task } = ctx;
+  const threshold = task.segmentThreshold ?? DEFAULT_SEGMENT_THRESHOLD;
+  const upTo = task.size === undefined ? have + threshold : task.size >= threshold ? Math.min(task.size, have + pieceSize(task.size, ctx.allowance)) : null;
   // Asking for `bytes=0-` rather than nothing makes an origin that supports ranges say the size in
   // Content-Range, and proves it supports them before we split the file.
-  const res = await get(ctx.task, `bytes=${have}-`, ctx.controls.signal, ctx.stallMs);
+  const res = await get(ctx, upTo === null ? `bytes=${have}-` : `bytes=${have}-${upTo - 1}`, ctx.controls.signal);
   if (res.statusCode === 200) {
     const ranged = String(res.headers['accept-ranges'] ?? '').toLowerCase() === 'bytes';
     return { res, offset: 0, total: contentLength(res.headers), ranged };
   }
   if (res.statusCode === 206) {
     const range = parseContentRange(res.headers['content-range']);
-    if (range?.start === have) return { res, offset: have, total: range.total, ranged: true };
+    if (range?.start === have) return { res, offset: have, total: range.total, ranged: true, end: range.end + 1 };
     discardBody(res);
     throw failure('TRANSIENT', `origin answered the range ${have}- with ${String(res.headers['content-range'])}`);
   }
@@ -568,8 +593,13 @@ class Checkpointer {
  * file grows to its size, so a hole is never unrecorded), then keep its response as the front
  * segment and let more connections take the rest.
  */
-async function splitFromStream(ctx: RunContext, fh: FileHandle, res: Response, have: number, size: number, hasher: FrontHash | null, resumedFrom: number): Promise<DownloadDone> {
-  const state: Sidecar = { version: 1, size, sha256: ctx.task.sha256?.toLowerCase() ?? null, segments: [{ start: 0, end: size, done: have }] };
+async function splitFromStream(
+  ctx: RunContext, fh: FileHandle, res: Response, have: number, frontEnd: number, size: number, hasher: FrontHash | null, resumedFrom: number,
+): Promise<DownloadDone> {
+  // The first answer covers [have, frontEnd): that is its connection's piece; the rest is for the others.
+  const segments: Segment[] = [{ start: 0, end: frontEnd, done: have }];
+  if (frontEnd < size) segments.push({ start: frontEnd, end: size, done: frontEnd });
+  const state: Sidecar = { version: 1, size, sha256: ctx.task.sha256?.toLowerCase() ?? null, segments };
   try {
     await fh.sync(); // the prefix the sidecar claims is on disk first
     await writeSidecar(ctx.paths.sidecar, state);
@@ -656,31 +686,21 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
   const report = () => progress.set(doneBytes(), state.size, active.size);
 
   /**
-   * The next piece for a free connection: the lowest piece nobody fetches (cut to the piece size,
-   * so connections work side by side near the front), else half of the largest remainder another
-   * connection is still fetching.
+   * The next piece for a free connection: the lowest piece nobody fetches, cut to the piece size so
+   * connections work side by side near the front. A connection's piece is never split while it
+   * runs: cutting its request short would throw away what the origin already sent.
    */
   const nextPiece = (): Segment | null => {
     const idle = state.segments.filter((g) => g.done < g.end && !active.has(g)).sort((a, b) => a.start - b.start)[0];
-    if (idle) {
-      const piece = pieceSize(state.size, ctx.allowance);
-      if (idle.end - idle.done > piece + MIN_PIECE) {
-        const rest: Segment = { start: idle.done + piece, end: idle.end, done: idle.done + piece };
-        idle.end = rest.start;
-        state.segments.push(rest);
-        state.segments.sort((a, b) => a.start - b.start);
-      }
-      return idle;
+    if (!idle) return null;
+    const piece = pieceSize(state.size, ctx.allowance);
+    if (idle.end - idle.done > piece + MIN_PIECE) {
+      const rest: Segment = { start: idle.done + piece, end: idle.end, done: idle.done + piece };
+      idle.end = rest.start;
+      state.segments.push(rest);
+      state.segments.sort((a, b) => a.start - b.start);
     }
-    let widest: Segment | null = null;
-    for (const g of active.keys()) if (!widest || g.end - g.done > widest.end - widest.done) widest = g;
-    if (!widest || widest.end - widest.done < 2 * MIN_SPLIT) return null;
-    const mid = widest.done + Math.floor((widest.end - widest.done) / 2);
-    const piece: Segment = { start: mid, end: widest.end, done: mid };
-    widest.end = mid; // its connection stops reading at the new end
-    state.segments.push(piece);
-    state.segments.sort((a, b) => a.start - b.start);
-    return piece;
+    return idle;
   };
 
   const runConn = async (seg: Segment, res: Response | null): Promise<void> => {
@@ -727,18 +747,8 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
     const p = runConn(seg, res).finally(() => runs.delete(p));
     runs.add(p);
   };
-  if (carried) {
-    // The first connection keeps the front piece; the rest of the file becomes pieces for the others.
-    const front = state.segments.find((g) => g.start === 0)!;
-    const piece = pieceSize(state.size, ctx.allowance);
-    if (front.end - front.done > piece + MIN_PIECE) {
-      const rest: Segment = { start: front.done + piece, end: front.end, done: front.done + piece };
-      front.end = rest.start;
-      state.segments.push(rest);
-      state.segments.sort((a, b) => a.start - b.start);
-    }
-    launch(front, carried);
-  }
+  // The first connection keeps the front piece it asked for; the rest are pieces for the others.
+  if (carried) launch(state.segments.find((g) => g.start === 0)!, carried);
   try {
     for (;;) {
       if (fatal || signal.aborted) break;
@@ -781,7 +791,7 @@ async function fetchSegment(
 ): Promise<void> {
   let res = open;
   if (!res) {
-    res = await get(ctx.task, `bytes=${seg.done}-${seg.end - 1}`, signal, ctx.stallMs);
+    res = await get(ctx, `bytes=${seg.done}-${seg.end - 1}`, signal);
     if (res.statusCode === 200) {
       discardBody(res);
       throw new NoRangeSupport('origin ignores Range requests');
@@ -803,9 +813,12 @@ async function fetchSegment(
   const body = res.body;
   let gathered: Buffer[] = [];
   let gatheredBytes = 0;
+  let gatheredAt = performance.now();
+  const batch = ctx.controls.throttle.bytesPerSec === null ? WRITE_BATCH : 0;
   const flush = async () => {
+    gatheredAt = performance.now();
     if (!gatheredBytes) return;
-    // A split may have moved our end since these arrived: keep only what is still ours.
+    // Only what is ours (an origin sending more than asked is cut off).
     const n = Math.min(gatheredBytes, seg.end - seg.done);
     const list = n < gatheredBytes ? firstBytes(gathered, n) : gathered;
     [gathered, gatheredBytes] = [[], 0];
@@ -825,7 +838,7 @@ async function fetchSegment(
   try {
     for await (const c of body) {
       let chunk = c as Buffer;
-      // A split moved our end: keep what is ours, then stop reading (the rest is another's).
+      // Never past our piece's end (an origin sending more than asked is cut off).
       const room = seg.end - seg.done - gatheredBytes;
       if (chunk.length > room) chunk = chunk.subarray(0, Math.max(0, room));
       if (chunk.length) {
@@ -833,11 +846,15 @@ async function fetchSegment(
         gatheredBytes += chunk.length;
       }
       const full = seg.done + gatheredBytes >= seg.end;
-      if (full || gatheredBytes >= WRITE_BATCH) await flush();
+      if (full || gatheredBytes >= batch || performance.now() - gatheredAt >= WRITE_BATCH_MS) await flush();
       if (full || seg.done >= seg.end) break;
       if (ctx.controls.throttle.bytesPerSec !== null) await ctx.controls.throttle.take(chunk.length, signal);
     }
     await flush();
+  } catch (err) {
+    // What arrived before the failure is good: keep it (the piece resumes from there).
+    await flush().catch(() => undefined);
+    throw err;
   } finally {
     // Leaving the loop early destroys the body (and its connection): the bytes after our end are not wanted.
     if (!body.destroyed && seg.done >= seg.end) body.destroy();

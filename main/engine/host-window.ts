@@ -47,6 +47,8 @@ interface Host {
   before: number;
   /** Plateau intervals left before the next probe. */
   probeIn: number;
+  /** Consecutive intervals in which throughput fell clearly (one alone is noise). */
+  falls: number;
   inUse: number;
   /** The window was at least this full for the whole interval (max of what was seen). */
   peakInUse: number;
@@ -85,7 +87,7 @@ export class HostWindows {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, falls: 0, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -137,10 +139,19 @@ export class HostWindows {
         h.hold--;
       } else if (saturated && h.bytes > 0) {
         const last = h.lastRate;
-        if (last !== null && h.rate < last * FALL) {
+        const falling = last !== null && h.rate < last * FALL;
+        h.falls = falling ? h.falls + 1 : 0;
+        if (falling && h.falls < 2) {
+          // Progress arrives in lumps: one low sample alone proves nothing; keep the reference.
+          h.bytes = 0;
+          h.peakInUse = h.inUse;
+          h.congested = false;
+          continue;
+        } else if (falling) {
           h.window = Math.max(1, Math.floor(h.window * 0.75));
           h.phase = 'steady';
           h.hold = 1;
+          h.falls = 0;
         } else if (h.phase === 'slow-start') {
           if (last === null || h.rate >= last * SLOW_START_GAIN) {
             h.before = h.window;

@@ -44,6 +44,8 @@ interface PipeContext {
   uploadErrors: StepError[];
   downloadSettled: () => void;
   settings: DownloadSettings;
+  /** Resolves in slices: many waiters released at once continue a slice per turn of the loop. */
+  turnstile: () => Promise<void>;
   origin: OriginRulesData;
   maxUndeclaredBytes: number | undefined;
 }
@@ -348,7 +350,7 @@ export class Library {
     if (downloadsLeft === 0) onCached(null);
     try {
       await inSlices(files, (f) =>
-        this.pipeFile(f, { productId, version, ctx, job, shared, drive, reusable, fetchTracker, uploadTracker, fetchErrors, uploadErrors, downloadSettled, settings, origin, maxUndeclaredBytes }),
+        this.pipeFile(f, { productId, version, ctx, job, shared, drive, reusable, fetchTracker, uploadTracker, fetchErrors, uploadErrors, downloadSettled, settings, origin, maxUndeclaredBytes, turnstile: turnstile() }),
       );
     } finally {
       this.stops.delete(fetchKey);
@@ -514,6 +516,8 @@ export class Library {
       let side: DriveSide;
       try {
         side = await p.drive;
+        // Thousands of uploads wait for the Drive side: they go on in slices, not in one block.
+        await p.turnstile();
       } catch (err) {
         p.uploadErrors.push(err instanceof StepError ? err : new StepError('transient', 'DRIVE_UNAVAILABLE', `Google Drive: ${(err as Error)?.message ?? err}`));
         return;
@@ -771,6 +775,19 @@ export class Library {
 
 /** Lets pending I/O (the listeners' requests above all) run before the next piece of work. */
 export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * A gate for many waiters released together: the n-th caller continues after n / slice turns of
+ * the event loop, so a burst of thousands goes on a slice at a time.
+ */
+function turnstile(slice = 64): () => Promise<void> {
+  let calls = 0;
+  let gate: Promise<void> = Promise.resolve();
+  return () => {
+    if (++calls % slice === 0) gate = gate.then(yieldToLoop);
+    return gate;
+  };
+}
 
 /**
  * Starts `fn` for every item, yielding to the event loop between slices so that starting ten

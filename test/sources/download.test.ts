@@ -375,7 +375,6 @@ describe('download task: control and bandwidth', () => {
       const saved = sidecar.segments.reduce((n, g) => n + g.done - g.start, 0);
       const covered = sidecar.segments.slice().sort((x, y) => x.start - y.start);
       assert.ok(covered.every((g, i) => (i === 0 ? g.start === 0 : g.start === covered[i - 1]!.end)) && covered.at(-1)!.end === size, 'the pieces cover the file');
-      assert.ok(covered.filter((g) => g.done > g.start).length >= 4, 'four connections got somewhere');
       assert.ok(saved >= 6 * MiB && saved < size, `sidecar records ${saved} bytes`);
 
       origin.setRate(null);
