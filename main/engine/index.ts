@@ -186,7 +186,7 @@ export class Engine {
     this.quota.dispose();
     await Promise.all([this.updates.close(), this.afterSale.close()]);
     await this.supervisor.stop();
-    this.transfers.close();
+    await this.transfers.close();
     await this.queue.close();
     this.deps.store.later.flush();
     this.mailer.close();

@@ -26,7 +26,7 @@ interface DriveSide {
   drive: DriveClient;
   folderId: string;
   parentOf: (path: string) => string;
-  /** A file's row as it was after the ids were reserved. */
+  /** A file's row as it is now (its id reserved). */
   row: (path: string) => LibraryFile;
 }
 
@@ -348,9 +348,10 @@ export class Library {
       this.deps.onProgress?.(fetchKey);
     };
     if (downloadsLeft === 0) onCached(null);
+    const gate = turnstile(); // one for the whole pipeline: its uploads are the burst
     try {
       await inSlices(files, (f) =>
-        this.pipeFile(f, { productId, version, ctx, job, shared, drive, reusable, fetchTracker, uploadTracker, fetchErrors, uploadErrors, downloadSettled, settings, origin, maxUndeclaredBytes, turnstile: turnstile() }),
+        this.pipeFile(f, { productId, version, ctx, job, shared, drive, reusable, fetchTracker, uploadTracker, fetchErrors, uploadErrors, downloadSettled, settings, origin, maxUndeclaredBytes, turnstile: gate }),
       );
     } finally {
       this.stops.delete(fetchKey);
@@ -389,19 +390,20 @@ export class Library {
     const { key: versionKey, folderId } = await this.versionFolder(productId, version, name);
     this.reuseUploaded(productId, version);
     const parentOf = await this.ensureTree(versionKey, folderId, pending.map((f) => f.path));
-    const rows = new Map(store.library.files(productId, version).map((f) => [f.path, f]));
-    const missing = pending.filter((f) => !rows.get(f.path)?.drive_file_id && !rows.get(f.path)?.in_drive);
+    // Only the two columns that matter here: a whole row per file of a catalogue costs tens of ms.
+    const reserved = new Set(store.library.reservedPaths(productId, version));
+    const missing = pending.filter((f) => !reserved.has(f.path));
     if (missing.length) {
       const ids = await drive.generateIds(missing.length);
       // Durable before any upload uses them (a retried create then answers 409, never a
       // duplicate); in slices, so a catalogue does not hold the main thread.
-      for (let i = 0; i < missing.length; i += 500) {
-        store.library.setDriveFileIds(productId, version, missing.slice(i, i + 500).map((f, j) => ({ path: f.path, id: ids[i + j]! })));
+      for (let i = 0; i < missing.length; i += 100) {
+        store.library.setDriveFileIds(productId, version, missing.slice(i, i + 100).map((f, j) => ({ path: f.path, id: ids[i + j]! })));
         await yieldToLoop();
       }
     }
-    const fresh = new Map(store.library.files(productId, version).map((f) => [f.path, f]));
-    return { drive, folderId, parentOf, row: (path) => fresh.get(path)! };
+    // Each upload reads its own row when it starts (a primary-key lookup), not all of them now.
+    return { drive, folderId, parentOf, row: (path) => store.library.file(productId, version, path)! };
   }
 
   /**

@@ -213,7 +213,12 @@ export class PiscinaTransferQueue implements TransferQueue {
   async close(): Promise<void> {
     this.closed = true;
     if (this.windowTimer) clearInterval(this.windowTimer);
-    for (const id of [...this.policy.queuedIds()]) this.cancel(id);
+    // In slices: each cancel settles a transfer whose caller continues (see Transfers.close).
+    let n = 0;
+    for (const id of [...this.policy.queuedIds()]) {
+      this.cancel(id);
+      if (++n % 200 === 0) await new Promise<void>((r) => setImmediate(r));
+    }
     for (const e of this.entries.values()) e.post?.({ type: 'cancel' });
     await this.currentPool.destroy();
   }

@@ -74,6 +74,13 @@ export class LibraryRepo {
     return prep<[string, number], LibraryFile>(this.db, 'SELECT * FROM library_files WHERE product_id = ? AND version = ? ORDER BY path').all(productId, version);
   }
 
+  /** Paths of the files that have a Drive id reserved or are in Drive already. */
+  reservedPaths(productId: string, version: number): string[] {
+    return prep<[string, number], string>(this.db, 'SELECT path FROM library_files WHERE product_id = ? AND version = ? AND (drive_file_id IS NOT NULL OR in_drive = 1)')
+      .pluck()
+      .all(productId, version);
+  }
+
   /** One file's row (a primary-key lookup, for the few places that need a fresh copy of one). */
   file(productId: string, version: number, path: string): LibraryFile | undefined {
     return prep<[string, number, string], LibraryFile>(this.db, 'SELECT * FROM library_files WHERE product_id = ? AND version = ? AND path = ?').get(productId, version, path);
