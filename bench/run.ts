@@ -3,6 +3,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   webhook: () => import('./webhook.js').then((m) => m.run()),
   'transfer-distinct': () => import('./transfer-distinct.js').then((m) => m.run()),
   'transfer-fanout': () => import('./transfer-fanout.js').then((m) => m.run()),
+  'transfer-catalogue': () => import('./transfer-catalogue.js').then((m) => m.run()),
   'transfer-rss': () => import('./transfer-rss.js').then((m) => m.run()),
   'transfer-latency': () => import('./transfer-latency.js').then((m) => m.run()),
   'catalogue-prepare': () => import('./catalogue-prepare.js').then((m) => m.run()),

@@ -5,13 +5,14 @@
 // downloading the same files (download only). The main thread's event-loop delay is sampled during
 // each driveship run.
 //
-// Variants of driveship's run (BENCH_DISTINCT_VARIANTS, comma-separated, default "defaults,tuned"):
-//   defaults  shipped settings (maxDownloads 8, maxPerHost 8, maxUploads 4, no segmenting below 64 MiB)
-//   tuned     the defaults recommended in bench/README.md: maxDownloads 16, maxPerHost 16,
-//             downloads segmented from 16 MiB into 8 Range requests (maxUploads stays 4)
-//   custom:dl=20;host=20;up=4;seg=16;segs=4   any mix (seg/segs: segment threshold in MiB and count)
-// The segment threshold and count are not settings yet: the bench adds them to each download task.
-import { aria2Version, runAria2, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
+// CPU: driveship's process (main and worker threads) against aria2c downloading the same files
+// plus curl uploading them to a loopback sink, both measured in the same run.
+//
+// Variants of driveship's run (BENCH_DISTINCT_VARIANTS, comma-separated, default "defaults"):
+//   defaults  shipped settings
+//   custom:dl=20;host=20;up=4;seg=16;segs=4   any mix (host: the per-host ceiling; seg: segment
+//             threshold in MiB; segs: the connections each download starts with)
+import { aria2Version, runAria2, runCurlUpload, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
 import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 import { now, startBenchShop } from './lib/shop';
@@ -33,10 +34,10 @@ interface Variant {
 
 function parseVariant(spec: string): Variant {
   if (spec === 'defaults') return { name: 'defaults', env: {}, describe: 'shipped defaults' };
-  const body = spec === 'tuned' ? 'dl=16;host=16;seg=16;segs=8' : spec.startsWith('custom:') ? spec.slice('custom:'.length) : null;
-  if (body === null) throw new Error(`unknown variant "${spec}": use defaults, tuned or custom:dl=..;host=..;up=..;seg=..;segs=..`);
+  const body = spec.startsWith('custom:') ? spec.slice('custom:'.length) : null;
+  if (body === null) throw new Error(`unknown variant "${spec}": use defaults or custom:dl=..;host=..;up=..;seg=..;segs=..`);
   const kv = Object.fromEntries(body.split(';').filter(Boolean).map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
-  const v: Variant = { name: spec === 'tuned' ? 'tuned' : body, env: {}, settings: {}, describe: '' };
+  const v: Variant = { name: body, env: {}, settings: {}, describe: '' };
   const parts: string[] = [];
   for (const [k, raw] of Object.entries(kv)) {
     const n = Number(raw);
@@ -53,6 +54,8 @@ function parseVariant(spec: string): Variant {
 }
 
 interface OursResult {
+  /** The origin host's connection window / connections in use, every 500 ms. */
+  windows: string[];
   variant: string;
   settings: string;
   seconds: number;
@@ -98,15 +101,22 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();
+      const windows: string[] = [];
+      const windowTimer = setInterval(() => {
+        const h = shop.core.engine.queue.stats().hosts[0];
+        if (h) windows.push(`${h.window}/${h.inUse}`);
+      }, 500);
       const paid = await Promise.all(orders.map((o) => shop.pay(o)));
       if (paid.some((p) => p.status !== 200)) throw new Error(`webhook answers: ${paid.map((p) => p.status).join(',')}`);
       const settled = await shop.waitSettled(orders.map((o) => o.id), TIMEOUT_MS);
+      clearInterval(windowTimer);
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
       const c = await sandbox.counters();
       const ph = shop.phases();
       const since = (state: string) => (ph[state] ? round((ph[state]!.last - t0) / 1000, 2) : null);
       return {
+        windows,
         allFetchedSec: since('uploading'),
         allUploadedSec: since('linking'),
         variant: v.name,
@@ -129,7 +139,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
   }
 }
 
-async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Result | null; aria2Version: string | null; seq: SequentialResult }> {
+async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Result | null; aria2Version: string | null; seq: SequentialResult; curl: { seconds: number; cpuSec: number | null } | null }> {
   const sandbox = await startBenchSandbox({ originBytesPerSecPerConnection: RATE });
   try {
     const files = [];
@@ -140,17 +150,22 @@ async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Res
     }
     const version = aria2Version();
     if (version) await waitQuiet();
-    const aria2 = version ? await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4']) : null;
+    // curl then uploads the same bytes to a loopback sink: a plain tool's CPU for the upload half.
+    const aria2 = version ? await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4'], (paths) => runCurlUpload(paths)) : null;
+    const curl = (aria2?.after as { seconds: number; cpuSec: number | null } | undefined) ?? null;
     await waitQuiet();
     const seq = await runSequential(files.slice(0, SEQ_SUBSET), sandbox.drive);
-    return { aria2, aria2Version: version, seq };
+    return { aria2, aria2Version: version, seq, curl };
   } finally {
     await sandbox.close();
   }
 }
 
+/** CPU-seconds of driveship's whole process (main and worker threads) during the run. */
+const procCpu = (o: OursResult) => (o.cpu.mainThreadSec ?? 0) + (o.cpu.workerThreadsSec ?? 0);
+
 export async function run(): Promise<unknown> {
-  const names = (process.env.BENCH_DISTINCT_VARIANTS ?? 'defaults,tuned').split(',').map((s) => s.trim()).filter(Boolean);
+  const names = (process.env.BENCH_DISTINCT_VARIANTS ?? 'defaults').split(',').map((s) => s.trim()).filter(Boolean);
   const variants = names.map(parseVariant);
   console.log(`distinct products: ${N} × ${mib(SIZE)} MiB, origin capped at ${mib(RATE)} MiB/s per connection; ${machine()}`);
   const sha = new Map<number, string>();
@@ -160,6 +175,7 @@ export async function run(): Promise<unknown> {
     const o = ours.at(-1)!;
     console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
     console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
+    console.log(`    origin connections (window/in use, every 0.5 s): ${o.windows.join(' ')}`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }
@@ -174,24 +190,26 @@ export async function run(): Promise<unknown> {
       `(download ${round(base.seq.downloadSeconds, 2)} s, upload ${round(base.seq.uploadSeconds, 2)} s)` +
       (extrapolated ? `, extrapolated linearly to ${N} files: ${round(seqTotal, 1)} s` : ''),
   );
-  if (base.aria2) console.log(`  aria2c ${base.aria2Version}: ${round(aria2s, 2)} s, ${base.aria2.files} files, ${mib(base.aria2.bytesOnDisk)} MiB (\`${base.aria2.args.join(' ')}\`)`);
+  const plainCpu = base.aria2?.cpuSec != null && base.curl?.cpuSec != null ? base.aria2.cpuSec + base.curl.cpuSec : NaN;
+  if (base.aria2) console.log(`  aria2c ${base.aria2Version}: ${round(aria2s, 2)} s, ${base.aria2.files} files, ${mib(base.aria2.bytesOnDisk)} MiB (\`${base.aria2.args.join(' ')}\`), CPU ${base.aria2.cpuSec} s; curl uploading them to a loopback sink: CPU ${base.curl?.cpuSec} s (${round(base.curl?.seconds ?? NaN, 2)} s)`);
   else console.log('  aria2c: not installed (apt-get install aria2); that ratio is not measured');
 
   printTable(
-    ['run', 'seconds', 'speed-up vs sequential (goal >= 20)', 'time ÷ aria2c (goal <= 1.1)', 'loop delay p99 ms (goal < 30)', 'origin MiB', 'origin GETs', 'Drive MiB in'],
+    ['run', 'seconds', 'speed-up vs sequential (goal >= 20)', 'time ÷ aria2c (goal <= 1.1)', 'CPU s (÷ aria2c + curl, goal <= 1.5)', 'loop delay p99 ms (goal < 30)', 'origin MiB', 'origin GETs', 'Drive MiB in'],
     [
       ...ours.map((o) => [
         `driveship end to end, ${o.settings}`,
         round(o.seconds, 2),
         round(seqTotal / o.seconds, 1),
         round(o.seconds / aria2s, 2),
+        `${round(procCpu(o), 2)} (${round(procCpu(o) / plainCpu, 2)})`,
         `${o.loop.p99Ms} (excess ${o.loop.p99ExcessMs}, max ${o.loop.maxMs})`,
         mib(o.originBytes),
         o.originRequests,
         mib(o.driveUploadBytes),
       ]),
-      [`sequential old model${extrapolated ? ` (${base.seq.files} measured, × ${N / base.seq.files} extrapolated)` : ''}`, round(seqTotal, 1), 1, round(seqTotal / aria2s, 2), '', '', '', ''],
-      [`aria2c -x4 -j${N} -s4, download only`, round(aria2s, 2), round(seqTotal / aria2s, 1), 1, '', mib(base.aria2?.bytesOnDisk ?? NaN), '', ''],
+      [`sequential old model${extrapolated ? ` (${base.seq.files} measured, × ${N / base.seq.files} extrapolated)` : ''}`, round(seqTotal, 1), 1, round(seqTotal / aria2s, 2), '', '', '', '', ''],
+      [`aria2c -x4 -j${N} -s4, download only (+ curl uploading the files)`, round(aria2s, 2), round(seqTotal / aria2s, 1), 1, `${base.aria2?.cpuSec} + ${base.curl?.cpuSec} (1)`, '', mib(base.aria2?.bytesOnDisk ?? NaN), '', ''],
     ],
   );
   const goals = ours.map((o) => ({
@@ -203,11 +221,15 @@ export async function run(): Promise<unknown> {
     vsAria2Met: o.seconds / aria2s <= 1.1,
     loopP99Ms: o.loop.p99Ms,
     loopMet: o.loop.p99Ms < 30,
+    cpuSec: round(procCpu(o), 2),
+    vsPlainCpu: round(procCpu(o) / plainCpu, 2),
+    cpuMet: procCpu(o) / plainCpu <= 1.5,
   }));
   for (const g of goals) {
     console.log(
       `goals (${g.variant}): all delivered ${verdict(g.allDelivered)}; >= 20× sequential ${verdict(g.speedupMet)} (${g.speedup}×); ` +
-        `<= 1.1× aria2c ${verdict(g.vsAria2Met)} (${g.vsAria2}×); loop p99 < 30 ms ${verdict(g.loopMet)} (${g.loopP99Ms} ms raw at 10 ms resolution)`,
+        `<= 1.1× aria2c ${verdict(g.vsAria2Met)} (${g.vsAria2}×); CPU <= 1.5× aria2c + curl ${verdict(g.cpuMet)} (${g.vsPlainCpu}×: ${g.cpuSec} CPU-s); ` +
+        `loop p99 < 30 ms ${verdict(g.loopMet)} (${g.loopP99Ms} ms raw at 10 ms resolution)`,
     );
   }
   const summary = {
@@ -217,7 +239,8 @@ export async function run(): Promise<unknown> {
     rateMiBps: mib(RATE),
     ours,
     sequential: { ...base.seq, perFileSeconds: round(seqPerFile, 2), extrapolatedTo: N, totalSeconds: round(seqTotal, 1), extrapolated },
-    aria2: base.aria2 ? { version: base.aria2Version, seconds: round(aria2s, 2), args: base.aria2.args.join(' ') } : null,
+    aria2: base.aria2 ? { version: base.aria2Version, seconds: round(aria2s, 2), cpuSec: base.aria2.cpuSec, args: base.aria2.args.join(' ') } : null,
+    curlUpload: base.curl,
     goals,
   };
   console.log(JSON.stringify(summary));

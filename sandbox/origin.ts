@@ -51,12 +51,22 @@ export interface ManifestEntry {
 export interface PathCounter {
   requests: number;
   bytes: number;
+  /** File requests being answered right now, and the most there ever were at once. */
+  active: number;
+  maxActive: number;
+  /** Requests that carried a Range header. */
+  ranged: number;
 }
 
 export interface OriginCounters {
   requests: number;
   bytesServed: number;
   byPath: Map<string, PathCounter>;
+  /** File requests being answered right now (all paths), and the most at once. */
+  active: number;
+  maxActive: number;
+  /** Requests refused with 503 by the connection limit (setMaxConnections). */
+  refusedOverLimit: number;
 }
 
 export interface Origin {
@@ -69,6 +79,11 @@ export interface Origin {
   counters: OriginCounters;
   inject(fault: Fault): void;
   setRate(bytesPerSec: number | null): void;
+  /**
+   * Answers 503 (Retry-After: 1) to a file request that arrives while this many are already being
+   * answered, as an origin that limits connections per client does; null lifts the limit.
+   */
+  setMaxConnections(n: number | null): void;
   /** Answers `<url>/files/<path>` with a redirect to `location` (presigned and CDN links do this). */
   addRedirect(path: string, location: string, status?: 301 | 302 | 303 | 307 | 308): string;
   /**
@@ -198,7 +213,8 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<Origin> {
   const redirects = new Map<string, { location: string; status: number }>();
   const unsizedFiles = new Map<string, number | null>();
   const faults: Array<Fault & { left: number }> = [];
-  const counters: OriginCounters = { requests: 0, bytesServed: 0, byPath: new Map() };
+  const counters: OriginCounters = { requests: 0, bytesServed: 0, byPath: new Map(), active: 0, maxActive: 0, refusedOverLimit: 0 };
+  let maxConnections: number | null = null;
   const sockets = new Set<Socket>();
   const rangesEnabled = opts.ranges !== false;
   let rate: number | null = opts.bytesPerSecPerConnection ?? null;
@@ -208,7 +224,7 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<Origin> {
 
   function countFor(path: string): PathCounter {
     let c = counters.byPath.get(path);
-    if (!c) counters.byPath.set(path, (c = { requests: 0, bytes: 0 }));
+    if (!c) counters.byPath.set(path, (c = { requests: 0, bytes: 0, active: 0, maxActive: 0, ranged: 0 }));
     return c;
   }
 
@@ -329,6 +345,26 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<Origin> {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found');
       return;
     }
+    if (maxConnections !== null && counters.active >= maxConnections && !key.startsWith('manifests/')) {
+      counters.refusedOverLimit++;
+      res.writeHead(503, { 'Retry-After': '1', 'Content-Type': 'text/plain' }).end('Too many connections');
+      return;
+    }
+    const pc = countFor(key);
+    if (req.headers.range) pc.ranged++;
+    counters.active++;
+    pc.active++;
+    counters.maxActive = Math.max(counters.maxActive, counters.active);
+    pc.maxActive = Math.max(pc.maxActive, pc.active);
+    try {
+      await serveResource(req, res, key, resource, fault);
+    } finally {
+      counters.active--;
+      pc.active--;
+    }
+  }
+
+  async function serveResource(req: IncomingMessage, res: ServerResponse, key: string, resource: Resource, fault: Fault | null): Promise<void> {
 
     const range = rangesEnabled ? parseRange(req.headers.range, resource.size) : ({ kind: 'full' } as const);
     const headers: Record<string, string | number> = { 'Content-Type': resource.contentType, ETag: resource.etag };
@@ -403,6 +439,9 @@ export async function startOrigin(opts: OriginOptions = {}): Promise<Origin> {
     setRate(bytesPerSec) {
       rate = bytesPerSec;
       rateEpoch++;
+    },
+    setMaxConnections(n) {
+      maxConnections = n;
     },
     async close() {
       closing = true;

@@ -2,3 +2,4 @@
 export { default as download } from './download';
 export { default as upload } from './upload';
 export { default as copyLocal } from './copy-local';
+export { default as batch } from './batch';

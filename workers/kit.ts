@@ -162,6 +162,7 @@ export class ProgressReporter {
   private lastSent = -1;
   private latest = -1;
   private timer: NodeJS.Timeout | null = null;
+  private connections: number | undefined;
 
   constructor(
     private readonly post: (e: TaskEvent) => void,
@@ -169,9 +170,11 @@ export class ProgressReporter {
     private readonly intervalMs = PROGRESS_INTERVAL_MS,
   ) {}
 
-  set(bytes: number, total: number | null = this.total): void {
+  /** `connections`: a download's open connections to the origin, sent with the figure. */
+  set(bytes: number, total: number | null = this.total, connections?: number): void {
     this.latest = bytes;
     this.total = total;
+    if (connections !== undefined) this.connections = connections;
     const wait = this.lastAt + this.intervalMs - performance.now();
     if (wait <= 0) this.send();
     else this.timer ??= setTimeout(() => this.send(), wait);
@@ -187,7 +190,9 @@ export class ProgressReporter {
     if (this.latest < 0 || this.latest === this.lastSent) return;
     this.lastAt = performance.now();
     this.lastSent = this.latest;
-    this.post({ type: 'progress', bytes: this.latest, total: this.total });
+    this.post(this.connections === undefined
+      ? { type: 'progress', bytes: this.latest, total: this.total }
+      : { type: 'progress', bytes: this.latest, total: this.total, connections: this.connections });
   }
 }
 
@@ -200,6 +205,7 @@ export class TaskControls {
   private readonly abort = new AbortController();
   private token: string | null = null;
   private readonly stop: () => void;
+  private readonly extra = new Set<(msg: TaskControl) => void>();
 
   constructor(channel: TaskChannel, bytesPerSec: number | null | undefined) {
     this.throttle = new Throttle(bytesPerSec);
@@ -207,7 +213,13 @@ export class TaskControls {
       if (msg?.type === 'cancel') this.abort.abort(failure('CANCELLED', 'cancelled'));
       else if (msg?.type === 'limit') this.throttle.setRate(msg.bytesPerSec);
       else if (msg?.type === 'token') this.token = msg.accessToken;
+      for (const fn of this.extra) fn(msg);
     });
+  }
+
+  /** Task-specific controls (a download's `connections`, a following upload's `available`). */
+  on(fn: (msg: TaskControl) => void): void {
+    this.extra.add(fn);
   }
 
   get signal(): AbortSignal {
@@ -270,7 +282,35 @@ export async function commitPart(partPath: string, destPath: string, sidecarPath
   await fsyncDir(dirname(destPath));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/**
+ * Directory fsyncs, coalesced per directory: a caller that arrives while one runs waits for the
+ * next, which covers every rename made before it started. A batch of small files landing in one
+ * folder then costs a few fsyncs instead of one each.
+ */
+const dirSyncs = new Map<string, { running: Promise<void>; next: Promise<void> | null }>();
+function fsyncDir(dir: string): Promise<void> {
+  const s = dirSyncs.get(dir);
+  if (!s) {
+    const running = fsyncDirNow(dir).finally(() => {
+      const cur = dirSyncs.get(dir);
+      if (cur?.running === running) dirSyncs.delete(dir);
+    });
+    dirSyncs.set(dir, { running, next: null });
+    return running;
+  }
+  if (!s.next) {
+    s.next = s.running.catch(() => undefined).then(() => {
+      const running = fsyncDirNow(dir);
+      dirSyncs.set(dir, { running, next: null });
+      return running.finally(() => {
+        if (dirSyncs.get(dir)?.running === running) dirSyncs.delete(dir);
+      });
+    });
+  }
+  return s.next;
+}
+
+async function fsyncDirNow(dir: string): Promise<void> {
   let fh: FileHandle | undefined;
   try {
     fh = await open(dir, 'r');

@@ -7,6 +7,12 @@
 // - Only the server's `Range` header says what is stored; a chunk that "went out" proves nothing.
 // - After any interruption, ask the session (`bytes */total`) before sending again.
 // - 404 on the session means it expired: start a new one (the pre-generated id keeps it single).
+// - The file may still be downloading (a `GrowingFile`): only bytes below what the download has
+//   made durable are read, the total may be unknown until the end (`bytes a-b/*`), and the last
+//   chunk, which makes the file exist on Drive, goes out only once the download succeeded.
+// - The sha256 is computed once, over the bytes as they are sent, and checked twice: against the
+//   manifest's before the last chunk (so wrong bytes never become a file), and against the
+//   `sha256Checksum` Drive reports for the finished file (a disagreement uploads it again, in place).
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -25,7 +31,9 @@ export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
 /** Longest pause between in-call resumes; a server asking for more gets TRANSIENT back to the engine. */
 const MAX_IN_CALL_WAIT_MS = 8000;
 /** Asked for on the session so the final answer carries what we verify. */
-const RESULT_FIELDS = 'id,name,mimeType,size,md5Checksum';
+const RESULT_FIELDS = 'id,name,mimeType,size,sha256Checksum';
+/** Uploads made again in one call because Drive's sha256Checksum disagreed, before giving up. */
+const MAX_REPLACES = 2;
 
 export type UploadErrorCode = TransferErrorCode;
 export type UploadError = TransferError;
@@ -34,6 +42,8 @@ export type ResumableUploadResult = TaskResult<UploadDone>;
 
 export interface ResumableUploadOptions {
   filePath: string;
+  /** The file is still being written by a download: read it only as far as this says. */
+  growing?: GrowingFile;
   /** Drive API root ending in '/', e.g. https://www.googleapis.com/ or an emulator's URL. */
   rootUrl: string;
   /** A function is called before every request, so a token pushed mid-upload is used at once. */
@@ -45,6 +55,10 @@ export interface ResumableUploadOptions {
   mimeType?: string;
   /** A session saved by an earlier attempt: its status is asked first. */
   sessionUri?: string | null;
+  /** The manifest's sha256: bytes that differ are never finalised (CHECKSUM_MISMATCH). */
+  expectedSha256?: string;
+  /** A file under fileId already holds other bytes: replace its content instead of creating it. */
+  replace?: boolean;
   /** Multiple of 256 KiB (rounded down if not), default 8 MiB. */
   chunkSize?: number;
   /** A cap that can be changed while the upload runs; wins over bytesPerSec. */
@@ -61,10 +75,10 @@ export interface ResumableUploadOptions {
   retryBaseMs?: number;
   /** A new session exists: persist the URI at once, it is the only way to resume it later. */
   onSession?: (uri: string) => void;
-  /** The server confirmed it holds bytes [0, bytes). */
-  onCommitted?: (bytes: number, total: number) => void;
+  /** The server confirmed it holds bytes [0, bytes); total is null while the download goes on. */
+  onCommitted?: (bytes: number, total: number | null) => void;
   /** A chunk is about to go out (for diagnostics and tests). */
-  onChunk?: (chunk: { start: number; length: number; total: number }) => void;
+  onChunk?: (chunk: { start: number; length: number; total: number | null }) => void;
   dispatcher?: Dispatcher;
 }
 
@@ -84,6 +98,137 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What is read: a finished file, or one a download is still writing
+// ---------------------------------------------------------------------------------------------
+
+class FileChangedError extends Error {}
+class CancelledError extends Error {}
+
+/**
+ * A file a download is writing. Its bytes are read from `${path}.part` (or `path` once the download
+ * renamed it into place; an open handle survives the rename) and only below `available`, which the
+ * engine raises as the download makes more of the file durable. `complete` means the download
+ * succeeded: `total` is the file's size and every byte may be read.
+ */
+export class GrowingFile {
+  private bytes: number;
+  private size: number | null;
+  private done: boolean;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(readonly path: string, first: { bytes: number; total: number | null; complete: boolean }) {
+    this.bytes = first.bytes;
+    this.size = first.total;
+    this.done = first.complete;
+  }
+
+  get available(): number {
+    return this.bytes;
+  }
+
+  get total(): number | null {
+    return this.size;
+  }
+
+  get complete(): boolean {
+    return this.done;
+  }
+
+  /** A newer figure from the engine (older or smaller ones are ignored: the engine restarts us instead). */
+  extend(a: { bytes: number; total: number | null; complete: boolean }): void {
+    this.bytes = Math.max(this.bytes, a.bytes);
+    if (a.total !== null) this.size = a.total;
+    if (a.complete) {
+      this.done = true;
+      if (this.size !== null) this.bytes = this.size;
+    }
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Waits until at least `n` bytes may be read, or the file is complete. */
+  async waitFor(n: number, signal?: AbortSignal): Promise<void> {
+    while (this.bytes < n && !this.done) {
+      if (signal?.aborted) throw new CancelledError('cancelled');
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake);
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waiters.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
+      });
+    }
+  }
+}
+
+/** A readable view of the upload's bytes: the whole file, or the durable prefix of a growing one. */
+class Source {
+  private fh: FileHandle | null = null;
+
+  constructor(private readonly path: string, readonly growing: GrowingFile | null, private staticSize: number | null) {}
+
+  static async open(path: string, growing: GrowingFile | null): Promise<Source> {
+    const s = new Source(path, growing, null);
+    if (!growing) {
+      s.fh = await open(path, 'r');
+      s.staticSize = (await s.fh.stat()).size;
+    }
+    return s;
+  }
+
+  get total(): number | null {
+    return this.growing ? this.growing.total : this.staticSize;
+  }
+
+  get complete(): boolean {
+    return this.growing ? this.growing.complete : true;
+  }
+
+  get available(): number {
+    return this.growing ? this.growing.available : this.staticSize!;
+  }
+
+  async waitFor(n: number, signal?: AbortSignal): Promise<void> {
+    await this.growing?.waitFor(n, signal);
+  }
+
+  private async handle(): Promise<FileHandle> {
+    if (this.fh) return this.fh;
+    // The download renames .part into place when it succeeds; before that only the .part exists.
+    const [first, second] = this.growing?.complete ? [this.path, `${this.path}.part`] : [`${this.path}.part`, this.path];
+    try {
+      this.fh = await open(first, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.fh = await open(second, 'r');
+    }
+    return this.fh;
+  }
+
+  /**
+   * Exactly [position, position + length); the caller made sure those bytes are available. With
+   * `into`, read into it (an upload reuses one chunk buffer: no 8 MiB allocation per chunk).
+   */
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    const fh = await this.handle();
+    const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await fh.read(buf, filled, length - filled, position + filled);
+      if (bytesRead === 0) throw new FileChangedError(`file shrank while uploading (wanted ${length} bytes at ${position})`);
+      filled += bytesRead;
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    this.fh = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
@@ -99,12 +244,13 @@ type Step =
   | { kind: 'expired' } // 404 on the session
   | { kind: 'retry'; error: UploadError } // transient: ask the session and go on
   | { kind: 'restart'; error: UploadError } // a 4xx on the session: a fresh session may cure it
+  | { kind: 'replace'; why: string } // the file exists with other bytes: upload its content again
   | { kind: 'fail'; error: UploadError };
 
 interface DriveFileJson {
   id?: string;
   size?: string;
-  md5Checksum?: string;
+  sha256Checksum?: string;
 }
 
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
@@ -169,51 +315,45 @@ function fsError(err: unknown, what: string): UploadError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Hashing what the server confirmed, to verify its md5 at the end
+// Hashing what the server confirmed
 // ---------------------------------------------------------------------------------------------
 
 /**
- * md5 of the file's prefix [0, pos). It only moves forward over bytes the server confirmed, from the
- * chunk in hand when it covers them, else from disk (after a resume or a shortened chunk).
+ * sha256 of the file's prefix [0, pos). It only moves forward over bytes the server confirmed, from
+ * the chunk in hand when it covers them, else from disk (after a resume or a shortened chunk):
+ * a fresh upload reads every byte once, and hashes it from the buffer it sends.
  */
 class ConfirmedHash {
-  private md5: Hash = createHash('md5');
+  private hash: Hash = createHash('sha256');
   private pos = 0;
 
-  constructor(private readonly fh: FileHandle) {}
+  constructor(private readonly source: Source, private readonly signal?: AbortSignal) {}
+
+  get position(): number {
+    return this.pos;
+  }
 
   async advanceTo(end: number, chunk?: Buffer, chunkStart = 0): Promise<void> {
     while (this.pos < end) {
       if (chunk && this.pos >= chunkStart && this.pos < chunkStart + chunk.length) {
         const stop = Math.min(end, chunkStart + chunk.length);
-        this.md5.update(chunk.subarray(this.pos - chunkStart, stop - chunkStart));
+        this.hash.update(chunk.subarray(this.pos - chunkStart, stop - chunkStart));
         this.pos = stop;
         continue;
       }
       const stop = Math.min(end, chunk && this.pos < chunkStart ? chunkStart : end, this.pos + DEFAULT_CHUNK_SIZE);
-      this.md5.update(await readExactly(this.fh, this.pos, stop - this.pos));
+      await this.source.waitFor(stop, this.signal);
+      this.hash.update(await this.source.read(this.pos, stop - this.pos));
       this.pos = stop;
     }
   }
 
-  private hex: string | null = null;
-  digest(): string {
-    this.hex ??= this.md5.digest('hex');
-    return this.hex;
+  /** The digest the file would have with `tail` appended at the current position (nothing consumed). */
+  peek(tail?: Buffer): string {
+    const h = this.hash.copy();
+    if (tail) h.update(tail);
+    return h.digest('hex');
   }
-}
-
-class FileChangedError extends Error {}
-
-async function readExactly(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await fh.read(buf, filled, length - filled, position + filled);
-    if (bytesRead === 0) throw new FileChangedError(`file shrank while uploading (wanted ${length} bytes at ${position})`);
-    filled += bytesRead;
-  }
-  return buf;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,20 +362,24 @@ async function readExactly(fh: FileHandle, position: number, length: number): Pr
 
 export async function uploadResumable(opts: ResumableUploadOptions): Promise<ResumableUploadResult> {
   if (opts.signal?.aborted) return { ok: false, error: { code: 'CANCELLED', message: 'cancelled before start' } };
-  let fh: FileHandle;
+  let source: Source;
   try {
-    fh = await open(opts.filePath, 'r');
+    source = await Source.open(opts.filePath, opts.growing ?? null);
   } catch (err) {
     return { ok: false, error: fsError(err, `cannot open ${opts.filePath}`) };
   }
   try {
-    const total = (await fh.stat()).size;
-    return await new ResumableUpload(opts, fh, total).run();
+    return await new ResumableUpload(opts, source).run();
   } catch (err) {
-    if (err instanceof FileChangedError) return { ok: false, error: { code: 'CHECKSUM_MISMATCH', message: err.message } };
+    if (err instanceof CancelledError || opts.signal?.aborted) return { ok: false, error: { code: 'CANCELLED', message: 'upload cancelled' } };
+    if (err instanceof FileChangedError) {
+      // A file that shrinks under a finished download is a changed file; under a running one, the
+      // download started over: the engine restarts this upload with it.
+      return { ok: false, error: { code: source.growing ? 'TRANSIENT' : 'CHECKSUM_MISMATCH', message: err.message } };
+    }
     return { ok: false, error: fsError(err, `reading ${opts.filePath}`) };
   } finally {
-    await fh.close();
+    await source.close();
   }
 }
 
@@ -243,20 +387,26 @@ class ResumableUpload {
   private session: string | null;
   private readonly chunkSize: number;
   private readonly throttle: Throttle;
-  private readonly hash: ConfirmedHash;
+  private hash: ConfirmedHash;
   private sentBytes = 0;
   private resumedFrom: number | null = null;
   private lastCommitted = -1;
   private resumes = 0;
   private newSessions = 0;
   private restarts = 0;
+  private replaces = 0;
+  /** The chunk being sent: reused, as the next is read only after the server answered for this one. */
+  private chunkBuf: Buffer | null = null;
+  /** Sessions from now on replace the content of the file under fileId (files.update). */
+  private replacing: boolean;
 
-  constructor(private readonly opts: ResumableUploadOptions, private readonly fh: FileHandle, private readonly total: number) {
+  constructor(private readonly opts: ResumableUploadOptions, private readonly source: Source) {
     this.session = opts.sessionUri ?? null;
+    this.replacing = opts.replace === true;
     const wanted = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.chunkSize = Math.max(UPLOAD_ALIGN, wanted - (wanted % UPLOAD_ALIGN));
     this.throttle = opts.throttle ?? new Throttle(opts.bytesPerSec ?? null);
-    this.hash = new ConfirmedHash(fh);
+    this.hash = new ConfirmedHash(source, opts.signal);
   }
 
   async run(): Promise<ResumableUploadResult> {
@@ -267,14 +417,25 @@ class ResumableUpload {
           step = await this.onStored(step.offset);
           break;
         case 'done':
-          return this.verify(step.file);
+          step = await this.verify(step.file);
+          if (step.kind === 'done') return this.succeed(step.file);
+          break;
+        case 'replace':
+          if (++this.replaces > MAX_REPLACES) return this.fail('CHECKSUM_MISMATCH', `Drive kept other bytes after ${MAX_REPLACES} uploads: ${step.why}`);
+          this.replacing = true;
+          this.hash = new ConfirmedHash(this.source, this.opts.signal);
+          this.lastCommitted = -1;
+          step = await this.startSession();
+          break;
         case 'expired':
           if (++this.newSessions > (this.opts.maxNewSessions ?? 2)) return this.fail('SESSION_EXPIRED', 'upload session expired repeatedly', 404);
+          this.hash = new ConfirmedHash(this.source, this.opts.signal);
           step = await this.startSession();
           break;
         case 'restart':
           // Drive's advice for a 4xx on a session is a new session; twice means it is our request.
           if (++this.restarts > 1) return { ok: false, error: step.error };
+          this.hash = new ConfirmedHash(this.source, this.opts.signal);
           step = await this.startSession();
           break;
         case 'retry':
@@ -317,32 +478,63 @@ class ResumableUpload {
     return { kind: 'fail', error: { code: 'CANCELLED', message: 'upload cancelled' } };
   }
 
+  /** The size for a status query once the download learnt it, `*` before. */
+  private totalField(): string {
+    const t = this.source.total;
+    return t === null ? '*' : String(t);
+  }
+
   private async onStored(offset: number): Promise<Step> {
-    if (offset > this.total) return { kind: 'fail', error: { code: 'BAD_REQUEST', message: `server claims ${offset} of ${this.total} bytes` } };
+    const total = this.source.total;
+    if (total !== null && offset > total) return { kind: 'fail', error: { code: 'BAD_REQUEST', message: `server claims ${offset} of ${total} bytes` } };
+    if (this.source.complete && total === null) return { kind: 'fail', error: { code: 'BAD_REQUEST', message: 'the download ended without telling the size' } };
     this.resumedFrom ??= offset;
     if (offset !== this.lastCommitted) {
       this.lastCommitted = offset;
-      this.opts.onCommitted?.(offset, this.total);
+      this.opts.onCommitted?.(offset, total);
     }
-    if (offset < this.total) return this.sendChunk(offset);
+    // The hash covers exactly what the server holds (from disk after a resume, from the chunk otherwise).
+    await this.hash.advanceTo(offset);
+    if (!this.source.complete || offset < (total ?? Infinity)) return this.sendChunk(offset);
     // All bytes are there but the session is open (always so for a 0-byte file): `bytes */total` closes it.
+    const mismatch = this.expectedMismatch();
+    if (mismatch) return mismatch;
     const step = await this.queryStatus();
     return step.kind === 'at' ? { kind: 'fail', error: { code: 'BAD_REQUEST', message: 'server holds every byte but did not finish the upload' } } : step;
   }
 
+  /** The manifest's sha256 against what we are about to finalise: wrong bytes never become a file. */
+  private expectedMismatch(tail?: Buffer): Step | null {
+    const want = this.opts.expectedSha256?.toLowerCase();
+    if (!want) return null;
+    const got = this.hash.peek(tail);
+    if (got === want) return null;
+    return { kind: 'fail', error: { code: 'CHECKSUM_MISMATCH', message: `the downloaded bytes have sha256 ${got}, the manifest says ${want}` } };
+  }
+
   private async startSession(): Promise<Step> {
-    const url = new URL('upload/drive/v3/files', this.opts.rootUrl);
-    url.search = new URLSearchParams({ uploadType: 'resumable', fields: RESULT_FIELDS, supportsAllDrives: 'true' }).toString();
-    const metadata = { id: this.opts.fileId, name: this.opts.name, parents: [this.opts.parentId], ...(this.opts.mimeType ? { mimeType: this.opts.mimeType } : {}) };
+    const total = this.source.total;
     const headers: Record<string, string> = {
       'content-type': 'application/json; charset=UTF-8',
-      'x-upload-content-length': String(this.total),
       'x-upload-content-type': this.opts.mimeType ?? 'application/octet-stream',
+      ...(total !== null ? { 'x-upload-content-length': String(total) } : {}),
     };
-    const reply = await this.http('POST', url.toString(), headers, Buffer.from(JSON.stringify(metadata)), false);
+    const query = new URLSearchParams({ uploadType: 'resumable', fields: RESULT_FIELDS, supportsAllDrives: 'true' }).toString();
+    let reply: Reply;
+    if (this.replacing) {
+      // files.update with media: same id, same folder, new content.
+      const url = new URL(`upload/drive/v3/files/${encodeURIComponent(this.opts.fileId)}`, this.opts.rootUrl);
+      url.search = query;
+      reply = await this.http('PATCH', url.toString(), headers, Buffer.from(JSON.stringify({ name: this.opts.name })), false);
+    } else {
+      const url = new URL('upload/drive/v3/files', this.opts.rootUrl);
+      url.search = query;
+      const metadata = { id: this.opts.fileId, name: this.opts.name, parents: [this.opts.parentId], ...(this.opts.mimeType ? { mimeType: this.opts.mimeType } : {}) };
+      reply = await this.http('POST', url.toString(), headers, Buffer.from(JSON.stringify(metadata)), false);
+    }
     if (reply.kind === 'cancelled') return this.cancelled();
     if (reply.kind === 'neterr') return { kind: 'retry', error: { code: 'TRANSIENT', message: reply.message } };
-    if (reply.status === 409) return this.adoptExisting();
+    if (reply.status === 409 && !this.replacing) return this.adoptExisting();
     if (reply.status !== 200 && reply.status !== 201) return this.classifyAuth(reply, false);
     const location = header(reply.headers, 'location');
     if (!location) return { kind: 'fail', error: { code: 'BAD_REQUEST', message: 'session start answered without a Location', status: reply.status } };
@@ -353,7 +545,8 @@ class ResumableUpload {
 
   /**
    * 409 on the start: a file with our pre-generated id already exists, most likely our own upload
-   * whose answer was lost. It counts as done only if its size and md5 are this file's.
+   * whose answer was lost. It counts as done if its size and sha256 are this file's; otherwise it
+   * holds other bytes (a corrupted store, a changed origin) and its content is replaced.
    */
   private async adoptExisting(): Promise<Step> {
     const url = new URL(`drive/v3/files/${encodeURIComponent(this.opts.fileId)}`, this.opts.rootUrl);
@@ -363,27 +556,42 @@ class ResumableUpload {
     if (reply.kind === 'neterr') return { kind: 'retry', error: { code: 'TRANSIENT', message: reply.message } };
     if (reply.status !== 200) return this.classifyAuth(reply, false);
     const file = JSON.parse(reply.text) as DriveFileJson;
-    await this.hash.advanceTo(this.total);
-    const md5 = this.hash.digest();
-    if (Number(file.size) !== this.total || file.md5Checksum !== md5) {
-      const message = `file id ${this.opts.fileId} is taken by different content (size ${file.size}, md5 ${file.md5Checksum})`;
-      return { kind: 'fail', error: { code: 'BAD_REQUEST', message, status: 409 } };
-    }
-    return { kind: 'done', file: { ...file, md5Checksum: md5 } };
+    // Knowing the file is ours needs all of it: wait for the download, hash what is left.
+    await this.source.waitFor(Infinity, this.opts.signal);
+    await this.hash.advanceTo(this.source.total!);
+    const mismatch = this.expectedMismatch();
+    if (mismatch) return mismatch;
+    const sha = this.hash.peek();
+    if (Number(file.size) === this.source.total && file.sha256Checksum === sha) return { kind: 'done', file };
+    return { kind: 'replace', why: `file id ${this.opts.fileId} holds other bytes (size ${file.size}, sha256 ${file.sha256Checksum})` };
   }
 
   private async queryStatus(): Promise<Step> {
-    const headers = { 'content-range': `bytes */${this.total}` };
-    return this.sessionPut(headers, null);
+    return this.sessionPut({ 'content-range': `bytes */${this.totalField()}` }, null);
   }
 
   private async sendChunk(offset: number): Promise<Step> {
-    const length = Math.min(this.chunkSize, this.total - offset);
-    const chunk = await readExactly(this.fh, offset, length);
-    this.opts.onChunk?.({ start: offset, length, total: this.total });
-    const step = await this.sessionPut({ 'content-range': `bytes ${offset}-${offset + length - 1}/${this.total}` }, chunk);
+    // A growing file: wait for a whole chunk, or for the download's end (then the rest is the last chunk).
+    await this.source.waitFor(offset + this.chunkSize, this.opts.signal);
+    const total = this.source.total;
+    let length: number;
+    if (this.source.complete) length = Math.min(this.chunkSize, total! - offset);
+    else length = Math.min(this.chunkSize, Math.floor((this.source.available - offset) / UPLOAD_ALIGN) * UPLOAD_ALIGN);
+    if (length <= 0) return { kind: 'at', offset }; // nothing sendable yet: waitFor returned on a smaller figure
+    // Sized to the first chunk (a small file never holds 8 MiB), grown once if a later one is bigger.
+    if (!this.chunkBuf || this.chunkBuf.length < length) this.chunkBuf = Buffer.allocUnsafe(length);
+    const chunk = await this.source.read(offset, length, this.chunkBuf);
+    const final = this.source.complete && offset + length === total;
+    if (final) {
+      const mismatch = this.expectedMismatch(chunk);
+      if (mismatch) return mismatch;
+    }
+    // `*` only while the download has not learnt the size (Drive needs it by the last chunk).
+    const shownTotal = total === null ? '*' : String(total);
+    this.opts.onChunk?.({ start: offset, length, total: final ? total : null });
+    const step = await this.sessionPut({ 'content-range': `bytes ${offset}-${offset + length - 1}/${shownTotal}` }, chunk);
     if (step.kind === 'at') await this.hash.advanceTo(Math.min(step.offset, offset + length), chunk, offset);
-    if (step.kind === 'done') await this.hash.advanceTo(this.total, chunk, offset);
+    if (step.kind === 'done') await this.hash.advanceTo(offset + length, chunk, offset);
     return step;
   }
 
@@ -407,19 +615,36 @@ class ResumableUpload {
     return step;
   }
 
-  private async verify(file: DriveFileJson): Promise<ResumableUploadResult> {
-    if (file.size !== undefined && Number(file.size) !== this.total) {
-      return this.fail('CHECKSUM_MISMATCH', `Drive stored ${file.size} bytes, the file has ${this.total}`);
+  /** Drive's answer for the finished file against what we sent: a disagreement uploads it again. */
+  private async verify(file: DriveFileJson): Promise<Step> {
+    // A finished session answers before we sent the rest (an earlier run finished it): hash the rest from disk.
+    await this.source.waitFor(Infinity, this.opts.signal);
+    const total = this.source.total!;
+    await this.hash.advanceTo(total);
+    const sha = this.hash.peek();
+    if (file.size !== undefined && Number(file.size) !== total) return { kind: 'replace', why: `Drive stored ${file.size} bytes, the file has ${total}` };
+    if (file.sha256Checksum !== undefined && file.sha256Checksum !== sha) {
+      return { kind: 'replace', why: `Drive's sha256Checksum ${file.sha256Checksum} differs from the file's ${sha}` };
     }
-    await this.hash.advanceTo(this.total);
-    const md5 = this.hash.digest();
-    if (file.md5Checksum !== undefined && file.md5Checksum !== md5) {
-      return this.fail('CHECKSUM_MISMATCH', `Drive md5 ${file.md5Checksum} differs from the file's ${md5}`);
-    }
-    if (this.lastCommitted !== this.total) this.opts.onCommitted?.(this.total, this.total);
+    const mismatch = this.expectedMismatch();
+    // Only reachable when an earlier run finalised bytes the manifest disowns: replace them later, with good bytes.
+    if (mismatch) return mismatch;
+    return { kind: 'done', file };
+  }
+
+  private succeed(file: DriveFileJson): ResumableUploadResult {
+    const total = this.source.total!;
+    if (this.lastCommitted !== total) this.opts.onCommitted?.(total, total);
     return {
       ok: true,
-      value: { fileId: file.id ?? this.opts.fileId, bytes: this.total, md5Checksum: md5, sentBytes: this.sentBytes, resumedFrom: this.resumedFrom ?? 0 },
+      value: {
+        fileId: file.id ?? this.opts.fileId,
+        bytes: total,
+        sha256: this.hash.peek(),
+        sentBytes: this.sentBytes,
+        resumedFrom: this.resumedFrom ?? 0,
+        ...(this.replaces ? { replaced: this.replaces } : {}),
+      },
     };
   }
 
@@ -433,11 +658,14 @@ class ResumableUpload {
     const timer = setTimeout(() => stall.abort(new Error('stalled')), this.opts.stallTimeoutMs ?? 60_000);
     const touch = () => timer.refresh();
     const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, stall.signal]) : stall.signal;
+    // Without a cap the chunk goes out as one buffer (no per-slice work); with one, in paced slices.
+    const capped = paced && body !== null && this.throttle.bytesPerSec !== null;
+    if (paced && body !== null && !capped) this.sentBytes += body.length;
     try {
       const res = await request(url, {
         method: method as Dispatcher.HttpMethod,
         headers: { ...headers, authorization: `Bearer ${token}`, ...(method === 'GET' ? {} : { 'content-length': String(body?.length ?? 0) }) },
-        body: body === null ? undefined : paced ? Readable.from(this.pace(body, touch, signal), { objectMode: false }) : body,
+        body: body === null ? undefined : capped ? Readable.from(this.pace(body, touch, signal), { objectMode: false }) : body,
         signal,
         headersTimeout: 0, // the watchdog covers it; undici's own timer would also run while we throttle
         bodyTimeout: 0,

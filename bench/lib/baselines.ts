@@ -4,6 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { uploadResumable } from '../../workers/resumable-upload';
 import { benchTmpRoot, now } from './shop';
@@ -20,10 +22,37 @@ export interface Aria2Result {
   bytesOnDisk: number;
   files: number;
   args: string[];
+  /** CPU-seconds aria2c used (user + system; Linux), null elsewhere. */
+  cpuSec: number | null;
+  /** What `after` returned (it ran with the downloaded files still on disk). */
+  after?: unknown;
 }
 
-/** `aria2c -x4 -j20 -s4 -d <tmp> -i <list>` (plus -q), timed from spawn to exit; the files are deleted after. */
-export async function runAria2(urls: string[], extraArgs: string[] = ['-x4', `-j${urls.length}`, '-s4']): Promise<Aria2Result> {
+/**
+ * Runs a shell script (its arguments are "$@") and returns its exit code and the CPU-seconds its
+ * commands used: the shell's own /proc/<pid>/stat, read after they ended, holds its children's CPU
+ * (cutime, cstime). Linux only (null elsewhere).
+ */
+export function runMeasured(script: string, args: string[]): Promise<{ exitCode: number | null; cpuSec: number | null }> {
+  const full = `${script}\nc=$?; cat /proc/$$/stat >&3 2>/dev/null; exit $c`;
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-c', full, 'sh', ...args], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] });
+    let stat = '';
+    (p.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (stat += d.toString()));
+    p.once('error', reject);
+    p.once('close', (code) => {
+      const f = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
+      const cpu = stat ? (Number(f[13]) + Number(f[14])) / 100 : null;
+      resolve({ exitCode: code, cpuSec: cpu !== null && Number.isFinite(cpu) ? cpu : null });
+    });
+  });
+}
+
+/**
+ * `aria2c -x4 -j20 -s4 -d <tmp> -i <list>` (plus -q), timed from spawn to exit; `after` runs with
+ * the downloaded files still there (say, to upload them); then they are deleted.
+ */
+export async function runAria2(urls: string[], extraArgs: string[] = ['-x4', `-j${urls.length}`, '-s4'], after?: (files: string[]) => Promise<unknown>): Promise<Aria2Result> {
   const dir = mkdtempSync(join(benchTmpRoot(), 'driveship-bench-aria2-'));
   try {
     const list = join(dir, 'list.txt');
@@ -31,11 +60,7 @@ export async function runAria2(urls: string[], extraArgs: string[] = ['-x4', `-j
     writeFileSync(list, urls.join('\n') + '\n');
     const args = [...extraArgs, '-d', out, '-i', list, '-q', '--allow-overwrite=true'];
     const t0 = now();
-    const exitCode = await new Promise<number | null>((resolve, reject) => {
-      const p = spawn('aria2c', args, { stdio: ['ignore', 'ignore', 'inherit'] });
-      p.once('error', reject);
-      p.once('exit', (code) => resolve(code));
-    });
+    const { exitCode, cpuSec } = await runMeasured('aria2c "$@"', args);
     const seconds = (now() - t0) / 1000;
     let bytesOnDisk = 0;
     let files = 0;
@@ -44,7 +69,9 @@ export async function runAria2(urls: string[], extraArgs: string[] = ['-x4', `-j
       files++;
       bytesOnDisk += statSync(join(out, name)).size;
     }
-    return { seconds, exitCode, bytesOnDisk, files, args: ['aria2c', ...args.map((a) => (a.startsWith(dir) ? '<tmp>' + a.slice(dir.length) : a))] };
+    const result: Aria2Result = { seconds, exitCode, bytesOnDisk, files, cpuSec, args: ['aria2c', ...args.map((a) => (a.startsWith(dir) ? '<tmp>' + a.slice(dir.length) : a))] };
+    if (after) result.after = await after(readdirSync(out).filter((n) => !n.endsWith('.aria2')).map((n) => join(out, n)));
+    return result;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -96,5 +123,27 @@ export async function runSequential(files: { url: string; name: string }[], driv
   } finally {
     await agent.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * curl uploading files one after the other to a loopback sink that reads and drops the bytes (the
+ * sink runs in this process; only curl's CPU is counted): what sending the same bytes costs a
+ * plain tool.
+ */
+export async function runCurlUpload(files: string[]): Promise<{ seconds: number; cpuSec: number | null; exitCode: number | null }> {
+  const sink = createServer((req, res) => {
+    req.on('data', () => undefined);
+    req.on('end', () => res.writeHead(200, { 'content-length': 0 }).end());
+  });
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(sink.address() as AddressInfo).port}/upload`;
+  try {
+    const t0 = now();
+    const r = await runMeasured('url="$1"; shift; for f in "$@"; do curl -s -o /dev/null -T "$f" "$url" || exit 1; done', [url, ...files]);
+    return { seconds: (now() - t0) / 1000, ...r };
+  } finally {
+    sink.closeAllConnections();
+    await new Promise<void>((resolve) => sink.close(() => resolve()));
   }
 }

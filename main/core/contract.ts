@@ -395,6 +395,8 @@ export const DashboardSchema = z.object({
   today: z.object({ orders: z.number(), revenueVnd: z.number(), paidOrders: z.number() }),
   deliveriesByState: z.record(z.string(), z.number()),
   speed: z.object({ downBps: z.number(), upBps: z.number() }),
+  /** Connections to each origin host now (the adaptive window) and the owner's ceiling. */
+  origins: z.array(z.object({ host: z.string(), connections: z.number(), inUse: z.number(), ceiling: z.number() })).optional(),
   throughput: z.array(z.object({ t: z.number(), downBytes: z.number(), upBytes: z.number() })),
   alerts: z.array(AlertSchema),
   paused: z.boolean().optional(),

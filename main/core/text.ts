@@ -22,7 +22,13 @@ export function wellFormedReviver(this: unknown, _key: string, value: unknown): 
   return value;
 }
 
+/** A JSON escape that makes a surrogate (`\ud800`-`\udfff`), paired or not. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+
 /** JSON.parse whose strings are all well formed. */
 export function parseJsonWellFormed(text: string): unknown {
+  // Without a surrogate in the text or among its escapes no string can hold a lone one: the plain
+  // parse (several times faster than one with a reviver on a manifest of thousands of entries).
+  if (!SURROGATE_ESCAPE.test(text) && (text as string & { isWellFormed(): boolean }).isWellFormed()) return JSON.parse(text);
   return JSON.parse(text, wellFormedReviver);
 }

@@ -35,17 +35,29 @@ export type TaskResult<T> = { ok: true; value: T } | { ok: false; error: Transfe
 /** What a task reports while it runs. */
 export type TaskEvent =
   // Bytes confirmed so far (on disk / on Drive): at most 5 a second, plus one final figure.
-  | { type: 'progress'; bytes: number; total: number | null }
+  // Downloads add how many connections to the origin they hold open now (for the per-host window).
+  | { type: 'progress'; bytes: number; total: number | null; connections?: number }
   // Upload only: a new resumable session was started (checkpoint it: it is the only way to resume).
   | { type: 'session'; uri: string }
   // Upload only: the server confirmed it holds [0, bytes) (checkpoint it).
-  | { type: 'committed'; bytes: number };
+  | { type: 'committed'; bytes: number }
+  // Download only: bytes [0, bytes) of `${destPath}.part` are written, fsynced and recorded, so an
+  // upload may send them; `total` once a response told the size. A smaller figure than the one
+  // before means the task started the file over: whatever read the old bytes must start again.
+  | { type: 'prefix'; bytes: number; total: number | null }
+  // Download only: the origin refused a connection (429/503) or dropped one: fewer, please.
+  | { type: 'congestion'; status: number | null };
 
 /** What the engine tells a running task. */
 export type TaskControl =
   | { type: 'cancel' }
   | { type: 'limit'; bytesPerSec: number | null } // bandwidth cap for this task, changeable while it runs
-  | { type: 'token'; accessToken: string }; // upload only: a fresh access token
+  | { type: 'token'; accessToken: string } // upload only: a fresh access token
+  // Download only: how many Range connections the task may hold open now (the per-host window's share).
+  | { type: 'connections'; n: number }
+  // Upload following a download: bytes [0, bytes) may be read now; `complete` once the download
+  // succeeded (then `total` is the file's size and the final path holds it).
+  | { type: 'available'; bytes: number; total: number | null; complete: boolean };
 
 /**
  * The origin policy's rules as they travel with a download task. main/sources/origin-policy.ts
@@ -67,8 +79,10 @@ export interface DownloadTask {
   sha256?: string;
   /** Split files at least this large into HTTP Range segments fetched in parallel. */
   segmentThreshold?: number;
-  /** Number of parallel Range segments for a large file (default 8). */
+  /** Range connections a large file may use at first (default 8); `connections` controls change it. */
   segments?: number;
+  /** Compute the file's sha256 (default true). An upload that follows the download hashes it instead. */
+  hash?: boolean;
   /** Give up with TRANSIENT when no bytes arrive for this long (default 30 000 ms). */
   stallTimeoutMs?: number;
   /** The origin policy for this product (every connection and redirect hop); strict when absent. */
@@ -105,13 +119,23 @@ export interface UploadTask {
   /** A session saved by an earlier attempt: query its status and resume. */
   sessionUri?: string | null;
   chunkSize?: number; // multiple of 256 KiB, default 8 MiB
+  /**
+   * The file is still being downloaded: read `${filePath}.part` (or `filePath` once renamed) only
+   * below what `available` controls allow; this is the first of them.
+   */
+  follow?: { bytes: number; total: number | null; complete: boolean };
+  /** Expected sha256 (from the manifest): bytes that differ are never finalised on Drive. */
+  sha256?: string;
+  /** A file under `fileId` exists with other bytes: replace its content (files.update upload). */
+  replace?: boolean;
 }
 
 export type TransferTask = DownloadTask | CopyLocalTask | UploadTask;
 
 export interface DownloadDone {
   bytes: number;
-  sha256: string;
+  /** null when the task was asked not to hash (an upload that follows hashes the bytes instead). */
+  sha256: string | null;
   /** Bytes actually transferred over the network in this run (less than `bytes` when resumed). */
   fetchedBytes: number;
   resumedFrom: number;
@@ -120,7 +144,10 @@ export interface DownloadDone {
 export interface UploadDone {
   fileId: string;
   bytes: number;
-  md5Checksum?: string;
+  /** sha256 of the bytes sent, equal to the one Drive reports for the file (checked). */
+  sha256: string;
+  /** Uploads made again because Drive's sha256Checksum disagreed. */
+  replaced?: number;
   /** Bytes actually sent in this run (less than `bytes` when resumed). */
   sentBytes: number;
   resumedFrom: number;
@@ -142,4 +169,24 @@ export function hostOfTask(t: TransferTask): string | null {
   } catch {
     return null;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches: several transfers in one message to a worker (the in-process queue sends every burst of
+// starts this way). Each transfer keeps its own events, controls and result, framed by its index
+// in the batch; a remote queue may batch the same way or not at all.
+
+export type BatchTaskName = 'download' | 'upload' | 'copyLocal';
+export interface BatchItem {
+  i: number;
+  name: BatchTaskName;
+  task: TransferTask;
+  bytesPerSec: number | null;
+}
+/** Worker → engine. */
+export type BatchOut = { i: number; event: TaskEvent } | { i: number; result: TaskResult<unknown> };
+/** Engine → worker. */
+export interface BatchIn {
+  i: number;
+  control: TaskControl;
 }

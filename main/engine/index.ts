@@ -74,6 +74,7 @@ export class Engine {
     this.settings = this.readSettings();
     this.queue = new PiscinaTransferQueue(this.limits(), {
       threads: deps.threads,
+      initialHostWindow: this.settings.segments,
       onRecycle: (reason) => {
         log.warn({ reason }, 'transfer worker threads replaced');
         this.recycledAt.push(Date.now());
@@ -101,7 +102,7 @@ export class Engine {
       onUploaded: (bytes, ref) => this.quota.record('upload', bytes, ref),
       downloadSettings: () => {
         const s = this.settings;
-        return { stallTimeoutMs: s.stallTimeoutMs, segmentThreshold: s.segmentThreshold, segments: s.segments };
+        return { stallTimeoutMs: s.stallTimeoutMs, segmentThreshold: s.segmentThreshold };
       },
     });
     this.grants = new Grants({ store, library: this.library, drive, mailer: this.mailer, quota: this.quota, bus });
@@ -185,7 +186,7 @@ export class Engine {
     this.quota.dispose();
     await Promise.all([this.updates.close(), this.afterSale.close()]);
     await this.supervisor.stop();
-    this.transfers.close();
+    await this.transfers.close();
     await this.queue.close();
     this.deps.store.later.flush();
     this.mailer.close();

@@ -2,9 +2,10 @@
 // and uploaded once into the shop's Drive library folder. Every delivery of it waits on the same
 // single-flight job; later orders cost only server-side Drive operations.
 import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { StepError } from '../core/step-error';
-import type { DownloadDone, TransferError, UploadDone } from '../core/transfer-protocol';
+import type { DownloadDone, OriginRulesData, TransferError, UploadDone } from '../core/transfer-protocol';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
 import { createSource, rulesForProduct, SourceError, STRICT_ORIGIN_RULES, type ProductSource, type SourceConfig, type SourceFile, type SourceGuards } from '../sources';
@@ -12,6 +13,42 @@ import type { Store } from '../store';
 import type { LibraryFile } from '../store/library';
 import { JobTracker } from './progress';
 import type { Transfers } from './transfers';
+
+interface Pipeline {
+  cached: Promise<void>;
+  inDrive: Promise<string>;
+  /** Its downloads failed: a new waiter gets the next pipeline, once this one's uploads ended. */
+  fetchFailed?: boolean;
+}
+
+/** The Drive side of a pipeline, ready before the first upload starts. */
+interface DriveSide {
+  drive: DriveClient;
+  folderId: string;
+  parentOf: (path: string) => string;
+  /** A file's row as it is now (its id reserved). */
+  row: (path: string) => LibraryFile;
+}
+
+interface PipeContext {
+  productId: string;
+  version: number;
+  ctx: JobContext;
+  job: { priority: number; ids: Set<string> };
+  shared: AbortController;
+  drive: Promise<DriveSide>;
+  reusable: Map<string, LibraryFile>;
+  fetchTracker: JobTracker;
+  uploadTracker: JobTracker;
+  fetchErrors: StepError[];
+  uploadErrors: StepError[];
+  downloadSettled: () => void;
+  settings: DownloadSettings;
+  /** Resolves in slices: many waiters released at once continue a slice per turn of the loop. */
+  turnstile: () => Promise<void>;
+  origin: OriginRulesData;
+  maxUndeclaredBytes: number | undefined;
+}
 
 export interface JobContext {
   priority: number;
@@ -23,7 +60,6 @@ export interface JobContext {
 export interface DownloadSettings {
   stallTimeoutMs?: number;
   segmentThreshold?: number;
-  segments?: number;
 }
 
 export interface LibraryDeps {
@@ -86,6 +122,7 @@ export class Library {
   private readonly stops = new Map<string, AbortController>();
   /** The shared jobs in flight: their priority and the transfers they have queued. */
   private readonly jobs = new Map<string, { priority: number; ids: Set<string> }>();
+  private readonly pipelines = new Map<string, Pipeline>();
   /** Bytes fetched over the network again for files that had been partly or wholly fetched before. */
   refetchedBytes = 0;
 
@@ -188,10 +225,410 @@ export class Library {
     return join(this.deps.cacheDir, f.product_id, `v${f.version}`, createHash('sha256').update(f.path).digest('hex').slice(0, 32));
   }
 
+  /**
+   * The version's files are in the local cache (or on Drive already). Shares one pipeline with
+   * ensureInDrive: the uploads start while the downloads run.
+   */
   ensureCached(productId: string, version: number, ctx: JobContext): Promise<void> {
-    const key = `fetch:${productId}:${version}`;
-    this.joinPriority(key, ctx.priority);
-    return this.wait(this.once(key, () => this.fetchAll(key, productId, version, ctx)), ctx.signal);
+    this.joinPriority(`fetch:${productId}:${version}`, ctx.priority);
+    return this.wait(this.pipeline(productId, version, ctx).cached, ctx.signal);
+  }
+
+  /** The version's files are in its Drive library folder; resolves with the folder's id. */
+  ensureInDrive(productId: string, version: number, ctx: JobContext): Promise<string> {
+    this.joinPriority(`upload:${productId}:${version}`, ctx.priority);
+    return this.wait(this.pipeline(productId, version, ctx).inDrive, ctx.signal);
+  }
+
+  /**
+   * One pipeline per product version, single-flight: every file is downloaded into the cache and
+   * uploaded into the library folder, each upload following its download's durable prefix.
+   * `cached` settles when every download has; `inDrive` when every upload has. The `fetch:` and
+   * `upload:` keys stay what the rest of the engine asks about (progress, the watchdog, cleanup).
+   */
+  private pipeline(productId: string, version: number, ctx: JobContext): Pipeline {
+    const key = `${productId}:${version}`;
+    let p = this.pipelines.get(key);
+    if (p && !p.fetchFailed) return p;
+    if (p) {
+      // Retried after its downloads failed: the same transfer ids may still be running in it.
+      const next = p.inDrive.then(() => undefined, () => undefined).then(() => this.pipeline(productId, version, ctx));
+      const chained = { cached: next.then((n) => n.cached), inDrive: next.then((n) => n.inDrive) };
+      chained.cached.catch(() => undefined);
+      chained.inDrive.catch(() => undefined);
+      return chained;
+    }
+    const fetchKey = `fetch:${key}`;
+    const uploadKey = `upload:${key}`;
+    let settleCached!: (err: unknown) => void;
+    const cached = new Promise<void>((resolve, reject) => (settleCached = (err) => (err ? reject(err) : resolve())));
+    let cachedSettled = false;
+    const onCached = (err: unknown) => {
+      if (cachedSettled) return;
+      cachedSettled = true;
+      if (err && p) p.fetchFailed = true;
+      this.flights.delete(fetchKey);
+      settleCached(err);
+    };
+    const inDrive = this.runPipeline(productId, version, ctx, onCached).then(
+      (folderId) => {
+        onCached(null);
+        return folderId;
+      },
+      (err: unknown) => {
+        onCached(err);
+        throw err;
+      },
+    ).finally(() => {
+      this.flights.delete(uploadKey);
+      this.pipelines.delete(key);
+    });
+    // A waiter may leave (its delivery failed at the other step): an unawaited rejection is not a crash.
+    cached.catch(() => undefined);
+    inDrive.catch(() => undefined);
+    p = { cached, inDrive };
+    this.pipelines.set(key, p);
+    this.flights.set(fetchKey, cached);
+    this.flights.set(uploadKey, inDrive);
+    return p;
+  }
+
+  private async runPipeline(productId: string, version: number, ctx: JobContext, onCached: (err: unknown) => void): Promise<string> {
+    const { store } = this.deps;
+    store.later.flush(); // what an earlier pipeline recorded late is read here
+    const product = store.products.get(productId);
+    if (!product) throw new StepError('permanent', 'PRODUCT_MISSING', `Product ${productId} no longer exists`);
+    if (product.source.kind === 'drive-folder') {
+      onCached(null);
+      return this.adoptDriveFolder(productId, version, product.source.folderId);
+    }
+    const lib = store.library.get(productId, version)!;
+    if (lib.state === 'in_drive' && lib.drive_folder_id) {
+      onCached(null);
+      return lib.drive_folder_id;
+    }
+    const fetchKey = `fetch:${productId}:${version}`;
+    const uploadKey = `upload:${productId}:${version}`;
+    await yieldToLoop();
+    const files = store.library.files(productId, version).filter((f) => !f.in_drive);
+    const settings = this.deps.downloadSettings?.() ?? {};
+    const g = this.deps.guards;
+    const origin = rulesForProduct(g?.origin() ?? STRICT_ORIGIN_RULES, product.source.kind === 'http-manifest' ? product.source.privateNetwork : false);
+    const maxUndeclaredBytes = g?.maxUndeclaredBytes();
+    const fetchTracker = new JobTracker('fetching');
+    const uploadTracker = new JobTracker('uploading');
+    this.trackers.set(fetchKey, fetchTracker);
+    this.trackers.set(uploadKey, uploadTracker);
+    for (const f of files) {
+      fetchTracker.file(f.path, f.size, f.cached ? (f.size ?? 0) : 0, f.cached ? 'done' : 'waiting');
+      uploadTracker.file(f.path, f.size, f.uploaded_bytes, 'waiting');
+    }
+    await yieldToLoop();
+    // Shared work is not cancelled by one waiter leaving: other deliveries may still need it.
+    const shared = new AbortController();
+    this.stops.set(fetchKey, shared);
+    this.stops.set(uploadKey, shared);
+    const job = this.startJob(fetchKey, ctx.priority, shared.signal);
+    this.jobs.set(uploadKey, job);
+    // The Drive side (folders, pre-generated ids) is made while the first bytes arrive.
+    const drive = this.prepareDrive(productId, version, product.name, files);
+    drive.catch(() => undefined);
+    const reusable = this.reuseCandidates(productId, version, files);
+    const fetchErrors: StepError[] = [];
+    const uploadErrors: StepError[] = [];
+    let downloadsLeft = files.filter((f) => !f.cached).length;
+    const downloadSettled = () => {
+      if (--downloadsLeft > 0) return;
+      store.later.flush();
+      if (fetchErrors.length) onCached(worst(fetchErrors));
+      else {
+        if (store.library.get(productId, version)?.state === 'listed') store.library.setState(productId, version, 'cached');
+        onCached(null);
+      }
+      this.deps.onProgress?.(fetchKey);
+    };
+    if (downloadsLeft === 0) onCached(null);
+    const gate = turnstile(); // one for the whole pipeline: its uploads are the burst
+    try {
+      await inSlices(files, (f) =>
+        this.pipeFile(f, { productId, version, ctx, job, shared, drive, reusable, fetchTracker, uploadTracker, fetchErrors, uploadErrors, downloadSettled, settings, origin, maxUndeclaredBytes, turnstile: gate }),
+      );
+    } finally {
+      this.stops.delete(fetchKey);
+      this.stops.delete(uploadKey);
+      this.jobs.delete(fetchKey);
+      this.jobs.delete(uploadKey);
+      store.later.flush();
+    }
+    this.deps.onProgress?.(uploadKey);
+    if (uploadErrors.length) throw worst(uploadErrors);
+    const { folderId } = await drive;
+    store.library.setState(productId, version, 'in_drive', folderId);
+    this.deps.onInDrive?.(productId, version);
+    return folderId;
+  }
+
+  /** A drive-folder product: its files are on Drive already; the library points at them. */
+  private adoptDriveFolder(productId: string, version: number, folderId: string): string {
+    const { store } = this.deps;
+    const files = store.library.files(productId, version);
+    store.tx(() => {
+      for (const f of files) {
+        store.library.setDriveFileId(productId, version, f.path, f.drive_source_id!);
+        store.library.markInDrive(productId, version, f.path, null);
+      }
+      store.library.setState(productId, version, 'in_drive', folderId);
+    });
+    this.deps.onInDrive?.(productId, version);
+    return folderId;
+  }
+
+  /** The library folder, its sub-folders and a pre-generated id for every file still to upload. */
+  private async prepareDrive(productId: string, version: number, name: string, pending: LibraryFile[]): Promise<DriveSide> {
+    const { store } = this.deps;
+    const drive = await this.deps.drive();
+    const { key: versionKey, folderId } = await this.versionFolder(productId, version, name);
+    this.reuseUploaded(productId, version);
+    const parentOf = await this.ensureTree(versionKey, folderId, pending.map((f) => f.path));
+    // Only the two columns that matter here: a whole row per file of a catalogue costs tens of ms.
+    const reserved = new Set(store.library.reservedPaths(productId, version));
+    const missing = pending.filter((f) => !reserved.has(f.path));
+    if (missing.length) {
+      const ids = await drive.generateIds(missing.length);
+      // Durable before any upload uses them (a retried create then answers 409, never a
+      // duplicate); in slices, so a catalogue does not hold the main thread.
+      for (let i = 0; i < missing.length; i += 100) {
+        store.library.setDriveFileIds(productId, version, missing.slice(i, i + 100).map((f, j) => ({ path: f.path, id: ids[i + j]! })));
+        await yieldToLoop();
+      }
+    }
+    // Each upload reads its own row when it starts (a primary-key lookup), not all of them now.
+    return { drive, folderId, parentOf, row: (path) => store.library.file(productId, version, path)! };
+  }
+
+  /**
+   * Files an automatically updated product had before at the same path, whose sha256 the manifest
+   * does not give: downloaded whole and hashed first, so one whose bytes did not change is not
+   * uploaded again (they do not overlap their upload).
+   */
+  private reuseCandidates(productId: string, version: number, files: LibraryFile[]): Map<string, LibraryFile> {
+    const { store } = this.deps;
+    const out = new Map<string, LibraryFile>();
+    if (store.products.get(productId)?.updates !== 'automatic') return out;
+    const prev = store.library.previousInDrive(productId, version);
+    if (!prev) return out;
+    const before = new Map(store.library.files(productId, prev.version).map((f) => [f.path, f]));
+    for (const f of files) {
+      const old = before.get(f.path);
+      if (!f.sha256 && !f.upload_session && old?.in_drive && old.sha256 && (f.size === null || f.size === old.size)) out.set(f.path, old);
+    }
+    return out;
+  }
+
+  /**
+   * One file through the pipeline: its download (unless cached) and its upload, which starts with
+   * the download's first durable bytes and is told each time more are durable. A download that
+   * starts the file over restarts the upload; one that fails stops it.
+   */
+  private async pipeFile(f: LibraryFile, p: PipeContext): Promise<void> {
+    const { store, transfers } = this.deps;
+    const { productId, version, ctx, job, shared, fetchTracker, uploadTracker } = p;
+    const key = `${productId}:${version}`;
+    const dest = f.cache_path ?? this.cachePath(f);
+    const reuseFrom = p.reusable.get(f.path);
+    const overlap = !f.local_source && !reuseFrom;
+    const s = { prefix: 0, total: f.size, complete: !!f.cached, failed: null as StepError | null, restart: false, uploadRunning: false };
+    const downloadId = `fetch:${key}:${f.path}`;
+    const uploadId = `upload:${key}:${f.path}`;
+    let wake: (() => void) | null = null;
+    const poke = () => wake?.();
+    const tell = () => {
+      if (s.uploadRunning) transfers.queue.control(uploadId, { type: 'available', bytes: s.prefix, total: s.total, complete: s.complete });
+      poke();
+    };
+
+    const download = async () => {
+      if (f.cached) return;
+      if (shared.signal.aborted) {
+        s.failed = new StepError('transient', 'CANCELLED', 'stopped');
+        p.fetchErrors.push(s.failed);
+        return;
+      }
+      // The task makes the directory: no file-system call per file on the main thread.
+      const task = f.local_source
+        ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, dataDir: this.deps.guards?.dataDir }
+        : {
+            kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined,
+            stallTimeoutMs: p.settings.stallTimeoutMs, segmentThreshold: p.settings.segmentThreshold,
+            origin: p.origin, maxUndeclaredBytes: p.maxUndeclaredBytes, hash: !overlap,
+          };
+      job.ids.add(downloadId);
+      const r = await transfers.run<DownloadDone>(
+        { id: downloadId, task, priority: job.priority, since: ctx.since, group: productId },
+        {
+          onStart: () => fetchTracker.update(f.path, 0, 'running'),
+          onEvent: (e) => {
+            if (e.type === 'progress') {
+              fetchTracker.update(f.path, e.bytes);
+              this.deps.onProgress?.(`fetch:${key}`);
+            } else if (e.type === 'prefix' && overlap) {
+              if (e.total !== null) s.total = e.total;
+              if (e.bytes < s.prefix && s.uploadRunning) {
+                // The download started the file over: the upload read bytes that are gone.
+                s.restart = true;
+                transfers.queue.cancel(uploadId);
+              }
+              s.prefix = e.bytes;
+              tell();
+            }
+          },
+        },
+      );
+      job.ids.delete(downloadId);
+      if (r.ok) {
+        if (r.value.resumedFrom > 0 || this.mismatches.has(key + f.path)) this.refetchedBytes += r.value.fetchedBytes;
+        // The file is fsynced and renamed into place: recording it late is safe (a lost
+        // record means one more, idempotent download).
+        store.later.add(() => store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256));
+        fetchTracker.update(f.path, r.value.bytes, 'done');
+        s.total = r.value.bytes;
+        s.prefix = r.value.bytes;
+        s.complete = true;
+        if (reuseFrom && r.value.sha256 === reuseFrom.sha256 && r.value.bytes === reuseFrom.size) {
+          // The same bytes as the version before: point at its Drive file, upload nothing.
+          store.library.adoptDriveFile(productId, version, f.path, reuseFrom);
+          s.failed = null;
+          s.complete = true;
+          (s as { reused?: boolean }).reused = true;
+        }
+        tell();
+      } else {
+        fetchTracker.update(f.path, 0, 'error');
+        const n = r.error.code === 'CHECKSUM_MISMATCH' ? (this.mismatches.get(key + f.path) ?? 0) + 1 : 0;
+        if (n) this.mismatches.set(key + f.path, n);
+        s.failed = transferToStepError(r.error, f.path, n);
+        p.fetchErrors.push(s.failed);
+        if (s.uploadRunning) transfers.queue.cancel(uploadId);
+        poke();
+      }
+      this.deps.onProgress?.(`fetch:${key}`);
+    };
+
+    const upload = async () => {
+      let side: DriveSide;
+      try {
+        side = await p.drive;
+        // Thousands of uploads wait for the Drive side: they go on in slices, not in one block.
+        await p.turnstile();
+      } catch (err) {
+        p.uploadErrors.push(err instanceof StepError ? err : new StepError('transient', 'DRIVE_UNAVAILABLE', `Google Drive: ${(err as Error)?.message ?? err}`));
+        return;
+      }
+      let row = side.row(f.path);
+      if (row.in_drive) return uploadTracker.update(f.path, row.size ?? 0, 'done');
+      const session = { uri: row.upload_session };
+      let authRetried = false;
+      for (;;) {
+        // Start with the first durable bytes (overlap), else once the download is done.
+        while (!s.failed && !s.complete && !(overlap && s.prefix > 0) && !shared.signal.aborted) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+        }
+        if ((s as { reused?: boolean }).reused) return uploadTracker.update(f.path, s.total ?? 0, 'done');
+        if (s.failed) {
+          p.uploadErrors.push(s.failed);
+          return uploadTracker.update(f.path, 0, 'error');
+        }
+        const accessToken = await side.drive.accessToken();
+        // The job may have been stopped while the token was fetched: enqueue nothing then.
+        if (shared.signal.aborted) {
+          p.uploadErrors.push(new StepError('transient', 'CANCELLED', 'stopped'));
+          return;
+        }
+        job.ids.add(uploadId);
+        let tokenAt = Date.now();
+        s.restart = false;
+        s.uploadRunning = true;
+        const r = await transfers.run<UploadDone>(
+          {
+            id: uploadId,
+            task: {
+              kind: 'upload',
+              filePath: dest,
+              rootUrl: side.drive.rootUrl,
+              accessToken,
+              fileId: row.drive_file_id!,
+              name: posix.basename(f.path),
+              parentId: side.parentOf(f.path),
+              sessionUri: session.uri,
+              sha256: f.sha256 ?? undefined,
+              ...(s.complete ? {} : { follow: { bytes: s.prefix, total: s.total, complete: false } }),
+            },
+            priority: job.priority,
+            since: ctx.since,
+            group: productId,
+          },
+          {
+            onStart: () => uploadTracker.update(f.path, row.uploaded_bytes, 'running'),
+            onEvent: (e) => {
+              // Checkpoints land late but in order; each names bytes Drive already holds.
+              if (e.type === 'session') {
+                session.uri = e.uri;
+                store.later.add(() => store.library.setUploadSession(productId, version, f.path, e.uri));
+              } else if (e.type === 'committed') {
+                store.later.add(() => store.library.setUploadedBytes(productId, version, f.path, e.bytes));
+              } else if (e.type === 'progress') {
+                uploadTracker.update(f.path, e.bytes);
+                this.deps.onProgress?.(`upload:${key}`);
+                if (Date.now() - tokenAt > TOKEN_REFRESH_MS) {
+                  tokenAt = Date.now();
+                  void side.drive.accessToken().then((t) => transfers.queue.refreshToken(uploadId, t), () => undefined);
+                }
+              }
+            },
+          },
+        );
+        s.uploadRunning = false;
+        job.ids.delete(uploadId);
+        if (r.ok) {
+          // Drive confirmed the whole file under its reserved id, with our sha256: recording it
+          // late is safe (a lost record means asking the session or a 409 on the id, never a
+          // second file). The upload meter is counted with it, once per file.
+          store.later.add(() => {
+            store.library.markInDrive(productId, version, f.path, null, r.value.sha256, r.value.bytes);
+            this.deps.onUploaded?.(r.value.bytes, `upload:${row.drive_file_id}`);
+          });
+          uploadTracker.update(f.path, r.value.bytes, 'done');
+          this.deps.onProgress?.(`upload:${key}`);
+          return;
+        }
+        if (r.error.code === 'CANCELLED' && s.restart && !shared.signal.aborted) continue; // the download started over
+        if (r.error.code === 'CANCELLED' && s.failed) continue; // reported by the loop head
+        // A 401 mid-upload: refresh the token once and resume the same session.
+        if (r.error.code === 'AUTH' && !authRetried && !shared.signal.aborted) {
+          authRetried = true;
+          continue;
+        }
+        uploadTracker.update(f.path, 0, 'error');
+        if (r.error.code === 'CHECKSUM_MISMATCH') {
+          // The cached bytes are not the manifest's: nothing was finalised on Drive. Fetch them again.
+          const n = (this.mismatches.get(key + f.path) ?? 0) + 1;
+          this.mismatches.set(key + f.path, n);
+          store.later.flush();
+          store.library.dropCached(productId, version, f.path);
+          await rm(dest, { force: true }).catch(() => undefined);
+          p.uploadErrors.push(transferToStepError(r.error, f.path, n));
+          return;
+        }
+        p.uploadErrors.push(transferToStepError(r.error, f.path, 0));
+        return;
+      }
+    };
+
+    const d = download().finally(() => {
+      if (!f.cached) p.downloadSettled();
+    });
+    await Promise.all([d, upload()]);
   }
 
   /**
@@ -222,76 +659,6 @@ export class Library {
   raisePriority(productId: string, version: number, priority: number): void {
     this.joinPriority(`fetch:${productId}:${version}`, priority);
     this.joinPriority(`upload:${productId}:${version}`, priority);
-  }
-
-  private async fetchAll(key: string, productId: string, version: number, ctx: JobContext): Promise<void> {
-    const { store, transfers } = this.deps;
-    const files = store.library.files(productId, version);
-    if (files.every((f) => f.drive_source_id)) return; // drive-folder: nothing to download
-    await yieldToLoop();
-    const settings = this.deps.downloadSettings?.() ?? {};
-    const g = this.deps.guards;
-    const source = store.products.get(productId)?.source;
-    const origin = rulesForProduct(g?.origin() ?? STRICT_ORIGIN_RULES, source?.kind === 'http-manifest' ? source.privateNetwork : false);
-    const maxUndeclaredBytes = g?.maxUndeclaredBytes();
-    const tracker = new JobTracker('fetching');
-    this.trackers.set(key, tracker);
-    for (const f of files) tracker.file(f.path, f.size, f.cached ? (f.size ?? 0) : 0, f.cached ? 'done' : 'waiting');
-    await yieldToLoop();
-    const errors: StepError[] = [];
-    // Shared work is not cancelled by one waiter leaving: other deliveries may still need it.
-    const shared = new AbortController();
-    this.stops.set(key, shared);
-    const job = this.startJob(key, ctx.priority, shared.signal);
-    try {
-      await inSlices(
-        // Files a new version shares with the one before it are on Drive already: no download.
-        files.filter((f) => !f.cached && !f.in_drive),
-        async (f) => {
-          if (shared.signal.aborted) return void errors.push(new StepError('transient', 'CANCELLED', 'stopped'));
-          const dest = this.cachePath(f);
-          // The task makes the directory: no file-system call per file on the main thread.
-          const task = f.local_source
-            ? { kind: 'copy-local' as const, srcPath: f.local_source, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, dataDir: g?.dataDir }
-            : { kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined, ...settings, origin, maxUndeclaredBytes };
-          const id = `${key}:${f.path}`;
-          job.ids.add(id);
-          const r = await transfers.run<DownloadDone>(
-            { id, task, priority: job.priority, since: ctx.since, group: productId },
-            {
-              onStart: () => tracker.update(f.path, 0, 'running'),
-              onEvent: (e) => {
-                if (e.type === 'progress') {
-                  tracker.update(f.path, e.bytes);
-                  this.deps.onProgress?.(key);
-                }
-              },
-            },
-          );
-          job.ids.delete(id);
-          if (r.ok) {
-            if (r.value.resumedFrom > 0 || this.mismatches.has(key + f.path)) this.refetchedBytes += r.value.fetchedBytes;
-            // The file is fsynced and renamed into place: recording it late is safe (a lost
-            // record means one more, idempotent download).
-            store.later.add(() => store.library.markCached(productId, version, f.path, dest, r.value.bytes, r.value.sha256));
-            tracker.update(f.path, r.value.bytes, 'done');
-          } else {
-            tracker.update(f.path, 0, 'error');
-            const n = r.error.code === 'CHECKSUM_MISMATCH' ? (this.mismatches.get(key + f.path) ?? 0) + 1 : 0;
-            if (n) this.mismatches.set(key + f.path, n);
-            errors.push(transferToStepError(r.error, f.path, n));
-          }
-          this.deps.onProgress?.(key);
-        },
-      );
-    } finally {
-      this.stops.delete(key);
-      this.jobs.delete(key);
-      store.later.flush();
-    }
-    this.deps.onProgress?.(key);
-    if (errors.length) throw worst(errors);
-    store.library.setState(productId, version, 'cached');
   }
 
   /** Ensures a folder known by `key` exists on Drive; the id is stored before the create call. */
@@ -345,145 +712,6 @@ export class Library {
       });
     }
     return (path) => ids.get(posix.dirname(path))!;
-  }
-
-  ensureInDrive(productId: string, version: number, ctx: JobContext): Promise<string> {
-    const key = `upload:${productId}:${version}`;
-    this.joinPriority(key, ctx.priority);
-    return this.wait(this.once(key, () => this.uploadAll(key, productId, version, ctx)), ctx.signal);
-  }
-
-  private async uploadAll(key: string, productId: string, version: number, ctx: JobContext): Promise<string> {
-    const { store, transfers } = this.deps;
-    store.later.flush(); // what fetchAll recorded late is read here
-    const lib = store.library.get(productId, version)!;
-    const product = store.products.get(productId)!;
-    if (product.source.kind === 'drive-folder') {
-      const files = store.library.files(productId, version);
-      store.tx(() => {
-        for (const f of files) {
-          store.library.setDriveFileId(productId, version, f.path, f.drive_source_id!);
-          store.library.markInDrive(productId, version, f.path, null);
-        }
-        store.library.setState(productId, version, 'in_drive', product.source.kind === 'drive-folder' ? product.source.folderId : undefined);
-      });
-      this.deps.onInDrive?.(productId, version);
-      return product.source.folderId;
-    }
-    if (lib.state === 'in_drive' && lib.drive_folder_id) return lib.drive_folder_id;
-    const drive = await this.deps.drive();
-    const { key: versionKey, folderId } = await this.versionFolder(productId, version, product.name);
-    this.reuseUploaded(productId, version);
-    let files = store.library.files(productId, version);
-    const parentOf = await this.ensureTree(versionKey, folderId, files.map((f) => f.path));
-    const missing = files.filter((f) => !f.drive_file_id);
-    if (missing.length) {
-      const ids = await drive.generateIds(missing.length);
-      // Durable before any upload uses them (a retried create then answers 409, never a
-      // duplicate); in slices, so a catalogue does not hold the main thread.
-      for (let i = 0; i < missing.length; i += 500) {
-        store.library.setDriveFileIds(productId, version, missing.slice(i, i + 500).map((f, j) => ({ path: f.path, id: ids[i + j]! })));
-        await yieldToLoop();
-      }
-      files = store.library.files(productId, version);
-    }
-    await yieldToLoop();
-    const tracker = new JobTracker('uploading');
-    this.trackers.set(key, tracker);
-    for (const f of files) tracker.file(f.path, f.size, f.in_drive ? (f.size ?? 0) : f.uploaded_bytes, f.in_drive ? 'done' : 'waiting');
-    await yieldToLoop();
-    const errors: StepError[] = [];
-    const shared = new AbortController();
-    this.stops.set(key, shared);
-    const job = this.startJob(key, ctx.priority, shared.signal);
-    try {
-      await inSlices(
-        files.filter((f) => !f.in_drive),
-        async (f) => {
-          // This row is kept current from the task's own checkpoints: no re-read per attempt.
-          const row = { session: f.upload_session };
-          const id = `${key}:${f.path}`;
-          let authRetried = false;
-          for (;;) {
-            const accessToken = await drive.accessToken();
-            // The job may have been stopped while the token was fetched: enqueue nothing then.
-            if (shared.signal.aborted) {
-              errors.push(new StepError('transient', 'CANCELLED', 'stopped'));
-              return;
-            }
-            job.ids.add(id);
-            let tokenAt = Date.now();
-            const r = await transfers.run<UploadDone>(
-              {
-                id,
-                task: {
-                  kind: 'upload',
-                  filePath: f.cache_path!,
-                  rootUrl: drive.rootUrl,
-                  accessToken,
-                  fileId: f.drive_file_id!,
-                  name: posix.basename(f.path),
-                  parentId: parentOf(f.path),
-                  sessionUri: row.session,
-                },
-                priority: job.priority,
-                since: ctx.since,
-                group: productId,
-              },
-              {
-                onStart: () => tracker.update(f.path, f.uploaded_bytes, 'running'),
-                onEvent: (e) => {
-                  // Checkpoints land late but in order; each names bytes Drive already holds.
-                  if (e.type === 'session') {
-                    row.session = e.uri;
-                    store.later.add(() => store.library.setUploadSession(productId, version, f.path, e.uri));
-                  } else if (e.type === 'committed') {
-                    store.later.add(() => store.library.setUploadedBytes(productId, version, f.path, e.bytes));
-                  } else if (e.type === 'progress') {
-                    tracker.update(f.path, e.bytes);
-                    this.deps.onProgress?.(key);
-                    if (Date.now() - tokenAt > TOKEN_REFRESH_MS) {
-                      tokenAt = Date.now();
-                      void drive.accessToken().then((t) => transfers.queue.refreshToken(id, t), () => undefined);
-                    }
-                  }
-                },
-              },
-            );
-            job.ids.delete(id);
-            if (r.ok) {
-              // Drive confirmed the whole file under its reserved id: recording it late is safe (a
-              // lost record means asking the session or a 409 on the id, never a second file). The
-              // upload meter is counted with it, once per file.
-              store.later.add(() => {
-                store.library.markInDrive(productId, version, f.path, r.value.md5Checksum ?? null);
-                this.deps.onUploaded?.(r.value.bytes, `upload:${f.drive_file_id}`);
-              });
-              tracker.update(f.path, r.value.bytes, 'done');
-              this.deps.onProgress?.(key);
-              return;
-            }
-            // A 401 mid-upload: refresh the token once and resume the same session.
-            if (r.error.code === 'AUTH' && !authRetried && !shared.signal.aborted) {
-              authRetried = true;
-              continue;
-            }
-            tracker.update(f.path, 0, 'error');
-            errors.push(transferToStepError(r.error, f.path, 0));
-            return;
-          }
-        },
-      );
-    } finally {
-      this.stops.delete(key);
-      this.jobs.delete(key);
-      store.later.flush();
-    }
-    this.deps.onProgress?.(key);
-    if (errors.length) throw worst(errors);
-    store.library.setState(productId, version, 'in_drive', folderId);
-    this.deps.onInDrive?.(productId, version);
-    return folderId;
   }
 
   /**
@@ -549,6 +777,19 @@ export class Library {
 
 /** Lets pending I/O (the listeners' requests above all) run before the next piece of work. */
 export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * A gate for many waiters released together: the n-th caller continues after n / slice turns of
+ * the event loop, so a burst of thousands goes on a slice at a time.
+ */
+function turnstile(slice = 64): () => Promise<void> {
+  let calls = 0;
+  let gate: Promise<void> = Promise.resolve();
+  return () => {
+    if (++calls % slice === 0) gate = gate.then(yieldToLoop);
+    return gate;
+  };
+}
 
 /**
  * Starts `fn` for every item, yielding to the event loop between slices so that starting ten

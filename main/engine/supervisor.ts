@@ -1,9 +1,17 @@
 // The supervisor: one XState actor per unfinished delivery. It restores them on start, admits
 // queued ones as capacity frees up (best priority, then oldest payment), commits every transition
-// with its snapshot, audit event and the order's derived status in one transaction, and carries
-// the owner's actions (retry, cancel, priority, pause and resume everything).
+// with its snapshot, audit event and the order's derived status, and carries the owner's actions
+// (retry, cancel, priority, pause and resume everything).
+//
+// Transitions are group-committed: those made in the same turn of the event loop (fifty
+// deliveries leaving `uploading` when their product lands on Drive) share one transaction and one
+// fsync. Nothing that depends on a transition happens before it is durable: every step awaits its
+// delivery's commit before its first effect (a Drive call, an email), the bus hears of a
+// transition only after it (so no API answer or event stream reports one that a crash could take
+// back), and the owner's actions commit at once, before their API answer.
 import { createActor, fromPromise, type Actor } from 'xstate';
 import { AppError, notFound } from '../core/errors';
+import { StepError } from '../core/step-error';
 import { SETTLED_STATUSES, type OrderStatus } from '../core/order';
 import type { Alerts } from '../platform/alerts';
 import type { Bus } from '../platform/bus';
@@ -16,6 +24,14 @@ import type { Library } from './library';
 import type { TransferKind, TransferQueue } from './transfer-queue';
 
 type DeliveryActor = Actor<typeof deliveryMachine>;
+
+interface PendingTransition {
+  id: string;
+  from: string | null;
+  to: string;
+  json: string;
+  ctx: { attempts: number; retryAt: number | null; error: { code: string; message: string } | null };
+}
 
 const ACTIVE = new Set(['fetching', 'uploading', 'linking', 'notifying']);
 
@@ -56,6 +72,12 @@ export class Supervisor {
   private stopping = false;
   private paused = false;
   private offBus: (() => void) | null = null;
+  private pending: PendingTransition[] = [];
+  private commitScheduled = false;
+  /** Per delivery with an uncommitted transition: settles when it is durable (or failed to be). */
+  private readonly barriers = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
+  /** Group commits made (diagnostics, tests). */
+  commits = 0;
 
   constructor(private readonly deps: SupervisorDeps) {}
 
@@ -63,10 +85,22 @@ export class Supervisor {
     const { steps } = this.deps;
     return deliveryMachine.provide({
       actors: {
-        fetchStep: fromPromise(({ input, signal }) => steps.fetch(input.deliveryId, signal)),
-        uploadStep: fromPromise(({ input, signal }) => steps.upload(input.deliveryId, signal)),
-        linkStep: fromPromise(({ input, signal }) => steps.link(input.deliveryId, signal)),
-        notifyStep: fromPromise(({ input }) => steps.notify(input.deliveryId)),
+        fetchStep: fromPromise(async ({ input, signal }) => {
+          await this.durable(input.deliveryId);
+          return steps.fetch(input.deliveryId, signal);
+        }),
+        uploadStep: fromPromise(async ({ input, signal }) => {
+          await this.durable(input.deliveryId);
+          return steps.upload(input.deliveryId, signal);
+        }),
+        linkStep: fromPromise(async ({ input, signal }) => {
+          await this.durable(input.deliveryId);
+          return steps.link(input.deliveryId, signal);
+        }),
+        notifyStep: fromPromise(async ({ input }) => {
+          await this.durable(input.deliveryId);
+          return steps.notify(input.deliveryId);
+        }),
       },
     });
   }
@@ -93,6 +127,7 @@ export class Supervisor {
 
   /** Stops every actor without recording the stop as a transition: they resume on next start. */
   async stop(): Promise<void> {
+    this.commitNow();
     this.stopping = true;
     this.offBus?.();
     for (const a of this.actors.values()) a.stop();
@@ -133,38 +168,78 @@ export class Supervisor {
     if (!snapshot && row.state !== 'queued' && row.state !== 'failed' && row.state !== 'paused') actor.send({ type: 'START' });
   }
 
+  /** Settles once every transition of this delivery made so far is committed. */
+  durable(id: string): Promise<void> {
+    return this.barriers.get(id)?.promise ?? Promise.resolve();
+  }
+
   private persist(id: string, from: string | null, to: string, actor: DeliveryActor): void {
-    const { store, bus } = this.deps;
-    const persisted = actor.getPersistedSnapshot() as unknown as { context: { attempts: number; retryAt: number | null; error: { code: string; message: string } | null } };
+    const persisted = actor.getPersistedSnapshot() as unknown as { context: PendingTransition['ctx'] };
     const json = JSON.stringify(persisted);
     if (this.lastPersisted.get(id) === json) return;
     this.lastPersisted.set(id, json);
-    const ctx = persisted.context;
-    let orderEvent: { orderId: string; status: string } | null = null;
-    store.tx(() => {
-      store.deliveries.recordTransition({
-        id,
-        from,
-        to,
-        snapshot: json,
-        machineVersion: MACHINE_VERSION,
-        attempts: ctx.attempts,
-        nextAttemptAt: to === 'retrying' ? ctx.retryAt : null,
-        error: to === 'failed' || to === 'retrying' || to === 'paused' ? ctx.error : null,
-      });
-      const row = store.deliveries.getRow(id)!;
-      const order = store.orders.get(row.order_id)!;
-      const status = deriveOrderStatus(order.status, store.deliveries.statesOfOrder(row.order_id));
-      if (status !== order.status) {
-        store.orders.setStatus(order.id, status);
-        orderEvent = { orderId: order.id, status };
-      }
-    });
-    if (from !== to) {
-      const row = store.deliveries.getRow(id)!;
-      bus.emit('delivery', { deliveryId: id, orderId: row.order_id, state: to, detail: ctx.error ? { error: ctx.error } : undefined });
+    this.pending.push({ id, from, to, json, ctx: persisted.context });
+    if (!this.barriers.has(id)) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => undefined); // a step that never awaited it must not crash the process
+      this.barriers.set(id, { promise, resolve, reject });
     }
-    if (orderEvent) bus.emit('order', orderEvent);
+    if (!this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.commitNow());
+    }
+  }
+
+  /** Commits every pending transition in one transaction, then tells the bus and releases the steps. */
+  commitNow(): void {
+    this.commitScheduled = false;
+    if (!this.pending.length) return;
+    const { store, bus } = this.deps;
+    const batch = this.pending;
+    this.pending = [];
+    const barriers = [...new Set(batch.map((t) => t.id))].map((id) => [id, this.barriers.get(id)!] as const);
+    for (const [id] of barriers) this.barriers.delete(id);
+    const orderEvents = new Map<string, string>();
+    const orderOf = new Map<string, string>();
+    try {
+      store.tx(() => {
+        for (const t of batch) {
+          store.deliveries.recordTransition({
+            id: t.id,
+            from: t.from,
+            to: t.to,
+            snapshot: t.json,
+            machineVersion: MACHINE_VERSION,
+            attempts: t.ctx.attempts,
+            nextAttemptAt: t.to === 'retrying' ? t.ctx.retryAt : null,
+            error: t.to === 'failed' || t.to === 'retrying' || t.to === 'paused' ? t.ctx.error : null,
+          });
+          const row = store.deliveries.getRow(t.id)!;
+          orderOf.set(t.id, row.order_id);
+          const order = store.orders.get(row.order_id)!;
+          const status = deriveOrderStatus(order.status, store.deliveries.statesOfOrder(row.order_id));
+          if (status !== order.status) {
+            store.orders.setStatus(order.id, status);
+            orderEvents.set(order.id, status);
+          }
+        }
+      });
+      this.commits++;
+    } catch (err) {
+      // Not durable: the steps waiting on these transitions must not act on them. Their deliveries
+      // fail the step (transient) and try again, which records the transitions again.
+      this.deps.log.error({ err, transitions: batch.length }, 'could not commit delivery transitions');
+      for (const t of batch) this.lastPersisted.delete(t.id);
+      for (const [, b] of barriers) b.reject(new StepError('transient', 'STORE_UNAVAILABLE', `Could not record the delivery's progress: ${(err as Error)?.message ?? err}`));
+      return;
+    }
+    for (const t of batch) {
+      if (t.from !== t.to) bus.emit('delivery', { deliveryId: t.id, orderId: orderOf.get(t.id)!, state: t.to, detail: t.ctx.error ? { error: t.ctx.error } : undefined });
+    }
+    for (const [orderId, status] of orderEvents) bus.emit('order', { orderId, status });
+    for (const [, b] of barriers) b.resolve();
   }
 
   private onTransition(id: string, from: string | null, to: string, error: { code: string; message: string; kind: string } | null): void {
@@ -219,6 +294,7 @@ export class Supervisor {
     if (!['failed', 'retrying', 'paused'].includes(state)) throw new AppError('DELIVERY_NOT_RETRYABLE', `A delivery that is ${state} cannot be retried`, 409);
     this.deps.store.audit.record(actor, 'delivery.retry', id);
     a.send({ type: 'RETRY' });
+    this.commitNow();
   }
 
   retryAllFailed(actor = 'owner'): number {
@@ -230,6 +306,7 @@ export class Supervisor {
         this.deps.store.audit.record(actor, 'delivery.retry', id, { bulk: true });
       }
     }
+    this.commitNow();
     return n;
   }
 
@@ -237,6 +314,7 @@ export class Supervisor {
     const a = this.actor(id);
     this.deps.store.audit.record(actor, 'delivery.cancel', id);
     a.send({ type: 'CANCEL' });
+    this.commitNow();
   }
 
   setPriority(id: string, priority: number, actor = 'owner'): void {
@@ -251,6 +329,7 @@ export class Supervisor {
     // The shared transfers it waits on move with it (only ever up: other deliveries may share them).
     if (row.product_version != null) this.deps.library?.raisePriority(row.product_id, row.product_version, priority);
     this.admit();
+    this.commitNow();
   }
 
   pauseAll(actor = 'owner'): void {
@@ -262,6 +341,7 @@ export class Supervisor {
     this.deps.queue.pauseKind('download');
     this.deps.queue.pauseKind('upload');
     for (const a of this.actors.values()) a.send({ type: 'PAUSE' });
+    this.commitNow();
     this.deps.bus.emit('settings', { keys: ['enginePaused'] });
   }
 
@@ -276,6 +356,7 @@ export class Supervisor {
     this.deps.queue.resumeKind('upload');
     for (const a of this.actors.values()) a.send({ type: 'RESUME' });
     this.admit();
+    this.commitNow();
     this.deps.bus.emit('settings', { keys: ['enginePaused'] });
   }
 

@@ -18,7 +18,10 @@ import { IndexedHeap } from './heap';
 export interface TransferLimits {
   maxDownloads: number;
   maxUploads: number;
-  /** Concurrent connections to one origin host (downloads only). */
+  /**
+   * The ceiling of connections to one origin host (downloads only). Below it each host has a
+   * window that adapts (./host-window.ts); a host's running downloads never outnumber its window.
+   */
   maxPerHost: number;
   /** Bytes per second for all downloads together; null = unlimited. */
   downloadBytesPerSec: number | null;
@@ -73,6 +76,8 @@ export class TransferPolicy {
   private readonly heaps: Record<TransferKind, IndexedHeap<Bucket>>;
   private readonly parkedByHost = new Map<string, Set<Bucket>>();
   private readonly hostRunning = new Map<string, number>();
+  /** Per-host windows below maxPerHost (the adaptive connection count); absent = maxPerHost. */
+  private readonly hostLimits = new Map<string, number>();
   private readonly runningByKind: Record<TransferKind, number> = { download: 0, upload: 0 };
   private readonly paused = new Set<TransferKind>();
   private seq = 0;
@@ -154,7 +159,7 @@ export class TransferPolicy {
     this.queued.set(item.id, q);
     bucket.items.push(q);
     if (bucket.parked) return true;
-    if (bucket.host && (this.hostRunning.get(bucket.host) ?? 0) >= this.limits.maxPerHost) this.park(bucket);
+    if (bucket.host && (this.hostRunning.get(bucket.host) ?? 0) >= this.hostLimit(bucket.host)) this.park(bucket);
     else this.heaps[bucket.kind].push(bucket); // new, or its top may have changed
     return true;
   }
@@ -191,6 +196,23 @@ export class TransferPolicy {
     if (raisedPerHost) for (const host of [...this.parkedByHost.keys()]) this.unpark(host);
   }
 
+  /** A host's current window: at most this many of its downloads run at once (each needs a connection). */
+  setHostLimit(host: string, limit: number | null): void {
+    const before = this.hostLimit(host);
+    if (limit === null) this.hostLimits.delete(host);
+    else this.hostLimits.set(host, Math.max(1, Math.floor(limit)));
+    if (this.hostLimit(host) > before) this.unpark(host);
+  }
+
+  hostLimit(host: string): number {
+    return Math.min(this.limits.maxPerHost, this.hostLimits.get(host) ?? this.limits.maxPerHost);
+  }
+
+  /** Running transfers to a host. */
+  runningOn(host: string): number {
+    return this.hostRunning.get(host) ?? 0;
+  }
+
   pause(kind: TransferKind): void {
     this.paused.add(kind);
   }
@@ -223,7 +245,7 @@ export class TransferPolicy {
       const n = (this.hostRunning.get(r.host) ?? 1) - 1;
       if (n > 0) this.hostRunning.set(r.host, n);
       else this.hostRunning.delete(r.host);
-      if (n < this.limits.maxPerHost) this.unpark(r.host);
+      if (n < this.hostLimit(r.host)) this.unpark(r.host);
     }
   }
 
@@ -237,7 +259,7 @@ export class TransferPolicy {
     if (this.runningByKind[kind] >= slots) return null;
     const heap = this.heaps[kind];
     for (let b = heap.peek(); b; b = heap.peek()) {
-      if (!b.host || (this.hostRunning.get(b.host) ?? 0) < this.limits.maxPerHost) return b;
+      if (!b.host || (this.hostRunning.get(b.host) ?? 0) < this.hostLimit(b.host)) return b;
       heap.remove(b);
       this.park(b);
     }

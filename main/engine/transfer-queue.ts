@@ -13,7 +13,7 @@
 //   can apply each exactly once and ignore what a queue repeats or a stale run sends late.
 // - Cancellation is cooperative: a queued transfer ends at once with CANCELLED; a running one is
 //   asked to stop and ends with its own result.
-import type { TaskEvent, TaskResult, TransferKind, TransferTask } from '../core/transfer-protocol';
+import type { TaskControl, TaskEvent, TaskResult, TransferKind, TransferTask } from '../core/transfer-protocol';
 import type { TransferLimits } from './transfer-policy';
 
 export type { TransferKind, TransferLimits };
@@ -49,6 +49,8 @@ export interface TransferStats {
   /** Bytes moved since start, from progress events. */
   bytesDown: number;
   bytesUp: number;
+  /** Each origin host's adaptive connection window (./host-window.ts) and the connections in use. */
+  hosts: { host: string; window: number; ceiling: number; inUse: number; bytesPerSec: number }[];
 }
 
 export interface TransferQueue {
@@ -64,6 +66,11 @@ export interface TransferQueue {
   isPaused(kind: TransferKind): boolean;
   /** Hands a running upload a fresh access token; false when it is not running. */
   refreshToken(id: string, accessToken: string): boolean;
+  /**
+   * Sends a control to a transfer (an upload following its download gets `available`). A queued
+   * transfer gets the latest control of each type when it starts; false when the id is unknown.
+   */
+  control(id: string, control: TaskControl): boolean;
   has(id: string): boolean;
   /** Every event of every transfer; returns the function that stops listening. */
   subscribe(listener: (e: TransferEvent) => void): () => void;

@@ -21,6 +21,8 @@ interface Waiter {
 
 const CANCELLED: TaskResult<never> = { ok: false, error: { code: 'CANCELLED', message: 'stopped' } };
 
+const CLOSE_SLICE = 200;
+
 export class Transfers {
   private readonly waiters = new Map<string, Waiter>();
   private readonly unsubscribe: () => void;
@@ -52,14 +54,20 @@ export class Transfers {
     });
   }
 
-  /** Stops waiting: every caller gets CANCELLED; the queue itself is closed by its owner. */
-  close(): void {
+  /**
+   * Stops waiting: every caller gets CANCELLED, a slice per turn of the event loop (thousands of
+   * callers continuing at once would hold the listeners while the host stops); the queue itself
+   * is closed by its owner.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     this.unsubscribe();
+    let n = 0;
     for (const [id, w] of this.waiters) {
       this.waiters.delete(id);
       w.off?.();
       w.resolve(CANCELLED);
+      if (++n % CLOSE_SLICE === 0) await new Promise<void>((r) => setImmediate(r));
     }
   }
 

@@ -101,6 +101,7 @@ export function engineRoutes(
       today: { orders: today.orders, paidOrders: today.paid ?? 0, revenueVnd: today.revenue ?? 0 },
       deliveriesByState: store.deliveries.countByState(),
       speed: engine.speeds(),
+      origins: engine.queue.stats().hosts.map((h) => ({ host: h.host, connections: h.window, inUse: h.inUse, ceiling: h.ceiling })),
       throughput,
       alerts: engine.alerts.open(),
       paused: sup.isPaused(),

@@ -155,6 +155,36 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
   });
   new Gauge({
+    name: 'driveship_origin_connections',
+    help: "Each origin host's connection window now (adapts between 1 and the ceiling, the maxPerHost setting)",
+    labelNames: ['host'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (!engine) return;
+      for (const h of safe(() => engine.queue.stats().hosts, [])) this.set({ host: h.host }, h.window);
+    },
+  });
+  new Gauge({
+    name: 'driveship_origin_connections_in_use',
+    help: 'Connections the downloads hold open to each origin host now',
+    labelNames: ['host'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (!engine) return;
+      for (const h of safe(() => engine.queue.stats().hosts, [])) this.set({ host: h.host }, h.inUse);
+    },
+  });
+  new Gauge({
+    name: 'driveship_origin_connections_ceiling',
+    help: 'The most connections to one origin host (the maxPerHost setting)',
+    registers: [registry],
+    collect() {
+      if (engine) this.set(safe(() => engine.queue.limits().maxPerHost, 0));
+    },
+  });
+  new Gauge({
     name: 'driveship_transfers_queued',
     help: 'Transfers waiting for a slot',
     registers: [registry],

@@ -12,16 +12,14 @@ const MAX_MANIFEST_BYTES = 8 * 1024 * 1024;
 const FETCH_TIMEOUT_MS = 30_000;
 const MAX_REDIRECTS = 5;
 
-const manifestSchema = z.object({
-  files: z.array(
-    z.object({
-      path: z.string(),
-      url: z.string().min(1),
-      size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
-      sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'a sha256 is 64 hex digits').optional(),
-    }),
-  ),
+const entrySchema = z.object({
+  path: z.string(),
+  url: z.string().min(1),
+  size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'a sha256 is 64 hex digits').optional(),
 });
+/** Entries checked between two yields to the event loop (a manifest of thousands is ~100 ms of work). */
+const SLICE = 250;
 
 export interface ManifestOptions {
   /** The rules for this product (the host's, plus private ranges if the product allows them). */
@@ -43,7 +41,7 @@ export function createHttpManifestSource(manifestUrl: string, opts: ManifestOpti
     async list(signal) {
       refuseWith(() => checkUrl(base, rules));
       const { text, finalUrl } = await fetchManifest(base, rules, opts.lookup, signal);
-      return parseManifest(text, finalUrl, { origin: rules, limits: opts.limits });
+      return parseManifestSliced(text, finalUrl, { origin: rules, limits: opts.limits });
     },
     fingerprint: fingerprintFiles,
   };
@@ -142,30 +140,63 @@ function describe(err: unknown): string {
  * each connection).
  */
 export function parseManifest(text: string, manifestUrl: URL, opts: Omit<ManifestOptions, 'lookup'> = {}): SourceFile[] {
+  const steps = parseSteps(text, manifestUrl, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * parseManifest in slices, letting the event loop run between them: the listeners of a host that
+ * lists a catalogue of thousands of files keep answering while it does.
+ */
+export async function parseManifestSliced(text: string, manifestUrl: URL, opts: Omit<ManifestOptions, 'lookup'> = {}): Promise<SourceFile[]> {
+  const steps = parseSteps(text, manifestUrl, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+function* parseSteps(text: string, manifestUrl: URL, opts: Omit<ManifestOptions, 'lookup'>): Generator<void, SourceFile[]> {
   const rules = opts.origin ?? STRICT_ORIGIN_RULES;
   const limits = opts.limits ?? DEFAULT_SOURCE_LIMITS;
   let json: unknown;
+  yield; // reading the text and parsing it are two pieces of work
   try {
     json = parseJsonWellFormed(text);
   } catch (err) {
     throw new SourceError('MANIFEST_INVALID', `manifest is not JSON: ${(err as Error).message}`);
   }
-  // Counted before the schema walks every entry: a huge list is refused cheaply.
+  // Counted before any entry is checked: a huge list is refused cheaply.
   const count = (json as { files?: unknown } | null)?.files;
   if (Array.isArray(count) && count.length > limits.maxFiles) throw tooMany(count.length, limits.maxFiles);
-  const parsed = manifestSchema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new SourceError('MANIFEST_INVALID', `manifest has the wrong shape: ${issues.join('; ')}`);
-  }
-  const files = parsed.data.files.map((entry) => {
+  // Checked by hand, not by a schema that would walk every entry in one go; entries are checked
+  // below, a slice at a time.
+  if (!Array.isArray(count)) throw new SourceError('MANIFEST_INVALID', 'manifest has the wrong shape: files: expected an array of files');
+  yield;
+  const entries: unknown[] = count;
+  const files: SourceFile[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const parsed = entrySchema.safeParse(entries[i]);
+    if (!parsed.success) throw wrongShape(parsed.error.issues, ['files', i]);
+    const entry = parsed.data;
     const path = assertSafeRelativePath(entry.path);
     const url = parseHttpUrl(entry.url, manifestUrl);
     if (!url) throw new SourceError('MANIFEST_INVALID', `file ${JSON.stringify(path)} has no usable http(s) URL: ${entry.url}`);
     const checked = refuseWith(() => checkUrl(url, rules), `file ${JSON.stringify(path)}`);
-    return { path, size: entry.size ?? null, sha256: entry.sha256?.toLowerCase() ?? null, url: checked.href };
-  });
+    files.push({ path, size: entry.size ?? null, sha256: entry.sha256?.toLowerCase() ?? null, url: checked.href });
+    if (i % SLICE === SLICE - 1) yield;
+  }
+  yield;
   return checkListing(files, limits);
+}
+
+function wrongShape(issues: z.ZodIssue[], at: (string | number)[]): SourceError {
+  const shown = issues.slice(0, 5).map((i) => `${[...at, ...i.path].join('.') || '(root)'}: ${i.message}`);
+  return new SourceError('MANIFEST_INVALID', `manifest has the wrong shape: ${shown.join('; ')}`);
 }
 
 export function tooMany(count: number, max: number): SourceError {

@@ -74,6 +74,13 @@ export class LibraryRepo {
     return prep<[string, number], LibraryFile>(this.db, 'SELECT * FROM library_files WHERE product_id = ? AND version = ? ORDER BY path').all(productId, version);
   }
 
+  /** Paths of the files that have a Drive id reserved or are in Drive already. */
+  reservedPaths(productId: string, version: number): string[] {
+    return prep<[string, number], string>(this.db, 'SELECT path FROM library_files WHERE product_id = ? AND version = ? AND (drive_file_id IS NOT NULL OR in_drive = 1)')
+      .pluck()
+      .all(productId, version);
+  }
+
   /** One file's row (a primary-key lookup, for the few places that need a fresh copy of one). */
   file(productId: string, version: number, path: string): LibraryFile | undefined {
     return prep<[string, number, string], LibraryFile>(this.db, 'SELECT * FROM library_files WHERE product_id = ? AND version = ? AND path = ?').get(productId, version, path);
@@ -84,9 +91,16 @@ export class LibraryRepo {
       .run(state, folderId ?? null, productId, version);
   }
 
-  markCached(productId: string, version: number, path: string, cachePath: string, size: number, sha256: string): void {
-    prep(this.db, 'UPDATE library_files SET cached = 1, cache_path = ?, size = ?, sha256 = ? WHERE product_id = ? AND version = ? AND path = ?')
+  /** A file is in the cache; `sha256` null when the download did not hash it (its upload does). */
+  markCached(productId: string, version: number, path: string, cachePath: string, size: number, sha256: string | null): void {
+    prep(this.db, 'UPDATE library_files SET cached = 1, cache_path = ?, size = ?, sha256 = COALESCE(?, sha256) WHERE product_id = ? AND version = ? AND path = ?')
       .run(cachePath, size, sha256, productId, version, path);
+  }
+
+  /** The cached bytes turned out wrong (not the manifest's sha256): fetch again, upload into a fresh session. */
+  dropCached(productId: string, version: number, path: string): void {
+    prep(this.db, 'UPDATE library_files SET cached = 0, cache_path = NULL, upload_session = NULL, uploaded_bytes = 0 WHERE product_id = ? AND version = ? AND path = ?')
+      .run(productId, version, path);
   }
 
   setDriveFileId(productId: string, version: number, path: string, id: string): void {
@@ -108,9 +122,10 @@ export class LibraryRepo {
     prep(this.db, 'UPDATE library_files SET uploaded_bytes = ? WHERE product_id = ? AND version = ? AND path = ?').run(bytes, productId, version, path);
   }
 
-  markInDrive(productId: string, version: number, path: string, md5: string | null): void {
-    prep(this.db, 'UPDATE library_files SET in_drive = 1, upload_session = NULL, md5 = ? WHERE product_id = ? AND version = ? AND path = ?')
-      .run(md5, productId, version, path);
+  /** On Drive, verified; `sha256` is what the upload hashed and Drive confirmed. */
+  markInDrive(productId: string, version: number, path: string, md5: string | null, sha256: string | null = null, size: number | null = null): void {
+    prep(this.db, 'UPDATE library_files SET in_drive = 1, upload_session = NULL, md5 = ?, sha256 = COALESCE(?, sha256), size = COALESCE(?, size) WHERE product_id = ? AND version = ? AND path = ?')
+      .run(md5, sha256, size, productId, version, path);
   }
 
   folder(key: string): { folder_id: string; created: number } | undefined {

@@ -40,7 +40,8 @@ export type DriveOp =
   | 'upload-session' // POST ...?uploadType=resumable
   | 'upload-chunk' // PUT <session> with bytes
   | 'upload-status' // PUT <session> with `Content-Range: bytes */total`
-  | 'upload-multipart'; // POST ...?uploadType=multipart|media
+  | 'upload-multipart' // POST ...?uploadType=multipart|media
+  | 'upload-finish'; // the moment an upload (resumable or multipart) becomes a file: only 'wrong-checksum' lands here
 
 export type FaultKind =
   | '429'
@@ -55,7 +56,12 @@ export type FaultKind =
   | 'session-expired'
   | '401'
   /** Never answer and read nothing: the client's stall detection must give up on the request. */
-  | 'hang';
+  | 'hang'
+  /**
+   * The upload that completes next is stored corrupted: the file's md5Checksum and sha256Checksum
+   * are those of other bytes (what a client that verifies Drive's checksums must catch).
+   */
+  | 'wrong-checksum';
 
 export interface DriveFault {
   kind: FaultKind;
@@ -510,6 +516,8 @@ interface UploadSession {
   offset: number;
   expiresAt: number;
   fileId: string | null;
+  /** files.update with media: the session replaces this file's content instead of creating one. */
+  replaces: string | null;
   /** The chunk request currently streaming into this session, if any. */
   active: ChunkReceiver | null;
 }
@@ -762,8 +770,10 @@ const CONTENT_OPS: DriveOp[] = ['files.create', 'files.copy', 'upload-session', 
 
 /** Where a fault lands when the test did not name an op. */
 function kindFits(kind: FaultKind, op: DriveOp): boolean {
+  if (op === 'upload-finish' && kind !== 'wrong-checksum') return false;
   switch (kind) {
     case 'reset-mid-chunk': return op === 'upload-chunk';
+    case 'wrong-checksum': return op === 'upload-finish';
     case 'session-expired': return op === 'upload-chunk' || op === 'upload-status';
     case '403-sharingRateLimitExceeded': return op === 'permissions.create';
     case '403-storageQuotaExceeded': return CONTENT_OPS.includes(op);
@@ -1149,6 +1159,11 @@ class DriveServer {
     const seg = ctx.url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const method = ctx.req.method ?? 'GET';
     if (seg.join('/') === 'upload/drive/v3/files') return this.uploadRoute(ctx, method);
+    if (seg.length === 5 && seg.slice(0, 4).join('/') === 'upload/drive/v3/files' && method === 'PATCH') {
+      if (ctx.url.searchParams.get('uploadType') !== 'resumable') throw badRequest('The emulator replaces content only through resumable uploads', 'invalid');
+      ctx.params = [seg[4]];
+      return { op: 'upload-session', json: true, counter: () => 'uploadSessions', run: (c) => this.startReplaceSession(c) };
+    }
     if (seg[0] === 'drive' && seg[1] === 'v3') {
       for (const [m, pattern, route] of this.metadataRoutes) {
         const params = m === method ? matchPath(pattern, seg.slice(2)) : null;
@@ -1350,11 +1365,40 @@ class DriveServer {
     this.state.ensureDailyAllowance();
     const uploadId = randomBytes(18).toString('base64url');
     this.state.sessions.set(uploadId, {
-      uploadId, draft, total, digest: new Digest(), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null,
+      uploadId, draft, total, digest: new Digest(), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null, replaces: null,
     });
     // Like Drive, the session URI keeps the initiating query, so `fields` also shapes the final answer.
     const query = new URLSearchParams(ctx.url.searchParams);
     query.set('upload_id', uploadId);
+    const location = `http://${ctx.req.headers.host ?? '127.0.0.1'}/upload/drive/v3/files?${query}`;
+    sendEmpty(ctx.res, 200, { Location: location, 'X-GUploader-UploadID': uploadId });
+  }
+
+  /**
+   * files.update with uploadType=resumable: a session whose bytes replace an existing file's content
+   * (same id, same parents; name and mimeType may change with the metadata).
+   */
+  private startReplaceSession(ctx: Ctx): void {
+    const f = this.state.getFile(ctx.params[0]);
+    if (f.mimeType === FOLDER_MIME) throw badRequest('A folder has no content to replace.', 'invalid');
+    const m = (ctx.body ?? {}) as Record<string, unknown>;
+    if (typeof m !== 'object' || Array.isArray(m)) throw badRequest('Invalid JSON metadata', 'parseError');
+    for (const k of ['id', 'parents']) {
+      if (k in m) throw new DriveError(403, 'fieldNotWritable', `The resource body includes fields which are not directly writable: ${k}`);
+    }
+    const declared = headerString(ctx.req.headers['x-upload-content-length']);
+    const total = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : null;
+    if (total !== null) this.state.ensureQuota(Math.max(0, total - f.size));
+    this.state.ensureDailyAllowance();
+    if (typeof m.name === 'string') f.name = m.name;
+    const draft: FileDraft = { id: f.id, idWasGiven: true, parents: f.parents, name: f.name, mimeType: f.mimeType };
+    const uploadId = randomBytes(18).toString('base64url');
+    this.state.sessions.set(uploadId, {
+      uploadId, draft, total, digest: new Digest(), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null, replaces: f.id,
+    });
+    const query = new URLSearchParams(ctx.url.searchParams);
+    query.set('upload_id', uploadId);
+    // Chunks go to the same session endpoint as a create's (PUT .../upload/drive/v3/files?upload_id=...).
     const location = `http://${ctx.req.headers.host ?? '127.0.0.1'}/upload/drive/v3/files?${query}`;
     sendEmpty(ctx.res, 200, { Location: location, 'X-GUploader-UploadID': uploadId });
   }
@@ -1417,8 +1461,25 @@ class DriveServer {
     sendIncomplete(ctx.res, session.offset);
   }
 
+  /** The digests a finished upload is stored with: its own, or another's under a 'wrong-checksum' fault. */
+  private storedDigest(d: Digest): { size: number; md5: string; sha256: string } {
+    const real = d.finish();
+    if (!this.faults.take('upload-finish')) return real;
+    const other = (alg: string) => createHash(alg).update(`corrupted:${real.sha256}`).digest('hex');
+    return { size: real.size, md5: other('md5'), sha256: other('sha256') };
+  }
+
   private finish(ctx: Ctx, session: UploadSession): void {
-    const f = this.state.addFile(session.draft, session.digest.finish());
+    if (session.replaces) {
+      const f = this.state.getFile(session.replaces);
+      const bytes = this.storedDigest(session.digest);
+      Object.assign(f, { size: bytes.size, md5Checksum: bytes.md5, sha256Checksum: bytes.sha256, modifiedTime: new Date().toISOString() });
+      session.fileId = f.id;
+      this.state.countTransfer('upload', f);
+      this.sendFile(ctx, 200, f);
+      return;
+    }
+    const f = this.state.addFile(session.draft, this.storedDigest(session.digest));
     session.fileId = f.id;
     this.state.countTransfer('upload', f);
     this.sendFile(ctx, 200, f);
@@ -1448,7 +1509,7 @@ class DriveServer {
     const draft = this.state.draft(metadata, mediaType ?? 'application/octet-stream');
     this.state.ensureQuota(digest.size);
     this.state.ensureDailyAllowance();
-    const f = this.state.addFile(draft, digest.finish());
+    const f = this.state.addFile(draft, this.storedDigest(digest));
     this.state.countTransfer('upload', f);
     this.sendFile(ctx, 200, f);
   }

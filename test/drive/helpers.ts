@@ -48,10 +48,11 @@ export function bytesOf(size: number, seed = 1): Buffer {
 }
 
 export const md5 = (buf: Buffer) => createHash('md5').update(buf).digest('hex');
+export const sha256 = (buf: Buffer) => createHash('sha256').update(buf).digest('hex');
 
 export interface TempFiles {
   dir: string;
-  file(name: string, size: number, seed?: number): Promise<{ path: string; size: number; md5: string }>;
+  file(name: string, size: number, seed?: number): Promise<{ path: string; size: number; md5: string; sha256: string }>;
   cleanup(): Promise<void>;
 }
 
@@ -63,7 +64,7 @@ export async function tempFiles(): Promise<TempFiles> {
       const data = bytesOf(size, seed);
       const p = path.join(dir, name);
       await writeFile(p, data);
-      return { path: p, size, md5: md5(data) };
+      return { path: p, size, md5: md5(data), sha256: sha256(data) };
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };

@@ -4,9 +4,10 @@ import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDriveEmulator, UPLOAD_ALIGN } from '../../sandbox/drive/emulator';
 import type { DriveEmulator } from '../../sandbox/drive/emulator';
-import { Throttle, uploadResumable } from '../../workers/resumable-upload';
+import { rename, writeFile } from 'node:fs/promises';
+import { GrowingFile, Throttle, uploadResumable } from '../../workers/resumable-upload';
 import type { ResumableUploadOptions } from '../../workers/resumable-upload';
-import { generateId, KiB, MiB, tempFiles } from './helpers';
+import { bytesOf, generateId, KiB, MiB, sha256, tempFiles } from './helpers';
 import type { TempFiles } from './helpers';
 
 let emu: DriveEmulator;
@@ -55,19 +56,19 @@ function assertAligned(rec: Recorded, size: number) {
 }
 
 describe('uploadResumable', () => {
-  test('uploads 3 MiB + an odd tail in 256 KiB-multiple chunks, and the md5 matches', async () => {
+  test('uploads 3 MiB + an odd tail in 256 KiB-multiple chunks, and the sha256 matches Drive\'s', async () => {
     const f = await tmp.file('a.bin', 3 * MiB + 12_345);
     const { opts, rec } = await setup(f.path, { mimeType: 'application/zip' });
     const r = await uploadResumable(opts);
     assert.ok(r.ok, JSON.stringify(r));
-    assert.deepEqual(r.value, { fileId: opts.fileId, bytes: f.size, md5Checksum: f.md5, sentBytes: f.size, resumedFrom: 0 });
+    assert.deepEqual(r.value, { fileId: opts.fileId, bytes: f.size, sha256: f.sha256, sentBytes: f.size, resumedFrom: 0 });
     assert.deepEqual(rec.chunks.map((c) => c.length), [MiB, MiB, MiB, 12_345]);
     assertAligned(rec, f.size);
     assert.equal(rec.sessions.length, 1);
     assert.match(rec.sessions[0], /upload_id=/);
     assert.deepEqual(rec.committed, [0, MiB, 2 * MiB, 3 * MiB, f.size]);
     const stored = emu.file(opts.fileId)!;
-    assert.deepEqual([stored.size, stored.md5Checksum, stored.mimeType, stored.parents], [f.size, f.md5, 'application/zip', [emu.rootId]]);
+    assert.deepEqual([stored.size, stored.sha256Checksum, stored.mimeType, stored.parents], [f.size, f.sha256, 'application/zip', [emu.rootId]]);
     assert.equal(emu.counters.uploadBytes, f.size);
   });
 
@@ -86,7 +87,7 @@ describe('uploadResumable', () => {
     const { opts } = await setup(f.path);
     const r = await uploadResumable(opts);
     assert.ok(r.ok, JSON.stringify(r));
-    assert.equal(r.value.md5Checksum, 'd41d8cd98f00b204e9800998ecf8427e');
+    assert.equal(r.value.sha256, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
     assert.equal(emu.file(opts.fileId)?.size, 0);
   });
 
@@ -96,7 +97,7 @@ describe('uploadResumable', () => {
     emu.inject({ kind: 'reset-mid-chunk' }); // the first 1 MiB chunk keeps only 512 KiB
     const r = await uploadResumable(opts);
     assert.ok(r.ok, JSON.stringify(r));
-    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(r.value.sha256, f.sha256);
     assert.deepEqual(rec.chunks.slice(0, 2), [{ start: 0, length: MiB }, { start: 512 * KiB, length: MiB }]);
     assertAligned(rec, f.size);
     assert.ok(emu.counters.uploadStatusQueries >= 1, 'asked the session before resending');
@@ -119,7 +120,7 @@ describe('uploadResumable', () => {
     });
     const r = await uploadResumable(opts);
     assert.ok(r.ok, JSON.stringify(r));
-    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(r.value.sha256, f.sha256);
     assert.equal(rec.sessions.length, 2, 'a second session was announced');
     assert.notEqual(rec.sessions[0], rec.sessions[1]);
     assert.equal(emu.counters.uploadSessions, 2);
@@ -132,7 +133,7 @@ describe('uploadResumable', () => {
     emu.inject({ kind: '503', op: 'upload-chunk' });
     const r = await uploadResumable(opts);
     assert.ok(r.ok, JSON.stringify(r));
-    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(r.value.sha256, f.sha256);
     assert.equal(emu.counters.uploadStatusQueries, 1);
   });
 
@@ -143,7 +144,7 @@ describe('uploadResumable', () => {
     const started = Date.now();
     const r = await uploadResumable(opts);
     assert.ok(r.ok, JSON.stringify(r));
-    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(r.value.sha256, f.sha256);
     assert.ok(Date.now() - started >= 200);
     assert.equal(emu.counters.uploadStatusQueries, 1);
   });
@@ -178,7 +179,7 @@ describe('uploadResumable', () => {
     const later = await uploadResumable({ ...opts, sessionUri: rec.sessions[0] });
     assert.ok(later.ok, JSON.stringify(later));
     assert.equal(later.value.resumedFrom, MiB);
-    assert.equal(later.value.md5Checksum, f.md5);
+    assert.equal(later.value.sha256, f.sha256);
   });
 
   test('a failed session start is retried in the call', async () => {
@@ -229,7 +230,7 @@ describe('uploadResumable', () => {
     const resumed = await uploadResumable({ ...b.opts, accessToken: 'token-2', sessionUri: b.rec.sessions[0] });
     assert.ok(resumed.ok, JSON.stringify(resumed));
     assert.equal(resumed.value.resumedFrom, MiB);
-    assert.equal(resumed.value.md5Checksum, f.md5);
+    assert.equal(resumed.value.sha256, f.sha256);
   });
 
   test('a storage quota the file does not fit in → DRIVE_FULL at the session start', async () => {
@@ -269,7 +270,7 @@ describe('uploadResumable', () => {
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.value.resumedFrom, committed);
     assert.equal(r.value.sentBytes, f.size - committed);
-    assert.equal(r.value.md5Checksum, f.md5);
+    assert.equal(r.value.sha256, f.sha256);
     assert.equal(second.rec.sessions.length, 0, 'no new session');
     assert.equal(emu.counters.uploadSessions, 0);
     assert.equal(emu.counters.uploadBytes, f.size - committed);
@@ -291,26 +292,28 @@ describe('uploadResumable', () => {
       assert.ok(r.ok, JSON.stringify(r));
       assert.equal(sessions.length, 2);
       assert.equal(r.value.resumedFrom, 0);
-      assert.equal(r.value.md5Checksum, f.md5);
+      assert.equal(r.value.sha256, f.sha256);
     } finally {
       await shortLived.close();
     }
   });
 
-  test('a finished upload re-run with the same id does not duplicate; different bytes under that id are refused', async () => {
+  test('a finished upload re-run with the same id does not duplicate; different bytes under that id replace its content', async () => {
     const f = await tmp.file('dup.bin', MiB + 10);
     const { opts } = await setup(f.path);
     assert.ok((await uploadResumable(opts)).ok);
     const again = await uploadResumable({ ...opts, onSession: undefined });
     assert.ok(again.ok, JSON.stringify(again));
-    assert.deepEqual([again.value.sentBytes, again.value.md5Checksum], [0, f.md5]);
+    assert.deepEqual([again.value.sentBytes, again.value.sha256], [0, f.sha256]);
     assert.equal(emu.files().length, 1);
 
+    // Our pre-generated id holding other bytes is our own upload gone wrong: its content is replaced in place.
     const other = await tmp.file('other.bin', MiB + 10, 999);
     const clash = await uploadResumable({ ...opts, filePath: other.path });
-    assert.ok(!clash.ok);
-    assert.deepEqual([clash.error.code, clash.error.status], ['BAD_REQUEST', 409]);
+    assert.ok(clash.ok, JSON.stringify(clash));
+    assert.deepEqual([clash.value.replaced, clash.value.sha256], [1, other.sha256]);
     assert.equal(emu.files().length, 1);
+    assert.deepEqual([emu.file(opts.fileId)!.size, emu.file(opts.fileId)!.sha256Checksum], [other.size, other.sha256]);
   });
 
   test('the finished session answers a status query: resuming it sends nothing', async () => {
@@ -319,7 +322,7 @@ describe('uploadResumable', () => {
     assert.ok((await uploadResumable(opts)).ok);
     const r = await uploadResumable({ ...opts, sessionUri: rec.sessions[0] });
     assert.ok(r.ok);
-    assert.deepEqual([r.value.sentBytes, r.value.resumedFrom, r.value.md5Checksum], [0, 0, f.md5]);
+    assert.deepEqual([r.value.sentBytes, r.value.resumedFrom, r.value.sha256], [0, 0, f.sha256]);
   });
 
   test('errors that are not the network: missing file, missing parent', async () => {
@@ -344,5 +347,65 @@ describe('uploadResumable', () => {
     assert.ok(r.ok);
     assert.ok(took >= 300, `capped upload took only ${took} ms`);
     assert.ok(took < 1500, `lifting the cap did not help: ${took} ms`);
+  });
+
+  test("a Drive sha256Checksum that disagrees uploads the file again in place: same id, one file, right bytes", async () => {
+    const f = await tmp.file('corrupt.bin', 2 * MiB + 7);
+    const { opts, rec } = await setup(f.path);
+    emu.inject({ kind: 'wrong-checksum' });
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual([r.value.replaced, r.value.sha256, r.value.bytes], [1, f.sha256, f.size]);
+    assert.equal(rec.sessions.length, 2, 'a new session for the second upload');
+    assert.equal(emu.counters.uploadBytes, 2 * f.size, 'the bytes went twice');
+    assert.equal(emu.files().length, 1);
+    const stored = emu.file(opts.fileId)!;
+    assert.deepEqual([stored.size, stored.sha256Checksum], [f.size, f.sha256]);
+  });
+
+  test('bytes that are not the manifest\'s sha256 are never finalised on Drive', async () => {
+    const f = await tmp.file('wrong.bin', MiB + 3);
+    const { opts } = await setup(f.path, { expectedSha256: 'ab'.repeat(32) });
+    const r = await uploadResumable(opts);
+    assert.ok(!r.ok);
+    assert.equal(r.error.code, 'CHECKSUM_MISMATCH');
+    assert.equal(emu.files().length, 0, 'no file with wrong bytes');
+    const right = await uploadResumable({ ...opts, expectedSha256: f.sha256.toUpperCase() });
+    assert.ok(right.ok, JSON.stringify(right));
+  });
+
+  test('a growing file: only announced bytes are read, `*` until the size is known, the last chunk after completion', async () => {
+    const data = bytesOf(5 * MiB + 1234, 77);
+    const final = `${tmp.dir}/growing.bin`;
+    // The download has written everything already; the announcements alone say what may be read.
+    await writeFile(`${final}.part`, data);
+    const growing = new GrowingFile(final, { bytes: 0, total: null, complete: false });
+    const { opts, rec } = await setup(final, { growing, chunkSize: MiB });
+    const sent: { start: number; length: number; allowed: number; total: number | null }[] = [];
+    opts.onChunk = (c) => sent.push({ ...c, allowed: growing.available });
+    const running = uploadResumable(opts);
+    const steps = [300 * KiB, 1500 * KiB, 3 * MiB + 5, 4 * MiB];
+    for (const bytes of steps) {
+      await new Promise((r) => setTimeout(r, 60));
+      growing.extend({ bytes, total: null, complete: false });
+    }
+    await new Promise((r) => setTimeout(r, 60));
+    assert.ok(sent.length > 0, 'chunks went out before the download ended');
+    assert.ok(emu.files().length === 0, 'not finished before the download is');
+    growing.extend({ bytes: 4 * MiB, total: data.length, complete: false }); // the size is learnt
+    await rename(`${final}.part`, final); // the download commits: the open handle survives the rename
+    growing.extend({ bytes: data.length, total: data.length, complete: true });
+    const r = await running;
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.sha256, sha256(data));
+    for (const c of sent) {
+      assert.ok(c.start + c.length <= c.allowed, `chunk ${c.start}+${c.length} read past the announced ${c.allowed}`);
+      const finalChunk = c.start + c.length === data.length;
+      if (!finalChunk) assert.equal(c.length % UPLOAD_ALIGN, 0);
+    }
+    assert.equal(sent.at(-1)!.start + sent.at(-1)!.length, data.length);
+    assert.ok(rec.committed.every((b, i) => i === 0 || b >= rec.committed[i - 1]!));
+    const stored = emu.file(opts.fileId)!;
+    assert.deepEqual([stored.size, stored.sha256Checksum], [data.length, sha256(data)]);
   });
 });

@@ -78,7 +78,7 @@ describe('workers/upload.js in a Piscina pool', () => {
     const started = Date.now();
     const { result, events } = await runUpload({ filePath: f.path, accessToken: 't', fileId, chunkSize: 256 * KiB, bytesPerSec: 6 * MiB });
     assert.ok(result.ok, JSON.stringify(result));
-    assert.deepEqual(result.value, { fileId, bytes: f.size, md5Checksum: f.md5, sentBytes: f.size, resumedFrom: 0 });
+    assert.deepEqual(result.value, { fileId, bytes: f.size, sha256: f.sha256, sentBytes: f.size, resumedFrom: 0 });
 
     assert.equal(events[0].type, 'session', 'the session is announced before any bytes are committed');
     const committed = ofType(events, 'committed').map((e) => e.bytes);
@@ -116,7 +116,7 @@ describe('workers/upload.js in a Piscina pool', () => {
     const second = await runUpload({ filePath: f.path, accessToken: 't', fileId, sessionUri: session });
     assert.ok(second.result.ok, JSON.stringify(second.result));
     assert.ok(second.result.value.resumedFrom >= lastCommitted);
-    assert.equal(second.result.value.md5Checksum, f.md5);
+    assert.equal(second.result.value.sha256, f.sha256);
     assert.equal(ofType(second.events, 'session').length, 0);
   });
 
@@ -136,7 +136,7 @@ describe('workers/upload.js in a Piscina pool', () => {
       }
     });
     assert.ok(result.ok, JSON.stringify(result));
-    assert.equal(result.value.md5Checksum, f.md5);
+    assert.equal(result.value.sha256, f.sha256);
     assert.ok(Date.now() - started < 4000, 'at 256 KiB/s this would take 8 s');
   });
 });

@@ -53,7 +53,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
       assert.ok(q.stats().bytesDown >= 6 * 512 * KiB, 'progress counted in the totals');
     } finally {
       clearInterval(timer);
-      t.close();
+      await t.close();
       await q.close();
     }
   });
@@ -73,7 +73,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
       assert.ok(peak >= 2, `raised limit lets more run at once (peak ${peak})`);
     } finally {
       clearInterval(timer);
-      t.close();
+      await t.close();
       await q.close();
     }
   });
@@ -91,7 +91,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
       await Promise.all(all);
       assert.deepEqual(started, ['P3', 'P1', 'P2']);
     } finally {
-      t.close();
+      await t.close();
       await q.close();
     }
   });
@@ -128,7 +128,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
     let emit: (e: TransferEvent) => void = () => undefined;
     const fake = {
       enqueue: () => true, cancel: () => true, setPriority: () => true, setLimits: () => undefined, pauseKind: () => undefined, resumeKind: () => undefined,
-      isPaused: () => false, refreshToken: () => true, has: () => true, stats: () => ({ running: { download: 0, upload: 0 }, queued: 0, bytesDown: 0, bytesUp: 0 }),
+      isPaused: () => false, refreshToken: () => true, control: () => true, has: () => true, stats: () => ({ running: { download: 0, upload: 0 }, queued: 0, bytesDown: 0, bytesUp: 0, hosts: [] }),
       close: async () => undefined,
       subscribe: (l: (e: TransferEvent) => void) => ((emit = l), () => undefined),
     };
@@ -167,7 +167,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
       assert.equal(!r1.ok && r1.error.code, 'CANCELLED');
       assert.equal(q.cancel('fetch:unknown'), false);
     } finally {
-      t.close();
+      await t.close();
       await q.close();
     }
   });
@@ -179,7 +179,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
     const results: Promise<TaskResult<unknown>>[] = [];
     for (let i = 0; i < 50; i++) results.push(t.run(spec(`C${i}`, 'c')));
     await q.close();
-    t.close();
+    await t.close();
     const all = await Promise.all(results);
     assert.ok(all.every((r) => !r.ok && r.error.code === 'CANCELLED'));
     assert.equal(q.enqueue(spec('late', 'c')), false);
@@ -227,7 +227,7 @@ describe('PiscinaTransferQueue: uploads', () => {
       assert.ok(kinds.includes('committed') && kinds.includes('progress'));
       assert.equal(q.refreshToken('upload:token', 'x'), false, 'not running any more');
     } finally {
-      t.close();
+      await t.close();
       await q.close();
     }
   });
@@ -251,7 +251,7 @@ describe('stuck worker threads', () => {
       assert.match(reasons[0]!, /replaced/);
       assert.ok(q.pool.threads.length >= 1, 'a fresh pool is running');
     } finally {
-      t.close();
+      await t.close();
       await q.close();
     }
   });

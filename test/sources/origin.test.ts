@@ -99,12 +99,12 @@ describe('origin emulator', () => {
     assert.deepEqual(JSON.parse(res.body.toString()), { files: [{ path: 'x.bin', url: '../files/x.bin', size: 3 }] });
   });
 
-  test('counters track requests and bytes per path', async () => {
+  test('counters track requests, bytes, Range requests and concurrency per path', async () => {
     const f = origin.addFile('count.bin', { size: 1234 });
     const before = origin.counters.bytesServed;
     await fetchRaw(f.url);
     await fetchRaw(f.url, { headers: { range: 'bytes=0-99' } });
-    assert.deepEqual(origin.counters.byPath.get('count.bin'), { requests: 2, bytes: 1334 });
+    assert.deepEqual(origin.counters.byPath.get('count.bin'), { requests: 2, bytes: 1334, ranged: 1, active: 0, maxActive: 1 });
     assert.equal(origin.counters.bytesServed - before, 1334);
   });
 

@@ -182,6 +182,8 @@ export const en = {
   'dashboard.revenueToday': 'Revenue today',
   'dashboard.download': 'Download',
   'dashboard.upload': 'Upload',
+  'dashboard.connections': 'Connections per origin:',
+  'dashboard.connectionsTitle': '{inUse} in use now; at most {ceiling} (Settings → Transfers)',
   'dashboard.deliveriesByState': 'Deliveries',
   'dashboard.noDeliveries': 'No deliveries yet',
   'dashboard.noDeliveriesBody': 'A delivery starts as soon as an order is paid.',

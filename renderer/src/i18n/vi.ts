@@ -184,6 +184,8 @@ export const vi: Record<MessageKey, string> = {
   'dashboard.revenueToday': 'Doanh thu hôm nay',
   'dashboard.download': 'Tải về',
   'dashboard.upload': 'Tải lên',
+  'dashboard.connections': 'Kết nối tới mỗi nguồn:',
+  'dashboard.connectionsTitle': 'Đang dùng {inUse}; tối đa {ceiling} (Cài đặt → Truyền tải)',
   'dashboard.deliveriesByState': 'Giao hàng',
   'dashboard.noDeliveries': 'Chưa có lượt giao nào',
   'dashboard.noDeliveriesBody': 'Việc giao hàng bắt đầu ngay khi đơn được thanh toán.',

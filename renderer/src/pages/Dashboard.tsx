@@ -229,6 +229,17 @@ export function DashboardPage() {
               <div className="stat-value">{fmt.speed(d.speed.upBps)}</div>
             </div>
           </div>
+          {d.origins && d.origins.length > 0 && (
+            <p className="muted small" data-testid="origin-connections">
+              {t('dashboard.connections')}{' '}
+              {d.origins.map((o, i) => (
+                <span key={o.host} title={t('dashboard.connectionsTitle', { inUse: fmt.number(o.inUse), ceiling: fmt.number(o.ceiling) })}>
+                  {i > 0 ? ' · ' : ''}
+                  {o.host} {fmt.number(o.connections)}/{fmt.number(o.ceiling)}
+                </span>
+              ))}
+            </p>
+          )}
 
           <div className="grid-2">
             <Card title={t('dashboard.deliveriesByState')}>

@@ -1,0 +1,186 @@
+// How many connections to open to one origin host: a window per host, adapted the way TCP adapts
+// its congestion window (AIMD), from what the downloads report. Pure: it is given samples and the
+// time, and answers with the window; no timers, no I/O (tested alone, shared by every queue).
+//
+// - Slow start: while each widening still raises the host's aggregate throughput clearly, the
+//   window doubles (a per-connection-capped origin rewards every connection; finding out fast
+//   matters when a whole product takes seconds). A doubling that did not pay is undone.
+// - Then additive increase: one more connection per interval while the host is saturated (every
+//   connection of the window in use) and its throughput keeps rising; on a plateau the window
+//   holds, probing one more now and then (other traffic may have ended).
+// - Multiplicative decrease: a 429, a 503 or a dropped connection halves the window (and ends slow
+//   start); throughput falling clearly while saturated takes a quarter off.
+// - Never above the owner's ceiling (the `maxPerHost` setting), never below 1. A host that is not
+//   saturated (too few files to use its window) teaches nothing: the window holds.
+
+export interface HostWindowOptions {
+  /** The owner's ceiling (connections to one host at once). */
+  ceiling: number;
+  /** Where a new host starts (clamped to the ceiling). */
+  initial?: number;
+  /** How often the engine calls `tick` (ms); samples are averaged over it. */
+  intervalMs?: number;
+}
+
+export interface HostWindowState {
+  host: string;
+  window: number;
+  ceiling: number;
+  /** Connections the downloads to this host hold now. */
+  inUse: number;
+  /** Bytes per second over the last interval. */
+  bytesPerSec: number;
+  phase: 'slow-start' | 'steady';
+}
+
+interface Host {
+  window: number;
+  phase: 'slow-start' | 'steady';
+  bytes: number;
+  /** Throughput at the end of the last interval in which the host was saturated. */
+  lastRate: number | null;
+  rate: number;
+  congested: boolean;
+  /** Intervals left during which the window does not grow (after a decrease). */
+  hold: number;
+  /** The window before the last doubling (undone if the doubling did not pay). */
+  before: number;
+  /** Plateau intervals left before the next probe. */
+  probeIn: number;
+  /** Consecutive intervals in which throughput fell clearly (one alone is noise). */
+  falls: number;
+  inUse: number;
+  /** The window was at least this full for the whole interval (max of what was seen). */
+  peakInUse: number;
+  lastSeen: number;
+}
+
+/** Rise that counts as "throughput keeps rising" after a doubling. */
+const SLOW_START_GAIN = 1.25;
+/** Fall (while saturated) that counts as "throughput falls" (progress reports make samples lumpy). */
+const FALL = 0.6;
+/** Plateau intervals between probes. */
+const PROBE_EVERY = 8;
+/** A host unheard of for this long is forgotten (it starts over the next time). */
+const FORGET_MS = 5 * 60_000;
+
+export class HostWindows {
+  private readonly hosts = new Map<string, Host>();
+  private ceiling: number;
+  private readonly initial: number;
+
+  constructor(opts: HostWindowOptions) {
+    this.ceiling = Math.max(1, Math.floor(opts.ceiling));
+    this.initial = Math.max(1, Math.floor(opts.initial ?? 8));
+  }
+
+  setCeiling(ceiling: number): void {
+    this.ceiling = Math.max(1, Math.floor(ceiling));
+    for (const h of this.hosts.values()) h.window = Math.min(h.window, this.ceiling);
+  }
+
+  getCeiling(): number {
+    return this.ceiling;
+  }
+
+  private host(name: string, now: number): Host {
+    let h = this.hosts.get(name);
+    if (!h) {
+      const window = Math.min(this.ceiling, this.initial);
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, falls: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      this.hosts.set(name, h);
+    }
+    h.lastSeen = now;
+    return h;
+  }
+
+  /** The window for a host (a new host gets the initial one). */
+  window(host: string, now = 0): number {
+    return this.host(host, now).window;
+  }
+
+  /** Bytes the downloads from a host received. */
+  addBytes(host: string, bytes: number, now = 0): void {
+    if (bytes > 0) this.host(host, now).bytes += bytes;
+  }
+
+  /** Connections held now to a host (the sum over its running downloads). */
+  setInUse(host: string, connections: number, now = 0): void {
+    const h = this.host(host, now);
+    h.inUse = connections;
+    h.peakInUse = Math.max(h.peakInUse, connections);
+  }
+
+  /** The host refused a connection (429/503) or dropped one. Acts at once: a storm must not wait for the tick. */
+  congestion(host: string, now = 0): void {
+    const h = this.host(host, now);
+    if (h.congested) return; // once per interval: the connections refused together are one signal
+    h.congested = true;
+    h.window = Math.max(1, Math.floor(h.window / 2));
+    h.phase = 'steady';
+    h.hold = 1;
+    h.lastRate = null;
+  }
+
+  /**
+   * Ends an interval of `elapsedMs`: decides every host's window from what it saw. Returns the
+   * hosts whose window changed.
+   */
+  tick(elapsedMs: number, now = 0): Map<string, number> {
+    const changed = new Map<string, number>();
+    const seconds = Math.max(0.001, elapsedMs / 1000);
+    for (const [name, h] of this.hosts) {
+      const before = h.window;
+      h.rate = h.bytes / seconds;
+      const saturated = h.peakInUse >= h.window;
+      if (h.congested) {
+        // Already halved when it happened.
+      } else if (h.hold > 0) {
+        h.hold--;
+      } else if (saturated && h.bytes > 0) {
+        const last = h.lastRate;
+        const falling = last !== null && h.rate < last * FALL;
+        h.falls = falling ? h.falls + 1 : 0;
+        if (falling && h.falls < 2) {
+          // Progress arrives in lumps: one low sample alone proves nothing; keep the reference.
+          h.bytes = 0;
+          h.peakInUse = h.inUse;
+          h.congested = false;
+          continue;
+        } else if (falling) {
+          h.window = Math.max(1, Math.floor(h.window * 0.75));
+          h.phase = 'steady';
+          h.hold = 1;
+          h.falls = 0;
+        } else if (h.phase === 'slow-start') {
+          if (last === null || h.rate >= last * SLOW_START_GAIN) {
+            h.before = h.window;
+            h.window = Math.min(this.ceiling, h.window * 2);
+          } else {
+            h.window = h.before;
+            h.phase = 'steady';
+          }
+        } else if (last === null || h.rate >= last * (1 + 0.5 / h.window)) {
+          // Rising by at least half of what one more connection would add: one more.
+          h.window = Math.min(this.ceiling, h.window + 1);
+          h.probeIn = PROBE_EVERY;
+        } else if (--h.probeIn <= 0) {
+          h.window = Math.min(this.ceiling, h.window + 1);
+          h.probeIn = PROBE_EVERY;
+        }
+        h.lastRate = h.window < before ? null : h.rate;
+      }
+      h.window = Math.min(this.ceiling, h.window);
+      h.congested = false;
+      h.bytes = 0;
+      h.peakInUse = h.inUse;
+      if (h.window !== before) changed.set(name, h.window);
+      if (now - h.lastSeen > FORGET_MS && h.inUse === 0) this.hosts.delete(name);
+    }
+    return changed;
+  }
+
+  states(): HostWindowState[] {
+    return [...this.hosts].map(([host, h]) => ({ host, window: h.window, ceiling: this.ceiling, inUse: h.inUse, bytesPerSec: Math.round(h.rate), phase: h.phase }));
+  }
+}

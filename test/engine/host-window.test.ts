@@ -1,0 +1,137 @@
+// The per-host connection window (AIMD) as a pure module: fed samples and time, it answers with
+// the window. Then the same controller inside the real queue, against an origin that refuses
+// connections past a limit.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { HostWindows } from '../../main/engine/host-window';
+import { PiscinaTransferQueue } from '../../main/engine/piscina-queue';
+import { Transfers } from '../../main/engine/transfers';
+import { startOrigin } from '../../sandbox/origin';
+import { TEST_ORIGIN_RULES } from '../helpers/origins';
+
+const MiB = 1024 * 1024;
+const H = 'origin.example:443';
+
+/** One interval of a host whose `connections` each move `perConnection` bytes a second. */
+function interval(w: HostWindows, perConnection: number, cap = Infinity): number {
+  const n = w.window(H);
+  w.setInUse(H, n);
+  w.addBytes(H, Math.min(n, cap) * perConnection * 0.5);
+  w.tick(500);
+  return w.window(H);
+}
+
+describe('HostWindows (pure)', () => {
+  it('slow start doubles while throughput keeps rising, then stops at the plateau', () => {
+    const w = new HostWindows({ ceiling: 64, initial: 4 });
+    const seen = [w.window(H)];
+    // A per-connection-capped origin that gives at most 20 connections' worth.
+    for (let i = 0; i < 6; i++) seen.push(interval(w, MiB, 20));
+    assert.deepEqual(seen.slice(0, 4), [4, 8, 16, 32], 'doubling while the host gives more');
+    assert.equal(w.states()[0]!.phase, 'steady', 'past the plateau it stops doubling');
+    assert.ok(seen.at(-1)! <= 36, `no runaway growth past the plateau: ${seen.join(',')}`);
+  });
+
+  it('additive increase while saturated and not falling; never above the ceiling', () => {
+    const w = new HostWindows({ ceiling: 10, initial: 8 });
+    w.congestion(H); // leave slow start: 4, held for two intervals
+    assert.equal(w.window(H), 4);
+    const seen: number[] = [];
+    for (let i = 0; i < 12; i++) seen.push(interval(w, MiB));
+    assert.deepEqual(seen.slice(0, 2), [4, 4], 'held after a decrease');
+    assert.deepEqual(seen.slice(2, 8), [5, 6, 7, 8, 9, 10], 'one more per interval');
+    assert.equal(seen.at(-1), 10, 'the ceiling holds');
+    w.setCeiling(6);
+    assert.equal(w.window(H), 6, 'a lowered ceiling applies at once');
+  });
+
+  it('429/503/resets halve the window at once, once per interval, never below 1', () => {
+    const w = new HostWindows({ ceiling: 64, initial: 32 });
+    w.congestion(H);
+    w.congestion(H); // the same storm: one signal
+    assert.equal(w.window(H), 16);
+    w.tick(500);
+    for (let i = 0; i < 10; i++) {
+      w.congestion(H);
+      w.tick(500);
+    }
+    assert.equal(w.window(H), 1);
+  });
+
+  it('a host that is not saturated teaches nothing; falling throughput while saturated (twice in a row) narrows it', () => {
+    const w = new HostWindows({ ceiling: 64, initial: 8 });
+    w.setInUse(H, 2); // two small files: the window is not in use
+    w.addBytes(H, 10 * MiB);
+    w.tick(500);
+    assert.equal(w.window(H), 8);
+    w.congestion(H); // 4, steady
+    w.tick(500);
+    w.tick(500);
+    w.tick(500); // hold over
+    w.setInUse(H, 4);
+    w.addBytes(H, 8 * MiB);
+    w.tick(500); // 5, at 16 MiB/s
+    w.setInUse(H, 5);
+    w.addBytes(H, 2 * MiB);
+    w.tick(500); // 4 MiB/s while saturated: falling, but one low sample alone is noise
+    assert.equal(w.window(H), 5, 'one falling sample changes nothing');
+    w.addBytes(H, 1 * MiB);
+    w.tick(500); // 2 MiB/s: falling again
+    assert.ok(w.window(H) < 5, `narrowed on falling throughput twice in a row: ${w.window(H)}`);
+  });
+});
+
+describe('host windows in the real queue', () => {
+  it('an origin answering 503 past N connections makes the window fall; it rises again when that stops', { timeout: 60_000 }, async (t) => {
+    const origin = await startOrigin({ bytesPerSecPerConnection: MiB });
+    const dir = mkdtempSync(join(tmpdir(), 'driveship-window-'));
+    const q = new PiscinaTransferQueue(
+      { maxDownloads: 4, maxUploads: 1, maxPerHost: 16, downloadBytesPerSec: null, uploadBytesPerSec: null },
+      { initialHostWindow: 8, windowIntervalMs: 500 },
+    );
+    const transfers = new Transfers(q);
+    const stop = new AbortController();
+    const window = () => q.stats().hosts[0]?.window ?? null;
+    const samples: { at: number; window: number | null; phase: string }[] = [];
+    let phase = 'limited';
+    const t0 = Date.now();
+    const sampler = setInterval(() => samples.push({ at: Date.now() - t0, window: window(), phase }), 50);
+    try {
+      const N = 3;
+      origin.setMaxConnections(N);
+      const runs = [1, 2].map((i) => {
+        const f = origin.addFile(`window/f${i}.bin`, { size: 256 * MiB, seed: `w${i}`, skipHash: true });
+        return transfers.run({ id: `w${i}`, task: { kind: 'download', url: f.url, destPath: join(dir, `f${i}`), size: f.size, origin: TEST_ORIGIN_RULES, segmentThreshold: MiB, hash: false }, group: 'g', priority: 0, since: 0 }, {}, stop.signal);
+      });
+      const until = async (what: string, ok: () => boolean, ms: number) => {
+        const end = Date.now() + ms;
+        while (!ok()) {
+          if (Date.now() > end) assert.fail(`timed out waiting for ${what}; windows seen: ${samples.map((s) => s.window).join(',')}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      await until('the window to fall below where it started', () => (window() ?? 8) < 8, 10_000);
+      await new Promise((r) => setTimeout(r, 3_000)); // settle under the limit
+      const settled = samples.filter((s) => s.phase === 'limited').slice(-40).map((s) => s.window ?? 0);
+      t.diagnostic(`refused over the limit: ${origin.counters.refusedOverLimit}; windows while limited: ${settled.join(',')}`);
+      assert.ok(Math.max(...settled) <= 2 * (N + 1), `while the origin allows ${N}, the window stays near it (saw ${Math.max(...settled)})`);
+      assert.ok(origin.counters.maxActive <= N);
+      const low = Math.max(...settled);
+      phase = 'free';
+      origin.setMaxConnections(null);
+      await until('the window to rise again', () => (window() ?? 0) > low + 2, 15_000);
+      t.diagnostic(`after the limit was lifted: window ${window()}; active at the origin ${origin.counters.active}`);
+      stop.abort();
+      await Promise.all(runs);
+    } finally {
+      clearInterval(sampler);
+      stop.abort();
+      await transfers.close();
+      await q.close();
+      await origin.close();
+    }
+  });
+});
