@@ -11,7 +11,7 @@ export interface MetricsDeps {
   store: Store;
   bus: Bus;
   /** The running engine's transfer queue and supervisor; without it the engine's figures are left out. */
-  engine?: Pick<Engine, 'queue' | 'supervisor'> | null;
+  engine?: Pick<Engine, 'queue' | 'local' | 'supervisor'> | null;
   /** Node's process metrics (CPU, memory, GC, event-loop lag); default true. */
   defaultMetrics?: boolean;
   /** Added as a label to driveship_build_info. */
@@ -167,7 +167,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker pool utilisation (0..1) as reported by Piscina',
     registers: [registry],
     collect() {
-      const u = engine ? safe(() => engine.queue.pool.utilization, undefined) : undefined;
+      const u = engine ? safe(() => engine.local.pool.utilization, undefined) : undefined;
       if (typeof u === 'number' && Number.isFinite(u)) this.set(u);
     },
   });
@@ -176,7 +176,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker threads alive in the pool',
     registers: [registry],
     collect() {
-      const t = engine ? safe(() => engine.queue.pool.threads.length, undefined) : undefined;
+      const t = engine ? safe(() => engine.local.pool.threads.length, undefined) : undefined;
       if (typeof t === 'number') this.set(t);
     },
   });
@@ -185,7 +185,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Tasks waiting inside the worker pool',
     registers: [registry],
     collect() {
-      const q = engine ? safe(() => engine.queue.pool.queueSize, undefined) : undefined;
+      const q = engine ? safe(() => engine.local.pool.queueSize, undefined) : undefined;
       if (typeof q === 'number') this.set(q);
     },
   });
