@@ -130,6 +130,12 @@ export interface SourceCheckDto {
   /** A few of the paths, for the owner to recognise the product. */
   sample: string[];
   problem: { code: string; message: string } | null;
+  /** A manifest's files asked about one by one at the origin (checked of total, within a time budget). */
+  probed?: { checked: number; total: number } | null;
+  /** Files the origin says are not there. */
+  missing?: { path: string; status: number }[];
+  /** Files that could not be asked about, or whose size differs from the manifest's. */
+  unreachable?: { path: string; message: string }[];
 }
 
 /** The last "Prepare now" of a product and how it ended. */

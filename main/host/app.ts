@@ -22,7 +22,8 @@ import { createPublicApp } from '../http/public-app';
 import { tokenFileIsPlain, watchSecretsAtRest } from '../ops/secrets-at-rest';
 import { sealerAsBox } from '../platform/secret-key';
 import { createListener, type ListenerLimits } from '../http/listener';
-import { checkSourceConfig, vetSourceConfig, type OriginRules, type SourceGuards } from '../sources';
+import { checkSourceConfig, rulesForProduct, vetSourceConfig, type OriginRules, type SourceGuards } from '../sources';
+import { probeFiles } from '../sources/probe';
 import { Bus } from '../platform/bus';
 import { ConfigService, defaultDataDir, type Config } from '../platform/config';
 import { createLogger, type Logger } from '../platform/log';
@@ -269,7 +270,13 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   const loginCodes = new Map<string, number>();
   const sessions = new AdminSessions(dataDir);
   const sandbox = sandboxMode(env, config.current().googleRootUrl);
-  const products = new ProductStatus({ store, bus, source: (c) => eng.library.sourceFor(c) });
+  const products = new ProductStatus({
+    store,
+    bus,
+    source: (c) => eng.library.sourceFor(c),
+    probe: (c, files, signal) =>
+      c.kind === 'http-manifest' ? probeFiles(files, rulesForProduct(hostRules(), c.privateNetwork), { signal, budgetMs: 10_000 }) : Promise.resolve(null),
+  });
   const jobs = new JobRunner({ runs: store.jobRuns, log, alerts: eng.alerts });
   const reconciler = new SePayReconciler({ intake, config, log });
   let publicServer: Server | null = null;

@@ -17,7 +17,8 @@ import { checkTunnelHealth, readTunnelConfig, validateTunnelConfig, type Tunnel 
 import type { Bus } from '../platform/bus';
 import type { ConfigService } from '../platform/config';
 import type { Logger } from '../platform/log';
-import { SourceError, type ProductSource } from '../sources';
+import { SourceError, type ProductSource, type SourceFile } from '../sources';
+import type { ProbeResult } from '../sources/probe';
 import type { Store } from '../store';
 
 type Handler = (req: Request, res: Response) => unknown;
@@ -38,23 +39,44 @@ const CHECK_TIMEOUT_MS = 15_000;
 export class ProductStatus {
   private readonly preparing = new Set<string>();
 
-  constructor(private readonly deps: { store: Store; bus: Bus; source: (c: SourceConfig) => ProductSource }) {}
+  constructor(
+    private readonly deps: {
+      store: Store;
+      bus: Bus;
+      source: (c: SourceConfig) => ProductSource;
+      /** Asks the origin about each file of a manifest (null for sources with nothing to ask). */
+      probe?: (c: SourceConfig, files: SourceFile[], signal: AbortSignal) => Promise<ProbeResult | null>;
+    },
+  ) {}
 
   /** Lists the source the way a delivery would (the sources' own listing and rules) and sums it up. */
   async check(config: SourceConfig, timeoutMs = CHECK_TIMEOUT_MS): Promise<SourceCheckDto> {
     const at = Date.now();
     const empty = { at, files: 0, bytes: 0, unknownSizes: 0, sample: [] as string[] };
     try {
-      const files = await this.deps.source(config).list(AbortSignal.timeout(timeoutMs));
+      const signal = AbortSignal.timeout(timeoutMs);
+      const files = await this.deps.source(config).list(signal);
       if (!files.length) return { ...empty, ok: false, problem: { code: 'PRODUCT_EMPTY', message: 'The source has no files' } };
+      // A manifest that lists a file the origin does not have would fail a paying customer's delivery.
+      const probe = this.deps.probe ? await this.deps.probe(config, files, signal) : null;
+      const sizeOf = (f: SourceFile) => f.size ?? probe?.sizes.get(f.path) ?? null;
+      const missing = probe?.missing ?? [];
       return {
         at,
-        ok: true,
+        ok: missing.length === 0,
         files: files.length,
-        bytes: files.reduce((s, f) => s + (f.size ?? 0), 0),
-        unknownSizes: files.filter((f) => f.size === null).length,
+        bytes: files.reduce((s, f) => s + (sizeOf(f) ?? 0), 0),
+        unknownSizes: files.filter((f) => sizeOf(f) === null).length,
         sample: files.slice(0, 5).map((f) => f.path),
-        problem: null,
+        problem: missing.length
+          ? {
+              code: 'FILES_MISSING',
+              message: `${missing.length} of the manifest's files are not on the origin: ${missing.slice(0, 5).map((m) => `${m.path} (${m.status})`).join(', ')}${missing.length > 5 ? ', …' : ''}`,
+            }
+          : null,
+        probed: probe ? { checked: probe.checked, total: probe.total } : null,
+        missing: missing.slice(0, 50),
+        unreachable: (probe?.failed ?? []).slice(0, 50),
       };
     } catch (err) {
       const e = err as Error & { code?: unknown; name?: string };

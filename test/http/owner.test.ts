@@ -211,6 +211,30 @@ describe('owner API against the sandbox (real host)', () => {
     assert.equal(dry.body.files, 2);
   });
 
+  it('a manifest naming a file the origin does not have is flagged at save; sizes the manifest leaves out are learned', async () => {
+    const there = sandbox.origin.addFile('probe/bai-1.mp4', { size: 70_000 });
+    const also = sandbox.origin.addFile('probe/bai-2.mp4', { size: 30_000 });
+    const gone = there.url.replace(/bai-1\.mp4$/, 'bai-3.mp4');
+    const broken = sandbox.origin.addManifest('probe-broken.json', [
+      { path: 'Bai 1.mp4', url: there.url, size: 70_000 },
+      { path: 'Bai 3.mp4', url: gone },
+    ]);
+    const r = await host.api('POST', '/api/v1/products', { name: 'Thiếu tệp', priceVnd: 1000, source: { kind: 'http-manifest', manifestUrl: broken } });
+    assert.equal(r.status, 201);
+    assert.equal(r.body.check.ok, false);
+    assert.equal(r.body.check.problem.code, 'FILES_MISSING');
+    assert.deepEqual(r.body.check.missing, [{ path: 'Bai 3.mp4', status: 404 }]);
+    assert.deepEqual(r.body.check.probed, { checked: 2, total: 2 });
+
+    const unsized = sandbox.origin.addManifest('probe-unsized.json', [{ path: 'a.mp4', url: there.url }, { path: 'b.mp4', url: also.url }]);
+    const ok = await host.api('POST', '/api/v1/products/check', { source: { kind: 'http-manifest', manifestUrl: unsized } });
+    assert.equal(ok.body.ok, true, JSON.stringify(ok.body));
+    assert.equal(ok.body.bytes, 100_000, 'the sizes come from the origin');
+    assert.equal(ok.body.unknownSizes, 0);
+    // Only one byte of each file was asked for, not the files.
+    assert.ok(sandbox.origin.counters.byPath.get('probe/bai-1.mp4')!.bytes <= 4, JSON.stringify(sandbox.origin.counters.byPath.get('probe/bai-1.mp4')));
+  });
+
   it('"Prepare now" records how it ended, with the reason of a failure', async () => {
     const list = await host.api('GET', '/api/v1/products');
     const bad = list.body.items.find((p: { name: string }) => p.name === 'Không có');

@@ -26,7 +26,9 @@ export function SourceCheck({ check, busy }: { check: SourceCheckDto | null | un
       <div className="check-ok small" data-check="ok">
         <Badge tone="success">{t('products.checkOk')}</Badge> {tn('products.checkFiles', check.files)} · {fmt.bytes(check.bytes)}
         {check.unknownSizes ? ` · ${t('products.checkUnknownSizes', { n: check.unknownSizes })}` : ''}
+        {check.probed && check.probed.checked < check.probed.total ? ` · ${t('products.checkProbed', check.probed)}` : ''}
         {check.sample.length ? <div className="muted ellipsis">{check.sample.join(', ')}</div> : null}
+        <Unreachable check={check} />
       </div>
     );
   }
@@ -34,7 +36,29 @@ export function SourceCheck({ check, busy }: { check: SourceCheckDto | null | un
   return (
     <div className="check-problem small" data-check="problem" data-problem={p.code} role="alert">
       <Badge tone="danger">{t('products.checkProblem')}</Badge> {tx(`sourceProblem.${p.code}`, tx(`deliveryError.${p.code}`, p.message))}
+      {check.missing?.length ? (
+        <ul className="check-files" data-missing={check.missing.length}>
+          {check.missing.slice(0, 10).map((m) => (
+            <li key={m.path}>
+              <code>{m.path}</code> ({m.status})
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      <Unreachable check={check} />
       <div className="muted">{t('products.checkProblemHint')}</div>
+    </div>
+  );
+}
+
+/** Files the origin could not be asked about: not a verdict, but worth a look. */
+function Unreachable({ check }: { check: SourceCheckDto }) {
+  const { t } = useI18n();
+  if (!check.unreachable?.length) return null;
+  return (
+    <div className="muted" data-unreachable={check.unreachable.length}>
+      {t('products.checkUnreachable', { n: check.unreachable.length })}{' '}
+      {check.unreachable.slice(0, 3).map((u) => `${u.path}: ${u.message}`).join('; ')}
     </div>
   );
 }
