@@ -26,7 +26,8 @@ import {
 } from '../core/remote-protocol';
 import { hostOfTask, kindOfTask, type DownloadDone, type TaskEvent, type TaskResult, type TransferKind } from '../core/transfer-protocol';
 import type { Logger } from '../platform/log';
-import { bullConnection } from './bullmq-connection';
+import { bullConnection, redactRedisUrl } from './bullmq-connection';
+import type { WorkersDto } from '../core/contract';
 import { TransferPolicy, type PolicyItem, type TransferLimits } from './transfer-policy';
 import type { TransferEvent, TransferQueue, TransferSpec, TransferStats } from './transfer-queue';
 
@@ -800,5 +801,20 @@ export function libraryWants(library: { file(productId: string, version: number,
     const f = library.file(m[2]!, Number(m[3]), m[4]!);
     if (!f) return false;
     return m[1] === 'fetch' ? !f.cached && !f.in_drive : !f.in_drive;
+  };
+}
+
+/** What the Workers page shows (GET /workers). */
+export function workersView(queue: TransferQueue, redisUrl: string | null): WorkersDto {
+  if (!(queue instanceof BullMqTransferQueue)) return { mode: 'local', redis: null, items: [] };
+  return {
+    mode: 'bullmq',
+    redis: { url: redisUrl ? redactRedisUrl(redisUrl) : 'redis://?', connected: queue.connected() },
+    items: queue.workerList().map((w) => ({
+      name: w.name, host: w.host, version: w.version, embedded: w.embedded, alive: w.alive,
+      lastSeenAt: w.seenAt, startedAt: w.startedAt, stoppedAt: w.stoppedAt ?? null,
+      running: w.running, slots: w.slots, done: w.done, failed: w.failed, refused: w.refused,
+      bytesDown: w.bytesDown, bytesUp: w.bytesUp, downBps: w.alive ? w.downBps : 0, upBps: w.alive ? w.upBps : 0,
+    })),
   };
 }

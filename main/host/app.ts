@@ -301,6 +301,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
         store, engine: eng, google, log, products,
         onGoogleChange: () => eng.googleChanged(),
         googleClient: () => ({ id: config.current().googleClientId, secret: config.current().googleClientSecret }),
+        redisUrl: () => redis?.url ?? null,
       });
       opsRoutes(api, { store, config, jobs, tunnel, dataDir });
       ownerRoutes(api, {
