@@ -14,6 +14,7 @@ import { PaymentsPage } from './pages/Payments';
 import { ProductsPage, ProductEditPage } from './pages/Products';
 import { SettingsPage } from './pages/Settings';
 import { SupportPage } from './pages/Support';
+import { WorkersPage } from './pages/Workers';
 import { progressStore } from './progress';
 import { useRoute, type Route } from './router';
 
@@ -84,6 +85,8 @@ function Page({ route }: { route: Route }) {
       return <SettingsPage />;
     case 'support':
       return <SupportPage />;
+    case 'workers':
+      return <WorkersPage />;
     case 'customer':
       return <CustomerPage email={route.email} />;
     case 'not-found':

@@ -14,6 +14,7 @@ export type Route =
   | { name: 'product'; id: string }
   | { name: 'settings' }
   | { name: 'support' }
+  | { name: 'workers' }
   | { name: 'customer'; email: string }
   | { name: 'not-found' };
 
@@ -42,6 +43,8 @@ export function parseRoute(hash: string): Route {
       return { name: 'settings' };
     case 'support':
       return { name: 'support' };
+    case 'workers':
+      return { name: 'workers' };
     case 'customers':
       return parts[1] ? { name: 'customer', email: parts[1] } : { name: 'not-found' };
     default:

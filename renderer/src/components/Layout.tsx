@@ -10,6 +10,7 @@ const NAV: { to: string; key: MessageKey; match: Route['name'][] }[] = [
   { to: '/deliveries', key: 'nav.deliveries', match: ['deliveries'] },
   { to: '/payments', key: 'nav.payments', match: ['payments'] },
   { to: '/products', key: 'nav.products', match: ['products', 'product', 'product-new'] },
+  { to: '/workers', key: 'nav.workers', match: ['workers'] },
   { to: '/settings', key: 'nav.settings', match: ['settings'] },
   { to: '/support', key: 'nav.support', match: ['support'] },
 ];
@@ -20,6 +21,7 @@ const NAV_ICONS: Record<string, string> = {
   '/deliveries': '⇅',
   '/payments': '₫',
   '/products': '▦',
+  '/workers': '⛭',
   '/settings': '⚙',
   '/support': '?',
 };
