@@ -148,7 +148,7 @@ export class BullMqTransferQueue implements TransferQueue {
    * taking payments, and transfers wait (what the engine enqueues meanwhile is adopted or
    * dispatched as it comes).
    */
-  async start(waitMs = 10_000): Promise<boolean> {
+  async start(waitMs = 3_000): Promise<boolean> {
     this.redisUp = false;
     const ok = (await waitReady(this.redis, waitMs)) && (await waitReady(this.sub, waitMs));
     if (ok) {

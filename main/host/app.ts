@@ -244,7 +244,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     if (c0.embeddedWorker) {
       embedded = startEmbeddedWorker(
         {
-          connection, name: `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50) || 'shop'}-shop`, dataDir, embedded: true,
+          redis: redis!, name: `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50) || 'shop'}-shop`, dataDir, embedded: true,
           maxDownloads: c0.maxDownloads, maxUploads: c0.maxUploads,
           downloadBytesPerSec: c0.downloadKBps > 0 ? c0.downloadKBps * 1024 : null,
           uploadBytesPerSec: c0.uploadKBps > 0 ? c0.uploadKBps * 1024 : null,
@@ -252,7 +252,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
           allowPrivateOrigins: c0.allowPrivateOrigins,
           ownPorts: [c0.adminPort, c0.webhookPort].filter((p) => p > 0),
           version: opts.version ?? readAppVersion(),
-          logDir: opts.log ? null : join(dataDir, 'logs', 'worker'),
+          logDir: join(dataDir, 'logs', 'worker'),
         },
         log,
       );

@@ -3,10 +3,12 @@
 // It gets what a remote worker gets and nothing more: the Redis connection, its limits and a
 // name; Drive access tokens come to it through Redis like to any other worker.
 import { parentPort, workerData } from 'node:worker_threads';
+import { redisOptions, type RedisTarget } from '../engine/bullmq-connection';
 import { createLogger } from '../platform/log';
 import { startTransferWorker, type TransferWorker, type TransferWorkerOptions } from './worker';
 
-export type EmbeddedWorkerData = Omit<TransferWorkerOptions, 'log'> & { logDir: string | null };
+// Plain data only (it is cloned into the thread): the Redis target, not its options (they hold functions).
+export type EmbeddedWorkerData = Omit<TransferWorkerOptions, 'log' | 'connection'> & { redis: RedisTarget; logDir: string | null };
 
 const data = workerData as EmbeddedWorkerData;
 let worker: TransferWorker | null = null;
@@ -17,7 +19,8 @@ parentPort!.on('message', (msg: { type: string }) => {
   void (worker?.stop() ?? Promise.resolve()).finally(() => parentPort!.postMessage({ type: 'stopped' }));
 });
 
-startTransferWorker({ ...data, log }).then(
+const { redis, logDir: _logDir, ...options } = data;
+startTransferWorker({ ...options, connection: redisOptions(redis), log }).then(
   (w) => {
     worker = w;
     parentPort!.postMessage({ type: 'ready' });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSandbox, type Sandbox } from '../../sandbox';
@@ -15,6 +15,7 @@ import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { query } from '../helpers/db';
 import { BIN, startHost, tempDir, type HostHandle } from '../helpers/host';
 import { startRedis, type TestRedis } from '../helpers/redis';
+import { manifestProduct, startShop } from '../helpers/shop';
 
 const MiB = 1024 * 1024;
 const ACCOUNT = '0123456789';
@@ -188,5 +189,35 @@ describe('1 host + 2 workers over Redis', { timeout: 300_000 }, () => {
     const wrong = await run(['--redis', 'http://127.0.0.1:1']);
     assert.equal(wrong.code, 2);
     assert.match(wrong.out, /redis:\/\/ or rediss:\/\//);
+  });
+});
+
+describe('the host with Redis and its embedded worker', { timeout: 120_000 }, () => {
+  it('works its own transfers as one more worker (a thread of the host); local-folder copies never leave it', async () => {
+    const redis = await startRedis({ password: PASSWORD });
+    const shop = await startShop({ env: { DRIVESHIP_REDIS_URL: redis.url, DRIVESHIP_REDIS_PASSWORD: PASSWORD, DRIVESHIP_ALLOW_PRIVATE_ORIGINS: '1' } });
+    try {
+      const q = shop.core.bullmq;
+      assert.ok(q, 'transfers go through BullMQ');
+      const { product } = manifestProduct(shop, 'Remote course', 2, 1 * MiB);
+      const folder = join(tempDir(), 'pack');
+      mkdirSync(folder);
+      writeFileSync(join(folder, 'a.txt'), 'local bytes '.repeat(1000));
+      const local = shop.core.shop.createProduct({ name: 'Local pack', priceVnd: 100000, source: { kind: 'local-folder', path: folder } });
+      const orders = [await shop.orderAndPay([product.id]), await shop.orderAndPay([local.id])];
+      await shop.until(orders, ['delivered'], 60_000);
+      // Its heartbeat (once a second) catches up with what it did.
+      const deadline = Date.now() + 10_000;
+      while (q!.workerList()[0]?.done !== 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const list = q!.workerList();
+      assert.equal(list.length, 1);
+      assert.ok(list[0]!.embedded && list[0]!.alive && list[0]!.name.endsWith('-shop'), JSON.stringify(list));
+      assert.equal(list[0]!.done, 4, 'two downloads and two uploads of the manifest product ran on the embedded worker; the local pack did not');
+      const files = shop.sandbox.drive.files().filter((f) => f.name === 'a.txt');
+      assert.equal(files.length, 2, 'the local pack: uploaded once from the host, copied once for the order');
+    } finally {
+      await shop.close();
+      await redis.stop();
+    }
   });
 });
