@@ -56,6 +56,8 @@ interface Running {
   controls: Set<(c: TaskControl) => void>;
   share: number | null;
   tokens: Set<string>;
+  /** Stopped because this worker stops (not by the host): the job goes back to the queue. */
+  handBack: boolean;
 }
 
 export interface WorkerStats {
@@ -197,7 +199,7 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
     }
     const data = parsed.data;
     const kind: TransferKind = data.kind;
-    const r: Running = { id: data.id, kind, controls: new Set(), share: null, tokens: new Set() };
+    const r: Running = { id: data.id, kind, controls: new Set(), share: null, tokens: new Set(), handBack: false };
     running.set(data.id, r);
     r.share = shareOf(kind);
     rebalance(kind);
@@ -275,7 +277,7 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
       rebalance(kind);
     }
     await chain;
-    if (stopping && !result.ok && result.error.code === 'CANCELLED' && !cancelled) {
+    if (r.handBack && !result.ok && result.error.code === 'CANCELLED') {
       // This worker is stopping, not the host cancelling: the job goes back for another worker now.
       await job.moveToWait(token);
       throw new WaitingError();
@@ -404,7 +406,10 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
       clearInterval(sweepTimer);
       // Running transfers stop and their jobs go back to wait (see `process`): another worker
       // takes them at once instead of after the lock runs out.
-      for (const r of running.values()) for (const fn of r.controls) fn({ type: 'cancel' });
+      for (const r of running.values()) {
+        r.handBack = true;
+        for (const fn of r.controls) fn({ type: 'cancel' });
+      }
       await Promise.all(workers.map((w) => w.close()));
       await beat(Date.now()).catch(() => undefined);
       await redis.eval(RELEASE_LOCK, 1, keys.workerLock(o.name), instance).catch(() => undefined);

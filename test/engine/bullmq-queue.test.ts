@@ -287,6 +287,35 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
     await until('both workers alive again', () => q.workerList().filter((w) => w.alive).length === 2);
   });
 
+  it('cancel: a running remote download stops and ends CANCELLED; a worker stopped with SIGTERM hands its job back at once', async () => {
+    origin.setRate(1 * MiB);
+    try {
+      const d = download(8 * MiB, 'cancel');
+      let started = false;
+      const running = t.run<DownloadDone>(d, { onStart: () => (started = true) });
+      await until('started', () => started);
+      assert.ok(q.cancel(d.id));
+      const r = await running;
+      assert.ok(!r.ok && r.error.code === 'CANCELLED', JSON.stringify(r));
+      // SIGTERM: the job goes back to the queue now, not after the lock runs out, and another finishes it.
+      const d2 = download(6 * MiB, 'handback');
+      let startedBy = 0;
+      const running2 = t.run<DownloadDone>(d2, { onStart: () => startedBy++ });
+      await until('started', () => startedBy === 1);
+      const busy = await until('the worker running it', () => q.workerList().find((w) => w.alive && w.running.download > 0));
+      const t0 = Date.now();
+      await kill(workers.get(busy.name)!, 'SIGTERM');
+      const r2 = await running2;
+      assert.ok(r2.ok, JSON.stringify(r2));
+      assert.equal(startedBy, 2, 'started again on the other worker');
+      assert.ok(Date.now() - t0 < 15_000);
+      await startWorker(busy.name);
+      await until('both workers alive again', () => q.workerList().filter((w) => w.alive).length === 2);
+    } finally {
+      origin.setRate(8 * MiB);
+    }
+  });
+
   it('Redis SIGKILLed and restarted (AOF): no job lost, every transfer ends once', async () => {
     origin.setRate(2 * MiB);
     try {
