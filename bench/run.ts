@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   'transfer-latency': () => import('./transfer-latency.js').then((m) => m.run()),
   'catalogue-prepare': () => import('./catalogue-prepare.js').then((m) => m.run()),
   'ui-deliveries': () => import('./ui-deliveries.js').then((m) => m.run()),
+  'scale-out': () => import('./scale-out.js').then((m) => m.run()),
 };
 
 async function main(): Promise<void> {

@@ -437,6 +437,40 @@ export const EngineSchema = z.object({
 });
 export type EngineState = z.infer<typeof EngineSchema>;
 
+/** GET /workers: the transfer workers of this shop (more machines over BullMQ). */
+export const WorkerSchema = z.object({
+  name: z.string(),
+  /** The machine it runs on. */
+  host: z.string(),
+  version: z.string(),
+  /** The host's own worker thread. */
+  embedded: z.boolean(),
+  alive: z.boolean(),
+  /** When it last reported (ms since the epoch, Redis's clock). */
+  lastSeenAt: z.number(),
+  startedAt: z.number(),
+  stoppedAt: z.number().nullable(),
+  running: z.object({ download: z.number(), upload: z.number() }),
+  slots: z.object({ download: z.number(), upload: z.number() }),
+  done: z.number(),
+  failed: z.number(),
+  /** Jobs it refused because they need a newer driveship. */
+  refused: z.number(),
+  bytesDown: z.number(),
+  bytesUp: z.number(),
+  downBps: z.number(),
+  upBps: z.number(),
+});
+export type WorkerDto = z.infer<typeof WorkerSchema>;
+export const WorkersSchema = z.object({
+  /** 'local': this computer alone (no Redis); 'bullmq': workers over Redis. */
+  mode: z.enum(['local', 'bullmq']),
+  /** The Redis address without credentials, and whether it answers now (bullmq only). */
+  redis: z.object({ url: z.string(), connected: z.boolean() }).nullable(),
+  items: z.array(WorkerSchema),
+});
+export type WorkersDto = z.infer<typeof WorkersSchema>;
+
 export const GoogleSchema = z.object({
   connected: z.boolean(),
   account: z.string().nullable().optional(),

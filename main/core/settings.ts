@@ -136,6 +136,16 @@ export const SETTINGS = {
   }),
   sharingBackoffSec: def({ schema: int(1, 86_400), default: 900, env: 'DRIVESHIP_SHARING_BACKOFF_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'First pause of sharing after Google refuses a share for its sharing rate (doubles up to 8 hours)' }),
   dailyLimitRecheckSec: def({ schema: int(1, 86_400), default: 3600, env: 'DRIVESHIP_DAILY_LIMIT_RECHECK_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'How long copies wait after Google itself refuses one for the daily upload limit' }),
+  // ---- more machines (BullMQ) ----
+  // The URL may carry a password, so it is kept like one; the password is better in redisPassword.
+  redisUrl: def({
+    schema: z.string().trim().max(2000).regex(/^rediss?:\/\/[^\s]+$/, 'redis://host:port or rediss://host:port (TLS)').nullable(), default: null, env: 'DRIVESHIP_REDIS_URL',
+    secret: true, writable: true, ui: true, group: 'transfers', input: 'secret',
+    doc: 'Redis for transfer workers on other machines (redis:// or rediss:// for TLS); empty = this computer alone. Read at start',
+  }),
+  redisPassword: def({ schema: secret(500), default: null, env: 'DRIVESHIP_REDIS_PASSWORD', secret: true, writable: true, ui: true, group: 'transfers', input: 'secret', doc: 'Password of that Redis (never on a command line)' }),
+  embeddedWorker: def({ schema: z.boolean(), default: true, env: 'DRIVESHIP_EMBEDDED_WORKER', writable: true, ui: true, group: 'transfers', input: 'toggle', doc: 'With Redis: this computer runs transfers too, as one more worker (0 = only the other machines). Read at start' }),
+  workerLockSec: def({ schema: int(2, 600), default: 30, env: 'DRIVESHIP_WORKER_LOCK_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'A worker silent this long loses its jobs to another worker' }),
   stallTimeoutSec: def({ schema: int(1, 3600), default: 30, env: 'DRIVESHIP_STALL_TIMEOUT_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'A download with no byte for this long is dropped and retried' }),
 
   // ---- maintenance ----

@@ -21,6 +21,7 @@ import type { JobProgress } from './progress';
 import { DeliverySteps } from './steps';
 import { Supervisor } from './supervisor';
 import type { TransferLimits } from './transfer-policy';
+import type { TransferQueue } from './transfer-queue';
 import { Transfers } from './transfers';
 
 const kbps = (v: number | null | undefined) => (v && v > 0 ? v * 1024 : null);
@@ -41,11 +42,18 @@ export interface EngineDeps {
   threads?: number;
   /** Origin policy, folder guard and caps for product sources (the host builds them). */
   sourceGuards?: SourceGuards;
+  /**
+   * Another TransferQueue around the in-process pool (BullMQ: workers on other machines; the pool
+   * keeps what only this host can run). Without it the pool is the queue.
+   */
+  wrapQueue?: (local: PiscinaTransferQueue, limits: TransferLimits) => TransferQueue;
 }
 
 export class Engine {
   /** The seam: everything above talks to it only through `transfers`. */
-  readonly queue: PiscinaTransferQueue;
+  readonly queue: TransferQueue;
+  /** This host's own pool of worker threads (the whole queue without Redis). */
+  readonly local: PiscinaTransferQueue;
   readonly transfers: Transfers;
   readonly library: Library;
   readonly supervisor: Supervisor;
@@ -72,7 +80,7 @@ export class Engine {
     const { store, config, bus, log } = deps;
     this.alerts = new Alerts(store.alerts, bus);
     this.settings = this.readSettings();
-    this.queue = new PiscinaTransferQueue(this.limits(), {
+    this.local = new PiscinaTransferQueue(this.limits(), {
       threads: deps.threads,
       initialHostWindow: this.settings.segments,
       onRecycle: (reason) => {
@@ -84,6 +92,7 @@ export class Engine {
         }
       },
     });
+    this.queue = deps.wrapQueue ? deps.wrapQueue(this.local, this.limits()) : this.local;
     this.transfers = new Transfers(this.queue);
     this.mailer = new Mailer(() => smtpConfigOf(config.current()));
     const drive = () => this.drive();

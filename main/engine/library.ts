@@ -436,7 +436,7 @@ export class Library {
     const key = `${productId}:${version}`;
     const dest = f.cache_path ?? this.cachePath(f);
     const reuseFrom = p.reusable.get(f.path);
-    const overlap = !f.local_source && !reuseFrom;
+    const overlap = transfers.queue.overlaps && !f.local_source && !reuseFrom;
     const s = { prefix: 0, total: f.size, complete: !!f.cached, failed: null as StepError | null, restart: false, uploadRunning: false };
     const downloadId = `fetch:${key}:${f.path}`;
     const uploadId = `upload:${key}:${f.path}`;

@@ -205,7 +205,8 @@ export class PiscinaTransferQueue implements TransferQueue {
     };
   }
 
-  /** Limits in force (for diagnostics). */
+  readonly overlaps = true;
+
   limits(): TransferLimits {
     return this.policy.getLimits();
   }

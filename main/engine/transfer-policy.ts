@@ -165,6 +165,17 @@ export class TransferPolicy {
   }
 
   /**
+   * Counts a transfer as running without it having waited here: one a durable queue (Redis) still
+   * runs from before a restart. It takes its slot and host connection like any other, even past
+   * the limits (it runs already); false when the id is known.
+   */
+  adopt(item: PolicyItem): boolean {
+    if (this.has(item.id)) return false;
+    this.markRunning({ ...item });
+    return true;
+  }
+
+  /**
    * Forgets a queued transfer ('queued'), or says it is running ('running': the caller asks it to
    * stop and reports `finished` when it has); null when the id is unknown.
    */
@@ -272,6 +283,11 @@ export class TransferPolicy {
     if (b.items.size === 0) this.dropBucket(b);
     else this.heaps[b.kind].update(b);
     const item: PolicyItem = { id: q.id, kind: q.kind, host: q.host, group: q.group, priority: q.priority, since: q.since };
+    this.markRunning(item);
+    return item;
+  }
+
+  private markRunning(item: PolicyItem): void {
     this.running.set(item.id, item);
     this.runningByKind[item.kind]++;
     if (item.host) this.hostRunning.set(item.host, (this.hostRunning.get(item.host) ?? 0) + 1);
@@ -279,7 +295,6 @@ export class TransferPolicy {
     g.running++;
     g.lastStart = this.starts++;
     this.touchGroup(item.group);
-    return item;
   }
 
   private unqueue(q: Queued): void {

@@ -54,6 +54,12 @@ export interface TransferStats {
 }
 
 export interface TransferQueue {
+  /**
+   * Whether an upload may follow a download that is still running (both run where the bytes are,
+   * told of the durable prefix by `available` controls). When false, an upload starts once its
+   * download has finished and the download hashes the file itself.
+   */
+  readonly overlaps: boolean;
   /** Queues a transfer; returns false when this id is already queued or running. */
   enqueue(spec: TransferSpec): boolean;
   /** Cancels a queued or running transfer (cooperatively); false when the id is unknown. */
@@ -75,6 +81,8 @@ export interface TransferQueue {
   /** Every event of every transfer; returns the function that stops listening. */
   subscribe(listener: (e: TransferEvent) => void): () => void;
   stats(): TransferStats;
+  /** The limits in force. */
+  limits(): TransferLimits;
   /** Cancels everything (queued transfers end with CANCELLED) and releases the workers. */
   close(): Promise<void>;
 }

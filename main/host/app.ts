@@ -1,6 +1,7 @@
 // Composition root shared by the headless CLI and the Electron shell: opens the store, wires the
 // services, starts the two listeners, and stops it all in order.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -9,6 +10,9 @@ import { AppError } from '../core/errors';
 import type { OrderDto } from '../core/contract';
 import { GoogleConnection, TokenFile, type SecretBox } from '../drive/auth';
 import { Engine } from '../engine';
+import { BullMqTransferQueue, libraryWants } from '../engine/bullmq-queue';
+import { redisOptions, redactRedisUrl, type RedisTarget } from '../engine/bullmq-connection';
+import { startEmbeddedWorker, type EmbeddedWorker } from './embedded-worker';
 import { createAdminApp } from '../http/admin-app';
 import { afterSaleRoutes } from '../http/after-sale-routes';
 import { engineRoutes } from '../http/engine-routes';
@@ -73,6 +77,8 @@ export interface App {
   jobs: JobRunner;
   reconciler: SePayReconciler;
   tunnel: Tunnel;
+  /** Transfers through BullMQ (DRIVESHIP_REDIS_URL set), else null. */
+  bullmq: BullMqTransferQueue | null;
   /** Wake-from-sleep detection: Electron's powerMonitor calls `notifyResume()`. */
   wake: WakeDetector;
   log: Logger;
@@ -210,8 +216,48 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
     emulatorRootUrl: () => config.current().googleRootUrl,
     onChange: () => engine?.googleChanged(),
   });
-  engine = new Engine({ store, config, bus, log, google, dataDir, threads: opts.threads, sourceGuards });
+  // More machines: with a Redis, transfers go through BullMQ; the pool keeps what only this host can run.
+  const c0 = config.current();
+  const redis: RedisTarget | null = c0.redisUrl
+    ? { url: c0.redisUrl, password: c0.redisPassword, tlsCaFile: env.DRIVESHIP_REDIS_TLS_CA || null, tlsServername: env.DRIVESHIP_REDIS_TLS_SERVERNAME || null }
+    : null;
+  let bullmq: BullMqTransferQueue | null = null;
+  const connection = redis ? redisOptions(redis) : null;
+  engine = new Engine({
+    store, config, bus, log, google, dataDir, threads: opts.threads, sourceGuards,
+    wrapQueue: connection
+      ? (local, limits) =>
+          (bullmq = new BullMqTransferQueue({
+            connection, limits, local, log,
+            owner: createHash('sha256').update(`${hostname()}\0${dataDir}`).digest('hex').slice(0, 12),
+            accessToken: async () => (await engine!.drive()).accessToken(),
+            isWanted: libraryWants(store.library),
+          }))
+      : undefined,
+  });
   const eng = engine;
+  let embedded: EmbeddedWorker | null = null;
+  if (bullmq && connection) {
+    const q: BullMqTransferQueue = bullmq;
+    log.info({ redis: redactRedisUrl(redis!.url) }, 'transfers go through BullMQ');
+    await q.start();
+    if (c0.embeddedWorker) {
+      embedded = startEmbeddedWorker(
+        {
+          redis: redis!, name: `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50) || 'shop'}-shop`, dataDir, embedded: true,
+          maxDownloads: c0.maxDownloads, maxUploads: c0.maxUploads,
+          downloadBytesPerSec: c0.downloadKBps > 0 ? c0.downloadKBps * 1024 : null,
+          uploadBytesPerSec: c0.uploadKBps > 0 ? c0.uploadKBps * 1024 : null,
+          lockMs: c0.workerLockSec * 1000,
+          allowPrivateOrigins: c0.allowPrivateOrigins,
+          ownPorts: [c0.adminPort, c0.webhookPort].filter((p) => p > 0),
+          version: opts.version ?? readAppVersion(),
+          logDir: join(dataDir, 'logs', 'worker'),
+        },
+        log,
+      );
+    }
+  }
   const version = opts.version ?? readAppVersion();
   const metrics = createMetrics({ store, bus, engine: eng, version });
   const health = () => ({
@@ -255,6 +301,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
         store, engine: eng, google, log, products,
         onGoogleChange: () => eng.googleChanged(),
         googleClient: () => ({ id: config.current().googleClientId, secret: config.current().googleClientSecret }),
+        redisUrl: () => redis?.url ?? null,
       });
       opsRoutes(api, { store, config, jobs, tunnel, dataDir });
       ownerRoutes(api, {
@@ -354,7 +401,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   }
   log.info({ adminPort, webhookPort, dataDir }, 'driveship core started');
   return {
-    dataDir, store, config, bus, intake, shop, engine: eng, google, metrics, jobs, reconciler, tunnel, wake, log, token, adminUrl,
+    dataDir, store, config, bus, intake, shop, engine: eng, google, metrics, jobs, reconciler, tunnel, wake, log, token, adminUrl, bullmq,
     webhookUrl,
     newLoginUrl,
     sandbox,
@@ -366,6 +413,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
       await Promise.all([closeServer(admin, 5_000), closeServer(publicServer, 5_000), jobs.stop(), tunnel.stop()]);
       registered.dispose();
       owner?.stop();
+      await embedded?.stop();
       await eng.stop();
       metrics.stop();
       log.info('driveship core stopped');

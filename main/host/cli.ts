@@ -23,6 +23,7 @@ Commands:
   open                  the same, and open it in your web browser
   pay CODE [AMOUNT]     demo only: pay an order with a simulated bank transfer
   sandbox               start the local emulators alone and print their addresses
+  worker --redis URL    run transfers for a shop on this machine (more machines, see README)
   backup                copy the database into <data folder>/backups now
   restore [FILE]        put a backup back (driveship must be stopped); without FILE, list backups
   diagnostics --out FILE.zip
@@ -84,6 +85,27 @@ driveship must be stopped first. Without FILE, lists the backups (newest first).
 
 Writes a support bundle: versions, settings without secrets, recent logs, job history, customer
 data masked. Safe while driveship runs.`,
+  worker: `Usage: driveship worker --redis redis://HOST:PORT [options]
+
+Runs transfer jobs of a driveship shop on this machine: downloads from product origins and uploads
+into the shop's Google Drive library, taken from BullMQ on the shop's Redis. The shop's app stays
+in charge (it decides, records, and hands out a short-lived Drive access token per upload); this
+machine gets no shop secret. Stop with Ctrl+C: running jobs go back to the queue for another worker.
+
+  --redis URL            redis:// or rediss:// (TLS) address of the shop's Redis, without a password
+                         (or DRIVESHIP_REDIS_URL)
+  --name NAME            how the shop's Workers page calls this worker (default: this computer's
+                         name); unique per Redis (or DRIVESHIP_WORKER_NAME)
+  --max-downloads N      downloads at once (or DRIVESHIP_MAX_DOWNLOADS; default 16)
+  --max-uploads N        uploads at once (or DRIVESHIP_MAX_UPLOADS; default 4)
+  --download-kbps N      KiB/s for all downloads of this machine, 0 = unlimited (or DRIVESHIP_DOWNLOAD_KBPS)
+  --upload-kbps N        KiB/s for all uploads of this machine, 0 = unlimited (or DRIVESHIP_UPLOAD_KBPS)
+  --metrics-port N       serve this worker's Prometheus /metrics on 127.0.0.1:N
+
+Environment: DRIVESHIP_REDIS_PASSWORD (the password: never on the command line),
+DRIVESHIP_REDIS_TLS_CA (PEM of a private CA for rediss://), DRIVESHIP_DATA_DIR (scratch space:
+<dir>/scratch/<name>), DRIVESHIP_WORKER_LOCK_SEC, DRIVESHIP_ALLOW_PRIVATE_ORIGINS (loopback and
+private origins: tests and sandboxes only).`,
   help: `Usage: driveship help [COMMAND]`,
 };
 
@@ -288,6 +310,7 @@ const FLAGS: Record<string, { bool: string[]; value: string[]; positional: numbe
   restore: { bool: [], value: [], positional: 1 },
   diagnostics: { bool: [], value: ['--out'], positional: 0 },
   help: { bool: [], value: [], positional: 1 },
+  worker: { bool: [], value: ['--redis', '--name', '--max-downloads', '--max-uploads', '--download-kbps', '--upload-kbps', '--metrics-port'], positional: 0 },
 };
 
 /** Options and positionals, or the reason they do not fit the command. */
@@ -356,6 +379,14 @@ export async function main(argv: string[]): Promise<number> {
     case 'sandbox': {
       const { runSandbox } = await import('./demo.js');
       return runSandbox();
+    }
+    case 'worker': {
+      const { runWorkerCommand } = await import('./worker-command.js');
+      const value = (f: string) => (typeof flags.get(f) === 'string' ? (flags.get(f) as string) : undefined);
+      return runWorkerCommand({
+        redis: value('--redis'), name: value('--name'), maxDownloads: value('--max-downloads'), maxUploads: value('--max-uploads'),
+        downloadKbps: value('--download-kbps'), uploadKbps: value('--upload-kbps'), metricsPort: value('--metrics-port'),
+      });
     }
     case 'login-link':
       return loginLink(false);

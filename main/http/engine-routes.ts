@@ -9,12 +9,14 @@ import {
   type EngineState,
   type GoogleState,
   type TimelineEntry,
+  type WorkersDto,
 } from '../core/contract';
 
 type Timeline = { items: TimelineEntry[] };
 import { AppError, notFound } from '../core/errors';
 import { SCOPE_FILE, SCOPE_READONLY, type GoogleConnection } from '../drive/auth';
 import { prepareProduct, type Engine } from '../engine';
+import { workersView } from '../engine/bullmq-queue';
 import type { Logger } from '../platform/log';
 import type { Store } from '../store';
 import type { ProductStatus } from './owner-routes';
@@ -28,7 +30,7 @@ const wrap = (fn: Handler) => (req: Request, res: Response, next: (e?: unknown) 
 
 export function engineRoutes(
   api: Router,
-  deps: { store: Store; engine: Engine; google: GoogleConnection; log: Logger; onGoogleChange: () => void; products?: ProductStatus; googleClient?: () => { id: string | null; secret: string | null } },
+  deps: { store: Store; engine: Engine; google: GoogleConnection; log: Logger; onGoogleChange: () => void; products?: ProductStatus; googleClient?: () => { id: string | null; secret: string | null }; redisUrl?: () => string | null },
 ): void {
   const { store, engine, google, log } = deps;
   const sup = engine.supervisor;
@@ -72,6 +74,10 @@ export function engineRoutes(
     }
     items.sort((a, b) => a.at - b.at);
     res.json({ items } satisfies Timeline);
+  }));
+
+  api.get('/workers', wrap((_req, res) => {
+    res.json(workersView(engine.queue, deps.redisUrl?.() ?? null) satisfies WorkersDto);
   }));
 
   api.get('/engine', wrap((_req, res) => {

@@ -4,6 +4,7 @@
 // and the engine at scrape time (deliveries by state, bytes, transfers, pool, alerts).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Engine } from '../engine';
+import { BullMqTransferQueue } from '../engine/bullmq-queue';
 import type { Store } from '../store';
 import type { Bus } from '../platform/bus';
 
@@ -11,7 +12,7 @@ export interface MetricsDeps {
   store: Store;
   bus: Bus;
   /** The running engine's transfer queue and supervisor; without it the engine's figures are left out. */
-  engine?: Pick<Engine, 'queue' | 'supervisor'> | null;
+  engine?: Pick<Engine, 'queue' | 'local' | 'supervisor'> | null;
   /** Node's process metrics (CPU, memory, GC, event-loop lag); default true. */
   defaultMetrics?: boolean;
   /** Added as a label to driveship_build_info. */
@@ -197,7 +198,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker pool utilisation (0..1) as reported by Piscina',
     registers: [registry],
     collect() {
-      const u = engine ? safe(() => engine.queue.pool.utilization, undefined) : undefined;
+      const u = engine ? safe(() => engine.local.pool.utilization, undefined) : undefined;
       if (typeof u === 'number' && Number.isFinite(u)) this.set(u);
     },
   });
@@ -206,7 +207,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Worker threads alive in the pool',
     registers: [registry],
     collect() {
-      const t = engine ? safe(() => engine.queue.pool.threads.length, undefined) : undefined;
+      const t = engine ? safe(() => engine.local.pool.threads.length, undefined) : undefined;
       if (typeof t === 'number') this.set(t);
     },
   });
@@ -215,8 +216,92 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     help: 'Tasks waiting inside the worker pool',
     registers: [registry],
     collect() {
-      const q = engine ? safe(() => engine.queue.pool.queueSize, undefined) : undefined;
+      const q = engine ? safe(() => engine.local.pool.queueSize, undefined) : undefined;
       if (typeof q === 'number') this.set(q);
+    },
+  });
+
+  // ---- transfer workers on other machines (BullMQ), one series per worker, from their heartbeats ----
+  const workerNames = new Set<string>();
+  const workers = () => {
+    const q = engine?.queue;
+    return q instanceof BullMqTransferQueue ? safe(() => q.workerList(), []) : [];
+  };
+  new Gauge({
+    name: 'driveship_worker_up',
+    help: 'Transfer workers over BullMQ: 1 while it reports, 0 once silent or stopped',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of workers()) this.set({ worker: boundedLabel(workerNames, w.name) }, w.alive ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'driveship_worker_last_seen_seconds',
+    help: 'When the worker last reported (Unix time, Redis clock)',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of workers()) this.set({ worker: boundedLabel(workerNames, w.name) }, w.seenAt / 1000);
+    },
+  });
+  new Gauge({
+    name: 'driveship_worker_running',
+    help: 'Transfers a worker runs now, by kind',
+    labelNames: ['worker', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of workers()) {
+        const worker = boundedLabel(workerNames, w.name);
+        this.set({ worker, kind: 'download' }, w.running.download);
+        this.set({ worker, kind: 'upload' }, w.running.upload);
+      }
+    },
+  });
+  new Gauge({
+    name: 'driveship_worker_jobs',
+    help: 'Jobs a worker finished since it started, by outcome (done, failed, refused)',
+    labelNames: ['worker', 'outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of workers()) {
+        const worker = boundedLabel(workerNames, w.name);
+        this.set({ worker, outcome: 'done' }, w.done);
+        this.set({ worker, outcome: 'failed' }, w.failed);
+        this.set({ worker, outcome: 'refused' }, w.refused);
+      }
+    },
+  });
+  new Gauge({
+    name: 'driveship_worker_bytes',
+    help: 'Bytes a worker moved since it started, by direction',
+    labelNames: ['worker', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of workers()) {
+        const worker = boundedLabel(workerNames, w.name);
+        this.set({ worker, direction: 'down' }, w.bytesDown);
+        this.set({ worker, direction: 'up' }, w.bytesUp);
+      }
+    },
+  });
+  new Gauge({
+    name: 'driveship_worker_throughput_bytes_per_second',
+    help: 'A worker\'s speed over its last few seconds, by direction',
+    labelNames: ['worker', 'direction'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of workers()) {
+        const worker = boundedLabel(workerNames, w.name);
+        this.set({ worker, direction: 'down' }, w.alive ? w.downBps : 0);
+        this.set({ worker, direction: 'up' }, w.alive ? w.upBps : 0);
+      }
     },
   });
 

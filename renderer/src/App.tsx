@@ -15,6 +15,7 @@ import { PaymentsPage } from './pages/Payments';
 import { ProductsPage, ProductEditPage } from './pages/Products';
 import { SettingsPage } from './pages/Settings';
 import { SupportPage } from './pages/Support';
+import { WorkersPage } from './pages/Workers';
 import { progressStore } from './progress';
 import { useRoute, type Route } from './router';
 
@@ -87,6 +88,8 @@ function Page({ route }: { route: Route }) {
       return <SupportPage />;
     case 'customers':
       return <CustomersPage />;
+    case 'workers':
+      return <WorkersPage />;
     case 'customer':
       return <CustomerPage email={route.email} />;
     case 'not-found':

@@ -15,6 +15,7 @@ export type Route =
   | { name: 'settings' }
   | { name: 'support' }
   | { name: 'customers' }
+  | { name: 'workers' }
   | { name: 'customer'; email: string }
   | { name: 'not-found' };
 
@@ -43,6 +44,8 @@ export function parseRoute(hash: string): Route {
       return { name: 'settings' };
     case 'support':
       return { name: 'support' };
+    case 'workers':
+      return { name: 'workers' };
     case 'customers':
       return parts[1] ? { name: 'customer', email: parts[1] } : { name: 'customers' };
     default:

@@ -34,7 +34,7 @@ describe('settings registry', () => {
       if (d.secret) assert.equal(d.input, 'secret', `${k}: a secret is edited as one`);
     }
     assert.deepEqual([...SECRET_SETTINGS].sort(), [
-      'cloudflaredToken', 'googleClientSecret', 'ngrokAuthtoken', 'sepayApiKey', 'sepayApiToken', 'sepayHmacSecret', 'smtpPassword', 'telegramBotToken',
+      'cloudflaredToken', 'googleClientSecret', 'ngrokAuthtoken', 'redisPassword', 'redisUrl', 'sepayApiKey', 'sepayApiToken', 'sepayHmacSecret', 'smtpPassword', 'telegramBotToken',
     ]);
   });
 

@@ -128,7 +128,7 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
     let emit: (e: TransferEvent) => void = () => undefined;
     const fake = {
       enqueue: () => true, cancel: () => true, setPriority: () => true, setLimits: () => undefined, pauseKind: () => undefined, resumeKind: () => undefined,
-      isPaused: () => false, refreshToken: () => true, control: () => true, has: () => true, stats: () => ({ running: { download: 0, upload: 0 }, queued: 0, bytesDown: 0, bytesUp: 0, hosts: [] }),
+      overlaps: true, limits: () => limitsOf({}), isPaused: () => false, refreshToken: () => true, control: () => true, has: () => true, stats: () => ({ running: { download: 0, upload: 0 }, queued: 0, bytesDown: 0, bytesUp: 0, hosts: [] }),
       close: async () => undefined,
       subscribe: (l: (e: TransferEvent) => void) => ((emit = l), () => undefined),
     };

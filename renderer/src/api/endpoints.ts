@@ -24,7 +24,7 @@ import type {
 } from '../../../main/core/contract';
 import type { OrderStatus } from '../../../main/core/order';
 import { call, parsed, query, send } from './client';
-import { AlertTestSchema, AuditEntrySchema, ConnectionsSchema, DashboardSchema, DeliveryEventSchema, EngineSchema, GoogleSchema, JobsSchema, TimelineSchema } from '../../../main/core/contract';
+import { AlertTestSchema, AuditEntrySchema, ConnectionsSchema, DashboardSchema, DeliveryEventSchema, EngineSchema, GoogleSchema, JobsSchema, TimelineSchema, WorkersSchema } from '../../../main/core/contract';
 import type { OrderAttention, SandboxPay, SourceCheckDto, SourceConfig } from '../../../main/core/contract';
 import { z } from 'zod';
 
@@ -78,6 +78,10 @@ export const deliveries = {
     const p = z.object({ count: z.number() }).safeParse(r);
     return p.success ? p.data.count : null;
   },
+};
+
+export const workers = {
+  list: () => parsed(WorkersSchema, 'GET', '/workers'),
 };
 
 export const engine = {

@@ -11,6 +11,7 @@ const NAV: { to: string; key: MessageKey; match: Route['name'][] }[] = [
   { to: '/payments', key: 'nav.payments', match: ['payments'] },
   { to: '/customers', key: 'nav.customers', match: ['customers', 'customer'] },
   { to: '/products', key: 'nav.products', match: ['products', 'product', 'product-new'] },
+  { to: '/workers', key: 'nav.workers', match: ['workers'] },
   { to: '/settings', key: 'nav.settings', match: ['settings'] },
   { to: '/support', key: 'nav.support', match: ['support'] },
 ];
@@ -22,6 +23,7 @@ const NAV_ICONS: Record<string, string> = {
   '/payments': '₫',
   '/customers': '☺',
   '/products': '▦',
+  '/workers': '⛭',
   '/settings': '⚙',
   '/support': '?',
 };
