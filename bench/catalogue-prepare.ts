@@ -6,9 +6,8 @@
 //
 // A host that does not finish within BENCH_CATALOGUE_LIMIT_SEC is reported with how far it got.
 import { readFileSync } from 'node:fs';
-import { request } from 'undici';
 import { startHost, tempDir, type HostHandle } from '../test/helpers/host';
-import { envNum, machine, machineLoad, percentile, printTable, round } from './lib/measure';
+import { envNum, machine, machineLoad, percentile, pollLatency, printTable, processCpu, round, type PollFigures } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 
 const SIZES = (process.env.BENCH_CATALOGUE_FILES ?? '1000,5000').split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
@@ -17,45 +16,7 @@ const FILE_BYTES = envNum('BENCH_CATALOGUE_FILE_BYTES', 1024);
 const POLL_MS = 50;
 
 const CLK_TCK = 100;
-function cpuOf(statPath: string): number | null {
-  try {
-    const text = readFileSync(statPath, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return null;
-  }
-}
-const hostCpu = (pid: number) => ({ main: cpuOf(`/proc/${pid}/task/${pid}/stat`), process: cpuOf(`/proc/${pid}/stat`) });
-
-/** Polls a URL every POLL_MS (never two requests at once) and records each answer's latency. */
-function poller(url: string) {
-  const latencies: number[] = [];
-  let failures = 0;
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      const t0 = performance.now();
-      try {
-        const res = await request(url, { headersTimeout: 60_000, bodyTimeout: 60_000 });
-        await res.body.dump();
-        if (res.statusCode !== 200) failures++;
-      } catch {
-        failures++;
-      }
-      const ms = performance.now() - t0;
-      latencies.push(ms);
-      await new Promise((r) => setTimeout(r, Math.max(0, POLL_MS - ms)));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return { samples: latencies.length, failures, p50: round(percentile(latencies, 50), 1), p99: round(percentile(latencies, 99), 1), max: round(Math.max(...latencies), 1) };
-    },
-  };
-}
+const hostCpu = processCpu;
 
 interface Result {
   files: number;
@@ -63,8 +24,8 @@ interface Result {
   seconds: number;
   cachedFiles: number;
   inDriveFiles: number;
-  admin: Awaited<ReturnType<ReturnType<typeof poller>['stop']>>;
-  webhook: Awaited<ReturnType<ReturnType<typeof poller>['stop']>>;
+  admin: PollFigures;
+  webhook: PollFigures;
   mainThreadCpuSec: number | null;
   processCpuSec: number | null;
   sigtermExitMs: number;
@@ -93,13 +54,13 @@ async function runOne(files: number): Promise<Result> {
   const dataDir = tempDir('driveship-bench-catalogue-');
   const host = await startHost({ dataDir, env: { ...sandbox.env, SEPAY_HMAC_SECRET: 'bench-catalogue-secret', DRIVESHIP_LOG_LEVEL: 'error' } });
   const pid = host.proc.pid!;
-  let pollers: ReturnType<typeof poller>[] = [];
+  let pollers: ReturnType<typeof pollLatency>[] = [];
   try {
     const created = await host.api('POST', '/api/v1/products', { name: `Catalogue ${files}`, priceVnd: 10_000, source: { kind: 'http-manifest', manifestUrl } });
     if (created.status !== 201) throw new Error(`product create answered ${created.status}: ${JSON.stringify(created.body)}`);
     const productId = created.body.id as string;
-    const admin = poller(new URL('/healthz', host.admin).toString());
-    const webhook = poller(new URL('/healthz', host.webhook!).toString());
+    const admin = pollLatency(new URL('/healthz', host.admin).toString(), POLL_MS);
+    const webhook = pollLatency(new URL('/healthz', host.webhook!).toString(), POLL_MS);
     pollers = [admin, webhook];
     const cpu0 = hostCpu(pid);
     const load0 = machineLoadStart();

@@ -11,7 +11,7 @@ import { request } from 'undici';
 import { makeTransaction, sign } from '../sandbox/sepay/sender';
 import { startHost, tempDir } from '../test/helpers/host';
 import { aria2Version, runAria2 } from './lib/baselines';
-import { envNum, machine, machineLoad, MiB, mib, percentile, printTable, round, verdict, waitQuiet } from './lib/measure';
+import { envNum, machine, machineLoad, MiB, mib, percentile, pollLatency, printTable, processCpu, round, verdict, waitQuiet, type PollFigures } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 
 const FILES = envNum('BENCH_CATALOGUE_N', 1000);
@@ -34,48 +34,10 @@ function sizes(): number[] {
   return Array.from({ length: FILES }, () => Math.round(MIN * (MAX / MIN) ** rand()));
 }
 
-function cpuOf(statPath: string): number | null {
-  try {
-    const text = readFileSync(statPath, 'utf8');
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return null;
-  }
-}
-
-function poller(url: string) {
-  const latencies: number[] = [];
-  let failures = 0;
-  let running = true;
-  const done = (async () => {
-    while (running) {
-      const t0 = performance.now();
-      try {
-        const res = await request(url, { headersTimeout: 30_000, bodyTimeout: 30_000 });
-        await res.body.dump();
-        if (res.statusCode !== 200) failures++;
-      } catch {
-        failures++;
-      }
-      const ms = performance.now() - t0;
-      latencies.push(ms);
-      await new Promise((r) => setTimeout(r, Math.max(0, 50 - ms)));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return { samples: latencies.length, failures, p50: round(percentile(latencies, 50), 1), p99: round(percentile(latencies, 99), 1), max: round(Math.max(...latencies), 1) };
-    },
-  };
-}
-
 interface OursResult {
   seconds: number;
   delivered: boolean;
-  admin: Awaited<ReturnType<ReturnType<typeof poller>['stop']>>;
+  admin: PollFigures;
   hostCpuSec: number | null;
   hostMainCpuSec: number | null;
   originBytes: number;
@@ -102,8 +64,8 @@ async function runOurs(list: { path: string; size: number }[]): Promise<OursResu
     if (order.status !== 201) throw new Error(`order create answered ${order.status}`);
     await waitQuiet();
     const pid = host.proc.pid!;
-    const cpu0 = { p: cpuOf(`/proc/${pid}/stat`), m: cpuOf(`/proc/${pid}/task/${pid}/stat`) };
-    const admin = poller(new URL('/healthz', host.admin).toString());
+    const cpu0 = (({ process: p, main: m }) => ({ p, m }))(processCpu(pid));
+    const admin = pollLatency(new URL('/healthz', host.admin).toString(), 50, 30_000);
     const windows: string[] = [];
     const t0 = performance.now();
     const body = JSON.stringify(makeTransaction({ accountNumber: ACCOUNT, content: `${order.body.code} chuyen khoan`, transferAmount: order.body.amountVnd }));
@@ -126,7 +88,7 @@ async function runOurs(list: { path: string; size: number }[]): Promise<OursResu
       await new Promise((r) => setTimeout(r, 250));
     }
     const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = { p: cpuOf(`/proc/${pid}/stat`), m: cpuOf(`/proc/${pid}/task/${pid}/stat`) };
+    const cpu1 = (({ process: p, main: m }) => ({ p, m }))(processCpu(pid));
     const a = await admin.stop();
     const c = await sandbox.counters();
     return {

@@ -1,3 +1,4 @@
+import { request } from 'undici';
 // Small measuring and printing helpers shared by the transfer benchmarks.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
@@ -97,7 +98,7 @@ export const verdict = (met: boolean) => (met ? 'MET' : 'NOT MET');
 const CLK_TCK = 100; // USER_HZ: 100 on every Linux the project targets
 
 /** CPU seconds (user + system) of a thread or process from /proc; null where /proc is missing. */
-function procCpuSeconds(statPath: string): number | null {
+export function procCpuSeconds(statPath: string): number | null {
   try {
     const text = readFileSync(statPath, 'utf8');
     // Fields after the command name (which may hold spaces) start after the last ')'.
@@ -194,4 +195,49 @@ export async function waitQuiet(): Promise<void> {
     if (quiet >= 3) return;
   }
   console.log(`  (the machine did not go quiet within ${limit / 1000} s; measuring anyway)`);
+}
+
+/** CPU seconds of a process (all threads) and of its main thread, from /proc. */
+export function processCpu(pid: number): { process: number | null; main: number | null } {
+  return { process: procCpuSeconds(`/proc/${pid}/stat`), main: procCpuSeconds(`/proc/${pid}/task/${pid}/stat`) };
+}
+
+export interface PollFigures {
+  samples: number;
+  failures: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/**
+ * Polls a URL every `everyMs` (never two requests at once) and records each answer's latency from
+ * the start of its request; a non-200 or an error counts as a failure.
+ */
+export function pollLatency(url: string, everyMs = 50, timeoutMs = 60_000): { stop(): Promise<PollFigures> } {
+  const latencies: number[] = [];
+  let failures = 0;
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      try {
+        const res = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+        await res.body.dump();
+        if (res.statusCode !== 200) failures++;
+      } catch {
+        failures++;
+      }
+      const ms = performance.now() - t0;
+      latencies.push(ms);
+      await new Promise((r) => setTimeout(r, Math.max(0, everyMs - ms)));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return { samples: latencies.length, failures, p50: round(percentile(latencies, 50), 1), p99: round(percentile(latencies, 99), 1), max: round(Math.max(...latencies), 1) };
+    },
+  };
 }

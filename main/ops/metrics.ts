@@ -227,83 +227,31 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     const q = engine?.queue;
     return q instanceof BullMqTransferQueue ? safe(() => q.workerList(), []) : [];
   };
-  new Gauge({
-    name: 'driveship_worker_up',
-    help: 'Transfer workers over BullMQ: 1 while it reports, 0 once silent or stopped',
-    labelNames: ['worker'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const w of workers()) this.set({ worker: boundedLabel(workerNames, w.name) }, w.alive ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'driveship_worker_last_seen_seconds',
-    help: 'When the worker last reported (Unix time, Redis clock)',
-    labelNames: ['worker'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const w of workers()) this.set({ worker: boundedLabel(workerNames, w.name) }, w.seenAt / 1000);
-    },
-  });
-  new Gauge({
-    name: 'driveship_worker_running',
-    help: 'Transfers a worker runs now, by kind',
-    labelNames: ['worker', 'kind'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const w of workers()) {
-        const worker = boundedLabel(workerNames, w.name);
-        this.set({ worker, kind: 'download' }, w.running.download);
-        this.set({ worker, kind: 'upload' }, w.running.upload);
-      }
-    },
-  });
-  new Gauge({
-    name: 'driveship_worker_jobs',
-    help: 'Jobs a worker finished since it started, by outcome (done, failed, refused)',
-    labelNames: ['worker', 'outcome'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const w of workers()) {
-        const worker = boundedLabel(workerNames, w.name);
-        this.set({ worker, outcome: 'done' }, w.done);
-        this.set({ worker, outcome: 'failed' }, w.failed);
-        this.set({ worker, outcome: 'refused' }, w.refused);
-      }
-    },
-  });
-  new Gauge({
-    name: 'driveship_worker_bytes',
-    help: 'Bytes a worker moved since it started, by direction',
-    labelNames: ['worker', 'direction'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const w of workers()) {
-        const worker = boundedLabel(workerNames, w.name);
-        this.set({ worker, direction: 'down' }, w.bytesDown);
-        this.set({ worker, direction: 'up' }, w.bytesUp);
-      }
-    },
-  });
-  new Gauge({
-    name: 'driveship_worker_throughput_bytes_per_second',
-    help: 'A worker\'s speed over its last few seconds, by direction',
-    labelNames: ['worker', 'direction'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const w of workers()) {
-        const worker = boundedLabel(workerNames, w.name);
-        this.set({ worker, direction: 'down' }, w.alive ? w.downBps : 0);
-        this.set({ worker, direction: 'up' }, w.alive ? w.upBps : 0);
-      }
-    },
-  });
+  type WorkerInfo = ReturnType<typeof workers>[number];
+  /** One gauge, one series per worker and value of `label` (none when `label` is null). */
+  const workerGauge = (name: string, help: string, label: string | null, values: (w: WorkerInfo) => Record<string, number>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: label ? ['worker', label] : ['worker'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const w of workers()) {
+          const worker = boundedLabel(workerNames, w.name);
+          for (const [k, v] of Object.entries(values(w))) this.set(label ? { worker, [label]: k } : { worker }, v);
+        }
+      },
+    });
+  workerGauge('driveship_worker_up', 'Transfer workers over BullMQ: 1 while it reports, 0 once silent or stopped', null, (w) => ({ up: w.alive ? 1 : 0 }));
+  workerGauge('driveship_worker_last_seen_seconds', 'When the worker last reported (Unix time, Redis clock)', null, (w) => ({ seen: w.seenAt / 1000 }));
+  workerGauge('driveship_worker_running', 'Transfers a worker runs now, by kind', 'kind', (w) => ({ download: w.running.download, upload: w.running.upload }));
+  workerGauge('driveship_worker_jobs', 'Jobs a worker finished since it started, by outcome (done, failed, refused)', 'outcome', (w) => ({ done: w.done, failed: w.failed, refused: w.refused }));
+  workerGauge('driveship_worker_bytes', 'Bytes a worker moved since it started, by direction', 'direction', (w) => ({ down: w.bytesDown, up: w.bytesUp }));
+  workerGauge('driveship_worker_throughput_bytes_per_second', "A worker's speed over its last few seconds, by direction", 'direction', (w) => ({
+    down: w.alive ? w.downBps : 0,
+    up: w.alive ? w.upBps : 0,
+  }));
 
   // ---- webhooks and payments ----
   const webhooks = new Counter({

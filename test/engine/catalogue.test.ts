@@ -17,11 +17,11 @@ import { percentile } from '../../bench/lib/measure';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { query } from '../helpers/db';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
+import { FOLDER_MIME, listDrive, treeUnder, type DriveFile } from '../helpers/drive-listing';
 
 const FILES = Number(process.env.CATALOGUE_FILES ?? 5000);
 const FILE_BYTES = 1024;
 const ACCOUNT = '0123456789';
-const FOLDER_MIME = 'application/vnd.google-apps.folder';
 const LATENCY_LIMIT_MS = 100;
 /**
  * The first answer of each listener after each (re)start is its warm-up (the first request through
@@ -74,52 +74,6 @@ async function until(what: string, check: () => boolean, timeoutMs: number): Pro
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-interface DriveFile {
-  id: string;
-  name: string;
-  mimeType: string;
-  parents?: string[];
-  size?: string;
-  md5Checksum?: string;
-}
-
-/** Every file and folder in the Drive emulator, through files.list (REST, paged). */
-async function listDrive(rootUrl: string): Promise<DriveFile[]> {
-  const out: DriveFile[] = [];
-  let pageToken: string | undefined;
-  do {
-    const url = new URL('drive/v3/files', rootUrl);
-    url.search = new URLSearchParams({
-      pageSize: '1000',
-      q: 'trashed = false',
-      fields: 'nextPageToken,files(id,name,mimeType,parents,size,md5Checksum)',
-      ...(pageToken ? { pageToken } : {}),
-    }).toString();
-    const res = await request(url, { headers: { authorization: 'Bearer test' } });
-    const body = (await res.body.json()) as { files: DriveFile[]; nextPageToken?: string };
-    assert.equal(res.statusCode, 200, JSON.stringify(body));
-    out.push(...body.files);
-    pageToken = body.nextPageToken;
-  } while (pageToken);
-  return out;
-}
-
-/** path → files under a folder (recursively), from a full listing. */
-function treeUnder(all: DriveFile[], folderId: string): Map<string, DriveFile[]> {
-  const children = new Map<string, DriveFile[]>();
-  for (const f of all) for (const p of f.parents ?? []) children.set(p, [...(children.get(p) ?? []), f]);
-  const out = new Map<string, DriveFile[]>();
-  const walk = (id: string, prefix: string) => {
-    for (const c of children.get(id) ?? []) {
-      const path = prefix ? `${prefix}/${c.name}` : c.name;
-      if (c.mimeType === FOLDER_MIME) walk(c.id, path);
-      else out.set(path, [...(out.get(path) ?? []), c]);
-    }
-  };
-  walk(folderId, '');
-  return out;
 }
 
 describe('a catalogue of 5,000 files', () => {

@@ -12,57 +12,11 @@ import { startSandbox, type Sandbox } from '../../sandbox';
 import { makeTransaction, SePaySender } from '../../sandbox/sepay/sender';
 import { query } from '../helpers/db';
 import { startHost, tempDir, type HostHandle } from '../helpers/host';
+import { FOLDER_MIME, listDrive, treeUnder, type DriveFile } from '../helpers/drive-listing';
 
 const MiB = 1024 * 1024;
 const ACCOUNT = '0123456789';
-const FOLDER_MIME = 'application/vnd.google-apps.folder';
 const KILLS = Number(process.env.OVERLAP_KILLS ?? 6);
-
-interface DriveFile {
-  id: string;
-  name: string;
-  mimeType: string;
-  parents?: string[];
-  size?: string;
-  sha256Checksum?: string;
-}
-
-/** Every file and folder in the Drive emulator, through files.list (REST, paged). */
-async function listDrive(rootUrl: string): Promise<DriveFile[]> {
-  const out: DriveFile[] = [];
-  let pageToken: string | undefined;
-  do {
-    const url = new URL('drive/v3/files', rootUrl);
-    url.search = new URLSearchParams({
-      pageSize: '1000',
-      q: 'trashed = false',
-      fields: 'nextPageToken,files(id,name,mimeType,parents,size,sha256Checksum)',
-      ...(pageToken ? { pageToken } : {}),
-    }).toString();
-    const res = await request(url, { headers: { authorization: 'Bearer test' } });
-    const body = (await res.body.json()) as { files: DriveFile[]; nextPageToken?: string };
-    assert.equal(res.statusCode, 200, JSON.stringify(body));
-    out.push(...body.files);
-    pageToken = body.nextPageToken;
-  } while (pageToken);
-  return out;
-}
-
-/** path → files under a folder (recursively). */
-function treeUnder(all: DriveFile[], folderId: string): Map<string, DriveFile[]> {
-  const children = new Map<string, DriveFile[]>();
-  for (const f of all) for (const p of f.parents ?? []) children.set(p, [...(children.get(p) ?? []), f]);
-  const out = new Map<string, DriveFile[]>();
-  const walk = (id: string, prefix: string) => {
-    for (const c of children.get(id) ?? []) {
-      const path = prefix ? `${prefix}/${c.name}` : c.name;
-      if (c.mimeType === FOLDER_MIME) walk(c.id, path);
-      else out.set(path, [...(out.get(path) ?? []), c]);
-    }
-  };
-  walk(folderId, '');
-  return out;
-}
 
 interface ProductSpec {
   name: string;
