@@ -170,9 +170,12 @@ async function serve(cloudflaredPath: string | undefined): Promise<number> {
     return 1;
   }
   const webhook = core.webhookUrl();
+  // Listening for Ctrl+C and SIGTERM before saying "ready": whoever reads that line may stop us at
+  // once, and a signal without a listener would kill the process without closing anything.
+  const stopped = untilStopped(core);
   out(firstScreen(core));
   out(`DRIVESHIP_READY ${JSON.stringify({ admin: core.adminUrl, webhook })}`);
-  await untilStopped(core);
+  await stopped;
   return 0;
 }
 

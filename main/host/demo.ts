@@ -171,9 +171,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       if (!waiting && products[0]) {
         waiting = await core.shop.createOrder({ customerEmail: 'lan.nguyen@example.com', customerName: 'Nguyễn Thị Lan', items: [{ productId: products[0] }] }, 'demo');
       }
+      const stopped = untilStopped({ stop: async () => undefined }); // before "ready" (see serve in ./cli)
       say(demoScreen(core, dataDir, firstRun, waiting?.code ?? null));
       process.stdout.write(`DRIVESHIP_READY ${JSON.stringify({ admin: core.adminUrl, webhook: core.webhookUrl() })}\n`);
-      await untilStopped({ stop: async () => undefined });
+      await stopped;
       return 0;
     }
     await whenSettled(core, orderIds, opts.timeoutMs ?? 10 * 60_000);
@@ -227,13 +228,15 @@ function demoScreen(core: App, dataDir: string, firstRun: boolean, code: string 
 /** `driveship sandbox`: the emulators alone, one JSON line, until stopped. */
 export async function runSandbox(): Promise<number> {
   const sandbox = await startSandbox();
-  process.stdout.write(
-    JSON.stringify({ origin: sandbox.origin.url, drive: sandbox.drive.url, smtp: sandbox.smtp.url, sepayApi: sandbox.sepayApi.url, env: sandbox.env }) + '\n',
-  );
-  await new Promise<void>((resolve) => {
+  // Listening for signals before the line that says it is up (see serve in ./cli).
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  process.stdout.write(
+    JSON.stringify({ origin: sandbox.origin.url, drive: sandbox.drive.url, smtp: sandbox.smtp.url, sepayApi: sandbox.sepayApi.url, env: sandbox.env }) + '\n',
+  );
+  await stopped;
   await sandbox.close();
   return 0;
 }

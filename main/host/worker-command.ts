@@ -102,9 +102,8 @@ export async function runWorkerCommand(args: WorkerArgs, env: NodeJS.ProcessEnv 
     await w.stop();
     return 1;
   }
-  out(`driveship worker "${name}" is running: ${maxDownloads} downloads and ${maxUploads} uploads at once, scratch in ${dataDir}. Ctrl+C stops it.`);
-  out(`DRIVESHIP_WORKER_READY ${JSON.stringify({ name, metrics: metrics ? `http://127.0.0.1:${(metrics.address() as { port: number }).port}/metrics` : null })}`);
-  await new Promise<void>((resolve) => {
+  // Listening for signals before saying "ready" (see serve in ./cli).
+  const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
       if (stopping) return;
@@ -118,6 +117,9 @@ export async function runWorkerCommand(args: WorkerArgs, env: NodeJS.ProcessEnv 
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  out(`driveship worker "${name}" is running: ${maxDownloads} downloads and ${maxUploads} uploads at once, scratch in ${dataDir}. Ctrl+C stops it.`);
+  out(`DRIVESHIP_WORKER_READY ${JSON.stringify({ name, metrics: metrics ? `http://127.0.0.1:${(metrics.address() as { port: number }).port}/metrics` : null })}`);
+  await stopped;
   log.flush?.();
   return 0;
 }
