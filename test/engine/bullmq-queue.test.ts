@@ -210,7 +210,9 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
       assert.ok(results.every((r) => r.ok), JSON.stringify(results.filter((r) => !r.ok)));
       assert.ok(peak <= 2, `at most 2 connections to one origin across both workers, saw ${peak}`);
       assert.equal(peak, 2, 'and the limit is used');
-      assert.equal(served[0], '/vip', `VIP first: ${served.join(' ')}`);
+      // VIP is in the first batch the limit lets start; which of that batch reaches the origin
+      // first is a race between two worker processes.
+      assert.ok(served.slice(0, 2).includes('/vip'), `VIP starts in the first batch: ${served.join(' ')}`);
     } finally {
       q.setLimits(limits());
       await new Promise((r) => slow.close(r));
