@@ -113,18 +113,44 @@ function get(ctx: RunContext, range: string | null, signal: AbortSignal): Promis
   const { task, stallMs } = ctx;
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (range) headers.range = range;
-  // undici's timers are the stall detector: the body timer only runs while undici waits for the
-  // socket, not while the stream is paused because the throttle is holding reads back.
-  return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs, highWaterMark: bodyBuffer(ctx) });
+  // undici's headers timer covers the wait for an answer; the body is watched by stallGuarded (its
+  // own body timer is kept as a second line, but it is not re-armed reliably after a pause).
+  return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs, highWaterMark: BODY_BUFFER });
 }
 
 /**
- * How much of a body undici may hold before we read it. Uncapped, 1 MiB: fewer, larger chunks (one
- * writev each). Capped, the default 64 KiB: the throttle pays for each chunk after it is read, so a
- * large buffer would let a burst of that size through the cap at the start.
+ * How much of a body undici may hold before we read it: Node's default 64 KiB. A larger buffer
+ * costs a copy of every byte (a stream's reader concatenates what is buffered into one chunk, while
+ * chunks are gathered for one writev per MiB here anyway), and under a cap it would let a burst of
+ * its size through before the throttle sees it.
  */
-function bodyBuffer(ctx: RunContext): number {
-  return ctx.controls.throttle.bytesPerSec === null ? MiB : 64 * 1024;
+const BODY_BUFFER = 64 * 1024;
+
+/**
+ * A body's chunks, failing with a TRANSIENT "stalled" when the origin sends nothing for `stallMs`
+ * while we wait for it. Only the wait for the socket counts: time spent writing or held back by the
+ * throttle is ours, not the origin's. One timer per body, re-armed per chunk.
+ */
+export async function* stallGuarded(body: Response['body'], stallMs: number): AsyncGenerator<Buffer> {
+  let waiting = false;
+  const timer = setTimeout(function stalled() {
+    if (waiting) body.destroy(failure('TRANSIENT', `stalled: the origin sent nothing for ${Math.round(stallMs / 100) / 10} s`));
+  }, stallMs);
+  const chunks = body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      waiting = true;
+      timer.refresh();
+      const next = await chunks.next();
+      waiting = false;
+      if (next.done) return;
+      yield next.value as Buffer;
+    }
+  } finally {
+    clearTimeout(timer);
+    // Leaving early (a piece complete, an error in the consumer) ends the body and its connection.
+    if (!body.destroyed) await chunks.return?.();
+  }
 }
 
 /** Drops a body we will not read. dump() reads a small one to keep the connection reusable and
@@ -376,7 +402,7 @@ async function streamRest(
       // A capped transfer is slow anyway: it writes each chunk as it comes (finer progress).
       const batch = controls.throttle.bytesPerSec === null ? WRITE_BATCH : 0;
       try {
-        for await (const c of res.body) {
+        for await (const c of stallGuarded(res.body, ctx.stallMs)) {
           const chunk = c as Buffer;
           if (task.size !== undefined && have + gatheredBytes + chunk.length > task.size) {
             throw failure('CHECKSUM_MISMATCH', `origin sent more than the expected ${task.size} bytes`);
@@ -836,7 +862,7 @@ async function fetchSegment(
     onProgress();
   };
   try {
-    for await (const c of body) {
+    for await (const c of stallGuarded(body, ctx.stallMs)) {
       let chunk = c as Buffer;
       // Never past our piece's end (an origin sending more than asked is cut off).
       const room = seg.end - seg.done - gatheredBytes;

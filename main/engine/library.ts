@@ -540,6 +540,9 @@ export class Library {
           return uploadTracker.update(f.path, 0, 'error');
         }
         const accessToken = await side.drive.accessToken();
+        // The download may have failed while the token was fetched. Nothing would stop an upload
+        // started now (it would wait for bytes that never come): the loop head reports the failure.
+        if (s.failed) continue;
         // The job may have been stopped while the token was fetched: enqueue nothing then.
         if (shared.signal.aborted) {
           p.uploadErrors.push(new StepError('transient', 'CANCELLED', 'stopped'));

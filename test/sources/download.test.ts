@@ -216,6 +216,21 @@ describe('download task', () => {
     assert.equal((await stat(`${dest}.part`)).size, 64 * 1024, 'the bytes before the stall are kept');
   });
 
+  // A stall right after the body buffer filled (undici paused the socket, then resumed it) must trip
+  // the timeout as surely as one mid-chunk: each of these points lands differently against 64 KiB.
+  for (const afterBytes of [1, 65_536, 100_000, 131_072, 262_144 + 7]) {
+    test(`a body that stalls after ${afterBytes} bytes → TRANSIENT within the stall timeout`, async () => {
+      const name = `stall-${afterBytes}.bin`;
+      const f = origin.addFile(name, { size: MiB });
+      origin.inject({ kind: 'stall', path: name, afterBytes });
+      const run = await download({ url: f.url, destPath: destFor(name), size: f.size, stallTimeoutMs: 500 });
+      const error = failed(run);
+      assert.equal(error.code, 'TRANSIENT');
+      assert.match(error.message, /stall/);
+      assert.ok(run.ms < 3000, `gave up after ${run.ms.toFixed(0)} ms`);
+    });
+  }
+
   test('an origin that ignores Range makes a resume start over, correctly', async () => {
     const plain = await startOrigin({ ranges: false });
     try {
