@@ -59,6 +59,10 @@ export function classifyDriveError(err: unknown): StepError & { retryable: boole
   return make('permanent', 'DRIVE_REJECTED', `Google Drive refused the request (${status} ${reason}): ${message}`, false);
 }
 
+/** Ids asked of Drive at a time when the reservoir runs dry (files.generateIds allows up to 1,000). */
+const ID_RESERVOIR = 100;
+const ID_RESERVOIR_MAX_AGE_MS = 10 * 60_000;
+
 export class DriveClient {
   readonly drive: drive_v3.Drive;
   readonly rootUrl: string;
@@ -104,14 +108,35 @@ export class DriveClient {
     }
   }
 
+  /**
+   * `count` fresh ids for creates and copies. Fifty deliveries linking at once each want a folder id
+   * and a few copy ids: they are served from a reservoir filled ID_RESERVOIR at a time, so the burst
+   * costs a Drive call per ID_RESERVOIR ids instead of one per delivery. An id is handed out once;
+   * the reservoir lives in memory only (ids lost at exit were never used: nothing refers to them),
+   * and ids older than ID_RESERVOIR_MAX_AGE_MS are dropped (Google does not say how long one lasts).
+   */
   async generateIds(count: number): Promise<string[]> {
     const ids: string[] = [];
+    if (Date.now() - this.reservoirAt > ID_RESERVOIR_MAX_AGE_MS) this.idReservoir.length = 0;
     while (ids.length < count) {
-      const n = Math.min(1000, count - ids.length);
-      const r = await this.call('generate ids', () => this.drive.files.generateIds({ count: n, space: 'drive' }, this.callOpts));
-      ids.push(...(r.data.ids ?? []));
+      if (!this.idReservoir.length) await (this.refilling ??= this.refill(count - ids.length).finally(() => (this.refilling = null)));
+      ids.push(...this.idReservoir.splice(0, count - ids.length));
     }
     return ids;
+  }
+
+  private readonly idReservoir: string[] = [];
+  private refilling: Promise<void> | null = null;
+  private reservoirAt = 0;
+
+  private async refill(wanted: number): Promise<void> {
+    const n = Math.min(1000, Math.max(wanted, ID_RESERVOIR));
+    const r = await this.call('generate ids', () => this.drive.files.generateIds({ count: n, space: 'drive' }, this.callOpts));
+    const got = r.data.ids ?? [];
+    if (!got.length) throw new StepError('transient', 'DRIVE_UNAVAILABLE', 'Google Drive gave no file ids');
+    if (Date.now() - this.reservoirAt > ID_RESERVOIR_MAX_AGE_MS) this.idReservoir.length = 0;
+    this.idReservoir.push(...got);
+    this.reservoirAt = Date.now();
   }
 
   /** Creates a folder with a pre-generated id; if it already exists (a retry), that is success. */
