@@ -18,9 +18,11 @@ import { benchTmpRoot, now, startBenchShop } from './lib/shop';
 
 const FILES = 20;
 const CAP_KBPS = 10 * 1024;
-// Per worker. A 50 MiB file is fetched in 8 Range segments, so two downloads fill a 10 MiB/s link;
-// more at once only delays the moment each file is whole and its upload can start.
-const DOWNLOADS = envNum('BENCH_WORKER_DOWNLOADS', 2);
+// Per worker. A 50 MiB file is fetched in 8 Range segments from an uncapped origin, so one download
+// fills a 10 MiB/s link (1 worker: 110.5 s with one at a time, 110–112 s with two); more at once
+// only delays the moment each file is whole and its upload can start (4 workers: 34.4 s with one,
+// 40–43 s with two).
+const DOWNLOADS = envNum('BENCH_WORKER_DOWNLOADS', 1);
 const UPLOADS = envNum('BENCH_WORKER_UPLOADS', 2);
 
 interface Run {
