@@ -146,6 +146,7 @@ export const SETTINGS = {
   redisPassword: def({ schema: secret(500), default: null, env: 'DRIVESHIP_REDIS_PASSWORD', secret: true, writable: true, ui: true, group: 'transfers', input: 'secret', doc: 'Password of that Redis (never on a command line)' }),
   embeddedWorker: def({ schema: z.boolean(), default: true, env: 'DRIVESHIP_EMBEDDED_WORKER', writable: true, ui: true, group: 'transfers', input: 'toggle', doc: 'With Redis: this computer runs transfers too, as one more worker (0 = only the other machines). Read at start' }),
   workerLockSec: def({ schema: int(2, 600), default: 30, env: 'DRIVESHIP_WORKER_LOCK_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'A worker silent this long loses its jobs to another worker' }),
+  transferNice: def({ schema: int(0, 19), default: 10, env: 'DRIVESHIP_TRANSFER_NICE', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'On Linux, how far below the main thread the transfer threads run (nice), so the webhook and the window answer first on a busy machine; 0 = the same. The threads read it from the environment' }),
   stallTimeoutSec: def({ schema: int(1, 3600), default: 30, env: 'DRIVESHIP_STALL_TIMEOUT_SEC', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'A download with no byte for this long is dropped and retried' }),
 
   // ---- maintenance ----

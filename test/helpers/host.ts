@@ -25,7 +25,8 @@ export function tempDir(prefix = 'driveship-test-'): string {
 
 export async function startHost(opts: { dataDir?: string; env?: Record<string, string> } = {}): Promise<HostHandle> {
   const dataDir = opts.dataDir ?? tempDir();
-  const proc = spawn(process.execPath, [BIN, 'serve'], {
+  // HOST_EXEC_ARGV passes node flags to the host, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it.
+  const proc = spawn(process.execPath, [...(process.env.HOST_EXEC_ARGV ? process.env.HOST_EXEC_ARGV.split(' ') : []), BIN, 'serve'], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
