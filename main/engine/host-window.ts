@@ -47,8 +47,10 @@ interface Host {
   before: number;
   /** Plateau intervals left before the next probe. */
   probeIn: number;
-  /** Consecutive intervals in which throughput fell clearly (one alone is noise). */
-  falls: number;
+  /** How long throughput has been falling clearly, in a row (ms; less than FALL_PROOF_MS is noise). */
+  fallingMs: number;
+  /** How long the last doubling has failed to pay, in a row (ms; judged over MISS_PROOF_MS). */
+  missingMs: number;
   inUse: number;
   /** The window was at least this full for the whole interval (max of what was seen). */
   peakInUse: number;
@@ -59,6 +61,13 @@ interface Host {
 const SLOW_START_GAIN = 1.25;
 /** Fall (while saturated) that counts as "throughput falls" (progress reports make samples lumpy). */
 const FALL = 0.6;
+/**
+ * Samples arrive in lumps (progress reports, new connections still opening), so a verdict needs
+ * some time behind it whatever the tick: a fall acts after this long in a row...
+ */
+const FALL_PROOF_MS = 2_000;
+/** ...and a doubling is undone only after failing to pay for this long. */
+const MISS_PROOF_MS = 1_000;
 /** Plateau intervals between probes. */
 const PROBE_EVERY = 8;
 /** A host unheard of for this long is forgotten (it starts over the next time). */
@@ -87,7 +96,7 @@ export class HostWindows {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, falls: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -140,9 +149,11 @@ export class HostWindows {
       } else if (saturated && h.bytes > 0) {
         const last = h.lastRate;
         const falling = last !== null && h.rate < last * FALL;
-        h.falls = falling ? h.falls + 1 : 0;
-        if (falling && h.falls < 2) {
-          // Progress arrives in lumps: one low sample alone proves nothing; keep the reference.
+        h.fallingMs = falling ? h.fallingMs + elapsedMs : 0;
+        const missing = !falling && h.phase === 'slow-start' && last !== null && h.rate < last * SLOW_START_GAIN;
+        h.missingMs = missing ? h.missingMs + elapsedMs : 0;
+        if ((falling && h.fallingMs < FALL_PROOF_MS) || (missing && h.missingMs < MISS_PROOF_MS)) {
+          // Not proven yet: keep the window and the reference, and look again next interval.
           h.bytes = 0;
           h.peakInUse = h.inUse;
           h.congested = false;
@@ -151,14 +162,15 @@ export class HostWindows {
           h.window = Math.max(1, Math.floor(h.window * 0.75));
           h.phase = 'steady';
           h.hold = 1;
-          h.falls = 0;
+          h.fallingMs = 0;
         } else if (h.phase === 'slow-start') {
-          if (last === null || h.rate >= last * SLOW_START_GAIN) {
+          if (!missing) {
             h.before = h.window;
             h.window = Math.min(this.ceiling, h.window * 2);
           } else {
             h.window = h.before;
             h.phase = 'steady';
+            h.missingMs = 0;
           }
         } else if (last === null || h.rate >= last * (1 + 0.5 / h.window)) {
           // Rising by at least half of what one more connection would add: one more.

@@ -61,7 +61,7 @@ describe('HostWindows (pure)', () => {
     assert.equal(w.window(H), 1);
   });
 
-  it('a host that is not saturated teaches nothing; falling throughput while saturated (twice in a row) narrows it', () => {
+  it('a host that is not saturated teaches nothing; falling throughput while saturated for 2 s in a row narrows it', () => {
     const w = new HostWindows({ ceiling: 64, initial: 8 });
     w.setInUse(H, 2); // two small files: the window is not in use
     w.addBytes(H, 10 * MiB);
@@ -78,9 +78,36 @@ describe('HostWindows (pure)', () => {
     w.addBytes(H, 2 * MiB);
     w.tick(500); // 4 MiB/s while saturated: falling, but one low sample alone is noise
     assert.equal(w.window(H), 5, 'one falling sample changes nothing');
+    for (const ms of [1000, 1500]) {
+      w.addBytes(H, 1 * MiB);
+      w.tick(500); // 2 MiB/s: falling again
+      assert.equal(w.window(H), 5, `falling for ${ms} ms is not proof yet`);
+    }
     w.addBytes(H, 1 * MiB);
-    w.tick(500); // 2 MiB/s: falling again
-    assert.ok(w.window(H) < 5, `narrowed on falling throughput twice in a row: ${w.window(H)}`);
+    w.tick(500);
+    assert.ok(w.window(H) < 5, `narrowed on falling throughput for 2 s in a row: ${w.window(H)}`);
+  });
+
+  it('slow start: a doubling that has not paid after one short sample is looked at again, and undone after 1 s', () => {
+    const w = new HostWindows({ ceiling: 64, initial: 8 });
+    w.setInUse(H, 8);
+    w.addBytes(H, 10 * MiB);
+    w.tick(500); // 20 MiB/s: the reference; doubles
+    assert.equal(w.window(H), 16);
+    w.setInUse(H, 16);
+    w.addBytes(H, 11 * MiB);
+    w.tick(500); // 22 MiB/s: the new connections are still opening
+    assert.equal(w.window(H), 16, 'one sample is not enough to undo a doubling');
+    w.addBytes(H, 16 * MiB);
+    w.tick(500); // 32 MiB/s: it paid after all
+    assert.equal(w.window(H), 32, 'a doubling that paid on a second look goes on');
+    w.setInUse(H, 32);
+    for (let i = 0; i < 2; i++) {
+      w.addBytes(H, 16.5 * MiB);
+      w.tick(500); // 33 MiB/s, twice: 1 s without paying
+    }
+    assert.equal(w.window(H), 16, 'undone after 1 s of not paying');
+    assert.equal(w.states()[0]!.phase, 'steady');
   });
 });
 
