@@ -113,8 +113,8 @@ function get(ctx: RunContext, range: string | null, signal: AbortSignal): Promis
   const { task, stallMs } = ctx;
   const headers: Record<string, string> = { 'accept-encoding': 'identity' };
   if (range) headers.range = range;
-  // undici's headers timer covers the wait for an answer; the body is watched by stallGuarded (its
-  // own body timer is kept as a second line, but it is not re-armed reliably after a pause).
+  // undici's headers timer covers the wait for an answer; the body is watched by stallGuarded, with
+  // undici's own body timer as a second line.
   return request(task.url, { dispatcher: dispatcherFor(task), method: 'GET', headers, signal, headersTimeout: stallMs, bodyTimeout: stallMs, highWaterMark: BODY_BUFFER });
 }
 
@@ -131,7 +131,7 @@ const BODY_BUFFER = 64 * 1024;
  * while we wait for it. Only the wait for the socket counts: time spent writing or held back by the
  * throttle is ours, not the origin's. One timer per body, re-armed per chunk.
  */
-export async function* stallGuarded(body: Response['body'], stallMs: number): AsyncGenerator<Buffer> {
+async function* stallGuarded(body: Response['body'], stallMs: number): AsyncGenerator<Buffer> {
   let waiting = false;
   const timer = setTimeout(function stalled() {
     if (waiting) body.destroy(failure('TRANSIENT', `stalled: the origin sent nothing for ${Math.round(stallMs / 100) / 10} s`));

@@ -134,7 +134,6 @@ export class DriveClient {
     const r = await this.call('generate ids', () => this.drive.files.generateIds({ count: n, space: 'drive' }, this.callOpts));
     const got = r.data.ids ?? [];
     if (!got.length) throw new StepError('transient', 'DRIVE_UNAVAILABLE', 'Google Drive gave no file ids');
-    if (Date.now() - this.reservoirAt > ID_RESERVOIR_MAX_AGE_MS) this.idReservoir.length = 0;
     this.idReservoir.push(...got);
     this.reservoirAt = Date.now();
   }
