@@ -13,7 +13,7 @@
 //   a fresh one and resumes the same session.
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { scratchKeyOf, type RemoteFile } from '../main/core/remote-protocol';
+import { scratchKeyOf, type Follow, type RemoteFile } from '../main/core/remote-protocol';
 import type { DownloadDone, DownloadTask, OriginRulesData, TaskControl, TaskEvent, TaskResult, UploadDone, UploadTask } from '../main/core/transfer-protocol';
 import { runDownload } from './download';
 import type { TaskChannel } from './kit';
@@ -62,26 +62,100 @@ function quiet(channel: TaskChannel): TaskChannel {
 }
 
 /**
+ * A download running in this process. An upload of the same file on this worker follows it (its
+ * durable prefix, then its end) without anything crossing Redis, and a second fetch of the same
+ * scratch file waits for it instead of writing the same `.part` alongside.
+ */
+interface LocalFetch {
+  prefix: number;
+  total: number | null;
+  /** Counts the times the prefix went back (the origin's file changed): bytes read before are gone. */
+  restarts: number;
+  /** Set once the result is known and, when ok, the file and its record are in place. */
+  ended: TaskResult<DownloadDone> | null;
+  readonly listeners: Set<() => void>;
+  done: Promise<TaskResult<DownloadDone>>;
+}
+
+/** One per scratch path: the downloads this process runs now. */
+const fetching = new Map<string, LocalFetch>();
+
+/** Starts fetching into `path` now (the caller made sure nothing else writes it). */
+function startFetch(path: string, task: DownloadTask, channel: TaskChannel, env: RemoteEnv): LocalFetch {
+  const f: LocalFetch = { prefix: 0, total: task.size ?? null, restarts: 0, ended: null, listeners: new Set(), done: Promise.resolve(null as never) };
+  const tell = () => {
+    for (const fn of [...f.listeners]) fn();
+  };
+  const watched: TaskChannel = {
+    post: (e) => {
+      if (e.type === 'prefix') {
+        if (e.bytes < f.prefix) f.restarts++;
+        f.prefix = e.bytes;
+        if (e.total !== null) f.total = e.total;
+        tell();
+      }
+      channel.post(e);
+    },
+    onControl: (fn) => channel.onControl(fn),
+  };
+  fetching.set(path, f);
+  f.done = (async (): Promise<TaskResult<DownloadDone>> => {
+    let r: TaskResult<DownloadDone>;
+    try {
+      // Always hashed here: the sha256 is what another worker checks a second fetch against.
+      r = await runDownload({ ...task, hash: true, destPath: path, origin: env.origin(task.origin) }, watched, env.bytesPerSec);
+      if (r.ok && r.value.sha256 !== null) await writeFile(metaPath(path), JSON.stringify({ bytes: r.value.bytes, sha256: r.value.sha256 } satisfies ScratchMeta), { mode: 0o600 });
+    } catch (err) {
+      r = { ok: false, error: { code: 'TRANSIENT', message: `could not keep the fetched file: ${(err as Error).message}` } };
+    }
+    fetching.delete(path);
+    f.ended = r;
+    tell();
+    return r;
+  })();
+  return f;
+}
+
+/** Waits for a running fetch, or for a cancel of the job that waits; true when cancelled. */
+function waitOrCancel(f: LocalFetch, channel: TaskChannel): Promise<boolean> {
+  return new Promise((resolve) => {
+    const off = channel.onControl((c) => {
+      if (c.type !== 'cancel') return;
+      off();
+      resolve(true);
+    });
+    void f.done.then(() => {
+      off();
+      resolve(false);
+    });
+  });
+}
+
+/**
  * Fetches a product file into scratch. A file already fetched (a job run again after its worker
- * lost Redis at the end) answers from its record without a byte moved.
+ * lost Redis at the end) answers from its record without a byte moved; a fetch of the same file
+ * already running here (an upload fetching again) is waited for, not doubled.
  */
 export async function runRemoteDownload(task: DownloadTask, channel: TaskChannel, env: RemoteEnv): Promise<TaskResult<DownloadDone>> {
   const path = scratchPath(env.scratchDir, task.destPath);
   await mkdir(env.scratchDir, { recursive: true });
+  for (let running = fetching.get(path); running; running = fetching.get(path)) {
+    if (await waitOrCancel(running, channel)) return { ok: false, error: { code: 'CANCELLED', message: 'cancelled' } };
+  }
   const done = await readMeta(path);
   if (done && (!task.sha256 || task.sha256.toLowerCase() === done.sha256) && (task.size === undefined || task.size === done.bytes)) {
     return { ok: true, value: { bytes: done.bytes, sha256: done.sha256, fetchedBytes: 0, resumedFrom: done.bytes } };
   }
-  // Always hashed here: no upload follows a remote download while it runs, and the sha256 is what
-  // another worker checks a second fetch against.
-  const r = await runDownload({ ...task, hash: true, destPath: path, origin: env.origin(task.origin) }, channel, env.bytesPerSec);
-  if (r.ok && r.value.sha256 !== null) await writeFile(metaPath(path), JSON.stringify({ bytes: r.value.bytes, sha256: r.value.sha256 } satisfies ScratchMeta), { mode: 0o600 });
-  return r;
+  if (fetching.has(path)) return runRemoteDownload(task, channel, env); // another job started it meanwhile
+  return startFetch(path, task, channel, env).done;
 }
 
 export interface RemoteUpload {
   task: UploadTask;
-  file: RemoteFile;
+  /** The bytes were fetched whole (by this worker, or one that is gone). */
+  file?: RemoteFile;
+  /** The bytes are being fetched: by this worker, or again here if the job moved. */
+  follows?: Follow;
   /** The newest session a worker checkpointed in the job (newer than the host's copy). */
   sessionUri?: string | null;
 }
@@ -95,13 +169,50 @@ export async function runRemoteUpload(job: RemoteUpload, channel: RemoteChannel,
   const offCancel = channel.onControl((c: TaskControl) => {
     if (c.type === 'cancel') cancelled = true;
   });
+  // Controls of our own for the upload that follows a download here: `available` as the
+  // download makes bytes durable, `cancel` when it fails.
+  const injected = new Set<(c: TaskControl) => void>();
+  const inject = (c: TaskControl) => {
+    for (const fn of [...injected]) fn(c);
+  };
+  let feed: LocalFetch | null = null;
+  let feedFailed: TaskResult<never> | null = null;
   try {
-    if (!(await readMeta(path))) {
-      // Not fetched here: fetch it again, held to what the first fetch measured.
-      const src: DownloadTask = { ...job.file.source, size: job.file.bytes, sha256: job.file.sha256 };
-      const fetched = await runRemoteDownload(src, quiet(channel), env);
-      if (!fetched.ok) return fetched;
+    // Looked up before the record: a fetch that ends in between has written its record by then.
+    feed = fetching.get(path) ?? null;
+    if (!feed && !(await readMeta(path))) {
+      if (job.follows) {
+        // The download it followed is not here (this worker restarted, or the job moved from a
+        // worker that is gone): fetch it again here and follow that.
+        feed = fetching.get(path) ?? startFetch(path, job.follows.source, quiet(channel), env);
+      } else if (job.file) {
+        // Not fetched here: fetch it again, held to what the first fetch measured.
+        const src: DownloadTask = { ...job.file.source, size: job.file.bytes, sha256: job.file.sha256 };
+        const fetched = await runRemoteDownload(src, quiet(channel), env);
+        if (!fetched.ok) return fetched;
+      } else {
+        return { ok: false, error: { code: 'BAD_REQUEST', message: 'an upload job with neither its file nor the download it follows' } };
+      }
     }
+    if (feed) {
+      const f = feed;
+      const from = f.restarts;
+      f.listeners.add(() => {
+        // Frozen once the download started over: the host sees that too and starts the upload again.
+        if (f.restarts !== from) return;
+        if (f.ended?.ok) inject({ type: 'available', bytes: f.ended.value.bytes, total: f.ended.value.bytes, complete: true });
+        else if (!f.ended) inject({ type: 'available', bytes: f.prefix, total: f.total, complete: false });
+      });
+      void f.done.then((r) => {
+        if (r.ok && f.restarts === from) return;
+        feedFailed = r.ok ? { ok: false, error: { code: 'TRANSIENT', message: 'the download started the file over while it was uploading' } } : r;
+        inject({ type: 'cancel' });
+      });
+    }
+    const following = (): UploadTask['follow'] => {
+      if (!feed || feed.ended?.ok) return undefined;
+      return { bytes: feed.prefix, total: feed.total, complete: false };
+    };
     let session = job.sessionUri ?? job.task.sessionUri ?? null;
     const tracking: RemoteChannel = {
       ...channel,
@@ -112,9 +223,18 @@ export async function runRemoteUpload(job: RemoteUpload, channel: RemoteChannel,
         } else if (e.type === 'committed') channel.checkpoint({ committed: e.bytes });
         channel.post(e);
       },
+      onControl: (fn) => {
+        injected.add(fn);
+        const off = channel.onControl(fn);
+        return () => {
+          injected.delete(fn);
+          off();
+        };
+      },
     };
     let token = await channel.currentToken();
     for (let fresh = 0; ; fresh++) {
+      if (feedFailed) return feedFailed;
       if (cancelled) return { ok: false, error: { code: 'CANCELLED', message: 'cancelled' } };
       if (!token) {
         try {
@@ -123,7 +243,9 @@ export async function runRemoteUpload(job: RemoteUpload, channel: RemoteChannel,
           return { ok: false, error: { code: 'TRANSIENT', message: `no Drive access token from the host: ${(err as Error).message}` } };
         }
       }
-      const r = await runUpload({ ...job.task, filePath: path, accessToken: token, sessionUri: session }, tracking, env.bytesPerSec);
+      const follow = following();
+      const r = await runUpload({ ...job.task, filePath: path, accessToken: token, sessionUri: session, ...(follow ? { follow } : {}) }, tracking, env.bytesPerSec);
+      if (feedFailed) return feedFailed;
       if (r.ok) {
         await rm(path, { force: true });
         await rm(metaPath(path), { force: true });
@@ -139,5 +261,8 @@ export async function runRemoteUpload(job: RemoteUpload, channel: RemoteChannel,
     }
   } finally {
     offCancel();
+    // An upload that ends early (cancelled, failed) leaves the download it followed running: that
+    // one is its own job (or, fetched again for this upload, it stops with this job's cancel).
+    injected.clear();
   }
 }

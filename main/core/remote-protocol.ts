@@ -11,8 +11,14 @@ import { z } from 'zod';
 import type { DownloadTask, TaskEvent, TaskResult, UploadTask } from './transfer-protocol';
 
 /** Bumped whenever a job's meaning changes; a worker refuses jobs outside [MIN, its own]. */
-export const REMOTE_PROTOCOL_VERSION = 1;
+export const REMOTE_PROTOCOL_VERSION = 2;
 export const REMOTE_PROTOCOL_MIN = 1;
+/**
+ * The first version whose workers upload a file while they download it (an upload job that
+ * `follows` a running download). A job is stamped with the lowest version that can run it, so a
+ * worker of version 1 still takes every other job.
+ */
+export const PROTOCOL_FOLLOW = 2;
 
 /** Key prefix of every BullMQ queue and of our own keys. */
 export const DEFAULT_REDIS_PREFIX = 'driveship';
@@ -116,9 +122,18 @@ const JobBase = z.object({
   checkpoint: z.object({ sessionUri: z.string().url().optional(), committed: z.number().int().nonnegative().optional() }).optional(),
 });
 
+/**
+ * An upload that starts while its download still runs: the host sends it to the worker running
+ * the download (protocol 2), which feeds it from that download, byte by durable byte, with nothing
+ * crossing Redis. `source` is what another worker fetches again if the job moves to it.
+ */
+export const FollowSchema = z.object({ source: DownloadTaskSchema });
+export type Follow = z.infer<typeof FollowSchema>;
+
 export const RemoteJobSchema = z.discriminatedUnion('kind', [
   JobBase.extend({ v: z.number().int(), kind: z.literal('download'), task: DownloadTaskSchema }),
-  JobBase.extend({ v: z.number().int(), kind: z.literal('upload'), task: UploadTaskSchema, file: RemoteFileSchema }),
+  // Exactly one of `file` (the bytes were fetched whole) and `follows` (they are being fetched).
+  JobBase.extend({ v: z.number().int(), kind: z.literal('upload'), task: UploadTaskSchema, file: RemoteFileSchema.optional(), follows: FollowSchema.optional() }),
 ]);
 export type RemoteJob = z.infer<typeof RemoteJobSchema>;
 

@@ -21,8 +21,8 @@ import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  DEFAULT_REDIS_PREFIX, DOWNLOAD_QUEUE, jobIdOf, REMOTE_PROTOCOL_VERSION, RemoteFileSchema, remoteKeys, scratchKeyOf, transferIdOf, uploadQueueOf,
-  WorkerBeatSchema, workerOfUploadQueue, type ControlMessage, type RemoteFile, type RemoteJob, type RemoteProgress, type RemoteResult, type WorkerBeat,
+  DEFAULT_REDIS_PREFIX, DOWNLOAD_QUEUE, jobIdOf, PROTOCOL_FOLLOW, RemoteFileSchema, remoteKeys, scratchKeyOf, transferIdOf, uploadQueueOf,
+  WorkerBeatSchema, workerOfUploadQueue, type ControlMessage, type Follow, type RemoteFile, type RemoteJob, type RemoteProgress, type RemoteResult, type WorkerBeat,
 } from '../core/remote-protocol';
 import { hostOfTask, kindOfTask, type DownloadDone, type TaskControl, type TaskEvent, type TaskResult, type TransferKind } from '../core/transfer-protocol';
 import type { Logger } from '../platform/log';
@@ -73,6 +73,8 @@ interface Entry {
   bytes: number;
   /** Upload: where its bytes are. */
   file?: RemoteFile;
+  /** Upload that starts while its download runs: the download it follows. */
+  follows?: Follow;
   cancelled?: boolean;
 }
 
@@ -93,6 +95,10 @@ export class BullMqTransferQueue implements TransferQueue {
   private readonly listeners = new Set<(e: TransferEvent) => void>();
   private readonly queues = new Map<string, { queue: Queue; events: QueueEvents }>();
   private readonly files = new Map<string, RemoteFile & { uploadedAt?: number }>();
+  /** Remote downloads not yet settled, by scratch key: what an upload that follows one looks for. */
+  private readonly downloads = new Map<string, Entry>();
+  /** Uploads that followed their download and finished before the download's record was written. */
+  private readonly uploadedEarly = new Set<string>();
   /** Jobs found in Redis at start that no enqueue has claimed yet. */
   private readonly unclaimed = new Map<string, string>();
   private readonly workers = new Map<string, RemoteWorkerInfo>();
@@ -204,10 +210,19 @@ export class BullMqTransferQueue implements TransferQueue {
   enqueue(spec: TransferSpec): boolean {
     if (this.closed || this.entries.has(spec.id)) return false;
     const kind = kindOfTask(spec.task);
-    const file = spec.task.kind === 'upload' ? this.files.get(scratchKeyOf(spec.task.filePath)) : undefined;
-    const remote = spec.task.kind === 'download' || (spec.task.kind === 'upload' && !!file);
-    const e: Entry = { spec, kind, run: ++this.runs, seq: 0, where: remote ? 'remote' : 'local', phase: 'queued', nonce: null, queue: null, attempt: null, wseq: 0, worker: null, bytes: 0, ...(file ? { file } : {}) };
+    const t = spec.task;
+    const file = t.kind === 'upload' ? this.files.get(scratchKeyOf(t.filePath)) : undefined;
+    // An upload that follows its download goes where the download runs (the engine starts it
+    // after the first prefix, which only a worker that can follow reports: see onProgress).
+    const running = t.kind === 'upload' && !file && t.follow && !t.follow.complete ? this.downloads.get(scratchKeyOf(t.filePath)) : undefined;
+    const follows: Follow | undefined = running && running.spec.task.kind === 'download' ? { source: running.spec.task } : undefined;
+    const remote = t.kind === 'download' || (t.kind === 'upload' && (!!file || !!follows));
+    const e: Entry = {
+      spec, kind, run: ++this.runs, seq: 0, where: remote ? 'remote' : 'local', phase: 'queued', nonce: null, queue: null, attempt: null, wseq: 0, worker: null, bytes: 0,
+      ...(file ? { file } : follows ? { follows } : {}),
+    };
     this.entries.set(spec.id, e);
+    if (t.kind === 'download') this.downloads.set(scratchKeyOf(t.destPath), e);
     if (!remote) {
       if (!this.opts.local.enqueue(spec)) {
         this.entries.delete(spec.id);
@@ -237,7 +252,7 @@ export class BullMqTransferQueue implements TransferQueue {
     e.cancelled = true;
     if (e.phase === 'queued') {
       this.policy.cancel(id);
-      this.entries.delete(id);
+      this.forget(e);
       this.emit(e, { type: 'result', result: cancelledResult('cancelled') });
       return true;
     }
@@ -291,10 +306,11 @@ export class BullMqTransferQueue implements TransferQueue {
   }
 
   /**
-   * Remote transfers do not follow a running download (`overlaps`): the only controls they take,
-   * cancel and a fresh token, have their own paths through Redis. Local ones get theirs.
+   * Uploads follow running downloads (`overlaps`), on the worker that downloads: it feeds the
+   * upload from its own download, so no `available` control crosses Redis (`control` answers
+   * false for remote transfers). Local ones get theirs.
    */
-  readonly overlaps = false;
+  readonly overlaps = true;
 
   control(id: string, control: TaskControl): boolean {
     const e = this.entries.get(id);
@@ -348,7 +364,7 @@ export class BullMqTransferQueue implements TransferQueue {
     for (const e of [...this.entries.values()]) {
       if (e.where === 'remote' && e.phase === 'queued') {
         this.policy.cancel(e.spec.id);
-        this.entries.delete(e.spec.id);
+        this.forget(e);
         this.emit(e, { type: 'result', result: cancelledResult('shutting down') });
       }
     }
@@ -380,15 +396,28 @@ export class BullMqTransferQueue implements TransferQueue {
     return [...this.workers.values()].filter((w) => w.alive);
   }
 
-  /** The worker an upload goes to: the one holding its bytes, else the least busy live one. */
-  private uploadWorker(e: Entry): string | null {
-    const holder = e.file?.worker;
-    if (holder && this.workers.get(holder)?.alive) return holder;
-    return this.leastBusyWorker() ?? holder ?? null;
+  /** Forgets a transfer that ended. */
+  private forget(e: Entry): void {
+    if (this.entries.get(e.spec.id) === e) this.entries.delete(e.spec.id);
+    const t = e.spec.task;
+    if (t.kind === 'download' && this.downloads.get(scratchKeyOf(t.destPath)) === e) this.downloads.delete(scratchKeyOf(t.destPath));
   }
 
-  private leastBusyWorker(except?: string): string | null {
-    const live = this.liveWorkers().filter((w) => w.name !== except && w.slots.upload > 0);
+  /**
+   * The worker an upload goes to: the one holding its bytes (or downloading them now), else the
+   * least busy live one (which fetches them again).
+   */
+  private uploadWorker(e: Entry): string | null {
+    const t = e.spec.task;
+    const downloading = e.follows && t.kind === 'upload' ? this.downloads.get(scratchKeyOf(t.filePath))?.worker : null;
+    if (downloading && this.workers.get(downloading)?.alive) return downloading;
+    const holder = e.file?.worker;
+    if (holder && this.workers.get(holder)?.alive) return holder;
+    return this.leastBusyWorker(undefined, e.follows ? PROTOCOL_FOLLOW : 1) ?? holder ?? null;
+  }
+
+  private leastBusyWorker(except?: string, protocol = 1): string | null {
+    const live = this.liveWorkers().filter((w) => w.name !== except && w.slots.upload > 0 && w.protocol >= protocol);
     if (!live.length) return null;
     const load = new Map<string, number>();
     for (const x of this.entries.values()) {
@@ -401,10 +430,14 @@ export class BullMqTransferQueue implements TransferQueue {
 
   private jobData(e: Entry, nonce: string): RemoteJob {
     const t = e.spec.task;
-    if (t.kind === 'download') return { v: REMOTE_PROTOCOL_VERSION, kind: 'download', id: e.spec.id, nonce, task: t };
-    if (t.kind !== 'upload' || !e.file) throw new Error(`transfer ${e.spec.id} cannot run on a worker`);
-    // The token never sits in the job: it lives under its own key and expires by itself.
-    return { v: REMOTE_PROTOCOL_VERSION, kind: 'upload', id: e.spec.id, nonce, task: { ...t, accessToken: '' }, file: e.file };
+    // Each job carries the lowest protocol that can run it: workers of an older version take the rest.
+    if (t.kind === 'download') return { v: 1, kind: 'download', id: e.spec.id, nonce, task: t };
+    if (t.kind !== 'upload' || (!e.file && !e.follows)) throw new Error(`transfer ${e.spec.id} cannot run on a worker`);
+    // The token never sits in the job: it lives under its own key and expires by itself. What
+    // only the host's pool reads (`follow`, the manifest's sha256) stays here.
+    const { follow: _follow, sha256: _sha256, ...task } = t;
+    if (e.file) return { v: 1, kind: 'upload', id: e.spec.id, nonce, task: { ...task, accessToken: '' }, file: e.file };
+    return { v: PROTOCOL_FOLLOW, kind: 'upload', id: e.spec.id, nonce, task: { ...task, accessToken: '' }, follows: e.follows! };
   }
 
   private async dispatch(e: Entry): Promise<void> {
@@ -588,6 +621,9 @@ export class BullMqTransferQueue implements TransferQueue {
     }
     if (p.s <= e.wseq) return;
     e.wseq = p.s;
+    // The engine starts an upload at a download's first durable prefix; only a worker that can
+    // feed it from that download may say so (an older one's file is uploaded once it is whole).
+    if (p.e.type === 'prefix' && (this.workers.get(e.worker ?? '')?.protocol ?? 0) < PROTOCOL_FOLLOW) return;
     if (p.e.type === 'started') {
       e.worker = p.e.worker;
       this.emit(e, { type: 'started' });
@@ -629,7 +665,12 @@ export class BullMqTransferQueue implements TransferQueue {
       if (result.ok && t.kind === 'download' && key) {
         // Durable before the engine hears of it: the upload that follows must find these bytes.
         const done = result.value as DownloadDone;
-        const rec: RemoteFile = { worker: worker ?? e.worker ?? 'unknown', bytes: done.bytes, sha256: done.sha256 ?? '', source: t }; // remote downloads always hash (workers/remote.ts)
+        // An upload that followed it may have finished first: the record is then kept only an hour.
+        const early = this.uploadedEarly.delete(key);
+        const rec: RemoteFile & { uploadedAt?: number } = {
+          worker: worker ?? e.worker ?? 'unknown', bytes: done.bytes, sha256: done.sha256 ?? '', source: t, // remote downloads always hash (workers/remote.ts)
+          ...(early ? { uploadedAt: Date.now() } : {}),
+        };
         await this.redis.hset(this.keys.files, key, JSON.stringify(rec));
         this.files.set(key, rec);
       }
@@ -638,8 +679,10 @@ export class BullMqTransferQueue implements TransferQueue {
         const rec = { ...this.files.get(key)!, uploadedAt: Date.now() };
         this.files.set(key, rec);
         await this.redis.hset(this.keys.files, key, JSON.stringify(rec)).catch(() => undefined);
+      } else if (result.ok && t.kind === 'upload' && key && e.follows && this.downloads.has(key)) {
+        this.uploadedEarly.add(key);
       }
-      this.entries.delete(id);
+      this.forget(e);
       this.policy.finished(id);
       this.tokenAsked.delete(id);
       this.emit(e, { type: 'result', result });
@@ -719,7 +762,10 @@ export class BullMqTransferQueue implements TransferQueue {
         if ((await this.redis.exists(`${this.prefix}:${name}:${job.id}:lock`)) === 1) continue;
         const e = this.entries.get(id);
         const data = job.data as RemoteJob;
-        const to = this.leastBusyWorker(w);
+        // An upload that followed a download goes where the download runs now, if it runs anywhere.
+        const t = e?.spec.task;
+        const downloading = e?.follows && t?.kind === 'upload' ? this.downloads.get(scratchKeyOf(t.filePath))?.worker : null;
+        const to = downloading && downloading !== w && this.workers.get(downloading)?.alive ? downloading : this.leastBusyWorker(w, data.v);
         if (!to) continue;
         const target = uploadQueueOf(to);
         const removed = await job.remove().then(() => true, () => false);

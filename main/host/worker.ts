@@ -268,7 +268,7 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
         result =
           data.kind === 'download'
             ? await runRemoteDownload(data.task, channel, env)
-            : await runRemoteUpload({ task: data.task, file: RemoteFileSchema.parse(data.file), sessionUri: data.checkpoint?.sessionUri ?? null }, channel, env);
+            : await runRemoteUpload({ task: data.task, file: data.file, follows: data.follows, sessionUri: data.checkpoint?.sessionUri ?? null }, channel, env);
       }
     } catch (err) {
       result = { ok: false, error: { code: 'TRANSIENT', message: `worker ${o.name}: ${(err as Error).message}` } };

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
 import { jobIdOf, REMOTE_PROTOCOL_VERSION } from '../../main/core/remote-protocol';
-import type { DownloadDone, UploadDone } from '../../main/core/transfer-protocol';
+import type { DownloadDone, DownloadTask, TaskResult, UploadDone, UploadTask } from '../../main/core/transfer-protocol';
 import { bullConnection, redisOptions } from '../../main/engine/bullmq-connection';
 import { BullMqTransferQueue } from '../../main/engine/bullmq-queue';
 import { PiscinaTransferQueue } from '../../main/engine/piscina-queue';
@@ -287,6 +287,85 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
     assert.equal(listed.data.files![0]!.sha256Checksum, d.sha256);
     await startWorker(uploader.name);
     await until('both workers alive again', () => q.workerList().filter((w) => w.alive).length === 2);
+  });
+
+  /**
+   * What the library does with a queue that `overlaps`: start the upload at the download's first
+   * durable prefix, told it follows. Returns both runs and when each thing happened.
+   */
+  const followed = (d: TransferSpec, u: TransferSpec) => {
+    const at = { firstCommit: 0, downloadDone: 0 };
+    let up: Promise<TaskResult<UploadDone>> | null = null;
+    const down = t.run<DownloadDone>(d, {
+      onEvent: (e) => {
+        if (e.type !== 'prefix' || e.bytes === 0 || up) return;
+        up = t.run<UploadDone>({ ...u, task: { ...(u.task as UploadTask), follow: { bytes: e.bytes, total: e.total, complete: false } } }, {
+          onEvent: (x) => x.type === 'committed' && x.bytes > 0 && !at.firstCommit && (at.firstCommit = Date.now()),
+        });
+      },
+    }).then((r) => ((at.downloadDone = Date.now()), r));
+    // Wrapped: an async function that returned the run itself would wait for its end.
+    return { at, down, up: () => until('the upload started', () => (up ? { run: up } : null)) };
+  };
+
+  it('an upload follows its download on the worker that fetches it: Drive has bytes before the download ends, the origin serves them once', async () => {
+    assert.equal(q.overlaps, true);
+    const folder = await makeFolder(emu, 'library-follow');
+    origin.setRate(2 * MiB);
+    try {
+      const size = 10 * MiB;
+      const d = download(size, 'follow');
+      (d.task as DownloadTask).segments = 1;
+      const u = await upload(d, folder);
+      (u.task as UploadTask).chunkSize = 256 * KiB;
+      const run = followed(d, u);
+      const r = await run.down;
+      assert.ok(r.ok, JSON.stringify(r));
+      const ur = await (await run.up()).run;
+      assert.ok(ur.ok, JSON.stringify(ur));
+      assert.ok(run.at.firstCommit > 0 && run.at.firstCommit < run.at.downloadDone, `Drive held bytes ${run.at.downloadDone - run.at.firstCommit} ms before the download ended`);
+      const f = await driveFile((u.task as UploadTask).fileId);
+      assert.equal(Number(f.size), size);
+      assert.equal(f.sha256Checksum, d.sha256);
+      // The upload ran where the bytes were being written: nothing was fetched a second time.
+      assert.equal(origin.counters.byPath.get(`bullmq/${d.id.split(':').pop()}`)?.bytes, size);
+    } finally {
+      origin.setRate(null);
+    }
+  });
+
+  it('a worker SIGKILLed while it fetches and uploads the same file: the other finishes both, one complete file with the right sha256', async () => {
+    const folder = await makeFolder(emu, 'library-follow-kill');
+    origin.setRate(2 * MiB);
+    try {
+      const size = 16 * MiB;
+      const d = download(size, 'follow-kill');
+      (d.task as DownloadTask).segments = 1;
+      const u = await upload(d, folder);
+      (u.task as UploadTask).chunkSize = 256 * KiB;
+      const run = followed(d, u);
+      const upRun = (await run.up()).run;
+      const worker = await until('both on one worker', () => q.workerList().find((w) => w.alive && w.running.upload > 0 && w.running.download > 0));
+      // Some of the file in Drive, the download not finished: kill the worker that has both.
+      await until('part of it in Drive', () => run.at.firstCommit > 0);
+      assert.equal(run.at.downloadDone, 0, 'the download was still running');
+      await kill(workers.get(worker.name)!);
+      origin.setRate(null);
+      const r = await run.down;
+      assert.ok(r.ok, JSON.stringify(r));
+      const ur = await upRun;
+      assert.ok(ur.ok, JSON.stringify(ur));
+      assert.ok(ur.value.resumedFrom > 0, `resumed from Drive's offset (${ur.value.resumedFrom})`);
+      const { drive, opts } = driveClient(emu);
+      const listed = await drive.files.list({ q: `'${folder}' in parents`, fields: 'files(id,name,size,sha256Checksum)' }, opts);
+      assert.equal(listed.data.files!.length, 1, 'exactly one file');
+      assert.equal(Number(listed.data.files![0]!.size), size);
+      assert.equal(listed.data.files![0]!.sha256Checksum, d.sha256);
+      await startWorker(worker.name);
+      await until('both workers alive again', () => q.workerList().filter((w) => w.alive).length === 2);
+    } finally {
+      origin.setRate(null);
+    }
   });
 
   it('cancel: a running remote download stops and ends CANCELLED; a worker stopped with SIGTERM hands its job back at once', async () => {
