@@ -83,8 +83,13 @@ async function runWith(k: number, size: number): Promise<Run> {
         orders.push(await shop.order(shop.httpManifestProduct(`Khoá ${k}-${i + 1}`, manifest), i + 1));
       }
       const t0 = now();
+      const trace = process.env.BENCH_TRACE ? setInterval(() => {
+        console.log(`  t=${((now() - t0) / 1000).toFixed(1)} ${q.workerList().filter((w) => w.alive).map((w) => `${w.name.slice(-1)}:${w.running.download}/${w.running.upload} ${(w.downBps / MiB).toFixed(1)}↓${(w.upBps / MiB).toFixed(1)}↑`).join('  ')}`);
+      }, 500) : null;
       for (const o of orders) await shop.pay(o);
       const settled = await shop.waitSettled(orders.map((o) => o.id), 30 * 60_000);
+      if (trace) clearInterval(trace);
+      if (process.env.BENCH_TRACE) console.log(`  delivered at: ${[...settled.finishedAt.values()].map((t) => ((t - t0) / 1000).toFixed(1)).sort((a, b) => Number(a) - Number(b)).join(' ')}`);
       const seconds = (Math.max(...settled.finishedAt.values()) - t0) / 1000;
       const perWorker = q.workerList().filter((w) => w.alive).map((w) => `${w.name}: ${round(w.bytesDown / MiB, 0)}↓/${round(w.bytesUp / MiB, 0)}↑ MiB`).join(', ');
       if (settled.errors.length) console.log(`  errors: ${settled.errors.join('; ')}`);

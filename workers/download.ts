@@ -28,7 +28,7 @@ import { agentCache, STRICT_ORIGIN_RULES } from '../main/sources/origin-policy';
 import { parseRetryAfter } from '../main/core/retry-after';
 import type { DownloadDone, DownloadTask, TaskResult, TransferError } from '../main/core/transfer-protocol';
 import {
-  commitPart, failure, fileSize, pooled, ProgressReporter, TaskControls, toTransferError, TransferFailure, verify, type TaskChannel,
+  commitPart, failure, fileSize, pooled, ProgressReporter, TaskControls, toTransferError, TransferFailure, verify, type TaskChannel, type Throttle,
 } from './kit';
 
 const MiB = 1024 * 1024;
@@ -189,8 +189,8 @@ interface RunContext {
   announced: number;
 }
 
-export async function runDownload(task: DownloadTask, channel: TaskChannel, bytesPerSec: number | null): Promise<TaskResult<DownloadDone>> {
-  const controls = new TaskControls(channel, bytesPerSec);
+export async function runDownload(task: DownloadTask, channel: TaskChannel, bytesPerSec: number | null, shared?: Throttle): Promise<TaskResult<DownloadDone>> {
+  const controls = new TaskControls(channel, bytesPerSec, shared);
   const paths = { part: `${task.destPath}.part`, sidecar: `${task.destPath}.part.json` };
   const progress = new ProgressReporter((e) => channel.post(e), task.size ?? null);
   const ctx: RunContext = {

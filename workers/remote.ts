@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { scratchKeyOf, type Follow, type RemoteFile } from '../main/core/remote-protocol';
 import type { DownloadDone, DownloadTask, OriginRulesData, TaskControl, TaskEvent, TaskResult, UploadDone, UploadTask } from '../main/core/transfer-protocol';
 import { runDownload } from './download';
-import type { TaskChannel } from './kit';
+import type { TaskChannel, Throttle } from './kit';
 import { runUpload } from './upload';
 
 /** The job's channel to the host: events out, controls in, plus what a remote job needs. */
@@ -32,8 +32,11 @@ export interface RemoteChannel extends TaskChannel {
 export interface RemoteEnv {
   /** This worker's scratch folder. */
   scratchDir: string;
-  /** Bandwidth share of this task now (changes arrive as `limit` controls). */
-  bytesPerSec: number | null;
+  /**
+   * The machine's link caps: every download of this worker draws from one, every upload from the
+   * other (a refetch inside an upload job counts as a download).
+   */
+  throttles: { download: Throttle; upload: Throttle };
   /** The worker's own origin policy over the one the job carries (the job cannot widen it). */
   origin: (fromJob: OriginRulesData | undefined) => OriginRulesData;
 }
@@ -103,7 +106,7 @@ function startFetch(path: string, task: DownloadTask, channel: TaskChannel, env:
     let r: TaskResult<DownloadDone>;
     try {
       // Always hashed here: the sha256 is what another worker checks a second fetch against.
-      r = await runDownload({ ...task, hash: true, destPath: path, origin: env.origin(task.origin) }, watched, env.bytesPerSec);
+      r = await runDownload({ ...task, hash: true, destPath: path, origin: env.origin(task.origin) }, watched, null, env.throttles.download);
       if (r.ok && r.value.sha256 !== null) await writeFile(metaPath(path), JSON.stringify({ bytes: r.value.bytes, sha256: r.value.sha256 } satisfies ScratchMeta), { mode: 0o600 });
     } catch (err) {
       r = { ok: false, error: { code: 'TRANSIENT', message: `could not keep the fetched file: ${(err as Error).message}` } };
@@ -244,7 +247,7 @@ export async function runRemoteUpload(job: RemoteUpload, channel: RemoteChannel,
         }
       }
       const follow = following();
-      const r = await runUpload({ ...job.task, filePath: path, accessToken: token, sessionUri: session, ...(follow ? { follow } : {}) }, tracking, env.bytesPerSec);
+      const r = await runUpload({ ...job.task, filePath: path, accessToken: token, sessionUri: session, ...(follow ? { follow } : {}) }, tracking, null, env.throttles.upload);
       if (feedFailed) return feedFailed;
       if (r.ok) {
         await rm(path, { force: true });

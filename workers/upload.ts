@@ -2,11 +2,11 @@
 // once because the engine must persist them before they matter; `progress` is throttled; `cancel`,
 // `limit`, `token` and, for an upload that follows its download, `available` come in while it runs.
 import type { TaskResult, UploadDone, UploadTask } from '../main/core/transfer-protocol';
-import { pooled, ProgressReporter, TaskControls, type TaskChannel } from './kit';
+import { pooled, ProgressReporter, TaskControls, type TaskChannel, type Throttle } from './kit';
 import { GrowingFile, uploadResumable } from './resumable-upload';
 
-export async function runUpload(task: UploadTask, channel: TaskChannel, bytesPerSec: number | null): Promise<TaskResult<UploadDone>> {
-  const controls = new TaskControls(channel, bytesPerSec);
+export async function runUpload(task: UploadTask, channel: TaskChannel, bytesPerSec: number | null, shared?: Throttle): Promise<TaskResult<UploadDone>> {
+  const controls = new TaskControls(channel, bytesPerSec, shared);
   const progress = new ProgressReporter((e) => channel.post(e), null);
   const growing = task.follow && !task.follow.complete ? new GrowingFile(task.filePath, task.follow) : null;
   if (growing) controls.on((msg) => {

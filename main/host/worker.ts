@@ -20,8 +20,8 @@ import {
 } from '../core/remote-protocol';
 import type { OriginRulesData, TaskControl, TaskEvent, TaskResult, TransferKind } from '../core/transfer-protocol';
 import { bullConnection } from '../engine/bullmq-connection';
-import { MIN_SHARE_BYTES_PER_SEC } from '../engine/transfer-policy';
 import type { Logger } from '../platform/log';
+import { Throttle } from '../../workers/kit';
 import { runRemoteDownload, runRemoteUpload, type RemoteChannel, type RemoteEnv } from '../../workers/remote';
 
 export interface TransferWorkerOptions {
@@ -54,7 +54,6 @@ interface Running {
   id: string;
   kind: TransferKind;
   controls: Set<(c: TaskControl) => void>;
-  share: number | null;
   tokens: Set<string>;
   /** Stopped because this worker stops (not by the host): the job goes back to the queue. */
   handBack: boolean;
@@ -128,20 +127,9 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
   const running = new Map<string, Running>();
   const counts = { done: 0, failed: 0, refused: 0, bytesDown: 0, bytesUp: 0 };
   const runningOf = (kind: TransferKind) => [...running.values()].filter((r) => r.kind === kind).length;
-  const capOf = (kind: TransferKind) => (kind === 'download' ? o.downloadBytesPerSec : o.uploadBytesPerSec);
-  const shareOf = (kind: TransferKind) => {
-    const cap = capOf(kind);
-    return cap ? Math.max(MIN_SHARE_BYTES_PER_SEC, Math.floor(cap / Math.max(1, runningOf(kind)))) : null;
-  };
-  // The machine's cap is shared equally by its running transfers of a kind, as in the host's pool.
-  const rebalance = (kind: TransferKind) => {
-    const share = shareOf(kind);
-    for (const r of running.values()) {
-      if (r.kind !== kind || r.share === share) continue;
-      r.share = share;
-      for (const fn of r.controls) fn({ type: 'limit', bytesPerSec: share });
-    }
-  };
+  // The machine's link: its running transfers of a kind draw from one throttle, so one that waits
+  // (an upload following its download) leaves its part of the cap to the others.
+  const throttles = { download: new Throttle(o.downloadBytesPerSec), upload: new Throttle(o.uploadBytesPerSec) };
 
   // Controls from the host: cancel, and "a fresh token is waiting for you".
   await sub.subscribe(keys.control);
@@ -199,10 +187,8 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
     }
     const data = parsed.data;
     const kind: TransferKind = data.kind;
-    const r: Running = { id: data.id, kind, controls: new Set(), share: null, tokens: new Set(), handBack: false };
+    const r: Running = { id: data.id, kind, controls: new Set(), tokens: new Set(), handBack: false };
     running.set(data.id, r);
-    r.share = shareOf(kind);
-    rebalance(kind);
     const attempt = randomUUID();
     let seq = 0;
     let cancelled = false;
@@ -264,7 +250,7 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
       if ((await redis.exists(keys.cancel(data.id))) === 1) {
         result = { ok: false, error: { code: 'CANCELLED', message: 'cancelled' } };
       } else {
-        const env: RemoteEnv = { scratchDir, bytesPerSec: r.share, origin };
+        const env: RemoteEnv = { scratchDir, throttles, origin };
         result =
           data.kind === 'download'
             ? await runRemoteDownload(data.task, channel, env)
@@ -274,7 +260,6 @@ export async function startTransferWorker(o: TransferWorkerOptions): Promise<Tra
       result = { ok: false, error: { code: 'TRANSIENT', message: `worker ${o.name}: ${(err as Error).message}` } };
     } finally {
       running.delete(data.id);
-      rebalance(kind);
     }
     await chain;
     if (r.handBack && !result.ok && result.error.code === 'CANCELLED') {
