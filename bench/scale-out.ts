@@ -6,6 +6,7 @@
 //
 //   npm run bench -- scale-out                 (BENCH_SCALE=0.25 for quarter-size files)
 //   BENCH_WORKERS=1,2 npm run bench -- scale-out
+//   BENCH_TRACE=1 ...                          (each worker's transfers and speeds every 0.5 s, from its heartbeat)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';

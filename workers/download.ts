@@ -369,7 +369,7 @@ async function downloadStream(ctx: RunContext): Promise<DownloadDone> {
   }
 }
 
-/** Streams the rest of a response into the .part, fsyncing and announcing the prefix every second. */
+/** Streams the rest of a response into the .part, fsyncing and announcing the prefix every second (`checkpointMs`). */
 async function streamRest(
   ctx: RunContext, fh: FileHandle, res: Response | null, have: number, total: number | null, cap: number | null,
   hasher: FrontHash | null, resumedFrom: number, fetched: number,
@@ -393,7 +393,7 @@ async function streamRest(
         have += n;
         fetched += n;
         progress.set(have, total, 1);
-        if (!syncing && performance.now() - lastCheckpoint >= CHECKPOINT_INTERVAL_MS) {
+        if (!syncing && performance.now() - lastCheckpoint >= (task.checkpointMs ?? CHECKPOINT_INTERVAL_MS)) {
           lastCheckpoint = performance.now();
           const upTo = have;
           syncing = fh.datasync().then(() => announce(ctx, upTo, total), () => undefined).finally(() => (syncing = null));
@@ -589,10 +589,11 @@ class Checkpointer {
     private readonly path: string,
     private readonly state: Sidecar,
     private readonly onSaved: (front: number) => Promise<void> | void,
+    private readonly everyMs = CHECKPOINT_INTERVAL_MS,
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => void this.save().catch(() => undefined), CHECKPOINT_INTERVAL_MS);
+    this.timer = setInterval(() => void this.save().catch(() => undefined), this.everyMs);
   }
 
   save(): Promise<void> {
@@ -656,7 +657,7 @@ async function downloadSegmented(
   const checkpoints = new Checkpointer(fh, paths.sidecar, state, async (front) => {
     if (hasher) await hasher.catchUp(fh, front);
     announce(ctx, front, size);
-  });
+  }, ctx.task.checkpointMs);
   try {
     if (!carried) {
       // A resumed sidecar: its done ranges were fsynced by the run that recorded them.

@@ -80,6 +80,8 @@ interface LocalFetch {
   done: Promise<TaskResult<DownloadDone>>;
 }
 
+const FOLLOW_CHECKPOINT_MS = 250;
+
 /** One per scratch path: the downloads this process runs now. */
 const fetching = new Map<string, LocalFetch>();
 
@@ -105,8 +107,9 @@ function startFetch(path: string, task: DownloadTask, channel: TaskChannel, env:
   f.done = (async (): Promise<TaskResult<DownloadDone>> => {
     let r: TaskResult<DownloadDone>;
     try {
-      // Always hashed here: the sha256 is what another worker checks a second fetch against.
-      r = await runDownload({ ...task, hash: true, destPath: path, origin: env.origin(task.origin) }, watched, null, env.throttles.download);
+      // Always hashed here: the sha256 is what another worker checks a second fetch against. The
+      // prefix is made durable four times a second: an upload that follows it trails by that much.
+      r = await runDownload({ ...task, hash: true, destPath: path, origin: env.origin(task.origin), checkpointMs: FOLLOW_CHECKPOINT_MS }, watched, null, env.throttles.download);
       if (r.ok && r.value.sha256 !== null) await writeFile(metaPath(path), JSON.stringify({ bytes: r.value.bytes, sha256: r.value.sha256 } satisfies ScratchMeta), { mode: 0o600 });
     } catch (err) {
       r = { ok: false, error: { code: 'TRANSIENT', message: `could not keep the fetched file: ${(err as Error).message}` } };

@@ -28,6 +28,8 @@ export { Throttle };
 
 export const UPLOAD_ALIGN = 256 * 1024;
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
+/** The least an upload following its download sends in one request, unless the download ended. */
+const FOLLOW_CHUNK = 2 * 1024 * 1024;
 /** Longest pause between in-call resumes; a server asking for more gets TRANSIENT back to the engine. */
 const MAX_IN_CALL_WAIT_MS = 8000;
 /** Asked for on the session so the final answer carries what we verify. */
@@ -571,8 +573,11 @@ class ResumableUpload {
   }
 
   private async sendChunk(offset: number): Promise<Step> {
-    // A growing file: wait for a whole chunk, or for the download's end (then the rest is the last chunk).
-    await this.source.waitFor(offset + this.chunkSize, this.opts.signal);
+    // A growing file: wait for FOLLOW_CHUNK (or the download's end: then the rest is the last
+    // chunk), and send all that is there up to a whole chunk. An upload that has caught up with
+    // its download sends what each checkpoint made durable, and one that trails sends whole
+    // chunks: it trails by one checkpoint, not by a whole 8 MiB chunk.
+    await this.source.waitFor(offset + Math.min(this.chunkSize, FOLLOW_CHUNK), this.opts.signal);
     const total = this.source.total;
     let length: number;
     if (this.source.complete) length = Math.min(this.chunkSize, total! - offset);

@@ -89,6 +89,11 @@ export interface DownloadTask {
   origin?: OriginRulesData;
   /** Without a declared `size`, stop with BAD_REQUEST past this many bytes (default 100 GiB). */
   maxUndeclaredBytes?: number;
+  /**
+   * How often the durable prefix is fsynced and announced (default 1 000 ms). A worker that feeds
+   * its upload from the download sets it lower: the upload trails the download by about this much.
+   */
+  checkpointMs?: number;
 }
 
 export interface CopyLocalTask {
