@@ -80,7 +80,11 @@ interface LocalFetch {
   done: Promise<TaskResult<DownloadDone>>;
 }
 
+// A worker runs few transfers, each at its link's speed: its upload trails the download it follows
+// by a quarter of a second of checkpoints and sends once 2 MiB more is durable, not 8 MiB (whole
+// chunks and 1 s checkpoints suit the host's pool, with many uploads at once on one machine).
 const FOLLOW_CHECKPOINT_MS = 250;
+const FOLLOW_CHUNK = 2 * 1024 * 1024;
 
 /** One per scratch path: the downloads this process runs now. */
 const fetching = new Map<string, LocalFetch>();
@@ -250,7 +254,7 @@ export async function runRemoteUpload(job: RemoteUpload, channel: RemoteChannel,
         }
       }
       const follow = following();
-      const r = await runUpload({ ...job.task, filePath: path, accessToken: token, sessionUri: session, ...(follow ? { follow } : {}) }, tracking, null, env.throttles.upload);
+      const r = await runUpload({ ...job.task, filePath: path, accessToken: token, sessionUri: session, ...(follow ? { follow, followChunk: FOLLOW_CHUNK } : {}) }, tracking, null, env.throttles.upload);
       if (feedFailed) return feedFailed;
       if (r.ok) {
         await rm(path, { force: true });

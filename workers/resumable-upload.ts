@@ -28,8 +28,6 @@ export { Throttle };
 
 export const UPLOAD_ALIGN = 256 * 1024;
 export const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024;
-/** The least an upload following its download sends in one request, unless the download ended. */
-const FOLLOW_CHUNK = 2 * 1024 * 1024;
 /** Longest pause between in-call resumes; a server asking for more gets TRANSIENT back to the engine. */
 const MAX_IN_CALL_WAIT_MS = 8000;
 /** Asked for on the session so the final answer carries what we verify. */
@@ -63,6 +61,12 @@ export interface ResumableUploadOptions {
   replace?: boolean;
   /** Multiple of 256 KiB (rounded down if not), default 8 MiB. */
   chunkSize?: number;
+  /**
+   * Following a download: send once this much more is there (default a whole chunk). Smaller
+   * means the upload trails its download by less, at the cost of more, smaller requests: with many
+   * uploads at once on one machine (the host's pool) whole chunks are cheaper.
+   */
+  followChunk?: number;
   /** A cap that can be changed while the upload runs; wins over bytesPerSec. */
   throttle?: Throttle;
   bytesPerSec?: number | null;
@@ -388,6 +392,7 @@ export async function uploadResumable(opts: ResumableUploadOptions): Promise<Res
 class ResumableUpload {
   private session: string | null;
   private readonly chunkSize: number;
+  private readonly followChunk: number;
   private readonly throttle: Throttle;
   private hash: ConfirmedHash;
   private sentBytes = 0;
@@ -407,6 +412,7 @@ class ResumableUpload {
     this.replacing = opts.replace === true;
     const wanted = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.chunkSize = Math.max(UPLOAD_ALIGN, wanted - (wanted % UPLOAD_ALIGN));
+    this.followChunk = Math.min(this.chunkSize, Math.max(UPLOAD_ALIGN, opts.followChunk ?? this.chunkSize));
     this.throttle = opts.throttle ?? new Throttle(opts.bytesPerSec ?? null);
     this.hash = new ConfirmedHash(source, opts.signal);
   }
@@ -573,11 +579,9 @@ class ResumableUpload {
   }
 
   private async sendChunk(offset: number): Promise<Step> {
-    // A growing file: wait for FOLLOW_CHUNK (or the download's end: then the rest is the last
-    // chunk), and send all that is there up to a whole chunk. An upload that has caught up with
-    // its download sends what each checkpoint made durable, and one that trails sends whole
-    // chunks: it trails by one checkpoint, not by a whole 8 MiB chunk.
-    await this.source.waitFor(offset + Math.min(this.chunkSize, FOLLOW_CHUNK), this.opts.signal);
+    // A growing file: wait for `followChunk` (default a whole chunk) or for the download's end
+    // (then the rest is the last chunk), and send all that is there up to a whole chunk.
+    await this.source.waitFor(offset + this.followChunk, this.opts.signal);
     const total = this.source.total;
     let length: number;
     if (this.source.complete) length = Math.min(this.chunkSize, total! - offset);

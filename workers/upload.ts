@@ -27,6 +27,7 @@ export async function runUpload(task: UploadTask, channel: TaskChannel, bytesPer
       expectedSha256: task.sha256,
       replace: task.replace,
       chunkSize: task.chunkSize,
+      followChunk: task.followChunk,
       throttle: controls.throttle,
       signal: controls.signal,
       onSession: (uri) => channel.post({ type: 'session', uri }),

@@ -124,6 +124,8 @@ export interface UploadTask {
   /** A session saved by an earlier attempt: query its status and resume. */
   sessionUri?: string | null;
   chunkSize?: number; // multiple of 256 KiB, default 8 MiB
+  /** Following a download: send once this much more is there (default a whole chunk). */
+  followChunk?: number;
   /**
    * The file is still being downloaded: read `${filePath}.part` (or `filePath` once renamed) only
    * below what `available` controls allow; this is the first of them.
