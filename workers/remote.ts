@@ -95,6 +95,9 @@ function startFetch(path: string, task: DownloadTask, channel: TaskChannel, env:
   const tell = () => {
     for (const fn of [...f.listeners]) fn();
   };
+  // The host needs a prefix only to start the upload (the first one) and to start it again (one
+  // that went back); the upload itself is fed here, four times a second. Once a second is plenty.
+  let toldHost = { bytes: 0, at: 0 };
   const watched: TaskChannel = {
     post: (e) => {
       if (e.type === 'prefix') {
@@ -102,6 +105,9 @@ function startFetch(path: string, task: DownloadTask, channel: TaskChannel, env:
         f.prefix = e.bytes;
         if (e.total !== null) f.total = e.total;
         tell();
+        const now = performance.now();
+        if (toldHost.bytes > 0 && e.bytes >= toldHost.bytes && now - toldHost.at < 1_000) return;
+        toldHost = { bytes: e.bytes, at: now };
       }
       channel.post(e);
     },
