@@ -49,8 +49,8 @@ function pieceSize(size: number, allowance: number): number {
 /**
  * Chunks (64 KiB as the socket hands them) are gathered and written with one writev of about this
  * much: a syscall and a promise per MiB instead of per chunk. Under a cap too: the throttle counts
- * each chunk as it is read, and writing them one by one cost a `driveship worker` at 10 MiB/s a
- * third of its CPU (a write, an await and a buffered-chunk concat per chunk).
+ * each chunk as it is read, and writing them one by one cost a `driveship worker` at 10 MiB/s about
+ * a tenth of its CPU (a write, an await and a buffered-chunk concat per chunk).
  */
 const WRITE_BATCH = 1 * MiB;
 /** ...or after this long, so a slow connection still reports (and checkpoints) its bytes promptly. */

@@ -15,7 +15,7 @@ import { DelayedError, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import {
-  DEFAULT_REDIS_PREFIX, DOWNLOAD_QUEUE, HEARTBEAT_MS, JobVersionSchema, REMOTE_PROTOCOL_MIN, REMOTE_PROTOCOL_VERSION, RemoteFileSchema, RemoteJobSchema,
+  DEFAULT_REDIS_PREFIX, DOWNLOAD_QUEUE, HEARTBEAT_MS, JobVersionSchema, REMOTE_PROTOCOL_MIN, REMOTE_PROTOCOL_VERSION, RemoteJobSchema,
   remoteKeys, uploadQueueOf, WORKER_NAME, type ControlMessage, type RemoteProgress, type RemoteResult, type WorkerBeat,
 } from '../core/remote-protocol';
 import type { OriginRulesData, TaskControl, TaskEvent, TaskResult, TransferKind } from '../core/transfer-protocol';

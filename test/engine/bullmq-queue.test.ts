@@ -291,9 +291,16 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
 
   /**
    * What the library does with a queue that `overlaps`: start the upload at the download's first
-   * durable prefix, told it follows. Returns both runs and when each thing happened.
+   * durable prefix, told it follows. One connection at 2 MiB/s and 256 KiB chunks, so both run
+   * for seconds side by side. Returns both runs and when each thing happened.
    */
-  const followed = (d: TransferSpec, u: TransferSpec) => {
+  const followed = async (folderName: string, size: number) => {
+    const folder = await makeFolder(emu, folderName);
+    origin.setRate(2 * MiB);
+    const d = download(size, folderName);
+    (d.task as DownloadTask).segments = 1;
+    const u = await upload(d, folder);
+    (u.task as UploadTask).chunkSize = 256 * KiB;
     const at = { firstCommit: 0, downloadDone: 0 };
     let up: Promise<TaskResult<UploadDone>> | null = null;
     const down = t.run<DownloadDone>(d, {
@@ -305,20 +312,15 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
       },
     }).then((r) => ((at.downloadDone = Date.now()), r));
     // Wrapped: an async function that returned the run itself would wait for its end.
-    return { at, down, up: () => until('the upload started', () => (up ? { run: up } : null)) };
+    return { d, u, folder, at, down, up: () => until('the upload started', () => (up ? { run: up } : null)) };
   };
 
   it('an upload follows its download on the worker that fetches it: Drive has bytes before the download ends, the origin serves them once', async () => {
     assert.equal(q.overlaps, true);
-    const folder = await makeFolder(emu, 'library-follow');
-    origin.setRate(2 * MiB);
     try {
       const size = 10 * MiB;
-      const d = download(size, 'follow');
-      (d.task as DownloadTask).segments = 1;
-      const u = await upload(d, folder);
-      (u.task as UploadTask).chunkSize = 256 * KiB;
-      const run = followed(d, u);
+      const run = await followed('library-follow', size);
+      const { d, u } = run;
       const r = await run.down;
       assert.ok(r.ok, JSON.stringify(r));
       const ur = await (await run.up()).run;
@@ -335,15 +337,10 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
   });
 
   it('a worker SIGKILLed while it fetches and uploads the same file: the other finishes both, one complete file with the right sha256', async () => {
-    const folder = await makeFolder(emu, 'library-follow-kill');
-    origin.setRate(2 * MiB);
     try {
       const size = 16 * MiB;
-      const d = download(size, 'follow-kill');
-      (d.task as DownloadTask).segments = 1;
-      const u = await upload(d, folder);
-      (u.task as UploadTask).chunkSize = 256 * KiB;
-      const run = followed(d, u);
+      const run = await followed('library-follow-kill', size);
+      const { d, folder } = run;
       const upRun = (await run.up()).run;
       const worker = await until('both on one worker', () => q.workerList().find((w) => w.alive && w.running.upload > 0 && w.running.download > 0));
       // Some of the file in Drive, the download not finished: kill the worker that has both.
