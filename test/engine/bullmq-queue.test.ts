@@ -290,6 +290,16 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
   });
 
   /**
+   * The one live worker that `is` so, judged on heartbeats sent after `since` (Redis's clock, this
+   * machine's) from both workers: an older beat may still show an earlier test's transfers.
+   */
+  const theWorker = (since: number, is: (w: ReturnType<BullMqTransferQueue['workerList']>[number]) => boolean) => {
+    const fresh = q.workerList().filter((w) => w.alive && w.seenAt > since);
+    const match = fresh.filter(is);
+    return fresh.length === 2 && match.length === 1 ? match[0] : null;
+  };
+
+  /**
    * What the library does with a queue that `overlaps`: start the upload at the download's first
    * durable prefix, told it follows. One connection at 2 MiB/s and 256 KiB chunks, so both run
    * for seconds side by side. Returns both runs and when each thing happened.
@@ -301,12 +311,13 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
     (d.task as DownloadTask).segments = 1;
     const u = await upload(d, folder);
     (u.task as UploadTask).chunkSize = 256 * KiB;
-    const at = { firstCommit: 0, downloadDone: 0 };
+    const at = { firstCommit: 0, downloadDone: 0, uploadStarted: 0 };
     let up: Promise<TaskResult<UploadDone>> | null = null;
     const down = t.run<DownloadDone>(d, {
       onEvent: (e) => {
         if (e.type !== 'prefix' || e.bytes === 0 || up) return;
         up = t.run<UploadDone>({ ...u, task: { ...(u.task as UploadTask), follow: { bytes: e.bytes, total: e.total, complete: false } } }, {
+          onStart: () => (at.uploadStarted = Date.now()),
           onEvent: (x) => x.type === 'committed' && x.bytes > 0 && !at.firstCommit && (at.firstCommit = Date.now()),
         });
       },
@@ -337,15 +348,17 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
   });
 
   it('a worker SIGKILLed while it fetches and uploads the same file: the other finishes both, one complete file with the right sha256', async () => {
+    let killed: string | null = null;
     try {
       const size = 16 * MiB;
       const run = await followed('library-follow-kill', size);
       const { d, folder } = run;
       const upRun = (await run.up()).run;
-      const worker = await until('both on one worker', () => q.workerList().find((w) => w.alive && w.running.upload > 0 && w.running.download > 0));
+      const worker = await until('both on one worker', () => (run.at.uploadStarted ? theWorker(run.at.uploadStarted, (w) => w.running.upload > 0 && w.running.download > 0) : null));
       // Some of the file in Drive, the download not finished: kill the worker that has both.
       await until('part of it in Drive', () => run.at.firstCommit > 0);
       assert.equal(run.at.downloadDone, 0, 'the download was still running');
+      killed = worker.name;
       await kill(workers.get(worker.name)!);
       origin.setRate(null);
       const r = await run.down;
@@ -358,10 +371,13 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
       assert.equal(listed.data.files!.length, 1, 'exactly one file');
       assert.equal(Number(listed.data.files![0]!.size), size);
       assert.equal(listed.data.files![0]!.sha256Checksum, d.sha256);
-      await startWorker(worker.name);
-      await until('both workers alive again', () => q.workerList().filter((w) => w.alive).length === 2);
     } finally {
       origin.setRate(null);
+      // The tests after this one need both workers, whatever happened here.
+      if (killed) {
+        await startWorker(killed);
+        await until('both workers alive again', () => q.workerList().filter((w) => w.alive).length === 2);
+      }
     }
   });
 
@@ -378,9 +394,10 @@ describe('BullMqTransferQueue: host + 2 worker processes over Redis', { timeout:
       // SIGTERM: the job goes back to the queue now, not after the lock runs out, and another finishes it.
       const d2 = download(6 * MiB, 'handback');
       let startedBy = 0;
-      const running2 = t.run<DownloadDone>(d2, { onStart: () => startedBy++ });
+      let startedAt = 0;
+      const running2 = t.run<DownloadDone>(d2, { onStart: () => ((startedBy++), (startedAt ||= Date.now())) });
       await until('started', () => startedBy === 1);
-      const busy = await until('the worker running it', () => q.workerList().find((w) => w.alive && w.running.download > 0));
+      const busy = await until('the worker running it', () => theWorker(startedAt, (w) => w.running.download > 0));
       const t0 = Date.now();
       await kill(workers.get(busy.name)!, 'SIGTERM');
       const r2 = await running2;
