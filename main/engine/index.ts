@@ -13,7 +13,7 @@ import type { Store } from '../store';
 import { AfterSale } from './after-sale';
 import { Grants } from './grants';
 import { Library } from './library';
-import { Limiter } from './limiter';
+import { Limiter } from '../core/limiter';
 import { PiscinaTransferQueue } from './piscina-queue';
 import { DriveQuota } from './quota';
 import { ProductUpdates } from './updates';

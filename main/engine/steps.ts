@@ -9,7 +9,7 @@ import type { Store } from '../store';
 import type { DeliveryRow } from '../store/deliveries';
 import { expiryFor, type Grants } from './grants';
 import type { Library } from './library';
-import type { Limiter } from './limiter';
+import type { Limiter } from '../core/limiter';
 import type { DriveQuota } from './quota';
 
 export interface StepDeps {
@@ -146,7 +146,6 @@ export class DeliverySteps {
       return;
     }
     const messageId = `<${randomUUID()}@driveship>`;
-    store.deliveries.setNotify(id, 'sending', messageId);
     const product = store.products.get(r.product_id)!;
     try {
       await mailer.sendDelivery({
@@ -159,15 +158,15 @@ export class DeliverySteps {
         shopName: this.deps.shopName(),
         messageId,
         kind: r.delivered_via === 'existing' ? 'existing' : 'new',
-      });
+      }, () => store.deliveries.setNotify(id, 'sending', messageId));
     } catch (err) {
       // Refused before the server accepted it: safe to try again later.
       store.deliveries.setNotify(id, 'failed', null);
       const e = err as { responseCode?: number; message?: string };
       throw new StepError('transient', 'EMAIL_FAILED', `Email to the customer failed: ${e.message ?? err}`);
     }
-    // 'sending' above was committed with its own fsync before the mail went out: that is what keeps
-    // a crash from sending twice. 'sent' only needs to be durable with the closing transition.
+    // 'sending' was committed with its own fsync once the mail had its turn, before it went out:
+    // that is what keeps a crash from sending twice. 'sent' only needs to be durable with the closing transition.
     store.later.writeNow(() => store.deliveries.setNotify(id, 'sent', messageId));
   }
 }

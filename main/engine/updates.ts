@@ -259,7 +259,6 @@ export class ProductUpdates {
       return;
     }
     const messageId = `<${randomUUID()}@driveship>`;
-    store.updates.setNotify(u.id, r.id, 'sending', messageId);
     const fresh = store.updates.get(u.id)!;
     try {
       await mailer.sendUpdate({
@@ -272,7 +271,7 @@ export class ProductUpdates {
         shopName: this.deps.shopName(),
         messageId,
         changes: { added: fresh.added, changed: fresh.changed, removed: fresh.removed },
-      });
+      }, () => store.updates.setNotify(u.id, r.id, 'sending', messageId));
     } catch (err) {
       store.updates.setNotify(u.id, r.id, 'failed', null);
       throw new StepError('transient', 'EMAIL_FAILED', `The update email failed: ${(err as Error).message ?? err}`);

@@ -1,6 +1,14 @@
 // Telling the customer by email (optional: by default Google's own share email does it).
 import nodemailer, { type Transporter } from 'nodemailer';
+import { Limiter } from '../core/limiter';
 import type { Config } from './config';
+
+/**
+ * SMTP connections the shop's mail goes out on, each carrying many messages. A paid burst of 50
+ * orders used to open 50 connections at once (a TCP and, with a real provider, a TLS handshake
+ * each); providers refuse or throttle far fewer than that from one sender.
+ */
+export const MAIL_CONNECTIONS = 3;
 
 export interface SmtpConfig {
   host: string;
@@ -129,9 +137,13 @@ export function smtpConfigOf(c: Config): SmtpConfig | null {
   return { host: c.smtpHost, port: c.smtpPort, secure: c.smtpSecure, user: c.smtpUser, password: c.smtpPassword, from: c.smtpFrom ?? (c.shopName ? `${c.shopName} <no-reply@localhost>` : 'no-reply@localhost') };
 }
 
-/** One place that says how driveship talks SMTP (timeouts, TLS rules). */
-export function createSmtpTransport(c: SmtpConfig): Transporter {
+/**
+ * One place that says how driveship talks SMTP (timeouts, TLS rules). `pooled`: connections stay
+ * open for the next messages (up to MAIL_CONNECTIONS of them), for the shop's customer mail.
+ */
+export function createSmtpTransport(c: SmtpConfig, pooled = false): Transporter {
   return nodemailer.createTransport({
+    ...(pooled ? { pool: true, maxConnections: MAIL_CONNECTIONS, maxMessages: 100 } : {}),
     host: c.host,
     port: c.port,
     secure: c.secure,
@@ -144,9 +156,18 @@ export function createSmtpTransport(c: SmtpConfig): Transporter {
   });
 }
 
+/**
+ * Called once the mail has its turn, right before it is handed to the server: where a caller marks
+ * it 'sending'. A mail still waiting for a connection is not marked, so a crash while 50 wait
+ * leaves them to be sent on restart instead of 50 "may have been sent" questions for the owner.
+ */
+export type OnTurn = () => void;
+
 export class Mailer {
   private transport: Transporter | null = null;
   private key = '';
+  /** Mails being handed to the server: one per pooled connection, the rest wait their turn here. */
+  private readonly turns = new Limiter(() => MAIL_CONNECTIONS);
 
   constructor(private readonly config: () => SmtpConfig | null) {}
 
@@ -161,21 +182,31 @@ export class Mailer {
     if (!this.transport || key !== this.key) {
       this.transport?.close();
       this.key = key;
-      this.transport = createSmtpTransport(c);
+      this.transport = createSmtpTransport(c, true);
     }
     return this.transport;
   }
 
-  async sendDelivery(m: DeliveryMail): Promise<void> {
-    const c = this.config()!;
-    const body = renderDeliveryMail(m);
-    await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
+  /** Mails waiting for a connection (diagnostics, tests). */
+  get waiting(): number {
+    return this.turns.queued;
   }
 
-  async sendUpdate(m: UpdateMail): Promise<void> {
-    const c = this.config()!;
-    const body = renderUpdateMail(m);
-    await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
+  sendDelivery(m: DeliveryMail, onTurn?: OnTurn): Promise<void> {
+    return this.send(m, renderDeliveryMail(m), onTurn);
+  }
+
+  sendUpdate(m: UpdateMail, onTurn?: OnTurn): Promise<void> {
+    return this.send(m, renderUpdateMail(m), onTurn);
+  }
+
+  private send(m: { to: string; messageId: string }, body: { subject: string; text: string; html: string }, onTurn?: OnTurn): Promise<void> {
+    return this.turns.run(async () => {
+      const c = this.config();
+      if (!c) throw new Error('SMTP is not configured');
+      onTurn?.();
+      await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
+    });
   }
 
   close(): void {
