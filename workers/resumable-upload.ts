@@ -10,9 +10,14 @@
 // - The file may still be downloading (a `GrowingFile`): only bytes below what the download has
 //   made durable are read, the total may be unknown until the end (`bytes a-b/*`), and the last
 //   chunk, which makes the file exist on Drive, goes out only once the download succeeded.
-// - The sha256 is computed once, over the bytes as they are sent, and checked twice: against the
-//   manifest's before the last chunk (so wrong bytes never become a file), and against the
-//   `sha256Checksum` Drive reports for the finished file (a disagreement uploads it again, in place).
+// - With the manifest's sha256, the upload computes none: Drive computes the file's own
+//   (`sha256Checksum`) and the upload compares it with the manifest's. Only when they disagree (or
+//   Drive does not say) is the file read once more, to learn which side is wrong: our bytes (the
+//   engine fetches them again; the next upload replaces Drive's content in place) or Drive's copy
+//   (uploaded again now). Wrong bytes can sit in the library's folder between the two, never in a
+//   customer's: a version is linked only once every file checked out.
+// - Without it, the sha256 is computed once, over the bytes as they are sent, and checked against
+//   the `sha256Checksum` Drive reports (a disagreement uploads the file again, in place).
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -55,7 +60,7 @@ export interface ResumableUploadOptions {
   mimeType?: string;
   /** A session saved by an earlier attempt: its status is asked first. */
   sessionUri?: string | null;
-  /** The manifest's sha256: bytes that differ are never finalised (CHECKSUM_MISMATCH). */
+  /** The manifest's sha256: Drive's sha256Checksum is checked against it, and nothing is hashed here. */
   expectedSha256?: string;
   /** A file under fileId already holds other bytes: replace its content instead of creating it. */
   replace?: boolean;
@@ -354,11 +359,9 @@ class ConfirmedHash {
     }
   }
 
-  /** The digest the file would have with `tail` appended at the current position (nothing consumed). */
-  peek(tail?: Buffer): string {
-    const h = this.hash.copy();
-    if (tail) h.update(tail);
-    return h.digest('hex');
+  /** The digest of the prefix so far (nothing consumed). */
+  peek(): string {
+    return this.hash.copy().digest('hex');
   }
 }
 
@@ -394,7 +397,10 @@ class ResumableUpload {
   private readonly chunkSize: number;
   private readonly followChunk: number;
   private readonly throttle: Throttle;
-  private hash: ConfirmedHash;
+  /** Null when the manifest's sha256 is known: Drive's own checksum is compared with it instead. */
+  private hash: ConfirmedHash | null;
+  /** The manifest's sha256, lower case. */
+  private readonly expected: string | null;
   private sentBytes = 0;
   private resumedFrom: number | null = null;
   private lastCommitted = -1;
@@ -414,7 +420,12 @@ class ResumableUpload {
     this.chunkSize = Math.max(UPLOAD_ALIGN, wanted - (wanted % UPLOAD_ALIGN));
     this.followChunk = Math.min(this.chunkSize, Math.max(UPLOAD_ALIGN, opts.followChunk ?? this.chunkSize));
     this.throttle = opts.throttle ?? new Throttle(opts.bytesPerSec ?? null);
-    this.hash = new ConfirmedHash(source, opts.signal);
+    this.expected = opts.expectedSha256?.toLowerCase() ?? null;
+    this.hash = this.newHash();
+  }
+
+  private newHash(): ConfirmedHash | null {
+    return this.expected ? null : new ConfirmedHash(this.source, this.opts.signal);
   }
 
   async run(): Promise<ResumableUploadResult> {
@@ -431,19 +442,19 @@ class ResumableUpload {
         case 'replace':
           if (++this.replaces > MAX_REPLACES) return this.fail('CHECKSUM_MISMATCH', `Drive kept other bytes after ${MAX_REPLACES} uploads: ${step.why}`);
           this.replacing = true;
-          this.hash = new ConfirmedHash(this.source, this.opts.signal);
+          this.hash = this.newHash();
           this.lastCommitted = -1;
           step = await this.startSession();
           break;
         case 'expired':
           if (++this.newSessions > (this.opts.maxNewSessions ?? 2)) return this.fail('SESSION_EXPIRED', 'upload session expired repeatedly', 404);
-          this.hash = new ConfirmedHash(this.source, this.opts.signal);
+          this.hash = this.newHash();
           step = await this.startSession();
           break;
         case 'restart':
           // Drive's advice for a 4xx on a session is a new session; twice means it is our request.
           if (++this.restarts > 1) return { ok: false, error: step.error };
-          this.hash = new ConfirmedHash(this.source, this.opts.signal);
+          this.hash = this.newHash();
           step = await this.startSession();
           break;
         case 'retry':
@@ -502,22 +513,23 @@ class ResumableUpload {
       this.opts.onCommitted?.(offset, total);
     }
     // The hash covers exactly what the server holds (from disk after a resume, from the chunk otherwise).
-    await this.hash.advanceTo(offset);
+    await this.hash?.advanceTo(offset);
     if (!this.source.complete || offset < (total ?? Infinity)) return this.sendChunk(offset);
     // All bytes are there but the session is open (always so for a 0-byte file): `bytes */total` closes it.
-    const mismatch = this.expectedMismatch();
-    if (mismatch) return mismatch;
     const step = await this.queryStatus();
     return step.kind === 'at' ? { kind: 'fail', error: { code: 'BAD_REQUEST', message: 'server holds every byte but did not finish the upload' } } : step;
   }
 
-  /** The manifest's sha256 against what we are about to finalise: wrong bytes never become a file. */
-  private expectedMismatch(tail?: Buffer): Step | null {
-    const want = this.opts.expectedSha256?.toLowerCase();
-    if (!want) return null;
-    const got = this.hash.peek(tail);
-    if (got === want) return null;
-    return { kind: 'fail', error: { code: 'CHECKSUM_MISMATCH', message: `the downloaded bytes have sha256 ${got}, the manifest says ${want}` } };
+  private mismatchOf(got: string): Step | null {
+    if (got === this.expected) return null;
+    return { kind: 'fail', error: { code: 'CHECKSUM_MISMATCH', message: `the downloaded bytes have sha256 ${got}, the manifest says ${this.expected}` } };
+  }
+
+  /** The sha256 of the whole file, read from disk: only when Drive and the manifest disagree. */
+  private async hashOfFile(): Promise<string> {
+    const h = new ConfirmedHash(this.source, this.opts.signal);
+    await h.advanceTo(this.source.total!);
+    return h.peek();
   }
 
   private async startSession(): Promise<Step> {
@@ -566,9 +578,11 @@ class ResumableUpload {
     const file = JSON.parse(reply.text) as DriveFileJson;
     // Knowing the file is ours needs all of it: wait for the download, hash what is left.
     await this.source.waitFor(Infinity, this.opts.signal);
+    if (!this.hash) {
+      if (Number(file.size) === this.source.total && file.sha256Checksum?.toLowerCase() === this.expected) return { kind: 'done', file };
+      return { kind: 'replace', why: `file id ${this.opts.fileId} holds other bytes (size ${file.size}, sha256 ${file.sha256Checksum})` };
+    }
     await this.hash.advanceTo(this.source.total!);
-    const mismatch = this.expectedMismatch();
-    if (mismatch) return mismatch;
     const sha = this.hash.peek();
     if (Number(file.size) === this.source.total && file.sha256Checksum === sha) return { kind: 'done', file };
     return { kind: 'replace', why: `file id ${this.opts.fileId} holds other bytes (size ${file.size}, sha256 ${file.sha256Checksum})` };
@@ -591,16 +605,12 @@ class ResumableUpload {
     if (!this.chunkBuf || this.chunkBuf.length < length) this.chunkBuf = Buffer.allocUnsafe(length);
     const chunk = await this.source.read(offset, length, this.chunkBuf);
     const final = this.source.complete && offset + length === total;
-    if (final) {
-      const mismatch = this.expectedMismatch(chunk);
-      if (mismatch) return mismatch;
-    }
     // `*` only while the download has not learnt the size (Drive needs it by the last chunk).
     const shownTotal = total === null ? '*' : String(total);
     this.opts.onChunk?.({ start: offset, length, total: final ? total : null });
     const step = await this.sessionPut({ 'content-range': `bytes ${offset}-${offset + length - 1}/${shownTotal}` }, chunk);
-    if (step.kind === 'at') await this.hash.advanceTo(Math.min(step.offset, offset + length), chunk, offset);
-    if (step.kind === 'done') await this.hash.advanceTo(offset + length, chunk, offset);
+    if (step.kind === 'at') await this.hash?.advanceTo(Math.min(step.offset, offset + length), chunk, offset);
+    if (step.kind === 'done') await this.hash?.advanceTo(offset + length, chunk, offset);
     return step;
   }
 
@@ -629,16 +639,30 @@ class ResumableUpload {
     // A finished session answers before we sent the rest (an earlier run finished it): hash the rest from disk.
     await this.source.waitFor(Infinity, this.opts.signal);
     const total = this.source.total!;
+    if (!this.hash) return this.verifyAgainstManifest(file, total);
     await this.hash.advanceTo(total);
     const sha = this.hash.peek();
     if (file.size !== undefined && Number(file.size) !== total) return { kind: 'replace', why: `Drive stored ${file.size} bytes, the file has ${total}` };
     if (file.sha256Checksum !== undefined && file.sha256Checksum !== sha) {
       return { kind: 'replace', why: `Drive's sha256Checksum ${file.sha256Checksum} differs from the file's ${sha}` };
     }
-    const mismatch = this.expectedMismatch();
-    // Only reachable when an earlier run finalised bytes the manifest disowns: replace them later, with good bytes.
-    if (mismatch) return mismatch;
     return { kind: 'done', file };
+  }
+
+  /**
+   * Drive's sha256Checksum against the manifest's. When they differ (or Drive does not say), one
+   * read of the file tells which side is wrong: ours fails CHECKSUM_MISMATCH (the engine fetches
+   * the bytes again), Drive's is uploaded again in place.
+   */
+  private async verifyAgainstManifest(file: DriveFileJson, total: number): Promise<Step> {
+    const drive = file.sha256Checksum?.toLowerCase();
+    const sizeOk = file.size === undefined || Number(file.size) === total;
+    if (sizeOk && drive === this.expected) return { kind: 'done', file };
+    const mismatch = this.mismatchOf(await this.hashOfFile());
+    if (mismatch) return mismatch;
+    if (!sizeOk) return { kind: 'replace', why: `Drive stored ${file.size} bytes, the file has ${total}` };
+    if (drive === undefined) return { kind: 'done', file }; // Drive did not say; our bytes are the manifest's
+    return { kind: 'replace', why: `Drive's sha256Checksum ${drive} differs from the manifest's ${this.expected}` };
   }
 
   private succeed(file: DriveFileJson): ResumableUploadResult {
@@ -649,7 +673,7 @@ class ResumableUpload {
       value: {
         fileId: file.id ?? this.opts.fileId,
         bytes: total,
-        sha256: this.hash.peek(),
+        sha256: this.hash ? this.hash.peek() : this.expected!,
         sentBytes: this.sentBytes,
         resumedFrom: this.resumedFrom ?? 0,
         ...(this.replaces ? { replaced: this.replaces } : {}),

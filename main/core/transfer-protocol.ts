@@ -81,7 +81,10 @@ export interface DownloadTask {
   segmentThreshold?: number;
   /** Range connections a large file may use at first (default 8); `connections` controls change it. */
   segments?: number;
-  /** Compute the file's sha256 (default true). An upload that follows the download hashes it instead. */
+  /**
+   * Compute the file's sha256 (default true). Off when an upload follows the download: it hashes the
+   * bytes as it sends them, or, with the manifest's sha256, leaves it to Drive's sha256Checksum.
+   */
   hash?: boolean;
   /** Give up with TRANSIENT when no bytes arrive for this long (default 30 000 ms). */
   stallTimeoutMs?: number;
@@ -131,7 +134,11 @@ export interface UploadTask {
    * below what `available` controls allow; this is the first of them.
    */
   follow?: { bytes: number; total: number | null; complete: boolean };
-  /** Expected sha256 (from the manifest): bytes that differ are never finalised on Drive. */
+  /**
+   * Expected sha256 (from the manifest, or the download's): the upload hashes nothing and checks
+   * Drive's sha256Checksum against it; bytes that differ end in CHECKSUM_MISMATCH and are never
+   * delivered (the next upload replaces Drive's content in place).
+   */
   sha256?: string;
   /** A file under `fileId` exists with other bytes: replace its content (files.update upload). */
   replace?: boolean;
@@ -151,7 +158,7 @@ export interface DownloadDone {
 export interface UploadDone {
   fileId: string;
   bytes: number;
-  /** sha256 of the bytes sent, equal to the one Drive reports for the file (checked). */
+  /** The file's sha256, equal to the one Drive reports for it (checked): hashed here, or the expected one Drive confirmed. */
   sha256: string;
   /** Uploads made again because Drive's sha256Checksum disagreed. */
   replaced?: number;

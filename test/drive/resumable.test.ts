@@ -363,15 +363,49 @@ describe('uploadResumable', () => {
     assert.deepEqual([stored.size, stored.sha256Checksum], [f.size, f.sha256]);
   });
 
-  test('bytes that are not the manifest\'s sha256 are never finalised on Drive', async () => {
-    const f = await tmp.file('wrong.bin', MiB + 3);
-    const { opts } = await setup(f.path, { expectedSha256: 'ab'.repeat(32) });
+  test("with the manifest's sha256: our bytes wrong → CHECKSUM_MISMATCH; the right bytes later replace Drive's in place (one file, same id)", async () => {
+    const wrong = await tmp.file('wrong.bin', MiB + 3);
+    const right = bytesOf(MiB + 3, 99);
+    const { opts } = await setup(wrong.path, { expectedSha256: sha256(right).toUpperCase() });
     const r = await uploadResumable(opts);
     assert.ok(!r.ok);
     assert.equal(r.error.code, 'CHECKSUM_MISMATCH');
-    assert.equal(emu.files().length, 0, 'no file with wrong bytes');
-    const right = await uploadResumable({ ...opts, expectedSha256: f.sha256.toUpperCase() });
-    assert.ok(right.ok, JSON.stringify(right));
+    assert.match(r.error.message, new RegExp(`have sha256 ${wrong.sha256}, the manifest says ${sha256(right)}`));
+    // The engine fetches the bytes again; the next upload (no session) finds the id taken by other bytes.
+    await writeFile(wrong.path, right);
+    const again = await uploadResumable({ ...opts, sessionUri: null });
+    assert.ok(again.ok, JSON.stringify(again));
+    assert.equal(again.value.sha256, sha256(right));
+    assert.equal(emu.files().length, 1);
+    const stored = emu.file(opts.fileId)!;
+    assert.deepEqual([stored.size, stored.sha256Checksum], [right.length, sha256(right)]);
+  });
+
+  test("with the manifest's sha256: Drive's checksum is trusted when it agrees, and a Drive copy that disagrees is uploaded again", async () => {
+    const f = await tmp.file('trusted.bin', 3 * MiB + 11);
+    const { opts } = await setup(f.path, { expectedSha256: f.sha256 });
+    const ok = await uploadResumable(opts);
+    assert.ok(ok.ok, JSON.stringify(ok));
+    assert.deepEqual([ok.value.sha256, ok.value.bytes, ok.value.replaced], [f.sha256, f.size, undefined]);
+    emu.reset();
+    const { opts: o2 } = await setup(f.path, { expectedSha256: f.sha256 });
+    emu.inject({ kind: 'wrong-checksum' });
+    const r = await uploadResumable(o2);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.replaced, 1);
+    assert.equal(emu.counters.uploadBytes, 2 * f.size, 'the bytes went twice');
+    assert.deepEqual([emu.files().length, emu.file(o2.fileId)!.sha256Checksum], [1, f.sha256]);
+  });
+
+  test("with the manifest's sha256: a lost answer on the start (409) is adopted when Drive's file has the manifest's checksum", async () => {
+    const f = await tmp.file('adopt.bin', MiB);
+    const { opts } = await setup(f.path, { expectedSha256: f.sha256 });
+    assert.ok((await uploadResumable(opts)).ok);
+    const before = emu.counters.uploadBytes;
+    const r = await uploadResumable({ ...opts, sessionUri: null });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(emu.counters.uploadBytes, before, 'nothing sent again');
+    assert.equal(emu.files().length, 1);
   });
 
   test('a growing file: only announced bytes are read, `*` until the size is known, the last chunk after completion', async () => {
