@@ -520,6 +520,11 @@ class ResumableUpload {
     return step.kind === 'at' ? { kind: 'fail', error: { code: 'BAD_REQUEST', message: 'server holds every byte but did not finish the upload' } } : step;
   }
 
+  /** The file's sha256 as far as it is known here: hashed, or the manifest's. */
+  private digest(): string {
+    return this.hash ? this.hash.peek() : this.expected!;
+  }
+
   private mismatchOf(got: string): Step | null {
     if (got === this.expected) return null;
     return { kind: 'fail', error: { code: 'CHECKSUM_MISMATCH', message: `the downloaded bytes have sha256 ${got}, the manifest says ${this.expected}` } };
@@ -578,13 +583,8 @@ class ResumableUpload {
     const file = JSON.parse(reply.text) as DriveFileJson;
     // Knowing the file is ours needs all of it: wait for the download, hash what is left.
     await this.source.waitFor(Infinity, this.opts.signal);
-    if (!this.hash) {
-      if (Number(file.size) === this.source.total && file.sha256Checksum?.toLowerCase() === this.expected) return { kind: 'done', file };
-      return { kind: 'replace', why: `file id ${this.opts.fileId} holds other bytes (size ${file.size}, sha256 ${file.sha256Checksum})` };
-    }
-    await this.hash.advanceTo(this.source.total!);
-    const sha = this.hash.peek();
-    if (Number(file.size) === this.source.total && file.sha256Checksum === sha) return { kind: 'done', file };
+    await this.hash?.advanceTo(this.source.total!);
+    if (Number(file.size) === this.source.total && file.sha256Checksum?.toLowerCase() === this.digest()) return { kind: 'done', file };
     return { kind: 'replace', why: `file id ${this.opts.fileId} holds other bytes (size ${file.size}, sha256 ${file.sha256Checksum})` };
   }
 
@@ -673,7 +673,7 @@ class ResumableUpload {
       value: {
         fileId: file.id ?? this.opts.fileId,
         bytes: total,
-        sha256: this.hash ? this.hash.peek() : this.expected!,
+        sha256: this.digest(),
         sentBytes: this.sentBytes,
         resumedFrom: this.resumedFrom ?? 0,
         ...(this.replaces ? { replaced: this.replaces } : {}),
