@@ -25,6 +25,7 @@ import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'n
 import { dirname } from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { agentCache, STRICT_ORIGIN_RULES } from '../main/sources/origin-policy';
+import { RangeAnswer, readRange } from './range-socket';
 import { parseRetryAfter } from '../main/core/retry-after';
 import type { DownloadDone, DownloadTask, TaskResult, TransferError } from '../main/core/transfer-protocol';
 import {
@@ -187,6 +188,8 @@ interface RunContext {
   allowance: number;
   /** Called when the allowance grows, so a segmented run can open more connections. */
   onAllowance: (() => void) | null;
+  /** Whether segments are read by `readRange` (until the origin gives an answer it leaves to undici). */
+  direct: boolean;
   /** The last prefix announced in this run: it only moves forward unless the file starts over. */
   announced: number;
 }
@@ -201,6 +204,7 @@ export async function runDownload(task: DownloadTask, channel: TaskChannel, byte
     allowance: Math.max(1, task.segments ?? DEFAULT_SEGMENTS),
     onAllowance: null,
     announced: -1,
+    direct: true,
   };
   controls.on((msg) => {
     if (msg.type !== 'connections') return;
@@ -810,6 +814,36 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
 }
 
 /**
+ * A segment through `readRange`: the body read by the socket straight into write batches, each
+ * written, hashed and counted in file order. Returns false when the origin's answer is not a plain
+ * 206 for the range (a redirect, an encoded body...): nothing was written, and the caller asks
+ * through undici. Error statuses are classified as the undici path does.
+ */
+async function readDirect(
+  ctx: RunContext, fh: FileHandle, seg: Segment, size: number, signal: AbortSignal,
+  hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void,
+): Promise<boolean> {
+  try {
+    const declined = await readRange({
+      url: new URL(ctx.task.url), rules: ctx.task.origin ?? STRICT_ORIGIN_RULES, start: seg.done, end: seg.end, size, signal,
+      stallMs: ctx.stallMs, throttle: ctx.controls.throttle,
+      write: async (buf, position) => {
+        await fh.write(buf, 0, buf.length, position);
+        hasher?.offer(buf, position);
+        seg.done += buf.length;
+        fetched.bytes += buf.length;
+        onProgress();
+      },
+    });
+    return declined === undefined;
+  } catch (err) {
+    if (!(err instanceof RangeAnswer)) throw err;
+    if (err.status === 200) throw new NoRangeSupport('origin ignores Range requests');
+    throw statusFailure(err.status, err.headers);
+  }
+}
+
+/**
  * Fetches one segment from `seg.done` until `seg.end` (which a split may lower while it runs).
  * `res` is a response already open at `seg.done` (the first connection's).
  */
@@ -818,6 +852,10 @@ async function fetchSegment(
   hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void,
 ): Promise<void> {
   let res = open;
+  if (!res && ctx.direct) {
+    if (await readDirect(ctx, fh, seg, size, signal, hasher, fetched, onProgress)) return;
+    ctx.direct = false; // a redirecting or unusual origin: undici from now on, for this task
+  }
   if (!res) {
     res = await get(ctx, `bytes=${seg.done}-${seg.end - 1}`, signal);
     if (res.statusCode === 200) {

@@ -226,6 +226,14 @@ describe('origin policy: the download task follows only vetted redirects', () =>
     assert.ok(r.ok, JSON.stringify(r));
   });
 
+  test('a redirected file fetched in segments: the direct reader leaves the redirect to undici, and the file is whole', async () => {
+    const f = origin.addFile('real-big.bin', { size: 6 * 1024 * 1024 + 5 });
+    const url = origin.addRedirect('presigned/real-big.bin', f.url);
+    const r = await download({ url, origin: rules(), size: f.size, sha256: f.sha256, segmentThreshold: 1024 * 1024, segments: 4 });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.sha256, f.sha256);
+  });
+
   for (const [name, target, reason] of [
     ['the admin port', () => `http://127.0.0.1:${admin.port}/api/v1/settings`, /own listener/],
     ['the admin port by name', () => `http://localhost:${admin.port}/healthz`, /own listener/],
