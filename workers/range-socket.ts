@@ -72,7 +72,8 @@ export class RangeAnswer extends Error {
 const spareBatches: Buffer[] = [];
 const takeBatch = () => spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH);
 function giveBatches(list: Buffer[]): void {
-  for (const b of list) if (spareBatches.length < 64) spareBatches.push(b);
+  // Enough for a burst of segments on this thread to start without allocating; no more held idle.
+  for (const b of list) if (spareBatches.length < 24) spareBatches.push(b);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,7 +278,7 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
     finish({ err: failure('TRANSIENT', `stalled: the origin sent nothing for ${Math.round(r.stallMs / 100) / 10} s`) });
   }, r.stallMs);
   /** Only the wait for the origin counts: time held back by the disk or the cap is ours. */
-  const waiting = () => (cur !== null && !throttled ? stall.refresh() : undefined);
+  const waiting = () => (!result && cur !== null && !throttled ? stall.refresh() : undefined);
 
   const onAbort = () => finish({ err: r.signal.reason ?? failure('CANCELLED', 'cancelled') });
   r.signal.addEventListener('abort', onAbort, { once: true });
