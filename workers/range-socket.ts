@@ -86,12 +86,19 @@ interface ReadSink {
   onEnd(err: Error | null): void;
 }
 
+/**
+ * Where a connection reads when no read of ours owns a batch: idle, or between its last body byte
+ * and the next request. The socket asks for its next buffer right after each read, so without this
+ * a kept-alive connection would hold a view into a batch its last read already gave back (and
+ * another read now fills): its next answer would land there. What arrives here is copied into the
+ * new read's batch, or closes an idle connection (an origin talking out of turn).
+ */
+const scratch = Buffer.allocUnsafeSlow(4 * KiB);
+
 class Connection {
   sink: ReadSink | null = null;
   idleTimer: NodeJS.Timeout | null = null;
   closed = false;
-  /** Reads while idle land here and close the connection (an origin talking out of turn). */
-  private static readonly scratch = Buffer.allocUnsafeSlow(4 * KiB);
 
   /** Set right after the socket is made (which already asks `buffer()` for its first read). */
   socket!: Socket;
@@ -99,7 +106,7 @@ class Connection {
   constructor(readonly key: string) {}
 
   buffer(): Uint8Array {
-    return this.sink ? this.sink.buffer() : Connection.scratch;
+    return this.sink ? this.sink.buffer() : scratch;
   }
 
   onRead(n: number, buf: Uint8Array): boolean {
@@ -381,12 +388,21 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
 
   conn.sink = {
     // Under a cap, reads are the throttle's slice: one large read would pass a burst unpaid.
-    buffer: () => (!cur ? parking : r.throttle?.bytesPerSec != null ? cur.subarray(fill, fill + r.throttle.sliceSize()) : cur.subarray(fill)),
+    buffer: () => {
+      if (result || received === expected) return scratch;
+      if (!cur) return parking;
+      return r.throttle?.bytesPerSec != null ? cur.subarray(fill, fill + r.throttle.sliceSize()) : cur.subarray(fill);
+    },
     onRead(n, buf) {
       if (result) return false;
-      if (buf === parking || !cur || buf.buffer !== cur.buffer) {
-        // A read that arrived into the parking buffer (reading resumed before this batch was set): copy it in.
-        Buffer.from(buf.buffer, buf.byteOffset, n).copy(cur!, fill);
+      if (!cur) {
+        finish({ err: failure('TRANSIENT', 'read while paused') }); // cannot happen: reading stops while no batch is free
+        return false;
+      }
+      if (buf.buffer !== cur.buffer) {
+        // The first read of a reused connection (into `scratch`), or one that came while no batch
+        // was free (into `parking`): copy it into the batch. Both are small, and rare.
+        Buffer.from(buf.buffer, buf.byteOffset, n).copy(cur, fill);
       }
       waiting();
       const before = fill;

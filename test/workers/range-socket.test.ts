@@ -126,6 +126,56 @@ describe('range reader: a plain 206', () => {
     assert.ok(s.writes.length <= 10, `${s.writes.length} writes for 6 MiB`);
   });
 
+  test('many reads at once over kept-alive connections, round after round: every byte lands where it belongs', async () => {
+    // Connections are reused while other reads fill the write batches a finished read gave back:
+    // a connection must never read into a batch it no longer owns.
+    const piece = 512 * 1024 + 3;
+    for (let round = 0; round < 4; round++) {
+      const s = sink();
+      const reads = [];
+      for (let i = 0; i < 8; i++) {
+        const start = i * piece;
+        const one = sink();
+        reads.push(read(origin.port, start, start + piece, one).then(() => {
+          assert.equal(sha(one.got.subarray(start, start + piece)), sha(FILE.subarray(start, start + piece)), `round ${round}, piece ${i}`);
+        }));
+      }
+      await Promise.all(reads);
+      void s;
+    }
+  });
+
+  test('a reused connection never reads into a write batch its last read gave back (another read owns it now)', async () => {
+    // A finishes on connection 1 and gives its batches back; B (another origin) takes them and has
+    // bytes in one, not yet written; C reuses connection 1. C's answer must not land in B's batch.
+    const s = sink();
+    await read(origin.port, 0, 512 * 1024, s); // A
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let sentFirst!: () => void;
+    const firstSent = new Promise<void>((r) => (sentFirst = r));
+    const slow = await rawOrigin((socket) => {
+      socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-range: bytes 0-999/${FILE.length}\r\ncontent-length: 1000\r\n\r\n`);
+      socket.write(FILE.subarray(0, 10), () => sentFirst());
+      void released.then(() => socket.write(FILE.subarray(10, 1000)));
+    });
+    try {
+      const b = sink();
+      const readB = read(slow.port, 0, 1000, b);
+      await firstSent;
+      await new Promise((r) => setTimeout(r, 50)); // B has read its head and first bytes
+      const c = sink();
+      await read(origin.port, 2 * MiB, 2 * MiB + 300_000, c); // C, on connection 1
+      assert.equal(sha(c.got.subarray(2 * MiB, 2 * MiB + 300_000)), sha(FILE.subarray(2 * MiB, 2 * MiB + 300_000)));
+      release();
+      await readB;
+      assert.deepEqual(b.got.subarray(0, 1000), FILE.subarray(0, 1000));
+    } finally {
+      release();
+      await slow.close();
+    }
+  });
+
   test('under a cap, the bytes take the time the cap says', async () => {
     const s = sink();
     const started = performance.now();
