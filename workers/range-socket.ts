@@ -19,8 +19,11 @@ import { checkUrl, resolveVetted, type OriginRules } from '../main/sources/origi
 import { failure, type Throttle } from './kit';
 
 const KiB = 1024;
-/** One write per batch: about a MiB, as the stream path gathers (`WRITE_BATCH` in download.ts). */
-const BATCH = 1024 * KiB;
+/**
+ * One write per batch. Half a MiB: a write per 512 KiB costs nothing measurable, and a host's 48
+ * connections hold 3 batches each while they read (72 MiB at 1 MiB showed in transfer-rss).
+ */
+const BATCH = 512 * KiB;
 /** A batch with less room than one socket read is written out. */
 const MIN_ROOM = 64 * KiB;
 /** Three per connection: one filling, up to two being written; a fourth would only hide a slow disk. */
@@ -73,7 +76,7 @@ const spareBatches: Buffer[] = [];
 const takeBatch = () => spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH);
 function giveBatches(list: Buffer[]): void {
   // Enough for a burst of segments on this thread to start without allocating; no more held idle.
-  for (const b of list) if (spareBatches.length < 24) spareBatches.push(b);
+  for (const b of list) if (spareBatches.length < 16) spareBatches.push(b);
 }
 
 // ---------------------------------------------------------------------------------------------
