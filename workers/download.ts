@@ -16,6 +16,9 @@
 // all of them). Each connection asks for exactly its piece, so the origin sends every byte once. A
 // connection refused (429/503) or dropped gives its piece back and is reported (`congestion`), so
 // the engine narrows the window; only when nothing moves for a while does the task fail.
+// The pieces after the first are read by `readRange` (range-socket.ts), straight from the socket
+// into write batches; an origin whose answer is not a plain 206 for the range (a redirect, an
+// encoded body) is left to undici for the rest of the task.
 //
 // What it tells an upload that follows it: `prefix` events, each the length of the contiguous
 // front of the file that is written, fsynced and recorded (after every checkpoint), so an upload
