@@ -149,12 +149,17 @@ function park(c: Connection): void {
   c.idleTimer.unref();
   // Reading while idle is how an origin's close is noticed (and anything it sends closes it).
   c.socket.resume();
+  // An idle connection never keeps a process alive (a worker process that is done exits).
+  c.socket.unref();
 }
 
 function reuse(key: string): Connection | null {
   const list = idle.get(key);
   const c = list?.pop() ?? null;
-  if (c) forgetIdle(c);
+  if (c) {
+    forgetIdle(c);
+    c.socket.ref();
+  }
   return c;
 }
 
@@ -274,6 +279,8 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
   let writes: Promise<void> = Promise.resolve();
   let lastFlush = performance.now();
   let throttled = false;
+  /** Reading stopped for want of a free batch. */
+  let stopped = false;
   let reusable = false;
   let settled = false;
   let result: { ok: Declined | void | 'closed-before-answer' } | { err: unknown } | null = null;
@@ -329,8 +336,9 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
       () => {
         writing--;
         free.push(batch);
-        if (!cur && !result) {
-          cur = free.pop()!;
+        if (!cur && !result) cur = free.pop()!;
+        if (stopped && cur && !result) {
+          stopped = false;
           resume();
         }
         if (received === expected && writing === 0 && !result) finish({ ok: undefined });
@@ -399,8 +407,10 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
     onRead(n, buf) {
       if (result) return false;
       if (!cur) {
-        finish({ err: failure('TRANSIENT', 'read while paused') }); // cannot happen: reading stops while no batch is free
-        return false;
+        // Asked to pause, a TLS socket still hands over what it already decrypted: one more batch.
+        cur = takeBatch();
+        mine.push(cur);
+        fill = bodyAt = 0;
       }
       if (buf.buffer !== cur.buffer) {
         // The first read of a reused connection (into `scratch`), or one that came while no batch
@@ -430,7 +440,10 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
         }, () => undefined);
         return false;
       }
-      return cur !== null; // no free batch: pause until a write returns one
+      // No free batch: reading stops until a write returns one. Once stopped, it stays stopped until
+      // then, even if a TLS socket hands over bytes it had already decrypted (see above).
+      if (!cur) stopped = true;
+      return !stopped;
     },
     onEnd(err) {
       if (result) return;
