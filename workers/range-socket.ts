@@ -181,18 +181,23 @@ async function open(url: URL, rules: OriginRules, tls: ConnectionOptions | undef
           : netConnect({ host: address, port, onread, noDelay: true });
         conn.socket = socket;
         const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect timeout to ${url.host}`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+        const aborted = () => socket.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        signal.addEventListener('abort', aborted, { once: true });
+        const failed = (err: Error) => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', aborted);
+          reject(err);
+        };
         const ready = url.protocol === 'https:' ? 'secureConnect' : 'connect';
         socket.once(ready, () => {
           clearTimeout(timer);
-          socket.off('error', reject);
+          signal.removeEventListener('abort', aborted);
+          socket.off('error', failed);
           socket.on('error', (err) => conn.onEnd(err));
           socket.on('close', () => conn.onEnd(null));
           resolve(conn);
         });
-        socket.once('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
+        socket.once('error', failed);
       });
     } catch (err) {
       lastErr ??= err as Error; // the first address's reason (a certificate refused) says more than the next one's
@@ -299,6 +304,7 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
 
   const onAbort = () => finish({ err: r.signal.reason ?? failure('CANCELLED', 'cancelled') });
   r.signal.addEventListener('abort', onAbort, { once: true });
+  if (r.signal.aborted) onAbort(); // aborted while the connection was being made or reused
 
   /** Ends the read once: the connection is parked or closed, and the promise settles when no write holds a batch. */
   function finish(outcome: NonNullable<typeof result>): void {
@@ -454,6 +460,7 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
     },
   };
 
+  if (result) return done; // aborted already: nothing is asked
   const path = `${r.url.pathname}${r.url.search}`;
   // The URL parser has percent-encoded the path and stripped control characters: nothing here can
   // start a new header line. The Host header is the URL's own, as undici sends it.

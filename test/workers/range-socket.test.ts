@@ -335,6 +335,23 @@ describe('range reader: failures mid-way', () => {
     }
   });
 
+  test('a read whose task was already cancelled asks nothing, on a new or a kept-alive connection', async () => {
+    const origin = await listen(createHttpServer(rangeHandler));
+    try {
+      const ac = new AbortController();
+      ac.abort(new Error('cancelled before it started'));
+      const s = sink();
+      await assert.rejects(read(origin.port, 0, 100, { ...s, signal: ac.signal }), /cancelled before it started/);
+      assert.equal(origin.requests, 0);
+      await read(origin.port, 0, 100, sink()); // leaves a kept-alive connection
+      await assert.rejects(read(origin.port, 0, 100, { ...s, signal: ac.signal }), /cancelled before it started/);
+      assert.equal(origin.requests, 1);
+      assert.equal(s.writes.length, 0);
+    } finally {
+      await origin.close();
+    }
+  });
+
   test('an abort stops the read', async () => {
     const origin = await rawOrigin((socket) => {
       socket.write(`HTTP/1.1 206 Partial Content\r\ncontent-range: bytes 0-99/${FILE.length}\r\ncontent-length: 100\r\n\r\n`);
