@@ -139,15 +139,21 @@ export class DriveClient {
   }
 
   /** Creates a folder with a pre-generated id; if it already exists (a retry), that is success. */
-  async createFolder(id: string, name: string, parentId: string | null): Promise<void> {
-    await this.call(
+  /**
+   * Creates a folder under a pre-generated id. True when this call made it; false when it existed
+   * (409: an earlier attempt, perhaps one whose answer was lost, made it).
+   */
+  async createFolder(id: string, name: string, parentId: string | null): Promise<boolean> {
+    return this.call(
       `create folder "${name}"`,
-      () =>
-        this.drive.files.create(
+      async () => {
+        await this.drive.files.create(
           { requestBody: { id, name, mimeType: FOLDER_MIME, ...(parentId ? { parents: [parentId] } : {}) }, fields: 'id' },
           this.callOpts,
-        ),
-      async () => ({}) as never,
+        );
+        return true;
+      },
+      async () => false,
     );
   }
 
@@ -224,9 +230,13 @@ export class DriveClient {
    * Gives `email` read access, unless it already has it: the existing permission is found first,
    * so a retry after a crash never shares twice (nor sends Google's email twice).
    */
-  async ensureReader(fileId: string, email: string, notify: { send: boolean; message?: string }, expiresAt?: number | null): Promise<string> {
+  /**
+   * `fresh`: the caller made `fileId` itself moments ago and has not shared it yet, so nobody can have
+   * a permission on it and the look-up is skipped (one Drive call less per delivery).
+   */
+  async ensureReader(fileId: string, email: string, notify: { send: boolean; message?: string }, expiresAt?: number | null, fresh = false): Promise<string> {
     return this.serialised(fileId, async () => {
-      const existing = await this.findPermission(fileId, email);
+      const existing = fresh ? null : await this.findPermission(fileId, email);
       if (existing) return existing;
       try {
         const r = await this.call(`share with ${email}`, () =>

@@ -54,9 +54,11 @@ export class Grants {
    * Gives `email` read access to `folderId`, waiting while Google's sharing rate is exhausted.
    * With SMTP configured Google's own share email is off (we send ours).
    */
-  async share(folderId: string, email: string, opts: { productName: string; orderCode: string; locale: 'vi' | 'en'; expiresAt: number | null; signal: AbortSignal; onWait: OnWait; notifyByGoogle?: boolean }): Promise<string> {
+  async share(folderId: string, email: string, opts: { productName: string; orderCode: string; locale: 'vi' | 'en'; expiresAt: number | null; signal: AbortSignal; onWait: OnWait; notifyByGoogle?: boolean; fresh?: boolean }): Promise<string> {
     const { quota, mailer } = this.deps;
     const drive = await this.deps.drive();
+    // A folder this step just made has no permissions to look up; after any refusal, look again.
+    let fresh = opts.fresh ?? false;
     for (;;) {
       await quota.waitForSharing(opts.signal, opts.onWait);
       try {
@@ -65,10 +67,12 @@ export class Grants {
           email,
           { send: opts.notifyByGoogle ?? !mailer.enabled(), message: shareMessage(opts.locale, opts.productName, opts.orderCode) },
           opts.expiresAt,
+          fresh,
         );
         quota.sharingOk();
         return id;
       } catch (err) {
+        fresh = false;
         if (err instanceof StepError && err.code === 'SHARING_LIMIT') {
           quota.sharingRefused(err.retryAfterMs ?? 0);
           continue;

@@ -665,7 +665,15 @@ export class Library {
   }
 
   /** Ensures a folder known by `key` exists on Drive; the id is stored before the create call. */
-  ensureFolder(key: string, name: string, parentId: string | null): Promise<string> {
+  async ensureFolder(key: string, name: string, parentId: string | null): Promise<string> {
+    return (await this.makeFolder(key, name, parentId)).id;
+  }
+
+  /**
+   * As ensureFolder, and says whether this very call created the folder (Drive answered the create,
+   * not 409). Only then is it certain that nothing has been shared on it yet.
+   */
+  makeFolder(key: string, name: string, parentId: string | null): Promise<{ id: string; fresh: boolean }> {
     // Single-flight: fifty deliveries linking at once share the one "deliveries" folder call.
     return this.once(`folder:${key}`, async () => {
       const { store } = this.deps;
@@ -676,12 +684,13 @@ export class Library {
         store.library.reserveFolder(key, id!);
         row = store.library.folder(key)!;
       }
+      let fresh = false;
       if (!row.created) {
-        await drive.createFolder(row.folder_id, name, parentId);
+        fresh = await drive.createFolder(row.folder_id, name, parentId);
         // Late is safe: a lost mark means one more create with the same id, which answers 409.
         store.later.add(() => store.library.markFolderCreated(key));
       }
-      return row.folder_id;
+      return { id: row.folder_id, fresh };
     });
   }
 

@@ -93,6 +93,7 @@ export class DeliverySteps {
     const version = store.library.get(r.product_id, r.product_version!)!;
     let mode = r.delivered_via === 'shared-library' ? 'shared-library' : product.delivery;
     let shareTarget: string;
+    let fresh = false;
     if (mode === 'private-copy' && !store.library.deliveryFiles(id).length && product.quotaFallback === 'shared-library') {
       // The owner chose the shared library over waiting when a copy would cross the daily limit.
       const bytes = store.library.files(r.product_id, r.product_version!).reduce((n, f) => n + (f.size ?? 0), 0);
@@ -110,7 +111,7 @@ export class DeliverySteps {
     } else {
       // A private copy: a folder per delivery, filled server-side with files.copy.
       const root = await this.deps.library.ensureFolder('deliveries', 'driveship deliveries', null);
-      shareTarget = await this.deps.library.ensureFolder(`delivery/${id}`, `${product.name} — ${r.order_code}`, root);
+      ({ id: shareTarget, fresh } = await this.deps.library.makeFolder(`delivery/${id}`, `${product.name} — ${r.order_code}`, root));
       await grants.syncCopy(id, r.product_id, r.product_version!, shareTarget, { restricted: product.restrictDownloads, signal, onWait });
     }
     // Durable with the step's closing transition commit; lost before it, the link step runs again
@@ -123,6 +124,7 @@ export class DeliverySteps {
       expiresAt: expiryFor(product.accessDays, Date.now()),
       signal,
       onWait,
+      fresh,
     });
     store.later.writeNow(() => store.deliveries.setShare(id, shareTarget, permissionId, email));
   }

@@ -45,3 +45,21 @@ test('a failed refill surfaces as an error and the next ask tries again', async 
   const [id] = await drive.generateIds(1);
   assert.ok(id);
 });
+
+test('createFolder says whether it made the folder; a share on a folder just made skips the look-up, any other looks first', async () => {
+  const drive = client();
+  const [id] = await drive.generateIds(1);
+  assert.equal(await drive.createFolder(id!, 'made here', null), true);
+  assert.equal(await drive.createFolder(id!, 'made here', null), false, 'a second create of the same id answers 409: not made by this call');
+  assert.equal(emu.files().filter((f) => f.id === id).length, 1);
+
+  const lists0 = emu.counters.permissionsList;
+  const first = await drive.ensureReader(id!, 'fresh@example.com', { send: false }, null, true);
+  assert.equal(emu.counters.permissionsList - lists0, 0, 'a folder this step just made has nothing to look up');
+  // Not fresh (a step that runs again): the look-up finds the permission and nothing is created twice.
+  const creates0 = emu.counters.permissionsCreate;
+  assert.equal(await drive.ensureReader(id!, 'Fresh@Example.com', { send: false }, null), first);
+  assert.equal(emu.counters.permissionsList - lists0, 1);
+  assert.equal(emu.counters.permissionsCreate - creates0, 0);
+  assert.equal(emu.permissions(id!).filter((p) => p.emailAddress === 'fresh@example.com').length, 1);
+});

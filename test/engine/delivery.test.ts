@@ -26,6 +26,7 @@ describe('fulfilment engine, end to end', () => {
 
   it('private copy: paid → fetched, uploaded once, copied, shared, emailed — once each', async () => {
     const { product, bytes, files } = manifestProduct(shop, 'Khoá học A', 3, 2 * MiB + 123);
+    const lists0 = shop.sandbox.drive.counters.permissionsList;
     const id = await shop.orderAndPay([product.id], 'lan@example.com');
     await shop.until([id]);
     const order = shop.core.store.orders.get(id)!;
@@ -40,6 +41,7 @@ describe('fulfilment engine, end to end', () => {
     assert.deepEqual(inside.map((f) => f.name).sort(), ['more', 'part-1.bin']);
     assert.ok(shop.sandbox.drive.hasAccess(folders[0]!.id, 'lan@example.com'));
     assert.equal(shop.sandbox.drive.permissions(folders[0]!.id).filter((p) => p.emailAddress === 'lan@example.com').length, 1);
+    assert.equal(shop.sandbox.drive.counters.permissionsList - lists0, 0, 'its own new folder: shared without looking up permissions first');
     // SMTP is configured, so our email tells the customer and Google's does not.
     const mails = shop.sandbox.smtp.messages().filter((m) => m.to.includes('lan@example.com'));
     assert.equal(mails.length, 1);
@@ -179,6 +181,7 @@ describe('fulfilment engine, end to end', () => {
 
   it('sharing limit: sharing pauses with one alert, the delivery waits (not fails) and goes on after the backoff', async () => {
     const { product } = manifestProduct(shop, 'Sharing', 1, 64 * 1024);
+    const lists0 = shop.sandbox.drive.counters.permissionsList;
     shop.sandbox.drive.inject({ kind: '403-sharingRateLimitExceeded', op: 'permissions.create' });
     const id = await shop.orderAndPay([product.id]);
     const dId = () => shop.core.store.deliveries.forOrder(id)[0]!.id;
@@ -202,6 +205,11 @@ describe('fulfilment engine, end to end', () => {
     assert.deepEqual(alerts.filter((c) => c === 'SHARING_LIMIT'), ['SHARING_LIMIT'], 'one alert');
     assert.ok(!shop.core.engine.alerts.open().some((a) => a.code === 'SHARING_LIMIT'), 'cleared once a share worked');
     assert.equal(shop.core.store.deliveries.get(dId())!.waiting, null);
+    // After a refusal nothing is taken for granted: the refused create looks (was it shared after
+    // all?), and so does the share that follows.
+    assert.equal(shop.sandbox.drive.counters.permissionsList - lists0, 2);
+    const row = shop.core.store.deliveries.getRow(dId())!;
+    assert.equal(shop.sandbox.drive.permissions(row.folder_id!).filter((p) => p.emailAddress === row.customer_email).length, 1);
   });
 
   it('owner actions: pause all holds new work, cancel, priority, resume', async () => {
