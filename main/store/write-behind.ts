@@ -14,6 +14,7 @@
 // payment) or the next WAL checkpoint, because the WAL is replayed in order: nothing committed
 // after it can survive a power cut while it does not. That keeps the disk's fsync latency, which
 // on a busy laptop reaches tens of milliseconds, off the main thread for the bulk of the writes.
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db';
 
 export class WriteBehind {
@@ -21,13 +22,19 @@ export class WriteBehind {
   private timer: NodeJS.Timeout | null = null;
   /** Units that failed (each runs in its own savepoint, so one failure does not sink the rest). */
   failures = 0;
+  // Prepared once: `db.pragma()` would compile them again for every commit.
+  private readonly relaxed: Statement;
+  private readonly strict: Statement;
 
   constructor(
     private readonly db: Db,
     private readonly delayMs = 100,
     private readonly maxPending = 500,
     private readonly onError: (err: unknown) => void = () => undefined,
-  ) {}
+  ) {
+    this.relaxed = db.prepare('PRAGMA synchronous = NORMAL');
+    this.strict = db.prepare('PRAGMA synchronous = FULL');
+  }
 
   get size(): number {
     return this.pending.length;
@@ -50,11 +57,11 @@ export class WriteBehind {
    */
   writeNow<T>(work: () => T): T {
     this.flush();
-    this.db.pragma('synchronous = NORMAL');
+    this.relaxed.run();
     try {
       return this.db.transaction(work)();
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.strict.run();
     }
   }
 
@@ -65,7 +72,7 @@ export class WriteBehind {
     if (!this.pending.length || !this.db.open) return;
     const batch = this.pending;
     this.pending = [];
-    this.db.pragma('synchronous = NORMAL');
+    this.relaxed.run();
     try {
       this.db.transaction(() => {
         for (const work of batch) {
@@ -82,7 +89,7 @@ export class WriteBehind {
       this.failures += batch.length;
       this.onError(err);
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.strict.run();
     }
   }
 }

@@ -212,6 +212,32 @@ describe('fulfilment engine, end to end', () => {
     assert.equal(shop.sandbox.drive.permissions(row.folder_id!).filter((p) => p.emailAddress === row.customer_email).length, 1);
   });
 
+  it('a step starting commits without its own fsync; the outcome commits with one', async () => {
+    const { product } = manifestProduct(shop, 'Fsync', 1, 64 * 1024);
+    const repo = shop.core.store.deliveries;
+    const seen: { to: string; synchronous: number }[] = [];
+    const original = repo.recordTransition;
+    repo.recordTransition = function (t) {
+      // 1 = NORMAL (in the WAL, not fsynced on its own), 2 = FULL.
+      seen.push({ to: t.to, synchronous: shop.core.store.db.pragma('synchronous', { simple: true }) as number });
+      return original.call(this, t);
+    };
+    try {
+      const id = await shop.orderAndPay([product.id]);
+      await shop.until([id]);
+    } finally {
+      repo.recordTransition = original;
+    }
+    // (fetching may share the first commit with the delivery's `queued`, which is fsynced.)
+    const steps = seen.filter((s) => ['uploading', 'linking', 'notifying'].includes(s.to));
+    assert.deepEqual([...new Set(steps.map((s) => s.to))].sort(), ['linking', 'notifying', 'uploading']);
+    assert.ok(steps.every((s) => s.synchronous === 1), JSON.stringify(seen));
+    const outcome = seen.filter((s) => s.to === 'delivered');
+    assert.equal(outcome.length, 1);
+    assert.equal(outcome[0]!.synchronous, 2, 'delivered is fsynced, and with it everything before it');
+    assert.equal(shop.core.store.db.pragma('synchronous', { simple: true }), 2, 'FULL again for everything else');
+  });
+
   it('owner actions: pause all holds new work, cancel, priority, resume', async () => {
     const { product } = manifestProduct(shop, 'Owner', 1, 64 * 1024);
     shop.core.engine.supervisor.pauseAll();
