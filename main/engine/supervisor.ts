@@ -44,6 +44,9 @@ const ACTIVE = new Set(['fetching', 'uploading', 'linking', 'notifying']);
  * too, as the WAL is replayed in order. This keeps the disk's fsync, slow while the workers write
  * gigabytes, off the main thread for most transitions.
  */
+/** Deliveries whose transitions one commit takes (a few milliseconds of the main thread). */
+const COMMIT_SLICE = 16;
+
 const IN_PROGRESS = new Set(['resume', 'fetching', 'uploading', 'linking', 'notifying', 'deciding', 'retrying']);
 
 /** What an alert code tells the owner to do, and which work it stops everywhere. */
@@ -89,6 +92,8 @@ export class Supervisor {
   private readonly barriers = new Map<string, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
   /** Group commits made (diagnostics, tests). */
   commits = 0;
+  /** The most deliveries one commit of transitions has held (bounded by COMMIT_SLICE). */
+  widestCommit = 0;
 
   constructor(private readonly deps: SupervisorDeps) {}
 
@@ -199,17 +204,42 @@ export class Supervisor {
     }
     if (!this.commitScheduled) {
       this.commitScheduled = true;
-      setImmediate(() => this.commitNow());
+      setImmediate(() => this.commitSoon());
     }
   }
 
-  /** Commits every pending transition in one transaction, then tells the bus and releases the steps. */
+  /** Commits every pending transition now (before a stop or after an owner's action). */
   commitNow(): void {
     this.commitScheduled = false;
+    while (this.pending.length) this.commitSlice();
+  }
+
+  /**
+   * The scheduled commit: one slice per turn of the event loop. Fifty deliveries move on together
+   * when the upload they share ends; committing them in one go held the main thread for 20+ ms,
+   * with timers and both listeners waiting behind it.
+   */
+  private commitSoon(): void {
+    this.commitScheduled = false;
+    this.commitSlice();
+    if (this.pending.length && !this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.commitSoon());
+    }
+  }
+
+  /**
+   * Commits the pending transitions of up to COMMIT_SLICE deliveries in one transaction (all of each
+   * one's, so its barrier means all of them), then tells the bus and releases the steps.
+   */
+  private commitSlice(): void {
     if (!this.pending.length) return;
     const { store, bus } = this.deps;
-    const batch = this.pending;
-    this.pending = [];
+    const ids = new Set<string>();
+    for (const t of this.pending) if (ids.size < COMMIT_SLICE || ids.has(t.id)) ids.add(t.id);
+    this.widestCommit = Math.max(this.widestCommit, ids.size);
+    const batch = this.pending.filter((t) => ids.has(t.id));
+    this.pending = this.pending.filter((t) => !ids.has(t.id));
     const barriers = [...new Set(batch.map((t) => t.id))].map((id) => [id, this.barriers.get(id)!] as const);
     for (const [id] of barriers) this.barriers.delete(id);
     const orderEvents = new Map<string, string>();

@@ -10,8 +10,8 @@
 // folder reservation) must not come here: they go through a normal transaction, at once.
 //
 // A batch commits with synchronous=NORMAL: written to the WAL (so a killed process loses nothing)
-// but not fsynced on its own. It becomes durable with the next FULL commit (any transition,
-// payment) or the next WAL checkpoint, because the WAL is replayed in order: nothing committed
+// but not fsynced on its own. It becomes durable with the next FULL commit (a payment, a
+// delivery's outcome) or the next WAL checkpoint, because the WAL is replayed in order: nothing committed
 // after it can survive a power cut while it does not. That keeps the disk's fsync latency, which
 // on a busy laptop reaches tens of milliseconds, off the main thread for the bulk of the writes.
 import type { Statement } from 'better-sqlite3';

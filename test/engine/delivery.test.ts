@@ -238,6 +238,22 @@ describe('fulfilment engine, end to end', () => {
     assert.equal(shop.core.store.db.pragma('synchronous', { simple: true }), 2, 'FULL again for everything else');
   });
 
+  it('forty orders of one product move on together: their transitions commit sixteen deliveries at a time, none lost', async () => {
+    const { product } = manifestProduct(shop, 'Burst', 1, 256 * 1024);
+    const sup = shop.core.engine.supervisor;
+    sup.widestCommit = 0;
+    const commits0 = sup.commits;
+    const ids = await Promise.all(Array.from({ length: 40 }, (_, i) => shop.orderAndPay([product.id], `burst${i}@example.com`)));
+    await shop.until(ids, ['delivered'], 60_000);
+    assert.ok(sup.widestCommit > 1 && sup.widestCommit <= 16, `widest commit ${sup.widestCommit}`);
+    assert.ok(sup.commits - commits0 >= Math.ceil((40 * 5) / 16));
+    for (const id of ids) {
+      const d = shop.core.store.deliveries.forOrder(id)[0]!;
+      const seen = shop.core.store.deliveries.events(d.id).map((e) => e.to);
+      for (const state of ['fetching', 'uploading', 'linking', 'notifying', 'delivered']) assert.ok(seen.includes(state), `${id}: ${state} recorded (${seen.join(',')})`);
+    }
+  });
+
   it('owner actions: pause all holds new work, cancel, priority, resume', async () => {
     const { product } = manifestProduct(shop, 'Owner', 1, 64 * 1024);
     shop.core.engine.supervisor.pauseAll();
