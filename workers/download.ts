@@ -45,9 +45,15 @@ const CHECKPOINT_INTERVAL_MS = 1_000;
 const MIN_PIECE = 1 * MiB;
 const MAX_PIECE = 8 * MiB;
 
-/** About four pieces per connection, so the connections work side by side near the front. */
-function pieceSize(size: number, allowance: number): number {
-  const p = Math.ceil(size / (4 * Math.max(1, allowance)) / MiB) * MiB;
+/**
+ * About four pieces per connection, so the connections work side by side near the front; and, as
+ * the unstarted part (`left`) shrinks, half of it per connection, so a file's connections finish
+ * together instead of one of them fetching a last large piece alone while the others sit idle (a
+ * running piece is never split).
+ */
+function pieceSize(size: number, allowance: number, left = size): number {
+  const a = Math.max(1, allowance);
+  const p = Math.ceil(Math.min(size / (4 * a), left / (2 * a)) / MiB) * MiB;
   return Math.min(MAX_PIECE, Math.max(MIN_PIECE, p));
 }
 /**
@@ -728,7 +734,8 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
   const nextPiece = (): Segment | null => {
     const idle = state.segments.filter((g) => g.done < g.end && !active.has(g)).sort((a, b) => a.start - b.start)[0];
     if (!idle) return null;
-    const piece = pieceSize(state.size, ctx.allowance);
+    const left = state.segments.reduce((n, g) => n + (active.has(g) ? 0 : g.end - g.done), 0);
+    const piece = pieceSize(state.size, ctx.allowance, left);
     if (idle.end - idle.done > piece + MIN_PIECE) {
       const rest: Segment = { start: idle.done + piece, end: idle.end, done: idle.done + piece };
       idle.end = rest.start;

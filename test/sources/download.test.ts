@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Piscina } from 'piscina';
@@ -283,6 +285,37 @@ describe('download task: control and bandwidth', () => {
       assert.equal(one.bytes, size, 'the file once');
     } finally {
       await origin.close();
+    }
+  });
+
+  test('pieces shrink toward the end of a file, so its connections finish together instead of one fetching a last large piece alone', async () => {
+    const size = 48 * MiB;
+    const bytes = generateBytes('tail', 0, size);
+    const asked: { start: number; length: number }[] = [];
+    const server = createServer((req, res) => {
+      const m = /^bytes=(\d+)-(\d+)?$/.exec(req.headers.range ?? '');
+      if (!m) return res.writeHead(200, { 'content-length': size }).end(bytes);
+      const start = Number(m[1]);
+      const end = m[2] === undefined ? size - 1 : Math.min(size - 1, Number(m[2]));
+      asked.push({ start, length: end - start + 1 });
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': end - start + 1, 'accept-ranges': 'bytes' }).end(bytes.subarray(start, end + 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tail.bin`;
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const done = ok(await download({ url, destPath: destFor('tail.bin'), size, sha256, segmentThreshold: MiB, segments: 4 }));
+      assert.equal(done.sha256, sha256);
+      const pieces = asked.sort((a, b) => a.start - b.start).map((p) => p.length / MiB);
+      // Four connections: about four pieces each of the file (3 MiB), then half of what is left per
+      // connection as the end nears, down to 1 MiB (the last takes what is left under 2 MiB).
+      assert.equal(pieces[0], 3, pieces.join(','));
+      assert.ok(pieces.slice(-6).every((p) => p <= 2), pieces.join(','));
+      assert.ok(pieces.slice(-6).filter((p) => p === 1).length >= 4, pieces.join(','));
+      for (let i = 1; i < pieces.length - 1; i++) assert.ok(pieces[i]! <= pieces[i - 1]!, `never larger again: ${pieces.join(',')}`);
+      assert.equal(pieces.reduce((n, p) => n + p, 0), 48, 'every byte asked once');
+    } finally {
+      await new Promise((r) => server.close(r));
     }
   });
 
