@@ -107,7 +107,8 @@ export class Grants {
       const ids = await drive.generateIds(fresh.length);
       // All durable before any copy call; in slices, so a catalogue does not hold the main thread.
       for (let i = 0; i < fresh.length; i += RESERVE_SLICE) {
-        store.tx(() => fresh.slice(i, i + RESERVE_SLICE).forEach((f, j) => store.library.reserveCopyOf(deliveryId, f.path, ids[i + j]!, f.drive_file_id!)));
+        // Deliveries reserving in the same turn share one fsync.
+        await store.commits.submit(() => fresh.slice(i, i + RESERVE_SLICE).forEach((f, j) => store.library.reserveCopyOf(deliveryId, f.path, ids[i + j]!, f.drive_file_id!)));
         await yieldToLoop();
       }
     }

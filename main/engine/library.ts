@@ -681,7 +681,8 @@ export class Library {
       let row = store.library.folder(key);
       if (!row) {
         const [id] = await drive.generateIds(1);
-        store.library.reserveFolder(key, id!);
+        // On disk before the create call; folders reserved in the same turn share one fsync.
+        await store.commits.submit(() => store.library.reserveFolder(key, id!));
         row = store.library.folder(key)!;
       }
       let fresh = false;

@@ -7,7 +7,6 @@ import type { ConfigService } from '../platform/config';
 import type { PaymentIntake } from '../sepay/intake';
 import { parseWebhookBody, verifyWebhookAuth } from '../sepay/webhook';
 import type { Store } from '../store';
-import { GroupCommit } from '../store/group-commit';
 import { errorHandler, securityHeaders, sendError } from './errors';
 import { RateLimiter } from './rate-limit';
 
@@ -31,7 +30,7 @@ export interface PublicAppDeps {
 
 export function createPublicApp(deps: PublicAppDeps): express.Express {
   const { store, config, intake, log } = deps;
-  const commits = new GroupCommit(store.db);
+  const { commits } = store;
   const limiter = new RateLimiter(() => config.current().webhookRateLimitPerMin);
   const app = express();
   app.disable('x-powered-by');

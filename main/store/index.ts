@@ -18,6 +18,7 @@ import { SettingsRepo } from './settings';
 import { ThroughputRepo } from './throughput';
 import { UpdatesRepo } from './updates';
 import { WebhookLogRepo } from './webhook-log';
+import { GroupCommit } from './group-commit';
 import { WriteBehind } from './write-behind';
 
 export class Store {
@@ -38,6 +39,11 @@ export class Store {
   readonly driveUsage: DriveUsageRepo;
   /** Checkpoint writes that may land a little late (see write-behind.ts for what qualifies). */
   readonly later: WriteBehind;
+  /**
+   * Writes that must be on disk before the caller goes on (a payment before its 2xx, an id before the
+   * Drive call that uses it), committed with the others of the same turn: one fsync for all.
+   */
+  readonly commits: GroupCommit;
   readonly diagnostics: DiagnosticsRepo;
 
   /** The data folder's secret key, once openStore has loaded it. */
@@ -60,6 +66,7 @@ export class Store {
     this.updates = new UpdatesRepo(db);
     this.driveUsage = new DriveUsageRepo(db);
     this.later = new WriteBehind(db);
+    this.commits = new GroupCommit(db);
     this.diagnostics = new DiagnosticsRepo(db);
   }
 
