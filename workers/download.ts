@@ -829,6 +829,16 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
  * 206 for the range (a redirect, an encoded body...): nothing was written, and the caller asks
  * through undici. Error statuses are classified as the undici path does.
  */
+/** `chunks` are on disk from `seg.done` on: offered to the front hash, counted, reported. */
+function segmentWritten(seg: Segment, chunks: readonly Buffer[], hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void): void {
+  for (const c of chunks) {
+    hasher?.offer(c, seg.done);
+    seg.done += c.length;
+    fetched.bytes += c.length;
+  }
+  onProgress();
+}
+
 async function readDirect(
   ctx: RunContext, fh: FileHandle, seg: Segment, size: number, signal: AbortSignal,
   hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void,
@@ -839,10 +849,7 @@ async function readDirect(
       stallMs: ctx.stallMs, throttle: ctx.controls.throttle,
       write: async (buf, position) => {
         await fh.write(buf, 0, buf.length, position);
-        hasher?.offer(buf, position);
-        seg.done += buf.length;
-        fetched.bytes += buf.length;
-        onProgress();
+        segmentWritten(seg, [buf], hasher, fetched, onProgress);
       },
     });
     return declined === undefined;
@@ -899,16 +906,7 @@ async function fetchSegment(
     [gathered, gatheredBytes] = [[], 0];
     if (n <= 0) return;
     await fh.writev(list, seg.done);
-    if (hasher) {
-      let at = seg.done;
-      for (const c of list) {
-        hasher.offer(c, at);
-        at += c.length;
-      }
-    }
-    seg.done += n;
-    fetched.bytes += n;
-    onProgress();
+    segmentWritten(seg, list, hasher, fetched, onProgress);
   };
   try {
     for await (const c of stallGuarded(body, ctx.stallMs)) {
