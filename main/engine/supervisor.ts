@@ -35,19 +35,21 @@ interface PendingTransition {
 
 const ACTIVE = new Set(['fetching', 'uploading', 'linking', 'notifying']);
 
+/** Deliveries whose transitions one commit takes (a few milliseconds of the main thread). */
+const COMMIT_SLICE = 16;
+
 /**
  * States a delivery passes through while its steps run. A batch of transitions into these only is
  * committed like a write-behind checkpoint (in the WAL, safe from a killed process, not fsynced on
  * its own); see write-behind.ts. What a power cut could take back is a step's start, and its step
- * is idempotent and runs again. Outcomes the owner acts on (delivered, failed, paused, cancelled,
- * queued by an owner's action) commit with their own fsync, and make what came before them durable
- * too, as the WAL is replayed in order. This keeps the disk's fsync, slow while the workers write
- * gigabytes, off the main thread for most transitions.
+ * is idempotent and runs again. So is an actor's first record of a new delivery (`queued`, which
+ * the payment's own commit already stored). Outcomes the owner acts on (delivered, failed, paused,
+ * cancelled, queued by an owner's action) commit with their own fsync, and make what came before
+ * them durable too, as the WAL is replayed in order. This keeps the disk's fsync, slow while the
+ * workers write gigabytes, off the main thread for most transitions.
  */
-/** Deliveries whose transitions one commit takes (a few milliseconds of the main thread). */
-const COMMIT_SLICE = 16;
-
 const IN_PROGRESS = new Set(['resume', 'fetching', 'uploading', 'linking', 'notifying', 'deciding', 'retrying']);
+const inProgress = (t: { from: string | null; to: string }) => IN_PROGRESS.has(t.to) || (t.to === 'queued' && (t.from === null || t.from === 'queued'));
 
 /** What an alert code tells the owner to do, and which work it stops everywhere. */
 const PAUSING: Record<string, { message: string; action: string; stops: TransferKind[] }> = {
@@ -244,7 +246,7 @@ export class Supervisor {
     for (const [id] of barriers) this.barriers.delete(id);
     const orderEvents = new Map<string, string>();
     const orderOf = new Map<string, string>();
-    const progressOnly = batch.every((t) => IN_PROGRESS.has(t.to));
+    const progressOnly = batch.every(inProgress);
     try {
       (progressOnly ? store.later.writeNow.bind(store.later) : store.tx.bind(store))(() => {
         for (const t of batch) {
