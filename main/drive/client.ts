@@ -138,10 +138,10 @@ export class DriveClient {
     this.reservoirAt = Date.now();
   }
 
-  /** Creates a folder with a pre-generated id; if it already exists (a retry), that is success. */
   /**
-   * Creates a folder under a pre-generated id. True when this call made it; false when it existed
-   * (409: an earlier attempt, perhaps one whose answer was lost, made it).
+   * Creates a folder with a pre-generated id; if it already exists (a retry), that is success. True
+   * when this call made it; false when it existed (409: an earlier attempt, perhaps one whose answer
+   * was lost, made it).
    */
   async createFolder(id: string, name: string, parentId: string | null): Promise<boolean> {
     return this.call(
@@ -228,11 +228,9 @@ export class DriveClient {
 
   /**
    * Gives `email` read access, unless it already has it: the existing permission is found first,
-   * so a retry after a crash never shares twice (nor sends Google's email twice).
-   */
-  /**
-   * `fresh`: the caller made `fileId` itself moments ago and has not shared it yet, so nobody can have
-   * a permission on it and the look-up is skipped (one Drive call less per delivery).
+   * so a retry after a crash never shares twice (nor sends Google's email twice). `fresh`: the
+   * caller made `fileId` itself moments ago and has not shared it yet, so nobody can have a
+   * permission on it and the look-up is skipped (one Drive call less per delivery).
    */
   async ensureReader(fileId: string, email: string, notify: { send: boolean; message?: string }, expiresAt?: number | null, fresh = false): Promise<string> {
     return this.serialised(fileId, async () => {

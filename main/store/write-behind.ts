@@ -7,13 +7,15 @@
 // something that is already durable elsewhere (a fsynced file, a byte range Drive confirmed, a
 // Drive object made with a pre-generated id) so that a lost record costs a repeated, idempotent
 // step, never a wrong claim. Ids written before an external effect (generated Drive ids, a
-// folder reservation) must not come here: they go through a normal transaction, at once.
+// folder reservation) must not come here: they go through a normal transaction or the store's
+// group commit, fsynced before the call.
 //
 // A batch commits with synchronous=NORMAL: written to the WAL (so a killed process loses nothing)
-// but not fsynced on its own. It becomes durable with the next FULL commit (a payment, a
-// delivery's outcome) or the next WAL checkpoint, because the WAL is replayed in order: nothing committed
-// after it can survive a power cut while it does not. That keeps the disk's fsync latency, which
-// on a busy laptop reaches tens of milliseconds, off the main thread for the bulk of the writes.
+// but not fsynced on its own. It becomes durable with the next FULL commit (a payment, a reserved
+// id, a delivery's outcome) or the next WAL checkpoint, because the WAL is replayed in order:
+// nothing committed after it can survive a power cut while it does not. That keeps the disk's
+// fsync latency, which on a busy laptop reaches tens of milliseconds, off the main thread for the
+// bulk of the writes.
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db';
 
