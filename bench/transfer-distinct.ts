@@ -10,10 +10,11 @@
 //
 // Variants of driveship's run (BENCH_DISTINCT_VARIANTS, comma-separated, default "defaults"):
 //   defaults  shipped settings
-//   custom:dl=20;host=20;up=4;seg=16;segs=4   any mix (host: the per-host ceiling; seg: segment
-//             threshold in MiB; segs: the connections each download starts with)
+//   custom:dl=20;host=20;up=4;seg=16;segs=4;win=8   any mix (host: the per-host ceiling; seg: segment
+//             threshold in MiB; segs: the connections each download starts with; win: the
+//             window a new origin host starts with)
 import { aria2Version, runAria2, runCurlUpload, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
-import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 import { now, startBenchShop } from './lib/shop';
 
@@ -47,6 +48,7 @@ function parseVariant(spec: string): Variant {
     else if (k === 'host') (v.settings!.maxPerHost = n), parts.push(`maxPerHost=${n}`);
     else if (k === 'seg') (v.segmentThreshold = n * MiB), parts.push(`segmentThreshold=${n} MiB`);
     else if (k === 'segs') (v.segments = n), parts.push(`segments=${n}`);
+    else if (k === 'win') (v.env.DRIVESHIP_SEGMENTS = String(n)), parts.push(`initial host window=${n}`);
     else throw new Error(`variant ${spec}: unknown key ${k}`);
   }
   v.describe = parts.join(', ');
@@ -98,6 +100,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         orders.push(await shop.order(productId, i + 1));
       }
       await waitQuiet();
+      const stopProfile = await startMainProfile(`transfer-distinct-${v.name}`);
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();
@@ -112,6 +115,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
       clearInterval(windowTimer);
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
+      await stopProfile();
       const c = await sandbox.counters();
       const ph = shop.phases();
       const since = (state: string) => (ph[state] ? round((ph[state]!.last - t0) / 1000, 2) : null);
@@ -177,6 +181,7 @@ export async function run(): Promise<unknown> {
     console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
     console.log(`    origin connections (window/in use, every 0.5 s): ${o.windows.join(' ')}`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
+    console.log(`    by thread: ${Object.entries(o.cpu.byThread).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }
   const base = await runBaselines(sha);

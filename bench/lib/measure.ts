@@ -1,7 +1,7 @@
 import { request } from 'undici';
 // Small measuring and printing helpers shared by the transfer benchmarks.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 export const MiB = 1024 * 1024;
@@ -127,6 +127,32 @@ export interface CpuSnapshot {
   process: number;
   others: Record<string, number | null>;
   system: number | null;
+  /** CPU seconds so far of this process's live threads, by thread (Linux). */
+  threads: Record<string, number>;
+}
+
+/** This process's live threads' CPU seconds by name (and id where names repeat): main, pool workers, libuv, V8 helpers. */
+function threadsByName(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const sec = procCpuSeconds(`/proc/self/task/${tid}/stat`);
+      if (sec === null) continue;
+      let name = 'unknown';
+      if (tid === String(process.pid)) name = 'main';
+      else try {
+        name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        /* the thread ended meanwhile */
+      }
+      // Node names every thread "node": the id tells them apart (pool workers start last).
+      const key = name === 'node' ? `${name}#${tid}` : name;
+      out[key] = (out[key] ?? 0) + sec;
+    }
+  } catch {
+    /* no /proc */
+  }
+  return out;
 }
 
 /** CPU used so far by this process, its main thread, and other processes by pid (Linux /proc). */
@@ -138,6 +164,7 @@ export function cpuSnapshot(others: Record<string, number> = {}): CpuSnapshot {
     process: (u.user + u.system) / 1e6,
     others: Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, procCpuSeconds(`/proc/${pid}/stat`)])),
     system: systemBusySeconds(),
+    threads: threadsByName(),
   };
 }
 
@@ -151,6 +178,8 @@ export interface CpuUse {
   coresBusy: number;
   /** Cores kept busy by everything else on the machine meanwhile (other users' builds and tests). */
   otherLoadCores: number | null;
+  /** This process's CPU seconds by thread name (threads that ended meanwhile are missing). */
+  byThread: Record<string, number>;
 }
 
 export function cpuSince(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
@@ -168,6 +197,12 @@ export function cpuSince(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
     othersSec,
     coresBusy: round(total / Math.max(0.001, wallSec), 2),
     otherLoadCores: system === null ? null : round(Math.max(0, system - total) / Math.max(0.001, wallSec), 2),
+    byThread: Object.fromEntries(
+      Object.entries(b.threads)
+        .map(([k, v]) => [k, round(v - (a.threads[k] ?? 0), 2)] as const)
+        .filter(([, v]) => v >= 0.01)
+        .sort((x, y) => y[1] - x[1]),
+    ),
   };
 }
 
@@ -239,5 +274,27 @@ export function pollLatency(url: string, everyMs = 50, timeoutMs = 60_000): { st
       await done;
       return { samples: latencies.length, failures, p50: round(percentile(latencies, 50), 1), p99: round(percentile(latencies, 99), 1), max: round(Math.max(...latencies), 1) };
     },
+  };
+}
+
+/**
+ * With BENCH_PROFILE_DIR set, a CPU profile of the main thread over the measured phase only (the
+ * setup before it is left out), written there as `<label>.cpuprofile` for Chrome's DevTools.
+ */
+export async function startMainProfile(label: string): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  if (!dir) return async () => {};
+  const { Session } = await import('node:inspector/promises');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/${label}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
   };
 }

@@ -84,7 +84,7 @@ export class PiscinaTransferQueue implements TransferQueue {
 
   constructor(limits: TransferLimits, private readonly opts: PiscinaQueueOptions = {}) {
     this.policy = new TransferPolicy(limits);
-    this.windows = new HostWindows({ ceiling: limits.maxPerHost, initial: opts.initialHostWindow ?? 8 });
+    this.windows = new HostWindows({ ceiling: limits.maxPerHost, initial: opts.initialHostWindow ?? 16 });
     this.currentPool = this.newPool();
   }
 
