@@ -8,17 +8,19 @@
 //    only ever records bytes that were fsynced first, so it never over-claims after a crash.
 // destPath itself appears only by rename, after the bytes were verified and fsynced.
 //
-// How it fetches (as aria2c does): one connection first, `Range: bytes=<prefix>-`, whose answer
-// tells the size when the manifest did not. A file at least `segmentThreshold` long is then fetched
-// in pieces by as many connections as the engine's `connections` allowance (its share of the origin
-// host's window) permits: the first connection keeps the front piece, the others take the next
-// pieces in file order (so the contiguous front, which an upload follows, grows at the speed of
-// all of them). Each connection asks for exactly its piece, so the origin sends every byte once. A
-// connection refused (429/503) or dropped gives its piece back and is reported (`congestion`), so
-// the engine narrows the window; only when nothing moves for a while does the task fail.
-// The pieces after the first are read by `readRange` (range-socket.ts), straight from the socket
-// into write batches; an origin whose answer is not a plain 206 for the range (a redirect, an
-// encoded body) is left to undici for the rest of the task.
+// How it fetches (as aria2c does): a file at least `segmentThreshold` long is fetched in pieces by
+// as many connections as the engine's `connections` allowance (its share of the origin host's
+// window) permits, in file order (so the contiguous front, which an upload follows, grows at the
+// speed of all of them). Each connection asks for exactly its piece, so the origin sends every
+// byte once. When the manifest gives the size, the pieces are planned at once, and the first
+// connection's answer must prove that the origin honours ranges before the others open. When it
+// does not, one connection first, `Range: bytes=<prefix>-<threshold>`, whose answer tells the size;
+// that connection keeps the front piece. A connection refused (429/503) or dropped gives its piece
+// back and is reported (`congestion`), so the engine narrows the window; only when nothing moves
+// for a while does the task fail.
+// Pieces are read by `readRange` (range-socket.ts), straight from the socket into write batches;
+// an origin whose answer is not a plain 206 for the range (a redirect, an encoded body) is left to
+// undici for the rest of the task, as is the first answer for a file of unknown size.
 //
 // What it tells an upload that follows it: `prefix` events, each the length of the contiguous
 // front of the file that is written, fsynced and recorded (after every checkpoint), so an upload
@@ -346,6 +348,10 @@ async function downloadStream(ctx: RunContext): Promise<DownloadDone> {
     let fetched = 0;
     progress.set(have, task.size ?? null, 1);
     let total: number | null = task.size ?? null;
+    if (ctx.direct && task.size !== undefined && have < task.size && task.size >= (task.segmentThreshold ?? DEFAULT_SEGMENT_THRESHOLD)) {
+      handedOver = true; // splitKnown owns the handle from here
+      return await splitKnown(ctx, fh, have, task.size, hasher, resumedFrom);
+    }
     if (task.size === undefined || have < task.size) {
       const opened = await openStream(ctx, have);
       const { res, offset } = opened;
@@ -653,13 +659,41 @@ async function splitFromStream(
   return downloadSegmented(ctx, state, { fh, res, hasher }, resumedFrom);
 }
 
+/**
+ * The manifest told a size worth splitting: the pieces are planned before any request, so every
+ * connection, the first one included, reads straight from the socket (`readRange`), and no byte of
+ * the file goes through undici. The first answer proves that the origin honours ranges and serves
+ * the size we expect. An origin that ignores ranges (a 200) costs one request: the plan and its
+ * bytes are dropped and the file is streamed whole, as before.
+ */
+async function splitKnown(ctx: RunContext, fh: FileHandle, have: number, size: number, hasher: FrontHash | null, resumedFrom: number): Promise<DownloadDone> {
+  const state: Sidecar = { version: 1, size, sha256: ctx.task.sha256?.toLowerCase() ?? null, segments: [{ start: 0, end: size, done: have }] };
+  try {
+    await fh.sync(); // the prefix the sidecar claims is on disk first
+    await writeSidecar(ctx.paths.sidecar, state);
+    await fh.truncate(size);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+  try {
+    return await downloadSegmented(ctx, state, { fh, res: null, hasher }, resumedFrom);
+  } catch (err) {
+    if (!(err instanceof NoRangeSupport)) throw err;
+    await discardPart(ctx.paths);
+    if (ctx.announced > 0) announce(ctx, 0, size); // the bytes an upload may have read are gone: it starts over
+    ctx.direct = false;
+    return downloadStream(ctx);
+  }
+}
+
 interface Conn {
   seg: Segment;
   controller: AbortController;
 }
 
 async function downloadSegmented(
-  ctx: RunContext, state: Sidecar, carried: { fh: FileHandle; res: Response; hasher: FrontHash | null } | null, carriedResumedFrom: number,
+  ctx: RunContext, state: Sidecar, carried: { fh: FileHandle; res: Response | null; hasher: FrontHash | null } | null, carriedResumedFrom: number,
 ): Promise<DownloadDone> {
   const { task, paths, progress } = ctx;
   const size = state.size;
@@ -681,7 +715,8 @@ async function downloadSegmented(
     }
     progress.set(doneBytes(), size, 1);
     checkpoints.start();
-    await fetchSegments(ctx, fh, state, carried?.res ?? null, hasher, fetched);
+    // A plan made from the manifest's size alone (no answer carried) has not seen the origin honour ranges yet.
+    await fetchSegments(ctx, fh, state, carried?.res ?? null, hasher, fetched, carried !== null && carried.res === null);
     await checkpoints.stop();
     await fh.sync();
     if (hasher) await hasher.catchUp(fh, size);
@@ -701,7 +736,9 @@ async function downloadSegmented(
  * (404, a changed size, a full disk) stops all of them. Returns only after every connection
  * stopped, so no write lands after the file is closed.
  */
-async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, carried: Response | null, hasher: FrontHash | null, fetched: { bytes: number }): Promise<void> {
+async function fetchSegments(
+  ctx: RunContext, fh: FileHandle, state: Sidecar, carried: Response | null, hasher: FrontHash | null, fetched: { bytes: number }, unproven = false,
+): Promise<void> {
   const { controls, progress } = ctx;
   const active = new Map<Segment, Conn>();
   const stopAll = new AbortController();
@@ -713,7 +750,12 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
    * connections as survived, one more for each piece finished since.
    */
   let localCap = Infinity;
-  const cap = () => Math.min(ctx.allowance, localCap);
+  /**
+   * Until an answer proves that the origin honours ranges (a plan made from the manifest's size, with
+   * no answer yet), one connection: an origin that ignores them sends each the whole file.
+   */
+  let proven = !unproven;
+  const cap = () => (proven ? Math.min(ctx.allowance, localCap) : 1);
   let lastError: TransferError | null = null;
   let holdUntil = 0;
   let wake: (() => void) | null = null;
@@ -723,6 +765,11 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
     poke();
   };
   signal.addEventListener('abort', poke, { once: true });
+  const ranged = () => {
+    if (proven) return;
+    proven = true;
+    poke();
+  };
   const doneBytes = () => state.segments.reduce((n, g) => n + (g.done - g.start), 0);
   const report = () => progress.set(doneBytes(), state.size, active.size);
 
@@ -750,7 +797,7 @@ async function fetchSegments(ctx: RunContext, fh: FileHandle, state: Sidecar, ca
     active.set(seg, conn);
     report();
     try {
-      await fetchSegment(ctx, fh, seg, state.size, AbortSignal.any([signal, conn.controller.signal]), res, hasher, fetched, report);
+      await fetchSegment(ctx, fh, seg, state.size, AbortSignal.any([signal, conn.controller.signal]), res, hasher, fetched, report, ranged);
       failures = 0;
       if (localCap !== Infinity) localCap++;
     } catch (err) {
@@ -841,12 +888,12 @@ function segmentWritten(seg: Segment, chunks: readonly Buffer[], hasher: FrontHa
 
 async function readDirect(
   ctx: RunContext, fh: FileHandle, seg: Segment, size: number, signal: AbortSignal,
-  hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void,
+  hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void, onRanged: () => void,
 ): Promise<boolean> {
   try {
     const declined = await readRange({
       url: new URL(ctx.task.url), rules: ctx.task.origin ?? STRICT_ORIGIN_RULES, start: seg.done, end: seg.end, size, signal,
-      stallMs: ctx.stallMs, throttle: ctx.controls.throttle,
+      stallMs: ctx.stallMs, throttle: ctx.controls.throttle, onAnswer: onRanged,
       write: async (buf, position) => {
         await fh.write(buf, 0, buf.length, position);
         segmentWritten(seg, [buf], hasher, fetched, onProgress);
@@ -866,11 +913,11 @@ async function readDirect(
  */
 async function fetchSegment(
   ctx: RunContext, fh: FileHandle, seg: Segment, size: number, signal: AbortSignal, open: Response | null,
-  hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void,
+  hasher: FrontHash | null, fetched: { bytes: number }, onProgress: () => void, onRanged: () => void,
 ): Promise<void> {
   let res = open;
   if (!res && ctx.direct) {
-    if (await readDirect(ctx, fh, seg, size, signal, hasher, fetched, onProgress)) return;
+    if (await readDirect(ctx, fh, seg, size, signal, hasher, fetched, onProgress, onRanged)) return;
     ctx.direct = false; // a redirecting or unusual origin: undici from now on, for this task
   }
   if (!res) {
@@ -892,6 +939,7 @@ async function fetchSegment(
       discardBody(res);
       throw failure('TRANSIENT', `origin answered the range ${seg.done}- with ${String(res.headers['content-range'])}`);
     }
+    onRanged();
   }
   const body = res.body;
   let gathered: Buffer[] = [];

@@ -53,6 +53,8 @@ export interface RangeRead {
    * come one at a time per read, in file order.
    */
   write(buf: Buffer, position: number): Promise<void>;
+  /** Called once the answer's head is a 206 for exactly the range asked (before any body byte is written). */
+  onAnswer?: () => void;
   /** TLS options added to the defaults (tests pass their own CA). */
   tls?: ConnectionOptions;
 }
@@ -396,6 +398,7 @@ function readOn(conn: Connection, r: RangeRead): Promise<Declined | void | 'clos
     }
     reusable = head.keepAlive;
     bodyAt = end + 4;
+    r.onAnswer?.();
     return true;
   }
 

@@ -339,6 +339,55 @@ describe('download task: control and bandwidth', () => {
     }
   });
 
+  /** An origin on a raw listener that records each request's range and user-agent. */
+  async function loggingOrigin(bytes: Buffer, ranges: boolean) {
+    const asked: { range: string | undefined; agent: string | undefined }[] = [];
+    const server = createServer((req, res) => {
+      asked.push({ range: req.headers.range, agent: req.headers['user-agent'] });
+      const m = /^bytes=(\d+)-(\d+)?$/.exec(req.headers.range ?? '');
+      if (!ranges || !m) return res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
+      const start = Number(m[1]);
+      const end = m[2] === undefined ? bytes.length - 1 : Math.min(bytes.length - 1, Number(m[2]));
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${bytes.length}`, 'content-length': end - start + 1, 'accept-ranges': 'bytes' }).end(bytes.subarray(start, end + 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { asked, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/f.bin`, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+
+  test('a file of known size is read from the socket from its first byte: its first piece does not go through undici either', async () => {
+    const size = 9 * MiB + 77;
+    const bytes = generateBytes('known', 0, size);
+    const o = await loggingOrigin(bytes, true);
+    try {
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const done = ok(await download({ url: o.url, destPath: destFor('known.bin'), size, sha256, segmentThreshold: MiB, segments: 2 }));
+      assert.deepEqual([done.bytes, done.sha256], [size, sha256]);
+      assert.ok(o.asked.length >= 2, `split: ${o.asked.length} requests`);
+      // The socket reader names itself; undici's requests carry no user-agent of ours.
+      assert.deepEqual(o.asked.filter((a) => a.agent !== 'driveship'), [], 'every request from the socket reader');
+      assert.match(o.asked[0]!.range ?? '', /^bytes=0-\d+$/, 'the first asks for a closed first piece');
+    } finally {
+      await o.close();
+    }
+  });
+
+  test('a file of known size from an origin that ignores Range: one answer is dropped, then the file streams whole, byte-exact', async () => {
+    const size = 3 * MiB + 5;
+    const bytes = generateBytes('norange-known', 0, size);
+    const o = await loggingOrigin(bytes, false);
+    try {
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const dest = destFor('norange-known.bin');
+      const done = ok(await download({ url: o.url, destPath: dest, size, sha256, segmentThreshold: MiB, segments: 4 }));
+      assert.deepEqual([done.bytes, done.sha256], [size, sha256]);
+      assert.equal(await sha256Of(dest), sha256);
+      assert.equal(o.asked.length, 2, `the socket reader's request, then one stream: ${JSON.stringify(o.asked)}`);
+      assert.ok(!existsSync(`${dest}.part.json`), 'no sidecar left behind');
+    } finally {
+      await o.close();
+    }
+  });
+
   test('a connections control opens more Range connections while the task runs', async () => {
     const origin = await startOrigin({ bytesPerSecPerConnection: 2 * MiB });
     try {
