@@ -95,7 +95,10 @@ export class PiscinaTransferQueue implements TransferQueue {
   private newPool(): Piscina {
     return new Piscina({
       filename: this.opts.filename ?? workerFile(),
-      minThreads: 1,
+      // Every thread from the start and for good: a thread started by a burst of orders spends its
+      // first 0.1-0.2 CPU-s loading modules, in the middle of the burst (and again after every idle
+      // spell, were it let go). Two threads cost some memory, never CPU, while the shop waits.
+      minThreads: this.opts.threads ?? 2,
       maxThreads: this.opts.threads ?? 2,
       // Transfers are socket- and disk-bound: one thread runs many at once; threads keep hashing off the main thread.
       concurrentTasksPerWorker: 16,
