@@ -233,6 +233,19 @@ describe('PiscinaTransferQueue: uploads', () => {
   });
 });
 
+describe('pool threads', () => {
+  it('every thread is up before the first task and stays: a burst never waits for one to load', async () => {
+    const q = new PiscinaTransferQueue(limitsOf({}), { threads: 2 });
+    try {
+      assert.equal(q.pool.threads.length, 2, 'both threads started with the queue');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(q.pool.threads.length, 2, 'and still there, idle');
+    } finally {
+      await q.close();
+    }
+  });
+});
+
 describe('stuck worker threads', () => {
   it('a transfer that ignores cancel gets its thread replaced; the pool keeps working', async () => {
     const reasons: string[] = [];
