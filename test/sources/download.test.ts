@@ -186,6 +186,12 @@ describe('download task', () => {
     const f = origin.addFile('short.bin', { size: 1000 });
     const error = failed(await download({ url: f.url, destPath: destFor('short.bin'), size: 2000 }));
     assert.equal(error.code, 'CHECKSUM_MISMATCH');
+    // The same for a file split from the manifest's size alone: the first answer tells the truth.
+    const big = origin.addFile('short-big.bin', { size: 3 * MiB });
+    const dest = destFor('short-big.bin');
+    const split = failed(await download({ url: big.url, destPath: dest, size: 4 * MiB, segmentThreshold: MiB, segments: 4 }));
+    assert.equal(split.code, 'CHECKSUM_MISMATCH');
+    assert.ok(!existsSync(`${dest}.part`) && !existsSync(`${dest}.part.json`), 'nothing left behind');
   });
 
   test('404 and 410 → NOT_FOUND', async () => {
