@@ -2,6 +2,7 @@ import { request } from 'undici';
 // Small measuring and printing helpers shared by the transfer benchmarks.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readdirSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
 
 export const MiB = 1024 * 1024;
@@ -214,13 +215,33 @@ export async function machineLoad(ms = 1000): Promise<number | null> {
   return a === null || b === null ? null : round((b - a) / (ms / 1000), 2);
 }
 
+/** Dirty page-cache bytes still to be written back, and being written back (Linux; null elsewhere). */
+function unwrittenBytes(): number | null {
+  try {
+    const m = readFileSync('/proc/meminfo', 'utf8');
+    const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(m)?.[1] ?? 0);
+    return (kb('Dirty') + kb('Writeback')) * 1024;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * With BENCH_WAIT_QUIET_SEC > 0, waits (up to that long) until the machine has been nearly idle
- * (< 0.3 cores busy) for 3 s, so figures are not taken while other jobs share the cores.
+ * (< 0.3 cores busy) for 3 s, so figures are not taken while other jobs share the cores. First,
+ * what earlier runs wrote is flushed to the disk (`sync`): a benchmark that wrote gigabytes (the
+ * catalogue writes and deletes 3.5 GiB) otherwise leaves the kernel writing them back during the
+ * next one's measurement.
  */
 export async function waitQuiet(): Promise<void> {
   const limit = envNum('BENCH_WAIT_QUIET_SEC', 0) * 1000;
   if (!limit) return;
+  const dirty = unwrittenBytes();
+  if (dirty !== null && dirty > 16 * MiB) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => execFile('sync', () => resolve()));
+    console.log(`  (flushed ${mib(dirty)} MiB of earlier writes to the disk first, ${round((performance.now() - t0) / 1000, 1)} s)`);
+  }
   const until = performance.now() + limit;
   let quiet = 0;
   while (performance.now() < until) {
