@@ -130,7 +130,7 @@ export const SETTINGS = {
   segmentThresholdMiB: def({ schema: int(1, 1_000_000), default: 16, env: 'DRIVESHIP_SEGMENT_THRESHOLD_MIB', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Files at least this large are fetched in parallel Range segments' }),
   // 16, not 8: slow start doubles every half second, and the first second or two is where a batch
   // of orders loses to aria2c (which opens all its connections at once). transfer-distinct on one
-  // build: 7 runs with 8 took 7.30-8.20 s (7.65 average), 6 with 16 took 6.85-7.40 s (7.08).
+  // build: 5 runs with 8 took 7.32-8.20 s (7.67 average), 6 with 16 took 6.85-7.40 s (7.08).
   segments: def({ schema: int(1, 256), default: 16, env: 'DRIVESHIP_SEGMENTS', writable: false, ui: false, group: 'transfers', input: 'number', doc: 'Connections a new origin host starts with (the window then adapts up to "most connections to one origin host")' }),
   maxProductFiles: def({ schema: int(1, 1_000_000), default: 10_000, env: 'DRIVESHIP_MAX_PRODUCT_FILES', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'Files one product (a manifest, a folder) may list' }),
   maxProductGiB: def({ schema: int(0, 1_000_000), default: 0, env: 'DRIVESHIP_MAX_PRODUCT_GIB', writable: true, ui: true, group: 'transfers', input: 'number', doc: 'GiB of declared sizes one product may list (0 = no cap)' }),
