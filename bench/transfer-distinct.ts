@@ -16,7 +16,7 @@
 import { aria2Version, runAria2, runCurlUpload, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
 import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
-import { now, startBenchShop } from './lib/shop';
+import { deliverWarmUp, now, startBenchShop } from './lib/shop';
 
 const N = envNum('BENCH_DISTINCT_PRODUCTS', 20);
 const SIZE = scaled(50 * MiB);
@@ -96,7 +96,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         const original = q.enqueue.bind(q);
         q.enqueue = (spec) => original(spec.task.kind === 'download' ? { ...spec, task: { ...spec.task, ...extra } } : spec);
       }
-      if (WARMUP > 0) await warmUp(sandbox, shop);
+      if (WARMUP > 0) await deliverWarmUp(sandbox, shop, WARMUP, TIMEOUT_MS);
       const orders = [];
       for (let i = 0; i < N; i++) {
         const spec = fileSpec(i);
@@ -149,19 +149,6 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
   } finally {
     await sandbox.close();
   }
-}
-
-/** WARMUP orders of small products of their own, delivered whole before anything is measured. */
-async function warmUp(sandbox: Awaited<ReturnType<typeof startBenchSandbox>>, shop: Awaited<ReturnType<typeof startBenchShop>>): Promise<void> {
-  const orders = [];
-  for (let i = 0; i < WARMUP; i++) {
-    const f = await sandbox.addFile(`warmup/w${i + 1}/Bai.mp4`, { size: scaled(20 * MiB), seed: `warmup-${i + 1}` });
-    const manifest = await sandbox.addManifest(`warmup-${i + 1}.json`, [{ path: 'Bai.mp4', url: f.url, size: f.size, sha256: f.sha256 ?? undefined }]);
-    orders.push(await shop.order(shop.httpManifestProduct(`Khởi động ${i + 1}`, manifest), 900 + i));
-  }
-  await Promise.all(orders.map((o) => shop.pay(o)));
-  const settled = await shop.waitSettled(orders.map((o) => o.id), TIMEOUT_MS);
-  if (settled.delivered !== WARMUP) throw new Error(`warm-up: ${settled.delivered} of ${WARMUP} delivered: ${settled.errors.join(' | ')}`);
 }
 
 async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Result | null; aria2Version: string | null; seq: SequentialResult; curl: { seconds: number; cpuSec: number | null } | null }> {

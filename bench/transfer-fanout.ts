@@ -3,7 +3,7 @@
 // single order, measured in the same run on a fresh data dir and a fresh sandbox.
 import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox, type SandboxCounters } from './lib/sandbox';
-import { now, startBenchShop } from './lib/shop';
+import { deliverWarmUp, now, startBenchShop } from './lib/shop';
 
 const ORDERS = envNum('BENCH_FANOUT_ORDERS', 50);
 const FILES = Math.max(1, envNum('BENCH_FANOUT_FILES', 4));
@@ -47,7 +47,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
         entries.push({ path: `Bai ${i + 1}.mp4`, url: f.url, size: f.size, sha256: f.sha256 ?? undefined });
         total += size;
       }
-      if (WARMUP > 0) await warmUp(sandbox, shop);
+      if (WARMUP > 0) await deliverWarmUp(sandbox, shop, WARMUP, TIMEOUT_MS, DELIVERY);
       const manifest = await sandbox.addManifest('fanout.json', entries);
       const productId = shop.httpManifestProduct('Khoá học Excel nâng cao', manifest, DELIVERY);
       const list = [];
@@ -83,17 +83,6 @@ function since(a: SandboxCounters, b: SandboxCounters): SandboxCounters {
     drive: { ...b.drive, uploadBytes: b.drive.uploadBytes - a.drive.uploadBytes, filesCopy: b.drive.filesCopy - a.drive.filesCopy, permissionsCreate: b.drive.permissionsCreate - a.drive.permissionsCreate },
     emails: b.emails - a.emails,
   };
-}
-
-async function warmUp(sandbox: Awaited<ReturnType<typeof startBenchSandbox>>, shop: Awaited<ReturnType<typeof startBenchShop>>): Promise<void> {
-  for (let i = 0; i < WARMUP; i++) {
-    const f = await sandbox.addFile(`warmup/w${i + 1}/Bai.mp4`, { size: scaled(20 * MiB), seed: `fanout-warmup-${i + 1}` });
-    const manifest = await sandbox.addManifest(`warmup-${i + 1}.json`, [{ path: 'Bai.mp4', url: f.url, size: f.size, sha256: f.sha256 ?? undefined }]);
-    const order = await shop.order(shop.httpManifestProduct(`Khởi động ${i + 1}`, manifest, DELIVERY), 900 + i);
-    await shop.pay(order);
-    const settled = await shop.waitSettled([order.id], TIMEOUT_MS);
-    if (settled.delivered !== 1) throw new Error(`warm-up not delivered: ${settled.errors.join(' | ')}`);
-  }
 }
 
 export async function run(): Promise<unknown> {

@@ -636,9 +636,25 @@ class Checkpointer {
 }
 
 /**
- * The first connection told a size worth splitting: record the plan (the sidecar comes before the
- * file grows to its size, so a hole is never unrecorded), then keep its response as the front
- * segment and let more connections take the rest.
+ * Records a split's plan before the file grows to its size, so a hole is never unrecorded: the
+ * prefix the sidecar claims is fsynced first. On failure the handle is closed.
+ */
+async function recordPlan(ctx: RunContext, fh: FileHandle, segments: Segment[], size: number): Promise<Sidecar> {
+  const state: Sidecar = { version: 1, size, sha256: ctx.task.sha256?.toLowerCase() ?? null, segments };
+  try {
+    await fh.sync();
+    await writeSidecar(ctx.paths.sidecar, state);
+    await fh.truncate(size);
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+  return state;
+}
+
+/**
+ * The first connection told a size worth splitting: record the plan, then keep its response as the
+ * front segment and let more connections take the rest.
  */
 async function splitFromStream(
   ctx: RunContext, fh: FileHandle, res: Response, have: number, frontEnd: number, size: number, hasher: FrontHash | null, resumedFrom: number,
@@ -646,14 +662,11 @@ async function splitFromStream(
   // The first answer covers [have, frontEnd): that is its connection's piece; the rest is for the others.
   const segments: Segment[] = [{ start: 0, end: frontEnd, done: have }];
   if (frontEnd < size) segments.push({ start: frontEnd, end: size, done: frontEnd });
-  const state: Sidecar = { version: 1, size, sha256: ctx.task.sha256?.toLowerCase() ?? null, segments };
+  let state: Sidecar;
   try {
-    await fh.sync(); // the prefix the sidecar claims is on disk first
-    await writeSidecar(ctx.paths.sidecar, state);
-    await fh.truncate(size);
+    state = await recordPlan(ctx, fh, segments, size);
   } catch (err) {
     discardBody(res);
-    await fh.close().catch(() => undefined);
     throw err;
   }
   return downloadSegmented(ctx, state, { fh, res, hasher }, resumedFrom);
@@ -667,15 +680,7 @@ async function splitFromStream(
  * bytes are dropped and the file is streamed whole, as before.
  */
 async function splitKnown(ctx: RunContext, fh: FileHandle, have: number, size: number, hasher: FrontHash | null, resumedFrom: number): Promise<DownloadDone> {
-  const state: Sidecar = { version: 1, size, sha256: ctx.task.sha256?.toLowerCase() ?? null, segments: [{ start: 0, end: size, done: have }] };
-  try {
-    await fh.sync(); // the prefix the sidecar claims is on disk first
-    await writeSidecar(ctx.paths.sidecar, state);
-    await fh.truncate(size);
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    throw err;
-  }
+  const state = await recordPlan(ctx, fh, [{ start: 0, end: size, done: have }], size);
   try {
     return await downloadSegmented(ctx, state, { fh, res: null, hasher }, resumedFrom);
   } catch (err) {

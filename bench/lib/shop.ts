@@ -9,6 +9,7 @@ import { startApp, type App } from '../../main/host/app';
 import { createLogger } from '../../main/platform/log';
 import { makeTransaction, sign } from '../../sandbox/sepay/sender';
 import type { BenchSandbox } from './sandbox';
+import { MiB, scaled } from './measure';
 
 export const ACCOUNT = '0123456789';
 export const now = () => performance.timeOrigin + performance.now();
@@ -156,4 +157,22 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Delivers `orders` orders of small products of their own (one 20 MiB file each, paid together)
+ * before a benchmark measures anything, so what it measures meets an app that has been running, as a
+ * shop's does: its code compiled by V8, its pool threads busy before. Their files live under
+ * `warmup/` on the origin, apart from the benchmark's.
+ */
+export async function deliverWarmUp(sandbox: BenchSandbox, shop: BenchShop, orders: number, timeoutMs: number, delivery?: 'private-copy' | 'shared-library'): Promise<void> {
+  const list = [];
+  for (let i = 0; i < orders; i++) {
+    const f = await sandbox.addFile(`warmup/w${i + 1}/Bai.mp4`, { size: scaled(20 * MiB), seed: `warmup-${i + 1}` });
+    const manifest = await sandbox.addManifest(`warmup-${i + 1}.json`, [{ path: 'Bai.mp4', url: f.url, size: f.size, sha256: f.sha256 ?? undefined }]);
+    list.push(await shop.order(shop.httpManifestProduct(`Khởi động ${i + 1}`, manifest, delivery), 900 + i));
+  }
+  await Promise.all(list.map((o) => shop.pay(o)));
+  const settled = await shop.waitSettled(list.map((o) => o.id), timeoutMs);
+  if (settled.delivered !== orders) throw new Error(`warm-up: ${settled.delivered} of ${orders} delivered: ${settled.errors.join(' | ')}`);
 }
