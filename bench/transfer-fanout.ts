@@ -30,6 +30,8 @@ interface RunResult {
   productBytesServed: number;
   loop: LoopDelay;
   cpu: CpuUse;
+  /** Seconds after the payments: the first delivery linking (the library is in Drive), the last one linking, notifying. */
+  phases: { firstLinking: number | null; lastLinking: number | null; lastNotifying: number | null };
 }
 
 async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
@@ -64,10 +66,13 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
       const counters = since(before, await sandbox.counters());
+      const ph = shop.phases();
+      const at = (t: number | undefined) => (t === undefined ? null : round((t - t0) / 1000, 2));
+      const phases = { firstLinking: at(ph.linking?.first), lastLinking: at(ph.linking?.last), lastNotifying: at(ph.notifying?.last) };
       const productBytesServed = Object.entries(counters.origin.byPath)
         .filter(([k]) => k.startsWith('fanout/'))
         .reduce((n, [, c]) => n + c.bytes, 0);
-      return { orders, seconds, delivered: settled.delivered, failed: settled.failed, errors: settled.errors, productBytes: total, counters, productBytesServed, loop: loopDelay, cpu };
+      return { orders, seconds, delivered: settled.delivered, failed: settled.failed, errors: settled.errors, productBytes: total, counters, productBytesServed, loop: loopDelay, cpu, phases };
     } finally {
       await shop.stop();
     }
@@ -95,6 +100,9 @@ export async function run(): Promise<unknown> {
   console.log(`  single order: ${round(single.seconds, 2)} s (${single.delivered} delivered; other load on the machine ${single.cpu.otherLoadCores} cores)`);
   const many = await runOrders(ORDERS, sha);
   console.log(`  ${ORDERS} orders: ${round(many.seconds, 2)} s (${many.delivered} delivered${many.failed ? `, ${many.failed} not: ${many.errors.join(' | ')}` : ''}; other load ${many.cpu.otherLoadCores} cores)`);
+  for (const [name, r] of [['single', single], [`${ORDERS} orders`, many]] as const) {
+    console.log(`  ${name}: linking from ${r.phases.firstLinking} s to ${r.phases.lastLinking} s, last notifying ${r.phases.lastNotifying} s; CPU ${r.cpu.mainThreadSec !== null && r.cpu.workerThreadsSec !== null ? round(r.cpu.mainThreadSec + r.cpu.workerThreadsSec, 2) : "?"} s (main ${r.cpu.mainThreadSec ?? '?'})`);
+  }
 
   const ratioTime = many.seconds / single.seconds;
   const servedRatio = many.productBytesServed / many.productBytes;
@@ -137,6 +145,7 @@ export async function run(): Promise<unknown> {
     emails: r.counters.emails,
     loop: r.loop,
     cpu: r.cpu,
+    phases: r.phases,
   });
   const summary = { bench: 'transfer-fanout', warmupOrders: WARMUP, orders: ORDERS, files: FILES, productMiB: mib(PRODUCT_BYTES), rateMiBps: mib(RATE), delivery: DELIVERY, single: brief(single), many: brief(many), goals };
   console.log(JSON.stringify(summary));

@@ -56,6 +56,26 @@ export function benchTmpRoot(): string {
   return process.env.BENCH_TMPDIR || tmpdir();
 }
 
+/**
+ * `BENCH_CORE_ENV="DRIVESHIP_MAX_LINKING=8 DRIVESHIP_SEGMENTS=8"`: settings for the core under test,
+ * to compare a limit's values without a rebuild. Only DRIVESHIP_ names; printed once, so that a
+ * figure measured with them is never mistaken for the defaults'.
+ */
+function coreEnvOverrides(): Record<string, string> {
+  const text = process.env.BENCH_CORE_ENV?.trim();
+  if (!text) return {};
+  const out: Record<string, string> = {};
+  for (const pair of text.split(/\s+/)) {
+    const m = /^(DRIVESHIP_[A-Z0-9_]+)=(.*)$/.exec(pair);
+    if (!m) throw new Error(`BENCH_CORE_ENV: "${pair}" is not DRIVESHIP_NAME=value`);
+    out[m[1]!] = m[2]!;
+  }
+  if (!coreEnvPrinted) console.log(`  core settings from BENCH_CORE_ENV (not the defaults): ${text}`);
+  coreEnvPrinted = true;
+  return out;
+}
+let coreEnvPrinted = false;
+
 export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
   const dataDir = mkdtempSync(join(opts.tmpRoot ?? benchTmpRoot(), 'driveship-bench-'));
   const hmac = randomBytes(16).toString('hex');
@@ -71,6 +91,7 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
     DRIVESHIP_BANK_ACCOUNT: ACCOUNT,
     DRIVESHIP_RECEIVING_ACCOUNTS: ACCOUNT,
     ...opts.env,
+    ...coreEnvOverrides(),
   };
   const log = createLogger({ dir: join(dataDir, 'logs'), level: 'warn' });
   const core = await startApp({ dataDir, env, log });

@@ -269,7 +269,9 @@ export class AfterSale {
       await mailer.sendDelivery({
         to, customerName: r.customer_name ?? null, productName: product.name, orderCode: r.order_code!, folderUrl: folderUrl(folder),
         locale: r.locale ?? 'vi', shopName: this.deps.shopName(), messageId, kind: 'moved',
-      }, () => store.accessActions.setNotify(a.id, deliveryId, 'sending', messageId));
+      }, async () => {
+        await store.commits.submit(() => store.accessActions.setNotify(a.id, deliveryId, 'sending', messageId));
+      });
     } catch (err) {
       store.accessActions.setNotify(a.id, deliveryId, 'failed', null);
       throw new StepError('transient', 'EMAIL_FAILED', `Email to ${to} failed: ${(err as Error).message ?? err}`);

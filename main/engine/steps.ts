@@ -160,14 +160,16 @@ export class DeliverySteps {
         shopName: this.deps.shopName(),
         messageId,
         kind: r.delivered_via === 'existing' ? 'existing' : 'new',
-      }, () => store.deliveries.setNotify(id, 'sending', messageId));
+      }, async () => {
+        await store.commits.submit(() => store.deliveries.setNotify(id, 'sending', messageId));
+      });
     } catch (err) {
       // Refused before the server accepted it: safe to try again later.
       store.deliveries.setNotify(id, 'failed', null);
       const e = err as { responseCode?: number; message?: string };
       throw new StepError('transient', 'EMAIL_FAILED', `Email to the customer failed: ${e.message ?? err}`);
     }
-    // 'sending' was committed with its own fsync once the mail had its turn, before it went out:
+    // 'sending' was on disk (a group commit) once the mail had its turn, before it went out:
     // that is what keeps a crash from sending twice. 'sent' only needs to be durable with the closing transition.
     store.later.writeNow(() => store.deliveries.setNotify(id, 'sent', messageId));
   }

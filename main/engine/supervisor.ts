@@ -213,7 +213,8 @@ export class Supervisor {
   /** Commits every pending transition now (before a stop or after an owner's action). */
   commitNow(): void {
     this.commitScheduled = false;
-    while (this.pending.length) this.commitSlice();
+    // Fsynced here, before the owner's action answers: these are rare, and the owner's word is final.
+    while (this.pending.length) this.commitSlice(true);
   }
 
   /**
@@ -232,9 +233,10 @@ export class Supervisor {
 
   /**
    * Commits the pending transitions of up to COMMIT_SLICE deliveries in one transaction (all of each
-   * one's, so its barrier means all of them), then tells the bus and releases the steps.
+   * one's, so its barrier means all of them), then tells the bus and releases the steps: at once
+   * for steps starting, once on disk for outcomes (`fsyncNow`: a FULL commit, as an owner's action wants).
    */
-  private commitSlice(): void {
+  private commitSlice(fsyncNow = false): void {
     if (!this.pending.length) return;
     const { store, bus } = this.deps;
     const ids = new Set<string>();
@@ -248,7 +250,9 @@ export class Supervisor {
     const orderOf = new Map<string, string>();
     const progressOnly = batch.every(inProgress);
     try {
-      (progressOnly ? store.later.writeNow.bind(store.later) : store.tx.bind(store))(() => {
+      // Without an fsync on this thread: a step's start needs none (write-behind.ts), and an
+      // outcome's barriers are released below once the WAL's fsync has it (wal-sync.ts).
+      (progressOnly || !fsyncNow ? store.later.writeNow.bind(store.later) : store.tx.bind(store))(() => {
         for (const t of batch) {
           store.deliveries.recordTransition({
             id: t.id,
@@ -283,7 +287,19 @@ export class Supervisor {
       if (t.from !== t.to) bus.emit('delivery', { deliveryId: t.id, orderId: orderOf.get(t.id)!, state: t.to, detail: t.ctx.error ? { error: t.ctx.error } : undefined });
     }
     for (const [orderId, status] of orderEvents) bus.emit('order', { orderId, status });
-    for (const [, b] of barriers) b.resolve();
+    if (progressOnly || fsyncNow) {
+      for (const [, b] of barriers) b.resolve();
+      return;
+    }
+    store.wal.synced().then(
+      () => barriers.forEach(([, b]) => b.resolve()),
+      (err: unknown) => {
+        // Committed, but not known to be on disk: like a failed commit, the step records it again.
+        this.deps.log.error({ err, transitions: batch.length }, 'could not make delivery transitions durable');
+        for (const t of batch) this.lastPersisted.delete(t.id);
+        for (const [, b] of barriers) b.reject(new StepError('transient', 'STORE_UNAVAILABLE', `Could not record the delivery's progress: ${(err as Error)?.message ?? err}`));
+      },
+    );
   }
 
   private onTransition(id: string, from: string | null, to: string, error: { code: string; message: string; kind: string } | null): void {

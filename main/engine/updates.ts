@@ -271,7 +271,9 @@ export class ProductUpdates {
         shopName: this.deps.shopName(),
         messageId,
         changes: { added: fresh.added, changed: fresh.changed, removed: fresh.removed },
-      }, () => store.updates.setNotify(u.id, r.id, 'sending', messageId));
+      }, async () => {
+        await store.commits.submit(() => store.updates.setNotify(u.id, r.id, 'sending', messageId));
+      });
     } catch (err) {
       store.updates.setNotify(u.id, r.id, 'failed', null);
       throw new StepError('transient', 'EMAIL_FAILED', `The update email failed: ${(err as Error).message ?? err}`);

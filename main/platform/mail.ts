@@ -160,8 +160,9 @@ export function createSmtpTransport(c: SmtpConfig, pooled = false): Transporter 
  * Called once the mail has its turn, right before it is handed to the server: where a caller marks
  * it 'sending'. A mail still waiting for a connection is not marked, so a crash while 50 wait
  * leaves them to be sent on restart instead of 50 "may have been sent" questions for the owner.
+ * The mail goes out once the returned promise settles (the mark is on disk); if it rejects, not at all.
  */
-export type OnTurn = () => void;
+export type OnTurn = () => void | Promise<void>;
 
 export class Mailer {
   private transport: Transporter | null = null;
@@ -204,7 +205,7 @@ export class Mailer {
     return this.turns.run(async () => {
       const c = this.config();
       if (!c) throw new Error('SMTP is not configured');
-      onTurn?.();
+      await onTurn?.();
       await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
     });
   }

@@ -1,7 +1,9 @@
 // Group commit: units of work that arrive in the same turn of the event loop share one
-// transaction and therefore one fsync. Each unit runs in its own savepoint, so one failing unit
-// rolls back alone. A caller's promise settles only after the shared commit is on disk.
+// transaction, and every commit made while an fsync runs shares the next one (wal-sync.ts). Each
+// unit runs in its own savepoint, so one failing unit rolls back alone. A caller's promise settles
+// only once the shared commit is on disk; the main thread never waits for the disk meanwhile.
 import type { Db } from './db';
+import type { WalSync } from './wal-sync';
 
 interface Pending<T> {
   work: () => T;
@@ -15,6 +17,7 @@ export class GroupCommit {
 
   constructor(
     private readonly db: Db,
+    private readonly wal: WalSync,
     private readonly maxBatch = 256,
   ) {}
 
@@ -34,7 +37,7 @@ export class GroupCommit {
       const batch = this.queue.splice(0, this.maxBatch);
       const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
       try {
-        this.db.transaction(() => {
+        this.wal.commitRelaxed(() => {
           for (const p of batch) {
             try {
               outcomes.push({ ok: true, value: this.db.transaction(p.work)() });
@@ -42,17 +45,25 @@ export class GroupCommit {
               outcomes.push({ ok: false, error });
             }
           }
-        })();
+        });
       } catch (error) {
         // The commit itself failed (disk full, I/O error): nothing in the batch is stored.
         for (const p of batch) p.reject(error);
         continue;
       }
+      // A unit that failed stored nothing: its caller need not wait for the disk to hear so.
+      const stored: [Pending<unknown>, unknown][] = [];
       batch.forEach((p, i) => {
         const o = outcomes[i]!;
-        if (o.ok) p.resolve(o.value);
+        if (o.ok) stored.push([p, o.value]);
         else p.reject(o.error);
       });
+      if (!stored.length) continue;
+      this.wal.synced().then(
+        () => stored.forEach(([p, value]) => p.resolve(value)),
+        // Committed, but whether it reached the disk is unknown: the caller must not promise it.
+        (error: unknown) => stored.forEach(([p]) => p.reject(error)),
+      );
     }
   }
 }

@@ -19,6 +19,7 @@ import { ThroughputRepo } from './throughput';
 import { UpdatesRepo } from './updates';
 import { WebhookLogRepo } from './webhook-log';
 import { GroupCommit } from './group-commit';
+import { WalSync } from './wal-sync';
 import { WriteBehind } from './write-behind';
 
 export class Store {
@@ -44,6 +45,8 @@ export class Store {
    * Drive call that uses it), committed with the others of the same turn: one fsync for all.
    */
   readonly commits: GroupCommit;
+  /** Commits without an fsync on the main thread, and the fsync of the WAL that makes them durable. */
+  readonly wal: WalSync;
   readonly diagnostics: DiagnosticsRepo;
 
   /** The data folder's secret key, once openStore has loaded it. */
@@ -65,8 +68,9 @@ export class Store {
     this.accessActions = new AccessActionsRepo(db);
     this.updates = new UpdatesRepo(db);
     this.driveUsage = new DriveUsageRepo(db);
-    this.later = new WriteBehind(db);
-    this.commits = new GroupCommit(db);
+    this.wal = new WalSync(db, path === ':memory:' || path === '' ? null : path);
+    this.later = new WriteBehind(db, this.wal);
+    this.commits = new GroupCommit(db, this.wal);
     this.diagnostics = new DiagnosticsRepo(db);
   }
 
@@ -78,6 +82,7 @@ export class Store {
   close(): void {
     if (this.db.open) this.later.flush();
     if (this.db.open) this.db.close();
+    this.wal.close();
   }
 }
 

@@ -1,6 +1,6 @@
 // Write-behind for checkpoints: small writes that may land a little late (a file is cached, an
-// upload offset, a copy made) are gathered and committed together, one transaction and one fsync
-// for many instead of one each. With thousands of small files that is the difference between a
+// upload offset, a copy made) are gathered and committed together, one transaction for many
+// instead of one each. With thousands of small files that is the difference between a
 // main thread that answers and one that waits on the disk.
 //
 // **Only for writes whose loss is safe.** A crash may drop the last few; each must describe
@@ -11,32 +11,25 @@
 // group commit, fsynced before the call.
 //
 // A batch commits with synchronous=NORMAL: written to the WAL (so a killed process loses nothing)
-// but not fsynced on its own. It becomes durable with the next FULL commit (a payment, a reserved
-// id, a delivery's outcome) or the next WAL checkpoint, because the WAL is replayed in order:
-// nothing committed after it can survive a power cut while it does not. That keeps the disk's
-// fsync latency, which on a busy laptop reaches tens of milliseconds, off the main thread for the
-// bulk of the writes.
-import type { Statement } from 'better-sqlite3';
+// but not fsynced on its own. It becomes durable with the next fsync of the WAL (every durable
+// commit waits for one: see wal-sync.ts), FULL commit or checkpoint, because the WAL is replayed
+// in order: nothing committed after it can survive a power cut while it does not.
 import type { Db } from './db';
+import type { WalSync } from './wal-sync';
 
 export class WriteBehind {
   private pending: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
   /** Units that failed (each runs in its own savepoint, so one failure does not sink the rest). */
   failures = 0;
-  // Prepared once: `db.pragma()` would compile them again for every commit.
-  private readonly relaxed: Statement;
-  private readonly strict: Statement;
 
   constructor(
     private readonly db: Db,
+    private readonly wal: WalSync,
     private readonly delayMs = 100,
     private readonly maxPending = 500,
     private readonly onError: (err: unknown) => void = () => undefined,
-  ) {
-    this.relaxed = db.prepare('PRAGMA synchronous = NORMAL');
-    this.strict = db.prepare('PRAGMA synchronous = FULL');
-  }
+  ) {}
 
   get size(): number {
     return this.pending.length;
@@ -59,12 +52,7 @@ export class WriteBehind {
    */
   writeNow<T>(work: () => T): T {
     this.flush();
-    this.relaxed.run();
-    try {
-      return this.db.transaction(work)();
-    } finally {
-      this.strict.run();
-    }
+    return this.wal.commitRelaxed(work);
   }
 
   /** Commits everything pending now. Callers flush before reading what they wrote behind. */
@@ -74,9 +62,8 @@ export class WriteBehind {
     if (!this.pending.length || !this.db.open) return;
     const batch = this.pending;
     this.pending = [];
-    this.relaxed.run();
     try {
-      this.db.transaction(() => {
+      this.wal.commitRelaxed(() => {
         for (const work of batch) {
           try {
             this.db.transaction(work)();
@@ -85,13 +72,11 @@ export class WriteBehind {
             this.onError(err);
           }
         }
-      })();
+      });
     } catch (err) {
       // The commit itself failed (disk full, I/O error): these checkpoints are lost, which is safe.
       this.failures += batch.length;
       this.onError(err);
-    } finally {
-      this.strict.run();
     }
   }
 }
