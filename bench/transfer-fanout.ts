@@ -1,7 +1,7 @@
 // Fan-out: M orders of one product (200 MiB in BENCH_FANOUT_FILES files) paid at once. Goals: the
 // origin serves the product's bytes once, and all M are delivered in at most 1.5× the time of a
 // single order, measured in the same run on a fresh data dir and a fresh sandbox.
-import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox, type SandboxCounters } from './lib/sandbox';
 import { deliverWarmUp, now, startBenchShop } from './lib/shop';
 
@@ -56,6 +56,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       for (let i = 0; i < orders; i++) list.push(await shop.order(productId, i + 1));
       await waitQuiet();
       const before = await sandbox.counters();
+      const stopProfile = await startMainProfile(`transfer-fanout-${orders}`);
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();
@@ -65,6 +66,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       const seconds = settled.timedOut ? NaN : (Math.max(...settled.finishedAt.values()) - t0) / 1000;
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
+      await stopProfile();
       const counters = since(before, await sandbox.counters());
       const ph = shop.phases();
       const at = (t: number | undefined) => (t === undefined ? null : round((t - t0) / 1000, 2));

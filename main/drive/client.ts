@@ -6,6 +6,7 @@ import { drive as driveApi, type drive_v3 } from '@googleapis/drive';
 import type { OAuth2Client } from 'google-auth-library';
 import { parseRetryAfter } from '../core/retry-after';
 import { backoffMs, StepError } from '../core/step-error';
+import { undiciAdapter } from './transport';
 
 export const FOLDER_MIME = 'application/vnd.google-apps.folder';
 export const DEFAULT_ROOT_URL = 'https://www.googleapis.com/';
@@ -87,7 +88,7 @@ export class DriveClient {
   }
 
   private get callOpts() {
-    return { rootUrl: this.rootUrl, retry: false } as const;
+    return { rootUrl: this.rootUrl, retry: false, adapter: undiciAdapter } as const;
   }
 
   /** Runs one Drive call under our retry policy; `onConflict` handles a 409 (an id we pre-generated exists). */
