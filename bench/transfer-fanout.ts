@@ -55,6 +55,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       const list = [];
       for (let i = 0; i < orders; i++) list.push(await shop.order(productId, i + 1));
       await waitQuiet();
+      shop.resetPhases();
       const before = await sandbox.counters();
       const stopProfile = await startMainProfile(`transfer-fanout-${orders}`);
       const loop = startLoopMonitor(10);

@@ -49,6 +49,8 @@ export interface BenchShop {
   waitSettled(orderIds: string[], timeoutMs: number): Promise<Settled>;
   /** For each delivery state, when the first and the last delivery entered it (wall-clock ms). */
   phases(): Record<string, { first: number; last: number; count: number }>;
+  /** Forgets the phases seen so far (a warm-up's), so that `phases()` describes the measured orders alone. */
+  resetPhases(): void;
   stop(): Promise<void>;
 }
 
@@ -102,7 +104,7 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
   const webhook = core.webhookUrl();
   if (!webhook) throw new Error('the webhook listener did not start');
   const agent = new Agent({ keepAliveTimeout: 5_000, connections: 64 });
-  const phases: Record<string, { first: number; last: number; count: number }> = {};
+  let phases: Record<string, { first: number; last: number; count: number }> = {};
   const offPhases = core.bus.on('delivery', (e) => {
     const t = now();
     const p = (phases[e.state] ??= { first: t, last: t, count: 0 });
@@ -171,6 +173,7 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
       });
     },
     phases: () => phases,
+    resetPhases: () => void (phases = {}),
     async stop() {
       offPhases();
       await agent.close();

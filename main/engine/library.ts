@@ -206,10 +206,14 @@ export class Library {
         const version =
           latest && latest.fingerprint === fingerprint
             ? latest.version
-            : store.library.addVersion(
-                productId,
-                fingerprint,
-                files.map((f) => ({ path: f.path, url: f.url ?? null, localSource: f.localPath ?? null, driveSourceId: f.driveFileId ?? null, size: f.size, sha256: f.sha256, changeMarker: f.version ?? null })),
+            : // No fsync of its own on this thread: nothing outside depends on it before a later
+              // durable commit (a reserved id, a payment), which makes it durable too (store/wal-sync.ts).
+              store.later.writeNow(() =>
+                store.library.addVersion(
+                  productId,
+                  fingerprint,
+                  files.map((f) => ({ path: f.path, url: f.url ?? null, localSource: f.localPath ?? null, driveSourceId: f.driveFileId ?? null, size: f.size, sha256: f.sha256, changeMarker: f.version ?? null })),
+                ),
               );
         if (!latest || latest.version !== version) this.reuseUnchanged(productId, version);
         this.listings.set(productId, { at: Date.now(), version });
@@ -342,7 +346,7 @@ export class Library {
       store.later.flush();
       if (fetchErrors.length) onCached(worst(fetchErrors));
       else {
-        if (store.library.get(productId, version)?.state === 'listed') store.library.setState(productId, version, 'cached');
+        if (store.library.get(productId, version)?.state === 'listed') store.later.writeNow(() => store.library.setState(productId, version, 'cached'));
         onCached(null);
       }
       this.deps.onProgress?.(fetchKey);
@@ -363,7 +367,8 @@ export class Library {
     this.deps.onProgress?.(uploadKey);
     if (uploadErrors.length) throw worst(uploadErrors);
     const { folderId } = await drive;
-    store.library.setState(productId, version, 'in_drive', folderId);
+    // Lost to a power cut, it is found again: every file's id and upload were recorded durably.
+    store.later.writeNow(() => store.library.setState(productId, version, 'in_drive', folderId));
     this.deps.onInDrive?.(productId, version);
     return folderId;
   }
@@ -396,10 +401,10 @@ export class Library {
     if (missing.length) {
       const ids = await drive.generateIds(missing.length);
       // Durable before any upload uses them (a retried create then answers 409, never a
-      // duplicate); in slices, so a catalogue does not hold the main thread.
+      // duplicate); in slices, so a catalogue does not hold the main thread, and each waits for
+      // its fsync off the main thread (a group commit).
       for (let i = 0; i < missing.length; i += 100) {
-        store.library.setDriveFileIds(productId, version, missing.slice(i, i + 100).map((f, j) => ({ path: f.path, id: ids[i + j]! })));
-        await yieldToLoop();
+        await store.commits.submit(() => store.library.setDriveFileIds(productId, version, missing.slice(i, i + 100).map((f, j) => ({ path: f.path, id: ids[i + j]! }))));
       }
     }
     // Each upload reads its own row when it starts (a primary-key lookup), not all of them now.
@@ -746,7 +751,8 @@ export class Library {
     }
     const rootId = await this.ensureFolder('library', 'driveship library', null);
     const folderId = await this.ensureFolder(key, key === `library/${productId}` ? name : `${name} (v${version})`, rootId);
-    store.library.setFolder(productId, version, key, folderId);
+    // The folder's id was reserved durably before it was made: lost, this is found again.
+    store.later.writeNow(() => store.library.setFolder(productId, version, key, folderId));
     return { key, folderId };
   }
 

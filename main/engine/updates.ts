@@ -70,7 +70,8 @@ export class ProductUpdates {
     const prev = store.library.previousInDrive(productId, version);
     const buyers = store.deliveries.pastBuyers(productId, version);
     if (!prev && !buyers.length) {
-      store.library.markPublished(productId, version);
+      // A first version with no one to tell: a mark, durable with the next durable commit.
+      store.later.writeNow(() => store.library.markPublished(productId, version));
       return;
     }
     const state: ProductUpdateRow['state'] = product.updates === 'never' ? 'skipped' : 'preparing';
