@@ -1,6 +1,7 @@
-// Webhook intake throughput: every request a distinct, HMAC-signed SePay payment committed with
-// synchronous=FULL; then the same listener fed duplicates only; the baseline is GET /healthz on
-// the same listener (HTTP + express, no auth, no database), measured in the same run.
+// Webhook intake throughput: every request a distinct, HMAC-signed SePay payment, on disk before
+// its 2xx (a group commit, then an fsync of the WAL shared with the commits around it); then the
+// same listener fed duplicates only; the baseline is GET /healthz on the same listener (HTTP +
+// express, no auth, no database), measured in the same run.
 import autocannon from 'autocannon';
 import { makeTransaction, sign } from '../sandbox/sepay/sender';
 import { query } from '../test/helpers/db';
