@@ -245,6 +245,30 @@ describe('fulfilment engine, end to end', () => {
     assert.equal(store.db.pragma('synchronous', { simple: true }), 2, 'FULL again for everything else');
   });
 
+  it("an owner's cancel is committed FULL before the call returns (the owner's word is on disk when the API answers)", async () => {
+    const { product, files } = manifestProduct(shop, 'Owner cancel', 1, 64 * 1024);
+    shop.sandbox.origin.inject({ kind: '404', path: files[0]!.originPath });
+    const id = await shop.orderAndPay([product.id]);
+    await shop.until([id], ['failed']);
+    const d = shop.core.store.deliveries.forOrder(id)[0]!;
+    const store = shop.core.store;
+    const seen: { from: string | null; to: string; synchronous: number }[] = [];
+    const original = store.deliveries.recordTransition;
+    store.deliveries.recordTransition = function (t) {
+      seen.push({ from: t.from, to: t.to, synchronous: store.db.pragma('synchronous', { simple: true }) as number });
+      return original.call(this, t);
+    };
+    try {
+      shop.core.engine.supervisor.cancel(d.id);
+      // What cancel() committed before it returned; an outcome a delivery reaches by itself would
+      // have been committed under NORMAL and released after the WAL's fsync instead.
+      assert.deepEqual(seen.map((r) => [r.from, r.to, r.synchronous]), [['failed', 'cancelled', 2]], JSON.stringify(seen));
+    } finally {
+      store.deliveries.recordTransition = original;
+    }
+    assert.equal(shop.core.store.deliveries.getRow(d.id)!.state, 'cancelled');
+  });
+
   it('forty orders of one product move on together: their transitions commit sixteen deliveries at a time, none lost', async () => {
     const { product } = manifestProduct(shop, 'Burst', 1, 256 * 1024);
     const sup = shop.core.engine.supervisor;
