@@ -26,6 +26,7 @@
 // front of the file that is written, fsynced and recorded (after every checkpoint), so an upload
 // never sends a byte a crash could take back.
 import { createHash, type Hash } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { request, type Dispatcher } from 'undici';
@@ -900,7 +901,7 @@ async function readDirect(
       url: new URL(ctx.task.url), rules: ctx.task.origin ?? STRICT_ORIGIN_RULES, start: seg.done, end: seg.end, size, signal,
       stallMs: ctx.stallMs, throttle: ctx.controls.throttle, onAnswer: onRanged,
       write: async (buf, position) => {
-        await fh.write(buf, 0, buf.length, position);
+        writeAllSync(fh.fd, buf, position);
         segmentWritten(seg, [buf], hasher, fetched, onProgress);
       },
     });
@@ -910,6 +911,19 @@ async function readDirect(
     if (err.status === 200) throw new NoRangeSupport('origin ignores Range requests');
     throw statusFailure(err.status, err.headers);
   }
+}
+
+/**
+ * The bulk path's writes are made on this thread, not handed to libuv's pool. A batch is half a
+ * MiB into the page cache, a fraction of a millisecond; handing each over cost a wake-up of a
+ * libuv thread and then of this one (two context switches, a promise and a callback), and on a
+ * 2-core machine the libuv threads compete with this one for the same cores (bench/README.md has
+ * the figures). This thread is a pool thread: a disk that holds a write back delays its other
+ * transfers, never the main thread, and reading would pause then anyway (every batch waits for
+ * the disk).
+ */
+function writeAllSync(fd: number, buf: Buffer, position: number): void {
+  for (let done = 0; done < buf.length; ) done += writeSync(fd, buf, done, buf.length - done, position + done);
 }
 
 /**

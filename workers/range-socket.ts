@@ -16,6 +16,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { checkUrl, resolveVetted, type OriginRules } from '../main/sources/origin-policy';
+import { BufferPool } from './buffer-pool';
 import { failure, type Throttle } from './kit';
 
 const KiB = 1024;
@@ -74,12 +75,14 @@ export class RangeAnswer extends Error {
 // ---------------------------------------------------------------------------------------------
 // Batches: per thread, reused across reads (fresh megabytes cost page faults on first touch)
 
-const spareBatches: Buffer[] = [];
-const takeBatch = () => spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+const batches = new BufferPool(BATCH, 16);
+const takeBatch = () => batches.take();
 function giveBatches(list: Buffer[]): void {
-  // Enough for a burst of segments on this thread to start without allocating; no more held idle.
-  for (const b of list) if (spareBatches.length < 16) spareBatches.push(b);
+  for (const b of list) batches.give(b);
 }
+
+/** Batches made on this thread so far (tests, diagnostics). */
+export const batchesMade = (): number => batches.made;
 
 // ---------------------------------------------------------------------------------------------
 // Connections: keep-alive, per origin and vetted address

@@ -27,6 +27,7 @@ import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { parseRetryAfter } from '../main/core/retry-after';
 import type { TaskResult, TransferError, TransferErrorCode, UploadDone } from '../main/core/transfer-protocol';
+import { BufferPool } from './buffer-pool';
 import { Throttle } from './kit';
 
 export { Throttle };
@@ -91,6 +92,15 @@ export interface ResumableUploadOptions {
   /** A chunk is about to go out (for diagnostics and tests). */
   onChunk?: (chunk: { start: number; length: number; total: number | null }) => void;
   dispatcher?: Dispatcher;
+}
+
+/** Files this large or larger are read into pooled whole-chunk buffers; a small file's one chunk is not worth holding. */
+const POOLED_CHUNK_MIN = 1024 * 1024;
+const chunkPools = new Map<number, BufferPool>();
+function chunkPool(size: number): BufferPool {
+  let pool = chunkPools.get(size);
+  if (!pool) chunkPools.set(size, (pool = new BufferPool(size, 2)));
+  return pool;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -408,8 +418,6 @@ class ResumableUpload {
   private newSessions = 0;
   private restarts = 0;
   private replaces = 0;
-  /** The chunk being sent: reused, as the next is read only after the server answered for this one. */
-  private chunkBuf: Buffer | null = null;
   /** Sessions from now on replace the content of the file under fileId (files.update). */
   private replacing: boolean;
 
@@ -601,17 +609,27 @@ class ResumableUpload {
     if (this.source.complete) length = Math.min(this.chunkSize, total! - offset);
     else length = Math.min(this.chunkSize, Math.floor((this.source.available - offset) / UPLOAD_ALIGN) * UPLOAD_ALIGN);
     if (length <= 0) return { kind: 'at', offset }; // nothing sendable yet: waitFor returned on a smaller figure
-    // Sized to the first chunk (a small file never holds 8 MiB), grown once if a later one is bigger.
-    if (!this.chunkBuf || this.chunkBuf.length < length) this.chunkBuf = Buffer.allocUnsafe(length);
-    const chunk = await this.source.read(offset, length, this.chunkBuf);
-    const final = this.source.complete && offset + length === total;
-    // `*` only while the download has not learnt the size (Drive needs it by the last chunk).
-    const shownTotal = total === null ? '*' : String(total);
-    this.opts.onChunk?.({ start: offset, length, total: final ? total : null });
-    const step = await this.sessionPut({ 'content-range': `bytes ${offset}-${offset + length - 1}/${shownTotal}` }, chunk);
-    if (step.kind === 'at') await this.hash?.advanceTo(Math.min(step.offset, offset + length), chunk, offset);
-    if (step.kind === 'done') await this.hash?.advanceTo(offset + length, chunk, offset);
-    return step;
+    // A whole chunk's buffer from the thread's pool: the uploads of a thread that are reading or
+    // sending at one moment share a few, the many waiting for their download hold none.
+    const small = total !== null ? total < POOLED_CHUNK_MIN : length < POOLED_CHUNK_MIN && this.source.complete;
+    const pool = !small && this.chunkSize >= POOLED_CHUNK_MIN ? chunkPool(this.chunkSize) : null;
+    const buf = pool ? pool.take() : Buffer.allocUnsafe(length);
+    let step: Step | null = null;
+    try {
+      const chunk = await this.source.read(offset, length, buf);
+      const final = this.source.complete && offset + length === total;
+      // `*` only while the download has not learnt the size (Drive needs it by the last chunk).
+      const shownTotal = total === null ? '*' : String(total);
+      this.opts.onChunk?.({ start: offset, length, total: final ? total : null });
+      step = await this.sessionPut({ 'content-range': `bytes ${offset}-${offset + length - 1}/${shownTotal}` }, chunk);
+      if (step.kind === 'at') await this.hash?.advanceTo(Math.min(step.offset, offset + length), chunk, offset);
+      if (step.kind === 'done') await this.hash?.advanceTo(offset + length, chunk, offset);
+      return step;
+    } finally {
+      // Back to the pool only once the server answered for the whole body: after a dropped or
+      // cancelled request a write may still hold it, and the collector takes it instead.
+      pool?.give(buf, step?.kind === 'at' || step?.kind === 'done');
+    }
   }
 
   private async sessionPut(headers: Record<string, string>, body: Buffer | null): Promise<Step> {
