@@ -26,8 +26,14 @@ export class Alerts {
     this.bus.emit('alert', { code, level, message, raised: true });
   }
 
+  /** A read, not a write: callers clear on every matching event, and almost always nothing is open. */
   clear(code: string): void {
+    if (!this.repo.isOpen(code)) return;
     if (this.repo.clear(code, Date.now())) this.bus.emit('alert', { code, level: 'info', message: '', raised: false });
+  }
+
+  isOpen(code: string): boolean {
+    return this.repo.isOpen(code);
   }
 
   open(): Alert[] {

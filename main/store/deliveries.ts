@@ -180,6 +180,11 @@ export class DeliveriesRepo {
     return prep<[string], { state: string }>(this.db, 'SELECT state FROM deliveries WHERE order_id = ?').all(orderId).map((r) => r.state);
   }
 
+  /** Whether any delivery is in `state`: one step down the state index, however many deliveries the shop has. */
+  anyInState(state: string): boolean {
+    return !!prep<[string], { n: number }>(this.db, 'SELECT 1 AS n FROM deliveries WHERE state = ? LIMIT 1').get(state);
+  }
+
   countByState(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const r of prep<[], { state: string; n: number }>(this.db, 'SELECT state, count(*) AS n FROM deliveries GROUP BY state').all()) out[r.state] = r.n;

@@ -69,4 +69,24 @@ describe('alert checks', () => {
     off();
     store.close();
   });
+
+  it('a shop without failures never looks for failed deliveries; one with them does, and forgets them once none is left', () => {
+    const { dataDir, store, bus, alerts, runner } = setup();
+    let t = 0;
+    const off = registerAlertChecks(runner, { store, bus, alerts, dataDir, freeBytes: () => DISK_LOW_BYTES * 10, now: () => t });
+    let lookups = 0;
+    const anyInState = store.deliveries.anyInState.bind(store.deliveries);
+    store.deliveries.anyInState = (state: string) => (lookups++, anyInState(state));
+    for (let i = 0; i < 100; i++) bus.emit('delivery', { deliveryId: `d${i}`, orderId: 'o', state: i % 2 ? 'delivered' : 'fetching' });
+    assert.equal(lookups, 0, 'no failure seen: nothing to look for');
+    // Two failures, then those deliveries succeed: the count starts again, so one more failure alone raises nothing.
+    bus.emit('delivery', { deliveryId: 'f1', orderId: 'o', state: 'failed' });
+    bus.emit('delivery', { deliveryId: 'f2', orderId: 'o', state: 'failed' });
+    bus.emit('delivery', { deliveryId: 'f1', orderId: 'o', state: 'delivered' });
+    assert.equal(lookups, 1);
+    bus.emit('delivery', { deliveryId: 'f3', orderId: 'o', state: 'failed' });
+    assert.deepEqual(alerts.open(), []);
+    off();
+    store.close();
+  });
 });

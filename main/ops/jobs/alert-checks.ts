@@ -48,8 +48,10 @@ export function registerAlertChecks(runner: JobRunner, deps: AlertCheckDeps): ()
     }
   };
   runner.on('run', onRun);
+  // Both listeners run for every payment and every delivery's move: a shop without a problem pays
+  // one indexed read of the alerts table, never a scan of its deliveries.
   const offPayment = bus.on('payment', (e) => {
-    if (store.payments.get(e.paymentId)?.via === 'webhook') alerts.clear('WEBHOOK_SILENT');
+    if (alerts.isOpen('WEBHOOK_SILENT') && store.payments.get(e.paymentId)?.via === 'webhook') alerts.clear('WEBHOOK_SILENT');
   });
 
   const failures: number[] = [];
@@ -62,7 +64,8 @@ export function registerAlertChecks(runner: JobRunner, deps: AlertCheckDeps): ()
         alerts.raise('DELIVERIES_FAILING', 'error', `${failures.length} deliveries failed in the last hour.`, 'Open Deliveries, filter by Failed, read the reasons, fix the cause and press "Retry all failed".');
       }
     } else if (e.state === 'delivered' || e.state === 'cancelled' || e.state === 'fetching') {
-      if (!store.deliveries.countByState().failed) {
+      if (!failures.length && !alerts.isOpen('DELIVERIES_FAILING')) return;
+      if (!store.deliveries.anyInState('failed')) {
         failures.length = 0;
         alerts.clear('DELIVERIES_FAILING');
       }
