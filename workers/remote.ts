@@ -14,6 +14,7 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scratchKeyOf, type Follow, type RemoteFile } from '../main/core/remote-protocol';
+import { FOLLOW_CHECKPOINT_MS, FOLLOW_CHUNK } from '../main/core/transfer-protocol';
 import type { DownloadDone, DownloadTask, OriginRulesData, TaskControl, TaskEvent, TaskResult, UploadDone, UploadTask } from '../main/core/transfer-protocol';
 import { runDownload } from './download';
 import type { TaskChannel, Throttle } from './kit';
@@ -80,11 +81,6 @@ interface LocalFetch {
   done: Promise<TaskResult<DownloadDone>>;
 }
 
-// A worker runs few transfers, each at its link's speed: its upload trails the download it follows
-// by a quarter of a second of checkpoints and sends once 2 MiB more is durable, not 8 MiB (whole
-// chunks and 1 s checkpoints suit the host's pool, with many uploads at once on one machine).
-const FOLLOW_CHECKPOINT_MS = 250;
-const FOLLOW_CHUNK = 2 * 1024 * 1024;
 
 /** One per scratch path: the downloads this process runs now. */
 const fetching = new Map<string, LocalFetch>();

@@ -69,8 +69,8 @@ export interface ResumableUploadOptions {
   chunkSize?: number;
   /**
    * Following a download: send once this much more is there (default a whole chunk). Smaller
-   * means the upload trails its download by less, at the cost of more, smaller requests: with many
-   * uploads at once on one machine (the host's pool) whole chunks are cheaper.
+   * means the upload trails its download by less, at the cost of more, smaller requests (the
+   * engine uses FOLLOW_CHUNK, main/core/transfer-protocol.ts).
    */
   followChunk?: number;
   /** A cap that can be changed while the upload runs; wins over bytesPerSec. */

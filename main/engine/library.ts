@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { StepError } from '../core/step-error';
+import { FOLLOW_CHECKPOINT_MS, FOLLOW_CHUNK } from '../core/transfer-protocol';
 import type { DownloadDone, OriginRulesData, TransferError, UploadDone } from '../core/transfer-protocol';
 import type { DriveClient } from '../drive/client';
 import type { Logger } from '../platform/log';
@@ -466,6 +467,7 @@ export class Library {
             kind: 'download' as const, url: f.url!, destPath: dest, size: f.size ?? undefined, sha256: f.sha256 ?? undefined,
             stallTimeoutMs: p.settings.stallTimeoutMs, segmentThreshold: p.settings.segmentThreshold,
             origin: p.origin, maxUndeclaredBytes: p.maxUndeclaredBytes, hash: !overlap,
+            ...(overlap ? { checkpointMs: FOLLOW_CHECKPOINT_MS } : {}),
           };
       job.ids.add(downloadId);
       const r = await transfers.run<DownloadDone>(
@@ -569,6 +571,7 @@ export class Library {
               name: posix.basename(f.path),
               parentId: side.parentOf(f.path),
               sessionUri: session.uri,
+              ...(overlap ? { followChunk: FOLLOW_CHUNK } : {}),
               sha256: f.sha256 ?? undefined,
               ...(s.complete ? {} : { follow: { bytes: s.prefix, total: s.total, complete: false } }),
             },
