@@ -81,9 +81,6 @@ function giveBatches(list: Buffer[]): void {
   for (const b of list) batches.give(b);
 }
 
-/** Batches made on this thread so far (tests, diagnostics). */
-export const batchesMade = (): number => batches.made;
-
 // ---------------------------------------------------------------------------------------------
 // Connections: keep-alive, per origin and vetted address
 

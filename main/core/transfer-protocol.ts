@@ -180,8 +180,8 @@ export const kindOfTask = (t: TransferTask): TransferKind => (t.kind === 'upload
  * checkpoint made durable: every quarter second, and it sends once 2 MiB more are there. With
  * 1 s checkpoints and whole 8 MiB chunks, each file's upload trailed its download by about 1 s
  * and 8 MiB, and a burst of files finishing together left that much of every one to upload after
- * the last download (transfer-distinct: 0.6–1.2 s after the downloads, against 0.6 s now; see
- * bench/README.md).
+ * the last download (transfer-distinct: 0.6–1.2 s after the downloads, against 0.3–0.5 s now;
+ * see bench/README.md).
  */
 export const FOLLOW_CHECKPOINT_MS = 250;
 export const FOLLOW_CHUNK = 2 * 1024 * 1024;
