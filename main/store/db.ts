@@ -8,6 +8,22 @@ import { openSqlite } from './sqlite';
 
 export type Db = Database.Database;
 
+const runners = new WeakMap<Db, (work: () => unknown) => unknown>();
+
+/**
+ * Runs `work` in one transaction (a savepoint when already inside one). One wrapper per
+ * connection: `db.transaction(fn)` builds a new one per call, which fifty deliveries moving on
+ * together paid for on every unit of a group commit.
+ */
+export function inTransaction<T>(db: Db, work: () => T): T {
+  let run = runners.get(db);
+  if (!run) {
+    run = db.transaction((w: () => unknown) => w());
+    runners.set(db, run);
+  }
+  return run(work) as T;
+}
+
 export const MIGRATIONS_DIR = join(__dirname, '../../../migrations');
 
 export interface Migration {

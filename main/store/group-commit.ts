@@ -2,7 +2,7 @@
 // transaction, and every commit made while an fsync runs shares the next one (wal-sync.ts). Each
 // unit runs in its own savepoint, so one failing unit rolls back alone. A caller's promise settles
 // only once the shared commit is on disk; the main thread never waits for the disk meanwhile.
-import type { Db } from './db';
+import { inTransaction, type Db } from './db';
 import type { WalSync } from './wal-sync';
 
 interface Pending<T> {
@@ -40,7 +40,7 @@ export class GroupCommit {
         this.wal.commitRelaxed(() => {
           for (const p of batch) {
             try {
-              outcomes.push({ ok: true, value: this.db.transaction(p.work)() });
+              outcomes.push({ ok: true, value: inTransaction(this.db, p.work) });
             } catch (error) {
               outcomes.push({ ok: false, error });
             }

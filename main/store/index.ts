@@ -5,7 +5,7 @@ import { AccessRepo } from './access';
 import { AccessActionsRepo } from './access-actions';
 import { AlertsRepo } from './alerts';
 import { AuditRepo } from './audit';
-import { openDatabase, openReadOnly, type Db, type OpenOptions } from './db';
+import { inTransaction, openDatabase, openReadOnly, type Db, type OpenOptions } from './db';
 import { DeliveriesRepo } from './deliveries';
 import { DriveUsageRepo } from './drive-usage';
 import { DiagnosticsRepo } from './diagnostics';
@@ -76,7 +76,7 @@ export class Store {
 
   /** Runs `fn` in one transaction (a savepoint when already inside one). */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return inTransaction(this.db, fn);
   }
 
   close(): void {

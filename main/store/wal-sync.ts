@@ -22,7 +22,7 @@
 // flight, one waiting, however many commits.
 import { closeSync, fstatSync, fsync as fsFsync, openSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db';
+import { inTransaction, type Db } from './db';
 
 export type Fsync = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => void;
 
@@ -57,7 +57,7 @@ export class WalSync {
   commitRelaxed<T>(work: () => T): T {
     this.relaxed.run();
     try {
-      return this.db.transaction(work)();
+      return inTransaction(this.db, work);
     } finally {
       this.strict.run();
     }

@@ -14,7 +14,7 @@
 // but not fsynced on its own. It becomes durable with the next fsync of the WAL (every durable
 // commit waits for one: see wal-sync.ts), FULL commit or checkpoint, because the WAL is replayed
 // in order: nothing committed after it can survive a power cut while it does not.
-import type { Db } from './db';
+import { inTransaction, type Db } from './db';
 import type { WalSync } from './wal-sync';
 
 export class WriteBehind {
@@ -66,7 +66,7 @@ export class WriteBehind {
       this.wal.commitRelaxed(() => {
         for (const work of batch) {
           try {
-            this.db.transaction(work)();
+            inTransaction(this.db, work);
           } catch (err) {
             this.failures++;
             this.onError(err);
