@@ -64,7 +64,7 @@ export class Engine {
   readonly updates: ProductUpdates;
   readonly afterSale: AfterSale;
   private driveClient: DriveClient | null = null;
-  private driveKey = '';
+  private driveRoot: string | null = null;
   private progressTimer: NodeJS.Timeout | null = null;
   private minuteTimer: NodeJS.Timeout | null = null;
   private readonly dirtyJobs = new Set<string>();
@@ -152,6 +152,7 @@ export class Engine {
    */
   refreshLimits(): void {
     this.settings = this.readSettings();
+    if (this.driveClient && this.deps.config.current().googleRootUrl !== this.driveRoot) this.driveClient = null;
     this.queue.setLimits(this.limits());
   }
 
@@ -161,12 +162,17 @@ export class Engine {
   }
 
   /** The Drive client for the current connection (rebuilt when the connection changes). */
+  /**
+   * The Drive client, built once and again after Google is connected, disconnected or pointed
+   * elsewhere (`googleChanged`, the settings event). Not checked per call: that read (and, on a
+   * desktop, decrypted) the token file for every one of a delivery's Drive calls.
+   */
   async drive(): Promise<DriveClient> {
-    const { google, config } = this.deps;
-    const key = JSON.stringify([google.state(), config.current().googleRootUrl]);
-    if (!this.driveClient || key !== this.driveKey) {
-      this.driveKey = key;
-      this.driveClient = new DriveClient({ auth: google.client(), rootUrl: config.current().googleRootUrl });
+    if (!this.driveClient) {
+      const { google, config } = this.deps;
+      const rootUrl = config.current().googleRootUrl;
+      this.driveClient = new DriveClient({ auth: google.client(), rootUrl });
+      this.driveRoot = rootUrl;
     }
     return this.driveClient;
   }
