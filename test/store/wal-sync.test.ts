@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { fstatSync, fsync as realFsync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { openDatabase } from '../../main/store/db';
+import { inTransaction, openDatabase } from '../../main/store/db';
 import { GroupCommit } from '../../main/store/group-commit';
 import { WalSync, type Fsync } from '../../main/store/wal-sync';
 import { tempDir } from '../helpers/host';
@@ -176,5 +176,37 @@ describe('GroupCommit over WalSync', () => {
     for (const u of units) await assert.rejects(u, /EIO/);
     db.close();
     wal.close();
+  });
+});
+
+describe('inTransaction', () => {
+  it('one wrapper serves every call: a failing unit rolls back alone, nested units are savepoints, and the connection stays usable', () => {
+    const { db, wal } = open('in-transaction');
+    try {
+      const count = () => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+      assert.equal(inTransaction(db, () => db.prepare('INSERT INTO t VALUES (1)').run().changes), 1, 'the unit returns its value');
+      assert.throws(() => inTransaction(db, () => {
+        db.prepare('INSERT INTO t VALUES (2)').run();
+        throw new Error('refused');
+      }), /refused/);
+      assert.equal(count(), 1, 'the failed unit left nothing');
+      // Nested inside an outer unit (as GroupCommit does): the inner failure is rolled back to its savepoint.
+      inTransaction(db, () => {
+        db.prepare('INSERT INTO t VALUES (3)').run();
+        assert.throws(() => inTransaction(db, () => {
+          db.prepare('INSERT INTO t VALUES (4)').run();
+          throw new Error('inner');
+        }));
+        inTransaction(db, () => db.prepare('INSERT INTO t VALUES (5)').run());
+      });
+      assert.deepEqual(db.prepare('SELECT x FROM t ORDER BY x').pluck().all(), [1, 3, 5]);
+      assert.equal(db.inTransaction, false);
+      // The same holds through a relaxed commit (the wrapper is shared by the connection).
+      wal.commitRelaxed(() => db.prepare('INSERT INTO t VALUES (6)').run());
+      assert.equal(count(), 4);
+    } finally {
+      db.close();
+      wal.close();
+    }
   });
 });
