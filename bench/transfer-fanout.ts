@@ -30,8 +30,8 @@ interface RunResult {
   productBytesServed: number;
   loop: LoopDelay;
   cpu: CpuUse;
-  /** Seconds after the payments: the first delivery linking (the library is in Drive), the last one linking, notifying. */
-  phases: { firstLinking: number | null; lastLinking: number | null; lastNotifying: number | null };
+  /** Seconds after the payments: the first and last delivery fetching, the first linking (the library is in Drive), the last one linking, notifying. */
+  phases: { firstFetching: number | null; lastFetching: number | null; firstLinking: number | null; lastLinking: number | null; lastNotifying: number | null };
 }
 
 async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
@@ -71,7 +71,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       const counters = since(before, await sandbox.counters());
       const ph = shop.phases();
       const at = (t: number | undefined) => (t === undefined ? null : round((t - t0) / 1000, 2));
-      const phases = { firstLinking: at(ph.linking?.first), lastLinking: at(ph.linking?.last), lastNotifying: at(ph.notifying?.last) };
+      const phases = { firstFetching: at(ph.fetching?.first), lastFetching: at(ph.fetching?.last), firstLinking: at(ph.linking?.first), lastLinking: at(ph.linking?.last), lastNotifying: at(ph.notifying?.last) };
       const productBytesServed = Object.entries(counters.origin.byPath)
         .filter(([k]) => k.startsWith('fanout/'))
         .reduce((n, [, c]) => n + c.bytes, 0);

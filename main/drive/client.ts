@@ -6,7 +6,8 @@ import { drive as driveApi, type drive_v3 } from '@googleapis/drive';
 import type { OAuth2Client } from 'google-auth-library';
 import { parseRetryAfter } from '../core/retry-after';
 import { backoffMs, StepError } from '../core/step-error';
-import { undiciAdapter } from './transport';
+import { DriveBatcher } from './batch';
+import { googleAgent, undiciAdapter } from './transport';
 
 export const FOLDER_MIME = 'application/vnd.google-apps.folder';
 export const DEFAULT_ROOT_URL = 'https://www.googleapis.com/';
@@ -19,6 +20,8 @@ export interface DriveClientOptions {
   /** Cap for a single backoff wait (rclone uses 16 s). */
   maxWaitMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Copies and folder creates through Drive's batch endpoint (batch.ts); false: one request each. */
+  batch?: boolean;
 }
 
 interface GaxiosLikeError {
@@ -72,6 +75,8 @@ export class DriveClient {
   private readonly sleep: (ms: number) => Promise<void>;
   /** Permission changes on one file are serialised: Drive applies only the last of concurrent ones. */
   private readonly fileLocks = new Map<string, Promise<unknown>>();
+  /** Copies and folder creates made in the same turn share one request (null: one request each). */
+  readonly batcher: DriveBatcher | null;
 
   constructor(private readonly opts: DriveClientOptions) {
     this.drive = driveApi({ version: 'v3', auth: opts.auth });
@@ -79,6 +84,7 @@ export class DriveClient {
     this.maxRetries = opts.maxRetries ?? 6;
     this.maxWaitMs = opts.maxWaitMs ?? 16_000;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.batcher = opts.batch === false ? null : new DriveBatcher({ rootUrl: this.rootUrl, auth: opts.auth, dispatcher: googleAgent });
   }
 
   async accessToken(): Promise<string> {
@@ -148,10 +154,9 @@ export class DriveClient {
     return this.call(
       `create folder "${name}"`,
       async () => {
-        await this.drive.files.create(
-          { requestBody: { id, name, mimeType: FOLDER_MIME, ...(parentId ? { parents: [parentId] } : {}) }, fields: 'id' },
-          this.callOpts,
-        );
+        const requestBody = { id, name, mimeType: FOLDER_MIME, ...(parentId ? { parents: [parentId] } : {}) };
+        if (this.batcher) await this.batcher.call({ method: 'POST', path: 'drive/v3/files', query: { fields: 'id' }, body: requestBody });
+        else await this.drive.files.create({ requestBody, fields: 'id' }, this.callOpts);
         return true;
       },
       async () => false,
@@ -166,12 +171,12 @@ export class DriveClient {
   async copyFile(sourceId: string, newId: string, name: string, parentId: string, restricted = false): Promise<void> {
     await this.call(
       `copy "${name}"`,
-      () =>
-        this.drive.files.copy(
-          { fileId: sourceId, requestBody: { id: newId, name, parents: [parentId], ...(restricted ? restrictionFields(true) : {}) }, fields: 'id' },
-          this.callOpts,
-        ),
-      async () => ({}) as never,
+      async () => {
+        const requestBody = { id: newId, name, parents: [parentId], ...(restricted ? restrictionFields(true) : {}) };
+        if (this.batcher) await this.batcher.call({ method: 'POST', path: `drive/v3/files/${encodeURIComponent(sourceId)}/copy`, query: { fields: 'id' }, body: requestBody });
+        else await this.drive.files.copy({ fileId: sourceId, requestBody, fields: 'id' }, this.callOpts);
+      },
+      async () => undefined,
     );
   }
 

@@ -34,7 +34,7 @@ interface Answer {
 }
 
 /** Kept-alive connections to Google (or the emulator): the same few hosts all day. */
-const google = new Agent({ connections: 16, keepAliveTimeout: 30_000 });
+export const googleAgent = new Agent({ connections: 16, keepAliveTimeout: 30_000 });
 
 export async function undiciAdapter<T extends Prepared, R>(opts: T, defaultAdapter: (opts: T) => Promise<R>): Promise<R> {
   const body = opts.body;
@@ -48,7 +48,7 @@ export async function undiciAdapter<T extends Prepared, R>(opts: T, defaultAdapt
     headers,
     body: (body ?? undefined) as string | Buffer | undefined,
     signal: opts.signal ?? undefined,
-    dispatcher: google,
+    dispatcher: googleAgent,
   });
   const text = await res.body.text();
   const answerHeaders = new Headers();

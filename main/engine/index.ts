@@ -170,8 +170,8 @@ export class Engine {
   async drive(): Promise<DriveClient> {
     if (!this.driveClient) {
       const { google, config } = this.deps;
-      const rootUrl = config.current().googleRootUrl;
-      this.driveClient = new DriveClient({ auth: google.client(), rootUrl });
+      const { googleRootUrl: rootUrl, driveBatch } = config.current();
+      this.driveClient = new DriveClient({ auth: google.client(), rootUrl, batch: driveBatch });
       this.driveRoot = rootUrl;
     }
     return this.driveClient;

@@ -7,18 +7,23 @@
 // - Resumable sessions keep only size + md5 + sha256 of the bytes, committed in 256 KiB blocks as they
 //   arrive, so an interrupted chunk leaves an aligned prefix stored, as Drive does.
 // - The session URI keeps the initiating query (e.g. `fields`), which shapes the final response.
+// - POST /batch/drive/v3 runs up to 100 inner calls, each counted, authenticated and faulted as if
+//   alone, and answers them by Content-ID in reverse order (Drive promises none): batch.ts.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Hash } from 'node:crypto';
+import { formatBatchResponse, MAX_BATCH_CALLS, multipartBoundary, parseBatchRequest, type InnerRequest, type InnerResponse } from './batch';
 
 export const UPLOAD_ALIGN = 256 * 1024;
 export const FOLDER_MIME = 'application/vnd.google-apps.folder';
 export const OWNER_EMAIL = 'owner@driveship.test';
 const DEFAULT_SESSION_TTL_MS = 7 * 24 * 3600 * 1000;
 const MAX_JSON_BODY = 1024 * 1024;
+/** A batch of 100 calls with JSON bodies fits well within this. */
+const MAX_BATCH_BODY = 8 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -95,6 +100,8 @@ export interface DriveCounters {
   multipartUploads: number;
   /** Bytes duplicated by files.copy (they count against the quota, but never cross the wire). */
   copiedBytes: number;
+  /** POSTs to /batch/drive/v3; each inner call also counts as itself (and in `total`), as Drive counts it. */
+  batchRequests: number;
 }
 
 export interface EmulatedFile {
@@ -852,20 +859,55 @@ function drain(req: IncomingMessage): Promise<void> {
   });
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
   let size = 0;
   const parts: Buffer[] = [];
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_JSON_BODY) throw new DriveError(413, 'requestTooLarge', 'Request body too large');
+    if (size > limit) throw new DriveError(413, 'requestTooLarge', 'Request body too large');
     parts.push(chunk);
   }
-  const text = Buffer.concat(parts).toString('utf8').trim();
+  return Buffer.concat(parts);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  return parseJsonText((await readBytes(req, MAX_JSON_BODY)).toString('utf8'));
+}
+
+function parseJsonText(raw: string): unknown {
+  const text = raw.trim();
   if (!text) return null;
   try {
     return JSON.parse(text);
   } catch {
     throw badRequest('Parse Error', 'parseError');
+  }
+}
+
+/** What an inner call of a batch writes its answer into (the parts of ServerResponse it uses). */
+class PartResponse {
+  statusCode = 200;
+  statusMessage = '';
+  headersSent = false;
+  readonly destroyed = false;
+  private headers: Record<string, string> = {};
+  private body = '';
+
+  writeHead(status: number, headers: Record<string, string | number> = {}): this {
+    this.statusCode = status;
+    for (const [k, v] of Object.entries(headers)) this.headers[k] = String(v);
+    this.headersSent = true;
+    return this;
+  }
+
+  end(text?: string): void {
+    this.body = text ?? '';
+  }
+
+  answer(contentId: string): InnerResponse {
+    const headers = { ...this.headers };
+    delete headers['Content-Length']; // the part's own framing carries the length
+    return { contentId, status: this.statusCode, statusText: this.statusMessage || (http.STATUS_CODES[this.statusCode] ?? ''), headers, body: this.body };
   }
 }
 
@@ -1066,7 +1108,7 @@ interface Route {
 const emptyCounters = (): DriveCounters => ({
   total: 0, filesCreate: 0, folderCreate: 0, filesCopy: 0, filesGet: 0, filesList: 0, filesDelete: 0, filesUpdate: 0,
   generateIds: 0, permissionsCreate: 0, permissionsList: 0, permissionsDelete: 0, aboutGet: 0,
-  uploadSessions: 0, uploadChunks: 0, uploadStatusQueries: 0, uploadBytes: 0, multipartUploads: 0, copiedBytes: 0,
+  uploadSessions: 0, uploadChunks: 0, uploadStatusQueries: 0, uploadBytes: 0, multipartUploads: 0, copiedBytes: 0, batchRequests: 0,
 });
 
 class DriveServer {
@@ -1081,17 +1123,74 @@ class DriveServer {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx: Ctx = { req, res, url: new URL(req.url ?? '/', 'http://127.0.0.1'), token: '', params: [], body: null, fault: null };
     try {
-      this.counters.total++;
-      const route = this.route(ctx);
-      if (route.json) ctx.body = await readJson(req);
-      this.counters[route.counter(ctx)]++;
-      ctx.token = this.authenticate(req);
-      this.applyFault(ctx, route.op);
-      await route.run(ctx);
+      if (ctx.url.pathname === '/batch/drive/v3' && req.method === 'POST') await this.batch(ctx);
+      else await this.dispatch(ctx, () => readJson(req));
     } catch (err) {
       if (err === HANG) return; // leave the request unanswered until the client drops it
       await this.fail(ctx, err);
     }
+  }
+
+  /** One call, alone or from a batch: counted, authenticated and open to faults the same way. */
+  private async dispatch(ctx: Ctx, readBody: () => Promise<unknown>): Promise<void> {
+    this.counters.total++;
+    const route = this.route(ctx);
+    if (route.json) ctx.body = await readBody();
+    this.counters[route.counter(ctx)]++;
+    ctx.token = this.authenticate(ctx.req);
+    this.applyFault(ctx, route.op);
+    await route.run(ctx);
+  }
+
+  /**
+   * POST /batch/drive/v3 (batch.ts): every inner call runs in turn as if it had come alone, and
+   * answers in its own part; the batch itself answers 200 unless it is malformed. A 'hang' fault on
+   * an inner call leaves the whole batch unanswered, as a stalled backend would.
+   */
+  private async batch(ctx: Ctx): Promise<void> {
+    this.counters.batchRequests++;
+    const boundary = multipartBoundary(headerString(ctx.req.headers['content-type']) ?? undefined);
+    if (!boundary) throw badRequest('A batch request must be multipart/mixed with a boundary');
+    let calls: InnerRequest[];
+    try {
+      calls = parseBatchRequest(await readBytes(ctx.req, MAX_BATCH_BODY), boundary);
+    } catch (err) {
+      if (err instanceof DriveError) throw err;
+      throw badRequest(`Malformed batch request: ${(err as Error).message}`);
+    }
+    if (!calls.length) throw badRequest('A batch request must hold at least one call');
+    if (calls.length > MAX_BATCH_CALLS) throw badRequest(`A batch request may hold at most ${MAX_BATCH_CALLS} calls`, 'batchSizeTooLarge');
+    const answers: InnerResponse[] = [];
+    for (const call of calls) {
+      const part = new PartResponse();
+      const req = {
+        method: call.method,
+        url: call.target,
+        headers: { authorization: ctx.req.headers.authorization, host: ctx.req.headers.host, ...call.headers },
+        readableEnded: true,
+        destroyed: false,
+        pause: () => undefined,
+      } as unknown as IncomingMessage;
+      const inner: Ctx = { req, res: part as unknown as ServerResponse, url: new URL(call.target, 'http://127.0.0.1'), token: '', params: [], body: null, fault: null };
+      try {
+        if (inner.url.pathname.startsWith('/upload/') || inner.url.searchParams.get('alt') === 'media') {
+          this.counters.total++;
+          throw badRequest('Media uploads and downloads cannot be batched', 'invalid');
+        }
+        await this.dispatch(inner, async () => parseJsonText(call.body.toString('utf8')));
+      } catch (err) {
+        if (err === HANG) throw HANG;
+        const error = err instanceof DriveError ? err : new DriveError(500, 'backendError', `Emulator error: ${(err as Error)?.message ?? err}`);
+        sendJson(part as unknown as ServerResponse, error.code, error.body(), error.headers);
+      }
+      answers.push(part.answer(call.contentId));
+    }
+    // Drive promises no order: answering in reverse keeps clients matching parts by Content-ID.
+    answers.reverse();
+    const answerBoundary = `batch_${randomBytes(12).toString('base64url')}`;
+    const text = formatBatchResponse(answers, answerBoundary);
+    ctx.res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${answerBoundary}`, 'Content-Length': Buffer.byteLength(text) });
+    ctx.res.end(text);
   }
 
   private async fail(ctx: Ctx, err: unknown): Promise<void> {

@@ -27,9 +27,12 @@ describe('the Drive client of the engine', () => {
     };
     try {
       const { product } = manifestProduct(shop, 'Khoá token', 3, 64 * 1024);
+      const batches = shop.sandbox.drive.counters.batchRequests;
       const order = await shop.orderAndPay([product.id]);
       await shop.until([order], ['delivered']);
       assert.equal(reads, 0, 'no Drive call of the delivery read the token file');
+      assert.ok(first.batcher, 'copies and folders go through the batch endpoint by default');
+      assert.ok(shop.sandbox.drive.counters.batchRequests > batches, 'the delivery sent its copies in batches');
       assert.equal(await engine.drive(), first);
 
       // Connected, disconnected or pointed elsewhere: the host calls googleChanged.
@@ -45,5 +48,26 @@ describe('the Drive client of the engine', () => {
     } finally {
       TokenFile.prototype.load = load;
     }
+  });
+});
+
+describe('DRIVESHIP_DRIVE_BATCH=false', () => {
+  let shop: Shop;
+  before(async () => {
+    shop = await startShop({ env: { DRIVESHIP_DRIVE_BATCH: 'false' } });
+  });
+  after(async () => {
+    await shop?.close();
+  });
+
+  it('delivers with one request per copy and folder: no batch is sent', async () => {
+    assert.equal((await shop.core.engine.drive()).batcher, null);
+    const batches = shop.sandbox.drive.counters.batchRequests;
+    const copies = shop.sandbox.drive.counters.filesCopy;
+    const { product } = manifestProduct(shop, 'Khoá không gộp', 3, 64 * 1024);
+    const order = await shop.orderAndPay([product.id]);
+    await shop.until([order], ['delivered']);
+    assert.equal(shop.sandbox.drive.counters.batchRequests, batches);
+    assert.equal(shop.sandbox.drive.counters.filesCopy - copies, 3);
   });
 });
