@@ -91,7 +91,7 @@ export const SETTINGS = {
   // ---- Google ----
   googleClientId: def({ schema: optionalText(300), default: null, env: 'GOOGLE_CLIENT_ID', writable: true, ui: true, group: 'google', input: 'text', doc: 'OAuth client id (Desktop app)' }),
   googleClientSecret: def({ schema: secret(500), default: null, env: 'GOOGLE_CLIENT_SECRET', secret: true, writable: true, ui: true, group: 'google', input: 'secret', doc: 'OAuth client secret' }),
-  driveBatch: def({ schema: z.boolean(), default: true, env: 'DRIVESHIP_DRIVE_BATCH', writable: false, ui: false, group: 'google', input: 'toggle', doc: "Send a delivery's copies and folder creates through Drive's batch endpoint, up to 100 calls per request (false: one request each)" }),
+  driveBatch: def({ schema: z.boolean(), default: true, env: 'DRIVESHIP_DRIVE_BATCH', writable: false, ui: false, group: 'google', input: 'toggle', doc: "Send deliveries' copies, folder creates and shares through Drive's batch endpoint, up to 100 calls per request (false: one request each)" }),
   googleRootUrl: def({ schema: httpUrl.nullable(), default: null, env: 'DRIVESHIP_GOOGLE_ROOT_URL', writable: false, ui: false, group: 'google', input: 'url', doc: 'Points every Drive call, uploads included, at an emulator' }),
 
   // ---- email to customers ----

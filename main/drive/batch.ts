@@ -1,5 +1,5 @@
-// Drive's batch endpoint for the calls deliveries make by the dozen: copies and folders. Fifty
-// orders of one product paid together made 250 of these calls, each a request of its own through
+// Drive's batch endpoint for the calls deliveries make by the dozen: copies, folders and shares.
+// Fifty orders of one product paid together made 300 of these calls, each a request of its own through
 // googleapis on the main thread and a request for Google to parse. Calls made in the same turn of
 // the event loop go out together, up to 100 in one POST /batch/drive/v3 (Drive's limit).
 //

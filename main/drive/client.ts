@@ -20,7 +20,7 @@ export interface DriveClientOptions {
   /** Cap for a single backoff wait (rclone uses 16 s). */
   maxWaitMs?: number;
   sleep?: (ms: number) => Promise<void>;
-  /** Copies and folder creates through Drive's batch endpoint (batch.ts); false: one request each. */
+  /** Copies, folder creates and shares through Drive's batch endpoint (batch.ts); false: one request each. */
   batch?: boolean;
 }
 
@@ -75,7 +75,7 @@ export class DriveClient {
   private readonly sleep: (ms: number) => Promise<void>;
   /** Permission changes on one file are serialised: Drive applies only the last of concurrent ones. */
   private readonly fileLocks = new Map<string, Promise<unknown>>();
-  /** Copies and folder creates made in the same turn share one request (null: one request each). */
+  /** Copies, folder creates and shares made in the same turn share one request (null: one request each). */
   readonly batcher: DriveBatcher | null;
 
   constructor(private readonly opts: DriveClientOptions) {
@@ -243,20 +243,19 @@ export class DriveClient {
       const existing = fresh ? null : await this.findPermission(fileId, email);
       if (existing) return existing;
       try {
-        const r = await this.call(`share with ${email}`, () =>
-          this.drive.permissions.create(
-            {
-              fileId,
-              // Drive ends the access by itself at expirationTime (user permissions, at most a year ahead).
-              requestBody: { role: 'reader', type: 'user', emailAddress: email, ...(expiresAt ? { expirationTime: new Date(expiresAt).toISOString() } : {}) },
-              sendNotificationEmail: notify.send,
-              ...(notify.send && notify.message ? { emailMessage: notify.message } : {}),
-              fields: 'id',
-            },
-            this.callOpts,
-          ),
-        );
-        return r.data.id!;
+        // Drive ends the access by itself at expirationTime (user permissions, at most a year ahead).
+        const requestBody = { role: 'reader', type: 'user', emailAddress: email, ...(expiresAt ? { expirationTime: new Date(expiresAt).toISOString() } : {}) };
+        const message: { emailMessage?: string } = notify.send && notify.message ? { emailMessage: notify.message } : {};
+        const created = await this.call(`share with ${email}`, async () => {
+          if (!this.batcher) {
+            const r = await this.drive.permissions.create({ fileId, requestBody, sendNotificationEmail: notify.send, ...message, fields: 'id' }, this.callOpts);
+            return r.data;
+          }
+          const query: Record<string, string> = { sendNotificationEmail: String(notify.send), fields: 'id' };
+          if (message.emailMessage) query.emailMessage = message.emailMessage;
+          return this.batcher.call<{ id?: string }>({ method: 'POST', path: `drive/v3/files/${encodeURIComponent(fileId)}/permissions`, query, body: requestBody });
+        });
+        return created.id!;
       } catch (err) {
         // 400 invalidSharingRequest can mean "shared, but the email could not be sent".
         const again = await this.findPermission(fileId, email);

@@ -173,6 +173,25 @@ describe('DriveClient through the batch endpoint', () => {
     await assert.rejects(drive.copyFile(src, late!, 'late.pdf', lib), (e: unknown) => e instanceof StepError && e.code === 'DRIVE_DAILY_LIMIT');
   });
 
+  test('shares made together go in one request: each with its own email and message; a share Drive refuses for its rate fails with its class', async () => {
+    const drive = client();
+    const folders = await drive.generateIds(4);
+    await Promise.all(folders.map((id, i) => drive.createFolder(id, `Đơn DH${i}`, null)));
+    const before = emu.counters.batchRequests;
+    const ids = await Promise.all(folders.slice(0, 3).map((id, i) => drive.ensureReader(id, `khach${i}@example.com`, { send: i === 0, message: 'Cảm ơn bạn đã mua' }, Date.now() + 86_400_000, true)));
+    assert.equal(emu.counters.batchRequests - before, 1, 'three shares, one request');
+    folders.slice(0, 3).forEach((id, i) => {
+      assert.ok(emu.hasAccess(id, `khach${i}@example.com`));
+      assert.equal(emu.permissions(id).find((p) => p.emailAddress === `khach${i}@example.com`)?.id, ids[i]);
+    });
+    const mails = emu.emails().filter((m) => /khach\d@/.test(m.to));
+    assert.equal(mails.length, 1, 'only the share asked to notify sent Google\'s email');
+    assert.match(JSON.stringify(mails[0]), /Cảm ơn bạn đã mua/);
+
+    emu.inject({ kind: '403-sharingRateLimitExceeded', op: 'permissions.create' });
+    await assert.rejects(drive.ensureReader(folders[3]!, 'late@example.com', { send: false }, null, true), (e: unknown) => e instanceof StepError && e.code === 'SHARING_LIMIT');
+  });
+
   test('a refused token with nothing to refresh it pauses the delivery (GOOGLE_DISCONNECTED), as through googleapis', async () => {
     const drive = client({ token: 'soon-revoked' });
     const lib = await makeFolder(emu, 'Library');
