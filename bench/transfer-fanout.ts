@@ -104,7 +104,7 @@ export async function run(): Promise<unknown> {
   const many = await runOrders(ORDERS, sha);
   console.log(`  ${ORDERS} orders: ${round(many.seconds, 2)} s (${many.delivered} delivered${many.failed ? `, ${many.failed} not: ${many.errors.join(' | ')}` : ''}; other load ${many.cpu.otherLoadCores} cores)`);
   for (const [name, r] of [['single', single], [`${ORDERS} orders`, many]] as const) {
-    console.log(`  ${name}: linking from ${r.phases.firstLinking} s to ${r.phases.lastLinking} s, last notifying ${r.phases.lastNotifying} s; CPU ${r.cpu.mainThreadSec !== null && r.cpu.workerThreadsSec !== null ? round(r.cpu.mainThreadSec + r.cpu.workerThreadsSec, 2) : "?"} s (main ${r.cpu.mainThreadSec ?? '?'})`);
+    console.log(`  ${name}: fetching from ${r.phases.firstFetching} s to ${r.phases.lastFetching} s, linking from ${r.phases.firstLinking} s to ${r.phases.lastLinking} s, last notifying ${r.phases.lastNotifying} s; CPU ${r.cpu.mainThreadSec !== null && r.cpu.workerThreadsSec !== null ? round(r.cpu.mainThreadSec + r.cpu.workerThreadsSec, 2) : "?"} s (main ${r.cpu.mainThreadSec ?? '?'})`);
   }
 
   const ratioTime = many.seconds / single.seconds;
