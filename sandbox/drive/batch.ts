@@ -5,8 +5,9 @@
 // What Drive documents and this mirrors: at most 100 calls per batch; each inner call counts as a
 // request of its own (quota, counters, faults); a part's headers (Content-Type: application/http,
 // Content-ID) only frame it; the outer request's headers (Authorization) apply to every inner
-// request that does not set its own; media uploads and downloads cannot be batched; answers come
-// back with `Content-ID: response-<id>` and in no promised order (here: the reverse of the request).
+// request that does not set its own; media uploads and downloads cannot be batched; the calls run
+// in no promised order (the emulator runs the last first), and the answers come back in the order
+// asked, each with `Content-ID: response-<id>`.
 
 export const MAX_BATCH_CALLS = 100;
 

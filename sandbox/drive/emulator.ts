@@ -8,7 +8,8 @@
 //   arrive, so an interrupted chunk leaves an aligned prefix stored, as Drive does.
 // - The session URI keeps the initiating query (e.g. `fields`), which shapes the final response.
 // - POST /batch/drive/v3 runs up to 100 inner calls, each counted, authenticated and faulted as if
-//   alone, and answers them by Content-ID in reverse order (Drive promises none): batch.ts.
+//   alone, in reverse order (Drive promises no order of execution), and answers them in the order
+//   asked, each by Content-ID: batch.ts.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -1143,9 +1144,10 @@ class DriveServer {
   }
 
   /**
-   * POST /batch/drive/v3 (batch.ts): every inner call runs in turn as if it had come alone, and
-   * answers in its own part; the batch itself answers 200 unless it is malformed. A 'hang' fault on
-   * an inner call leaves the whole batch unanswered, as a stalled backend would.
+   * POST /batch/drive/v3 (batch.ts): every inner call runs as if it had come alone, the last first,
+   * and answers in its own part, in the order asked; the batch itself answers 200 unless it is
+   * malformed. A 'hang' fault on an inner call leaves the whole batch unanswered, as a stalled
+   * backend would.
    */
   private async batch(ctx: Ctx): Promise<void> {
     this.counters.batchRequests++;
@@ -1160,8 +1162,11 @@ class DriveServer {
     }
     if (!calls.length) throw badRequest('A batch request must hold at least one call');
     if (calls.length > MAX_BATCH_CALLS) throw badRequest(`A batch request may hold at most ${MAX_BATCH_CALLS} calls`, 'batchSizeTooLarge');
-    const answers: InnerResponse[] = [];
-    for (const call of calls) {
+    // Drive runs the inner calls in no promised order (here: the last first), and answers them
+    // in the order they were asked, each with Content-ID response-<id>.
+    const answers: InnerResponse[] = new Array(calls.length);
+    for (let i = calls.length - 1; i >= 0; i--) {
+      const call = calls[i]!;
       const part = new PartResponse();
       const req = {
         method: call.method,
@@ -1183,10 +1188,8 @@ class DriveServer {
         const error = err instanceof DriveError ? err : new DriveError(500, 'backendError', `Emulator error: ${(err as Error)?.message ?? err}`);
         sendJson(part as unknown as ServerResponse, error.code, error.body(), error.headers);
       }
-      answers.push(part.answer(call.contentId));
+      answers[i] = part.answer(call.contentId);
     }
-    // Drive promises no order: answering in reverse keeps clients matching parts by Content-ID.
-    answers.reverse();
     const answerBoundary = `batch_${randomBytes(12).toString('base64url')}`;
     const text = formatBatchResponse(answers, answerBoundary);
     ctx.res.writeHead(200, { 'Content-Type': `multipart/mixed; boundary=${answerBoundary}`, 'Content-Length': Buffer.byteLength(text) });

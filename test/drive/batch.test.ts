@@ -52,7 +52,7 @@ function client(opts: { batch?: boolean; token?: string } = {}): DriveClient {
 }
 
 describe('the emulator\'s /batch/drive/v3', () => {
-  test('each inner call runs as if alone and answers in its own part, matched by Content-ID, in no promised order', async () => {
+  test('each inner call runs as if alone, in no promised order, and answers in its own part by Content-ID, in the order asked', async () => {
     const parent = await makeFolder(emu, 'Khoá học');
     const source = await makeFolder(emu, 'not a file');
     const folderId = await generateId(emu);
@@ -61,22 +61,25 @@ describe('the emulator\'s /batch/drive/v3', () => {
     const before = { ...emu.counters };
     const r = await postBatch(handWritten([
       { id: 'a', line: 'POST /drive/v3/files?fields=id HTTP/1.1', json: { id: folderId, name: 'Đơn DH1', mimeType: FOLDER_MIME, parents: [parent] } },
-      { id: 'b', line: `POST https://www.googleapis.com/drive/v3/files/${copyOf}/copy?fields=id,name HTTP/1.1`, json: { id: copyId, name: 'Bài 1 (bản sao).mp4', parents: [folderId] } },
+      { id: 'b', line: `POST https://www.googleapis.com/drive/v3/files/${copyOf}/copy?fields=id,name HTTP/1.1`, json: { id: copyId, name: 'Bài 1 (bản sao).mp4', parents: [parent] } },
       { id: 'c', line: 'GET /drive/v3/files/nope HTTP/1.1' },
       { id: 'd', line: `POST /drive/v3/files/${source}/copy HTTP/1.1`, json: {} },
+      // Into the folder that part a creates: it ran first (the last call runs first here), so its parent is not there yet.
+      { id: 'e', line: `POST /drive/v3/files/${copyOf}/copy?fields=id HTTP/1.1`, json: { parents: [folderId] } },
     ]));
     assert.equal(r.status, 200);
-    assert.deepEqual([...r.parts.keys()], ['response-d', 'response-c', 'response-b', 'response-a'], 'answered in reverse: clients must match by Content-ID');
+    assert.deepEqual([...r.parts.keys()], ['response-a', 'response-b', 'response-c', 'response-d', 'response-e'], 'answered in the order asked');
+    assert.equal(r.parts.get('response-e')!.status, 404, 'a call that needs another of its batch cannot count on it: Drive runs them in no promised order');
     assert.equal(r.parts.get('response-a')!.status, 200);
     assert.deepEqual(JSON.parse(r.parts.get('response-a')!.body), { id: folderId });
     assert.deepEqual(JSON.parse(r.parts.get('response-b')!.body), { id: copyId, name: 'Bài 1 (bản sao).mp4' }, 'UTF-8 names survive the framing');
     assert.equal(r.parts.get('response-c')!.status, 404);
     assert.equal(JSON.parse(r.parts.get('response-c')!.body).error.errors[0].reason, 'notFound');
     assert.equal(r.parts.get('response-d')!.status, 403, 'a folder cannot be copied: that part alone fails');
-    assert.deepEqual(emu.file(copyId)?.parents, [folderId]);
+    assert.deepEqual(emu.file(copyId)?.parents, [parent]);
     assert.equal(emu.file(folderId)?.mimeType, FOLDER_MIME);
     const d = (k: keyof typeof before) => emu.counters[k] - before[k];
-    assert.deepEqual([d('batchRequests'), d('total'), d('folderCreate'), d('filesCopy'), d('filesGet')], [1, 4, 1, 2, 1], 'every inner call counts as itself');
+    assert.deepEqual([d('batchRequests'), d('total'), d('folderCreate'), d('filesCopy'), d('filesGet')], [1, 5, 1, 3, 1], 'every inner call counts as itself');
   });
 
   test("the outer request's token serves every inner call; a fault lands on the inner call it targets", async () => {
@@ -91,10 +94,12 @@ describe('the emulator\'s /batch/drive/v3', () => {
 
     emu.inject({ kind: '429', op: 'files.copy', retryAfterSec: 7 });
     const limited = await postBatch(handWritten(calls));
-    assert.equal(limited.parts.get('response-1')!.status, 429);
-    assert.equal(limited.parts.get('response-1')!.headers['retry-after'], '7');
-    assert.equal(limited.parts.get('response-2')!.status, 200, 'the other call is unaffected');
-    assert.equal(emu.file(ids[0]!), undefined);
+    const statuses = [1, 2].map((n) => limited.parts.get(`response-${n}`)!.status);
+    assert.deepEqual([...statuses].sort(), [200, 429], 'the fault met one call; the other is unaffected');
+    const refused = statuses.indexOf(429);
+    assert.equal(limited.parts.get(`response-${refused + 1}`)!.headers['retry-after'], '7');
+    assert.equal(emu.file(ids[refused]!), undefined);
+    assert.ok(emu.file(ids[1 - refused]!));
   });
 
   test('malformed batches answer 400 in Google JSON; more than 100 calls are refused; media cannot be batched', async () => {
@@ -157,7 +162,7 @@ describe('DriveClient through the batch endpoint', () => {
 
     emu.inject({ kind: '429', op: 'files.copy', retryAfterSec: 0, count: 2 });
     const copiesBefore = emu.counters.filesCopy;
-    // The first two copies of the batch meet the 429s, and the 409 comes for the one made before.
+    // Two calls meet the 429s (whichever Drive runs first), and the one made before answers 409.
     await Promise.all([
       drive.copyFile(src, ids[1]!, 'b.pdf', lib),
       drive.copyFile(src, ids[2]!, 'c.pdf', lib),
