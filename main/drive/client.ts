@@ -1,5 +1,7 @@
 // Drive metadata calls through the real googleapis client: folders, copies, permissions, listing.
-// Uploads are not here (googleapis has no resumable mode: see resumable.ts and workers/upload.ts).
+// Copies, folder creates and shares made together go through Drive's batch endpoint instead
+// (batch.ts), which googleapis does not offer. Uploads are not here (googleapis has no resumable
+// mode: see resumable.ts and workers/upload.ts).
 // Every call passes `rootUrl` per call (a service-level rootUrl is ignored for some calls) and
 // goes through our retry policy, because gaxios retries neither POSTs nor 403 rate limits.
 import { drive as driveApi, type drive_v3 } from '@googleapis/drive';

@@ -64,7 +64,6 @@ export class Engine {
   readonly updates: ProductUpdates;
   readonly afterSale: AfterSale;
   private driveClient: DriveClient | null = null;
-  private driveRoot: string | null = null;
   private progressTimer: NodeJS.Timeout | null = null;
   private minuteTimer: NodeJS.Timeout | null = null;
   private readonly dirtyJobs = new Set<string>();
@@ -152,7 +151,6 @@ export class Engine {
    */
   refreshLimits(): void {
     this.settings = this.readSettings();
-    if (this.driveClient && this.deps.config.current().googleRootUrl !== this.driveRoot) this.driveClient = null;
     this.queue.setLimits(this.limits());
   }
 
@@ -161,18 +159,16 @@ export class Engine {
     this.queue.setLimits(this.limits());
   }
 
-  /** The Drive client for the current connection (rebuilt when the connection changes). */
   /**
-   * The Drive client, built once and again after Google is connected, disconnected or pointed
-   * elsewhere (`googleChanged`, the settings event). Not checked per call: that read (and, on a
-   * desktop, decrypted) the token file for every one of a delivery's Drive calls.
+   * The Drive client, built once and again after Google is connected or disconnected
+   * (`googleChanged`; where it points and whether it batches are set at start). Not checked per
+   * call: that read (and, on a desktop, decrypted) the token file for every Drive call.
    */
   async drive(): Promise<DriveClient> {
     if (!this.driveClient) {
       const { google, config } = this.deps;
       const { googleRootUrl: rootUrl, driveBatch } = config.current();
       this.driveClient = new DriveClient({ auth: google.client(), rootUrl, batch: driveBatch });
-      this.driveRoot = rootUrl;
     }
     return this.driveClient;
   }
