@@ -14,9 +14,9 @@
 //             threshold in MiB; segs: the connections each download starts with; win: the
 //             window a new origin host starts with)
 import { aria2Version, runAria2, runCurlUpload, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
-import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, primeMemory, printTable, round, scaled, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
-import { deliverWarmUp, now, startBenchShop } from './lib/shop';
+import { benchTmpRoot, deliverWarmUp, now, startBenchShop } from './lib/shop';
 
 const N = envNum('BENCH_DISTINCT_PRODUCTS', 20);
 const SIZE = scaled(50 * MiB);
@@ -29,6 +29,8 @@ const TIMEOUT_MS = envNum('BENCH_TIMEOUT_SEC', 600) * 1000;
  * the burst is the app's very first work (every function compiled during the measurement).
  */
 const WARMUP = envNum('BENCH_DISTINCT_WARMUP', 2);
+/** aria2c + curl are measured this many times (each primed like ours); ratios use their mean. */
+const BASELINE_RUNS = Math.max(1, envNum('BENCH_DISTINCT_BASELINE_RUNS', 2));
 
 interface Variant {
   name: string;
@@ -78,6 +80,8 @@ interface OursResult {
   /** Seconds from the payments until every delivery had finished downloading / uploading. */
   allFetchedSec: number | null;
   allUploadedSec: number | null;
+  /** What was written and deleted right before the clock started (see primeMemory). */
+  primed: { mib: number; seconds: number } | null;
 }
 
 function fileSpec(i: number) {
@@ -107,6 +111,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         orders.push(await shop.order(productId, i + 1));
       }
       await waitQuiet();
+      const primed = primeMemory(benchTmpRoot());
       const c0 = await sandbox.counters();
       const stopProfile = await startMainProfile(`transfer-distinct-${v.name}`);
       const loop = startLoopMonitor(10);
@@ -142,6 +147,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         driveUploadBytes: c.drive.uploadBytes - c0.drive.uploadBytes,
         loop: loopDelay,
         cpu,
+        primed,
       };
     } finally {
       await shop.stop();
@@ -151,7 +157,20 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
   }
 }
 
-async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Result | null; aria2Version: string | null; seq: SequentialResult; curl: { seconds: number; cpuSec: number | null } | null }> {
+interface PlainRun {
+  aria2: Aria2Result;
+  curl: { seconds: number; cpuSec: number | null } | null;
+  primed: { mib: number; seconds: number } | null;
+}
+
+interface Baselines {
+  /** aria2c then curl, BASELINE_RUNS times; empty without aria2c. */
+  plain: PlainRun[];
+  aria2Version: string | null;
+  seq: SequentialResult;
+}
+
+async function runBaselines(sha: Map<number, string>): Promise<Baselines> {
   const sandbox = await startBenchSandbox({ originBytesPerSecPerConnection: RATE });
   try {
     const files = [];
@@ -161,17 +180,23 @@ async function runBaselines(sha: Map<number, string>): Promise<{ aria2: Aria2Res
       files.push({ url: f.url, name: `Bai ${i + 1}.mp4` });
     }
     const version = aria2Version();
-    if (version) await waitQuiet();
-    // curl then uploads the same bytes to a loopback sink: a plain tool's CPU for the upload half.
-    const aria2 = version ? await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4'], (paths) => runCurlUpload(paths)) : null;
-    const curl = (aria2?.after as { seconds: number; cpuSec: number | null } | undefined) ?? null;
+    const plain: PlainRun[] = [];
+    for (let r = 0; version && r < BASELINE_RUNS; r++) {
+      await waitQuiet();
+      const primed = primeMemory(benchTmpRoot());
+      // curl then uploads the same bytes to a loopback sink: a plain tool's CPU for the upload half.
+      const aria2 = await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4'], (paths) => runCurlUpload(paths));
+      plain.push({ aria2, curl: (aria2.after as PlainRun['curl'] | undefined) ?? null, primed });
+    }
     await waitQuiet();
     const seq = await runSequential(files.slice(0, SEQ_SUBSET), sandbox.drive);
-    return { aria2, aria2Version: version, seq, curl };
+    return { plain, aria2Version: version, seq };
   } finally {
     await sandbox.close();
   }
 }
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 /** CPU-seconds of driveship's whole process (main and worker threads) during the run. */
 const procCpu = (o: OursResult) => (o.cpu.mainThreadSec ?? 0) + (o.cpu.workerThreadsSec ?? 0);
@@ -189,6 +214,7 @@ export async function run(): Promise<unknown> {
     console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
     console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
     console.log(`    origin connections (window/in use, every 0.5 s): ${o.windows.join(' ')}`);
+    if (o.primed) console.log(`    primed: ${o.primed.mib} MiB written and deleted right before the clock started (${o.primed.seconds} s; BENCH_PRIME_MIB=0 for raw figures)`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
     console.log(`    by thread: ${Object.entries(o.cpu.byThread).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
@@ -197,16 +223,26 @@ export async function run(): Promise<unknown> {
   const seqPerFile = base.seq.seconds / base.seq.files;
   const seqTotal = seqPerFile * N;
   const extrapolated = base.seq.files < N;
-  const aria2s = base.aria2?.seconds ?? NaN;
+  const aria2s = mean(base.plain.map((p) => p.aria2.seconds));
+  const aria2Cpu = mean(base.plain.map((p) => p.aria2.cpuSec ?? NaN));
+  const curlCpu = mean(base.plain.map((p) => p.curl?.cpuSec ?? NaN));
+  const first = base.plain[0]?.aria2;
 
   console.log(
     `  sequential (old model): ${round(base.seq.seconds, 2)} s for ${base.seq.files} file(s) ` +
       `(download ${round(base.seq.downloadSeconds, 2)} s, upload ${round(base.seq.uploadSeconds, 2)} s)` +
       (extrapolated ? `, extrapolated linearly to ${N} files: ${round(seqTotal, 1)} s` : ''),
   );
-  const plainCpu = base.aria2?.cpuSec != null && base.curl?.cpuSec != null ? base.aria2.cpuSec + base.curl.cpuSec : NaN;
-  if (base.aria2) console.log(`  aria2c ${base.aria2Version}: ${round(aria2s, 2)} s, ${base.aria2.files} files, ${mib(base.aria2.bytesOnDisk)} MiB (\`${base.aria2.args.join(' ')}\`), CPU ${base.aria2.cpuSec} s; curl uploading them to a loopback sink: CPU ${base.curl?.cpuSec} s (${round(base.curl?.seconds ?? NaN, 2)} s)`);
-  else console.log('  aria2c: not installed (apt-get install aria2); that ratio is not measured');
+  const plainCpu = aria2Cpu + curlCpu;
+  if (first) {
+    console.log(`  aria2c ${base.aria2Version} (\`${first.args.join(' ')}\`), then curl uploading its files to a loopback sink, ${base.plain.length} time(s); the ratios use the mean:`);
+    for (const [i, p] of base.plain.entries()) {
+      console.log(
+        `    ${i + 1}: aria2c ${round(p.aria2.seconds, 2)} s, ${p.aria2.files} files, ${mib(p.aria2.bytesOnDisk)} MiB, CPU ${p.aria2.cpuSec} s; ` +
+          `curl CPU ${p.curl?.cpuSec} s (${round(p.curl?.seconds ?? NaN, 2)} s)${p.primed ? `; primed ${p.primed.mib} MiB first` : ''}`,
+      );
+    }
+  } else console.log('  aria2c: not installed (apt-get install aria2); that ratio is not measured');
 
   printTable(
     ['run', 'seconds', 'speed-up vs sequential (goal >= 20)', 'time ÷ aria2c (goal <= 1.1)', 'CPU s (÷ aria2c + curl, goal <= 1.5)', 'loop delay p99 ms (goal < 30)', 'origin MiB', 'origin GETs', 'Drive MiB in'],
@@ -223,7 +259,7 @@ export async function run(): Promise<unknown> {
         mib(o.driveUploadBytes),
       ]),
       [`sequential old model${extrapolated ? ` (${base.seq.files} measured, × ${N / base.seq.files} extrapolated)` : ''}`, round(seqTotal, 1), 1, round(seqTotal / aria2s, 2), '', '', '', '', ''],
-      [`aria2c -x4 -j${N} -s4, download only (+ curl uploading the files)`, round(aria2s, 2), round(seqTotal / aria2s, 1), 1, `${base.aria2?.cpuSec} + ${base.curl?.cpuSec} (1)`, '', mib(base.aria2?.bytesOnDisk ?? NaN), '', ''],
+      [`aria2c -x4 -j${N} -s4, download only (+ curl uploading the files), mean of ${base.plain.length}`, round(aria2s, 2), round(seqTotal / aria2s, 1), 1, `${round(aria2Cpu, 2)} + ${round(curlCpu, 2)} (1)`, '', mib(first?.bytesOnDisk ?? NaN), '', ''],
     ],
   );
   const goals = ours.map((o) => ({
@@ -254,8 +290,13 @@ export async function run(): Promise<unknown> {
     warmupOrders: WARMUP,
     ours,
     sequential: { ...base.seq, perFileSeconds: round(seqPerFile, 2), extrapolatedTo: N, totalSeconds: round(seqTotal, 1), extrapolated },
-    aria2: base.aria2 ? { version: base.aria2Version, seconds: round(aria2s, 2), cpuSec: base.aria2.cpuSec, args: base.aria2.args.join(' ') } : null,
-    curlUpload: base.curl,
+    aria2: first
+      ? {
+          version: base.aria2Version, seconds: round(aria2s, 2), cpuSec: round(aria2Cpu, 2), args: first.args.join(' '),
+          runs: base.plain.map((p) => ({ seconds: round(p.aria2.seconds, 2), cpuSec: p.aria2.cpuSec, primedMiB: p.primed?.mib ?? 0 })),
+        }
+      : null,
+    curlUpload: first ? { cpuSec: round(curlCpu, 2), runs: base.plain.map((p) => p.curl) } : null,
     goals,
   };
   console.log(JSON.stringify(summary));

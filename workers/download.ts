@@ -604,6 +604,7 @@ function contiguousFront(segments: Segment[]): number {
 class Checkpointer {
   private timer: NodeJS.Timeout | null = null;
   private saving: Promise<void> | null = null;
+  private sidecarAt = performance.now();
 
   constructor(
     private readonly fh: FileHandle,
@@ -617,12 +618,22 @@ class Checkpointer {
     this.timer = setInterval(() => void this.save().catch(() => undefined), this.everyMs);
   }
 
-  save(): Promise<void> {
+  /**
+   * fsyncs what is written and tells the front. The sidecar is rewritten at most once per
+   * CHECKPOINT_INTERVAL_MS (and at the end): an upload following this download needs its bytes
+   * durable four times a second, a resume after a crash only needs a recent plan. A sidecar older
+   * than the front only costs refetching the difference; it never claims a byte that is not on disk.
+   */
+  save(final = false): Promise<void> {
     if (!this.saving) {
       const snapshot: Sidecar = { ...this.state, segments: mergeDone(this.state.segments) };
+      const writePlan = final || performance.now() - this.sidecarAt >= CHECKPOINT_INTERVAL_MS;
       this.saving = (async () => {
         await this.fh.datasync();
-        await writeSidecar(this.path, snapshot);
+        if (writePlan) {
+          await writeSidecar(this.path, snapshot);
+          this.sidecarAt = performance.now();
+        }
         await this.onSaved(contiguousFront(snapshot.segments));
       })().finally(() => (this.saving = null));
     }
@@ -632,7 +643,7 @@ class Checkpointer {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.saving?.catch(() => undefined);
-    await this.save().catch(() => undefined); // best effort: an older checkpoint is still correct
+    await this.save(true).catch(() => undefined); // best effort: an older checkpoint is still correct
   }
 }
 

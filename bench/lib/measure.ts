@@ -1,7 +1,8 @@
 import { request } from 'undici';
 // Small measuring and printing helpers shared by the transfer benchmarks.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
 
@@ -251,6 +252,36 @@ export async function waitQuiet(): Promise<void> {
     if (quiet >= 3) return;
   }
   console.log(`  (the machine did not go quiet within ${limit / 1000} s; measuring anyway)`);
+}
+
+/**
+ * Writes BENCH_PRIME_MIB (default 3072) MiB into a scratch file in `dir` and deletes it, right
+ * before a measured phase whose CPU is compared with another's.
+ *
+ * Why: on the virtual machines these benchmarks run on, the host takes back guest memory that sat
+ * free for a while, and the guest pays for it again when it next touches it. Writing 1,000 MiB into
+ * the page cache cost 1.5–1.8 CPU-s after 45 s of idle, and 0.43–0.45 CPU-s right after 2.5 GiB
+ * had been written and deleted (same paced writes, measured on the CI machine 2026-12-01); an
+ * owner's laptop charges the second figure. Without priming, whichever side of a comparison meets
+ * the reclaimed memory pays up to a CPU-second per GiB it writes, which is larger than the
+ * difference being measured. Each side is primed the same way, just before its clock starts.
+ * BENCH_PRIME_MIB=0 turns it off (the raw figures).
+ */
+export function primeMemory(dir: string): { mib: number; seconds: number } | null {
+  const total = envNum('BENCH_PRIME_MIB', 3072);
+  if (!total) return null;
+  const path = join(dir, `driveship-bench-prime-${process.pid}`);
+  const block = Buffer.alloc(MiB, 0x5a);
+  const t0 = performance.now();
+  const fd = openSync(path, 'w');
+  try {
+    for (let i = 0; i < total; i++) writeSync(fd, block);
+  } finally {
+    closeSync(fd);
+    // Deleted before write-back: the pages go back to the free lists, touched, and nothing reaches the disk.
+    unlinkSync(path);
+  }
+  return { mib: total, seconds: round((performance.now() - t0) / 1000, 2) };
 }
 
 /** CPU seconds of a process (all threads) and of its main thread, from /proc. */
