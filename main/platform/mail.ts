@@ -1,5 +1,8 @@
 // Telling the customer by email (optional: by default Google's own share email does it).
+import { randomBytes } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
+import addressparser from 'nodemailer/lib/addressparser';
+import { encodeWords, foldLines } from 'nodemailer/lib/mime-funcs';
 import { Limiter } from '../core/limiter';
 import type { Config } from './config';
 
@@ -206,7 +209,7 @@ export class Mailer {
       const c = this.config();
       if (!c) throw new Error('SMTP is not configured');
       await onTurn?.();
-      await this.get().sendMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId });
+      await this.get().sendMail(composeMail({ from: c.from, to: m.to, subject: body.subject, text: body.text, html: body.html, messageId: m.messageId }));
     });
   }
 
@@ -215,3 +218,61 @@ export class Mailer {
     this.transport = null;
   }
 }
+
+/**
+ * The customer's mail as one finished message (multipart/alternative, text and HTML in base64),
+ * handed to nodemailer as `raw` with its envelope: nodemailer still speaks SMTP, and encodes the
+ * header words and folds the lines (its mime-funcs), but does not build the message through its
+ * streams of MIME nodes. That cost 2–3 ms of main-thread CPU per mail once warm and about 6 ms
+ * cold; fifty orders linking at once keep the main thread busy, and their mails were a third of
+ * it (transfer-fanout). This costs a tenth of that. Header values come from the shop's settings,
+ * the product and the order, so a line break in one is refused rather than sent as a header.
+ */
+export function composeMail(m: { from: string; to: string; subject: string; text: string; html: string; messageId: string; date?: Date }): {
+  envelope: { from: string; to: string[] };
+  raw: Buffer;
+} {
+  for (const [field, value] of Object.entries({ from: m.from, to: m.to, messageId: m.messageId, subject: m.subject })) {
+    if (/[\r\n]/.test(value)) throw new Error(`mail ${field} holds a line break`);
+  }
+  const sender = addressparser(m.from)[0];
+  const from = sender && 'address' in sender && sender.address ? sender : null;
+  if (!from) throw new Error(`mail from "${m.from}" is not an address`);
+  if (!/^[^\s<>@",]+@[^\s<>@",]+$/.test(m.to)) throw new Error(`mail to "${m.to}" is not an address`);
+  const boundary = `--_driveship_${randomBytes(12).toString('hex')}`;
+  const header = (name: string, value: string) => foldLines(`${name}: ${value}`, 76);
+  const lines = [
+    header('From', from.name ? `${displayName(from.name)} <${from.address}>` : from.address),
+    header('To', m.to),
+    header('Subject', encodeWords(m.subject, 'B', 52)),
+    header('Message-ID', m.messageId.startsWith('<') ? m.messageId : `<${m.messageId}>`),
+    header('Date', (m.date ?? new Date()).toUTCString().replace(/GMT/, '+0000')),
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/alternative;\r\n boundary="${boundary}"`,
+    '',
+    `--${boundary}`,
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: base64',
+    '',
+    base64Lines(m.text),
+    `--${boundary}`,
+    'Content-Type: text/html; charset=utf-8',
+    'Content-Transfer-Encoding: base64',
+    '',
+    base64Lines(m.html),
+    `--${boundary}--`,
+    '',
+  ];
+  return { envelope: { from: from.address, to: [m.to] }, raw: Buffer.from(lines.join('\r\n'), 'utf8') };
+}
+
+/** A display name as a header word: quoted when plain ASCII, encoded (RFC 2047) otherwise. */
+function displayName(name: string): string {
+  if (/^[\x20-\x7e]*$/.test(name)) return `"${name.replace(/["\\]/g, '\\$&')}"`;
+  return encodeWords(name, 'B', 52);
+}
+
+function base64Lines(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64').replace(/.{76}(?=.)/g, '$&\r\n');
+}
+
