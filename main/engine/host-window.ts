@@ -10,6 +10,11 @@
 //   holds, probing one more now and then (other traffic may have ended).
 // - Multiplicative decrease: a 429, a 503 or a dropped connection halves the window (and ends slow
 //   start); throughput falling clearly while saturated takes a quarter off.
+// - A fall our connections did not cause is undone (as TCP undoes a spurious decrease): if, after
+//   the quarter came off, each connection is back at the pace it had before the fall, and no
+//   faster, the cut relieved nothing (the origin had a slow moment, or the machine did) and the
+//   window goes back. If each connection got clearly faster, the cut helped and stays. Growing
+//   back one connection per interval from lumpy samples took 10 s and more after such a moment.
 // - Never above the owner's ceiling (the `maxPerHost` setting), never below 1. A host that is not
 //   saturated (too few files to use its window) teaches nothing: the window holds.
 
@@ -51,6 +56,12 @@ interface Host {
   fallingMs: number;
   /** How long the last doubling has failed to pay, in a row (ms; judged over MISS_PROOF_MS). */
   missingMs: number;
+  /** After a cut for falling throughput: the window before it (0: nothing to undo)... */
+  undoTo: number;
+  /** ...each connection's throughput before the fall... */
+  undoPerConn: number;
+  /** ...and the saturated intervals left to judge it. */
+  undoLeft: number;
   inUse: number;
   /** The window was at least this full for the whole interval (max of what was seen). */
   peakInUse: number;
@@ -68,6 +79,12 @@ const FALL = 0.6;
 const FALL_PROOF_MS = 2_000;
 /** ...and a doubling is undone only after failing to pay for this long. */
 const MISS_PROOF_MS = 1_000;
+/** After a cut for falling throughput, each connection this much faster than before the fall: the cut helped. */
+const UNDO_RELIEF = 1.15;
+/** ...at least this fraction of its pace before the fall (and not faster than the above): the cut did not help, undo it. */
+const UNDO_BACK = 0.85;
+/** Saturated intervals a cut waits to be judged (a slow moment may last); then it stays. */
+const UNDO_INTERVALS = 20;
 /** Plateau intervals between probes. */
 const PROBE_EVERY = 8;
 /** A host unheard of for this long is forgotten (it starts over the next time). */
@@ -96,7 +113,7 @@ export class HostWindows {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, undoTo: 0, undoPerConn: 0, undoLeft: 0, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -125,6 +142,7 @@ export class HostWindows {
     const h = this.host(host, now);
     if (h.congested) return; // once per interval: the connections refused together are one signal
     h.congested = true;
+    h.undoTo = 0; // a refusal is the host's own word: nothing to undo
     h.window = Math.max(1, Math.floor(h.window / 2));
     h.phase = 'steady';
     h.hold = 1;
@@ -146,6 +164,9 @@ export class HostWindows {
         // Already halved when it happened.
       } else if (h.hold > 0) {
         h.hold--;
+      } else if (saturated && h.bytes > 0 && h.undoTo > 0 && this.judgeCut(h)) {
+        // The cut did not help: back to the window before it (judged above).
+        h.lastRate = null;
       } else if (saturated && h.bytes > 0) {
         const last = h.lastRate;
         const falling = last !== null && h.rate < last * FALL;
@@ -159,6 +180,9 @@ export class HostWindows {
           h.congested = false;
           continue;
         } else if (falling) {
+          h.undoTo = h.window;
+          h.undoPerConn = last! / Math.max(1, h.window);
+          h.undoLeft = UNDO_INTERVALS;
           h.window = Math.max(1, Math.floor(h.window * 0.75));
           h.phase = 'steady';
           h.hold = 1;
@@ -190,6 +214,28 @@ export class HostWindows {
       if (now - h.lastSeen > FORGET_MS && h.inUse === 0) this.hosts.delete(name);
     }
     return changed;
+  }
+
+  /**
+   * A saturated interval after a cut for falling throughput: true when the cut is undone (the
+   * window restored); otherwise the interval goes on to the usual rules.
+   */
+  private judgeCut(h: Host): boolean {
+    // Right after the cut, connections past the new window still finish their pieces (a running
+    // piece is never cut short): judge an interval that the window alone carried.
+    if (h.peakInUse > h.window) return false;
+    const perConn = h.rate / Math.max(1, h.window);
+    if (perConn >= h.undoPerConn * UNDO_RELIEF) {
+      h.undoTo = 0; // each connection got faster: the host was overloaded, keep the cut
+      return false;
+    }
+    if (perConn >= h.undoPerConn * UNDO_BACK) {
+      h.window = Math.min(this.ceiling, h.undoTo);
+      h.undoTo = 0;
+      return true;
+    }
+    if (--h.undoLeft <= 0) h.undoTo = 0; // still slow after all this time: the cut stays
+    return false;
   }
 
   states(): HostWindowState[] {

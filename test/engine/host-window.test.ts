@@ -88,6 +88,58 @@ describe('HostWindows (pure)', () => {
     assert.ok(w.window(H) < 5, `narrowed on falling throughput for 2 s in a row: ${w.window(H)}`);
   });
 
+  it('a fall the connections did not cause is undone once each connection is back at its old pace', () => {
+    const w = new HostWindows({ ceiling: 48, initial: 48 });
+    w.congestion(H); // leave slow start
+    const at = (n: number, perConnection: number) => {
+      w.setInUse(H, n);
+      w.addBytes(H, n * perConnection * 0.5);
+      w.tick(500);
+      return w.window(H);
+    };
+    while (w.window(H) < 40) at(w.window(H), MiB); // a per-connection-capped origin: grows back
+    at(w.window(H), MiB); // the reference: 1 MiB/s per connection
+    const full = w.window(H);
+    let cut = full;
+    for (let i = 0; i < 6 && cut === full; i++) cut = at(full, 0.4 * MiB); // the origin has a slow moment
+    assert.equal(cut, Math.floor(full * 0.75), 'a fall for 2 s takes a quarter off');
+    at(full, MiB); // held
+    at(cut, MiB); // the connections past the new window finished their pieces during this one: not judged
+    assert.equal(at(w.window(H), MiB), full, 'each connection back at its pace and no faster: the cut is undone');
+  });
+
+  it('a cut that made each connection faster stays, and so does one judged while the host is still slow', () => {
+    const relieved = new HostWindows({ ceiling: 48, initial: 48 });
+    relieved.congestion(H);
+    const at = (w: HostWindows, n: number, total: number) => {
+      w.setInUse(H, n);
+      w.addBytes(H, total * 0.5);
+      w.tick(500);
+      return w.window(H);
+    };
+    while (relieved.window(H) < 40) at(relieved, relieved.window(H), relieved.window(H) * MiB);
+    at(relieved, relieved.window(H), 40 * MiB); // the reference: 40 MiB/s in all
+    const full = relieved.window(H);
+    let cut = full;
+    for (let i = 0; i < 6 && cut === full; i++) cut = at(relieved, full, 20 * MiB); // overloaded: it collapses
+    assert.ok(cut < full);
+    at(relieved, full, 40 * MiB); // held
+    at(relieved, cut, 40 * MiB); // draining: not judged
+    // Fewer connections carry the old total: each one is a third faster, the cut helped.
+    assert.ok(at(relieved, relieved.window(H), 40 * MiB) <= cut + 2, 'the cut stays');
+    assert.ok(at(relieved, relieved.window(H), 40 * MiB) <= cut + 3, 'the cut stays');
+
+    const slow = new HostWindows({ ceiling: 48, initial: 48 });
+    slow.congestion(H);
+    while (slow.window(H) < 40) at(slow, slow.window(H), slow.window(H) * MiB);
+    at(slow, slow.window(H), slow.window(H) * MiB);
+    const f2 = slow.window(H);
+    let c2 = f2;
+    for (let i = 0; i < 6 && c2 === f2; i++) c2 = at(slow, f2, f2 * 0.4 * MiB);
+    at(slow, c2, c2 * 0.4 * MiB); // held
+    for (let i = 0; i < 5; i++) assert.ok(at(slow, slow.window(H), slow.window(H) * 0.4 * MiB) < f2, 'still slow: not undone');
+  });
+
   it('slow start: a doubling that has not paid after one short sample is looked at again, and undone after 1 s', () => {
     const w = new HostWindows({ ceiling: 64, initial: 8 });
     w.setInUse(H, 8);
