@@ -11,10 +11,11 @@
 // - Multiplicative decrease: a 429, a 503 or a dropped connection halves the window (and ends slow
 //   start); throughput falling clearly while saturated takes a quarter off.
 // - A fall our connections did not cause is undone (as TCP undoes a spurious decrease): if, after
-//   the quarter came off, each connection is back at the pace it had before the fall, and no
-//   faster, the cut relieved nothing (the origin had a slow moment, or the machine did) and the
-//   window goes back. If each connection got clearly faster, the cut helped and stays. Growing
-//   back one connection per interval from lumpy samples took 10 s and more after such a moment.
+//   the quarter came off, the host gives clearly less than before the fall while each connection
+//   is back at its old pace, the connections were worth having (the origin or the machine had a
+//   slow moment) and the window goes back. If the host gives as much with fewer connections, the
+//   cut cost nothing and stays. Growing back one connection per interval from lumpy samples took
+//   10 s and more after such a moment.
 // - Never above the owner's ceiling (the `maxPerHost` setting), never below 1. A host that is not
 //   saturated (too few files to use its window) teaches nothing: the window holds.
 
@@ -58,7 +59,8 @@ interface Host {
   missingMs: number;
   /** After a cut for falling throughput: the window before it (0: nothing to undo)... */
   undoTo: number;
-  /** ...each connection's throughput before the fall... */
+  /** ...the host's throughput before the fall, and each connection's share of it... */
+  undoRate: number;
   undoPerConn: number;
   /** ...and the saturated intervals left to judge it. */
   undoLeft: number;
@@ -79,9 +81,9 @@ const FALL = 0.6;
 const FALL_PROOF_MS = 2_000;
 /** ...and a doubling is undone only after failing to pay for this long. */
 const MISS_PROOF_MS = 1_000;
-/** After a cut for falling throughput, each connection this much faster than before the fall: the cut helped. */
-const UNDO_RELIEF = 1.15;
-/** ...at least this fraction of its pace before the fall (and not faster than the above): the cut did not help, undo it. */
+/** After a cut for falling throughput, the host giving at least this fraction of what it gave before the fall: the cut cost nothing. */
+const UNDO_KEPT = 0.95;
+/** ...else each connection back at this fraction of its pace before the fall: the connections were worth having, undo the cut. */
 const UNDO_BACK = 0.85;
 /** Saturated intervals a cut waits to be judged (a slow moment may last); then it stays. */
 const UNDO_INTERVALS = 20;
@@ -113,7 +115,7 @@ export class HostWindows {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, undoTo: 0, undoPerConn: 0, undoLeft: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -181,6 +183,7 @@ export class HostWindows {
           continue;
         } else if (falling) {
           h.undoTo = h.window;
+          h.undoRate = last!;
           h.undoPerConn = last! / Math.max(1, h.window);
           h.undoLeft = UNDO_INTERVALS;
           h.window = Math.max(1, Math.floor(h.window * 0.75));
@@ -224,12 +227,11 @@ export class HostWindows {
     // Right after the cut, connections past the new window still finish their pieces (a running
     // piece is never cut short): judge an interval that the window alone carried.
     if (h.peakInUse > h.window) return false;
-    const perConn = h.rate / Math.max(1, h.window);
-    if (perConn >= h.undoPerConn * UNDO_RELIEF) {
-      h.undoTo = 0; // each connection got faster: the host was overloaded, keep the cut
+    if (h.rate >= h.undoRate * UNDO_KEPT) {
+      h.undoTo = 0; // as much with fewer connections: the host was overloaded, keep the cut
       return false;
     }
-    if (perConn >= h.undoPerConn * UNDO_BACK) {
+    if (h.rate / Math.max(1, h.window) >= h.undoPerConn * UNDO_BACK) {
       h.window = Math.min(this.ceiling, h.undoTo);
       h.undoTo = 0;
       return true;
