@@ -2,6 +2,11 @@
 // Each runs as if it had been sent alone, concurrently with the others, over a channel of its own
 // multiplexed on the batch's port; its result goes out as soon as it ends, so the engine frees
 // its slot without waiting for the rest of the batch.
+//
+// Events (progress, durable fronts, commits) wait up to EVENT_COALESCE_MS and leave together: ten
+// downloads in a batch report about ninety times a second, and each message costs a wake-up and a
+// callback on both threads (profiles of transfer-distinct: about 1,300 messages per burst). A
+// result goes out at once, after the events queued before it, so their order is kept.
 import type { MessagePort } from 'node:worker_threads';
 import type { BatchIn, BatchItem, BatchOut, BatchTaskName, TaskControl, TaskResult, TransferTask } from '../main/core/transfer-protocol';
 import { runCopyLocal } from './copy-local';
@@ -10,6 +15,9 @@ import { toTransferError, type TaskChannel } from './kit';
 import { runUpload } from './upload';
 
 type Runner = (task: never, channel: TaskChannel, bytesPerSec: number | null) => Promise<TaskResult<unknown>>;
+/** How long an event may wait for others to share its message: well under what a person sees. */
+export const EVENT_COALESCE_MS = 40;
+
 const RUNNERS: Record<BatchTaskName, Runner> = { download: runDownload as Runner, upload: runUpload as Runner, copyLocal: runCopyLocal as Runner };
 
 export default async function runBatch(envelope: { items: BatchItem[]; port: MessagePort }): Promise<null> {
@@ -19,7 +27,21 @@ export default async function runBatch(envelope: { items: BatchItem[]; port: Mes
     for (const fn of listeners.get(msg.i) ?? []) fn(msg.control);
   };
   port.on('message', onMessage);
-  const post = (msg: BatchOut) => port.postMessage(msg);
+  let queued: BatchOut[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  const flush = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+    if (!queued.length) return;
+    const out = queued;
+    queued = [];
+    port.postMessage(out.length === 1 ? out[0] : out);
+  };
+  const post = (msg: BatchOut) => {
+    queued.push(msg);
+    if ('result' in msg) flush();
+    else timer ??= setTimeout(flush, EVENT_COALESCE_MS);
+  };
   try {
     await Promise.all(
       items.map(async (item) => {
@@ -42,6 +64,7 @@ export default async function runBatch(envelope: { items: BatchItem[]; port: Mes
       }),
     );
   } finally {
+    flush();
     port.off('message', onMessage);
     port.close();
   }

@@ -604,7 +604,13 @@ function contiguousFront(segments: Segment[]): number {
 class Checkpointer {
   private timer: NodeJS.Timeout | null = null;
   private saving: Promise<void> | null = null;
-  private sidecarAt = performance.now();
+  private ticks = 0;
+  /**
+   * The plan on disk is rewritten every this many checkpoints: about once per
+   * CHECKPOINT_INTERVAL_MS. Counted, not timed: a timer may fire a millisecond before its interval
+   * by the clock, and a timed rule then skipped every other rewrite.
+   */
+  private readonly planEvery: number;
 
   constructor(
     private readonly fh: FileHandle,
@@ -612,28 +618,26 @@ class Checkpointer {
     private readonly state: Sidecar,
     private readonly onSaved: (front: number) => Promise<void> | void,
     private readonly everyMs = CHECKPOINT_INTERVAL_MS,
-  ) {}
+  ) {
+    this.planEvery = Math.max(1, Math.round(CHECKPOINT_INTERVAL_MS / everyMs));
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.save().catch(() => undefined), this.everyMs);
+    this.timer = setInterval(() => void this.save(++this.ticks % this.planEvery === 0).catch(() => undefined), this.everyMs);
   }
 
   /**
-   * fsyncs what is written and tells the front. The sidecar is rewritten at most once per
-   * CHECKPOINT_INTERVAL_MS (and at the end): an upload following this download needs its bytes
-   * durable four times a second, a resume after a crash only needs a recent plan. A sidecar older
-   * than the front only costs refetching the difference; it never claims a byte that is not on disk.
+   * fsyncs what is written and tells the front; with `writePlan`, also rewrites the sidecar. An
+   * upload following this download needs its bytes durable every FOLLOW_CHECKPOINT_MS, a resume
+   * after a crash only needs a recent plan: a sidecar older than the front only costs refetching
+   * the difference, and it never claims a byte that is not on disk.
    */
-  save(final = false): Promise<void> {
+  save(writePlan: boolean): Promise<void> {
     if (!this.saving) {
       const snapshot: Sidecar = { ...this.state, segments: mergeDone(this.state.segments) };
-      const writePlan = final || performance.now() - this.sidecarAt >= CHECKPOINT_INTERVAL_MS;
       this.saving = (async () => {
         await this.fh.datasync();
-        if (writePlan) {
-          await writeSidecar(this.path, snapshot);
-          this.sidecarAt = performance.now();
-        }
+        if (writePlan) await writeSidecar(this.path, snapshot);
         await this.onSaved(contiguousFront(snapshot.segments));
       })().finally(() => (this.saving = null));
     }

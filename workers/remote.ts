@@ -92,7 +92,7 @@ function startFetch(path: string, task: DownloadTask, channel: TaskChannel, env:
     for (const fn of [...f.listeners]) fn();
   };
   // The host needs a prefix only to start the upload (the first one) and to start it again (one
-  // that went back); the upload itself is fed here, four times a second. Once a second is plenty.
+  // that went back); the upload itself is fed here, twice a second. Once a second is plenty.
   let toldHost = { bytes: 0, at: 0 };
   const watched: TaskChannel = {
     post: (e) => {
@@ -114,7 +114,7 @@ function startFetch(path: string, task: DownloadTask, channel: TaskChannel, env:
     let r: TaskResult<DownloadDone>;
     try {
       // Always hashed here: the sha256 is what another worker checks a second fetch against. The
-      // prefix is made durable four times a second: an upload that follows it trails by that much.
+      // prefix is made durable twice a second: an upload that follows it trails by that much.
       r = await runDownload({ ...task, hash: true, destPath: path, origin: env.origin(task.origin), checkpointMs: FOLLOW_CHECKPOINT_MS }, watched, null, env.throttles.download);
       if (r.ok && r.value.sha256 !== null) await writeFile(metaPath(path), JSON.stringify({ bytes: r.value.bytes, sha256: r.value.sha256 } satisfies ScratchMeta), { mode: 0o600 });
     } catch (err) {

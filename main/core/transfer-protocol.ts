@@ -177,13 +177,16 @@ export const kindOfTask = (t: TransferTask): TransferKind => (t.kind === 'upload
 
 /**
  * An upload that follows its download (the host's pool and a remote worker alike) sees the bytes a
- * checkpoint made durable: every quarter second, and it sends once 2 MiB more are there. With
- * 1 s checkpoints and whole 8 MiB chunks, each file's upload trailed its download by about 1 s
- * and 8 MiB, and a burst of files finishing together left that much of every one to upload after
- * the last download (transfer-distinct: 0.6–1.2 s after the downloads, against 0.3–0.5 s now;
- * see bench/README.md).
+ * checkpoint made durable: every half second, and it sends once 2 MiB more are there.
+ * - With 1 s checkpoints and whole 8 MiB chunks, each file's upload trailed its download by about
+ *   1 s and 8 MiB, and a burst of files finishing together left that much of every one to upload
+ *   after the last download (transfer-distinct: 0.6–1.2 s after the downloads).
+ * - With quarter-second checkpoints the uploads ended 0.3–0.5 s after the downloads, but each file
+ *   paid twice the fsyncs, durable-front messages and shorter chunks: 0.2–0.3 CPU-s more per
+ *   1,000 MiB than half-second ones, for no difference in the burst's end (interleaved runs of
+ *   transfer-distinct; see bench/README.md).
  */
-export const FOLLOW_CHECKPOINT_MS = 250;
+export const FOLLOW_CHECKPOINT_MS = 500;
 export const FOLLOW_CHUNK = 2 * 1024 * 1024;
 
 /** The origin host a download connects to (per-host connection limits); null for the others. */
@@ -208,8 +211,9 @@ export interface BatchItem {
   task: TransferTask;
   bytesPerSec: number | null;
 }
-/** Worker → engine. */
+/** Worker → engine: one of these per message, or several in order (events gathered for a moment). */
 export type BatchOut = { i: number; event: TaskEvent } | { i: number; result: TaskResult<unknown> };
+export type BatchMessage = BatchOut | BatchOut[];
 /** Engine → worker. */
 export interface BatchIn {
   i: number;

@@ -13,7 +13,7 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { join } from 'node:path';
 import Piscina from 'piscina';
-import { hostOfTask, kindOfTask, type BatchIn, type BatchItem, type BatchOut, type TaskControl, type TaskEvent, type TaskResult, type TransferKind } from '../core/transfer-protocol';
+import { hostOfTask, kindOfTask, type BatchIn, type BatchItem, type BatchMessage, type BatchOut, type TaskControl, type TaskEvent, type TaskResult, type TransferKind } from '../core/transfer-protocol';
 import { HostWindows } from './host-window';
 import { TransferPolicy, type TransferLimits } from './transfer-policy';
 import type { TransferEvent, TransferQueue, TransferSpec, TransferStats } from './transfer-queue';
@@ -81,6 +81,8 @@ export class PiscinaTransferQueue implements TransferQueue {
   private lastTick = performance.now();
   /** Batches sent to the pool (diagnostics, tests). */
   batches = 0;
+  /** Messages received from batches: events travel several to a message (diagnostics, tests). */
+  messages = 0;
 
   constructor(limits: TransferLimits, private readonly opts: PiscinaQueueOptions = {}) {
     this.policy = new TransferPolicy(limits);
@@ -272,11 +274,16 @@ export class PiscinaTransferQueue implements TransferQueue {
       const task = e.spec.task.kind === 'download' && e.allowance > 0 ? { ...e.spec.task, segments: e.allowance } : e.spec.task;
       return { i, name: taskName(e.spec), task, bytesPerSec: e.share };
     });
-    const onMessage = (msg: BatchOut) => {
+    const onOne = (msg: BatchOut) => {
       const e = batch[msg.i];
       if (!e || e.finished) return;
       if ('result' in msg) this.finish(e, msg.result);
       else this.handle(e, msg.event);
+    };
+    const onMessage = (msg: BatchMessage) => {
+      this.messages++;
+      if (Array.isArray(msg)) for (const m of msg) onOne(m);
+      else onOne(msg);
     };
     port1.on('message', onMessage);
     for (const [i, e] of batch.entries()) {
@@ -292,7 +299,7 @@ export class PiscinaTransferQueue implements TransferQueue {
       )
       .then((failed) => {
         // The batch's last messages (a final offset, a result) may still be queued on the port.
-        for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) onMessage(m.message as BatchOut);
+        for (let m = receiveMessageOnPort(port1); m; m = receiveMessageOnPort(port1)) onMessage(m.message as BatchMessage);
         port1.close();
         for (const e of batch) if (!e.finished) this.finish(e, failed ?? { ok: false, error: { code: 'TRANSIENT', message: 'the worker ended the task without a result' } });
       });

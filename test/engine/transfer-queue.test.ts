@@ -123,6 +123,37 @@ describe('PiscinaTransferQueue (real pool, real origin)', () => {
     }
   });
 
+  it("a batch's transfers share messages: every event arrives, in order", async () => {
+    const q = new PiscinaTransferQueue(limitsOf({ maxDownloads: 8, maxPerHost: 16 }), { threads: 1 });
+    const events: TransferEvent[] = [];
+    q.subscribe((e) => events.push(e));
+    try {
+      // Eight 4 MiB files at 4 MiB/s each start in one batch and report for about a second.
+      q.pauseKind('download');
+      const specs = Array.from({ length: 8 }, (_, i) => spec(`M${i}`, 'M', 0, 0, 4 * 1024 * KiB));
+      for (const s of specs) q.enqueue(s);
+      const ended = new Set<string>();
+      const all = new Promise<void>((resolve) => q.subscribe((e) => e.type === 'result' && ended.add(e.id) && ended.size === specs.length && resolve()));
+      q.resumeKind('download');
+      await all;
+      assert.equal(q.batches, 1, 'one batch');
+      const fromWorker = events.filter((e) => e.type !== 'started');
+      assert.ok(q.messages < fromWorker.length / 2, `${fromWorker.length} events in ${q.messages} messages`);
+      for (const s of specs) {
+        const mine = events.filter((e) => e.id === s.id);
+        assert.ok(mine.filter((e) => e.type === 'progress').length >= 3, `${s.id} reported progress`);
+        assert.deepEqual(mine.map((e) => e.seq), mine.map((_, i) => i + 1), 'in order, none lost');
+        assert.equal(mine.at(-1)!.type, 'result');
+        const result = mine.at(-1) as Extract<TransferEvent, { type: 'result' }>;
+        assert.ok(result.result.ok, JSON.stringify(result.result));
+        const bytes = mine.filter((e) => e.type === 'progress').map((e) => (e as { bytes: number }).bytes);
+        assert.deepEqual(bytes, [...bytes].sort((a, b) => a - b), 'progress only grows');
+      }
+    } finally {
+      await q.close();
+    }
+  });
+
   it('Transfers drops repeated and stale events', async () => {
     // A queue that repeats itself, as a network queue may: the engine must apply each event once.
     let emit: (e: TransferEvent) => void = () => undefined;
