@@ -11,10 +11,10 @@
 // - Multiplicative decrease: a 429, a 503 or a dropped connection halves the window (and ends slow
 //   start); throughput falling clearly while saturated takes a quarter off.
 // - A fall our connections did not cause is undone (as TCP undoes a spurious decrease): if, after
-//   the quarter came off, the host gives clearly less than before the fall while each connection
-//   is back at its old pace, the connections were worth having (the origin or the machine had a
-//   slow moment) and the window goes back. If the host gives as much with fewer connections, the
-//   cut cost nothing and stays. Growing back one connection per interval from lumpy samples took
+//   the quarter came off, the host gives clearly less than the window gave while it was well and
+//   each connection is back at that pace, the connections were worth having (the origin or the
+//   machine had a slow moment) and the window goes back. If the host gives as much with fewer
+//   connections, the cut cost nothing and stays. Growing back one connection per interval from lumpy samples took
 //   10 s and more after such a moment.
 // - Never above the owner's ceiling (the `maxPerHost` setting), never below 1. A host that is not
 //   saturated (too few files to use its window) teaches nothing: the window holds.
@@ -45,6 +45,13 @@ interface Host {
   bytes: number;
   /** Throughput at the end of the last interval in which the host was saturated. */
   lastRate: number | null;
+  /**
+   * The best saturated interval since the window last came down: what the window gave while the
+   * host was well. A cut is judged against it, not against the interval before the fall, which may
+   * already be part of a slow slide (seen: a slide to 62% and then a fall; judged against the
+   * slide, 32 connections capped at their pace looked as good as 48 and the cut stayed).
+   */
+  peakRate: number;
   rate: number;
   congested: boolean;
   /** Intervals left during which the window does not grow (after a decrease). */
@@ -115,7 +122,7 @@ export class HostWindows {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, peakRate: 0, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -149,6 +156,7 @@ export class HostWindows {
     h.phase = 'steady';
     h.hold = 1;
     h.lastRate = null;
+    h.peakRate = 0;
   }
 
   /**
@@ -183,8 +191,8 @@ export class HostWindows {
           continue;
         } else if (falling) {
           h.undoTo = h.window;
-          h.undoRate = last!;
-          h.undoPerConn = last! / Math.max(1, h.window);
+          h.undoRate = Math.max(last!, h.peakRate);
+          h.undoPerConn = h.undoRate / Math.max(1, h.window);
           h.undoLeft = UNDO_INTERVALS;
           h.window = Math.max(1, Math.floor(h.window * 0.75));
           h.phase = 'steady';
@@ -208,6 +216,7 @@ export class HostWindows {
           h.probeIn = PROBE_EVERY;
         }
         h.lastRate = h.window < before ? null : h.rate;
+        h.peakRate = h.window < before ? 0 : Math.max(h.peakRate, h.rate);
       }
       h.window = Math.min(this.ceiling, h.window);
       h.congested = false;
@@ -234,6 +243,7 @@ export class HostWindows {
     if (h.rate / Math.max(1, h.window) >= h.undoPerConn * UNDO_BACK) {
       h.window = Math.min(this.ceiling, h.undoTo);
       h.undoTo = 0;
+      h.peakRate = 0;
       return true;
     }
     if (--h.undoLeft <= 0) h.undoTo = 0; // still slow after all this time: the cut stays

@@ -108,6 +108,31 @@ describe('HostWindows (pure)', () => {
     assert.equal(at(w.window(H), MiB), full, 'each connection back at its pace and no faster: the cut is undone');
   });
 
+  it('a cut is judged against what the window gave while the host was well, not against a slide before the fall', () => {
+    const w = new HostWindows({ ceiling: 48, initial: 48 });
+    w.congestion(H);
+    const at = (n: number, perConnection: number) => {
+      w.setInUse(H, n);
+      w.addBytes(H, n * perConnection * 0.5);
+      w.tick(500);
+      return w.window(H);
+    };
+    while (w.window(H) < 40) at(w.window(H), MiB);
+    at(w.window(H), MiB); // well: 1 MiB/s per connection
+    const full = w.window(H);
+    // A slide, each interval within the fall's margin of the one before, then the fall.
+    assert.equal(at(full, 0.8 * MiB), full);
+    assert.equal(at(full, 0.62 * MiB), full);
+    let cut = full;
+    for (let i = 0; i < 6 && cut === full; i++) cut = at(full, 0.3 * MiB);
+    assert.equal(cut, Math.floor(full * 0.75));
+    at(full, MiB); // held
+    at(cut, MiB); // draining: not judged
+    // The slow moment is over: each connection at its old pace, so the quarter fewer carry a
+    // quarter less than the window did while well (though more than during the slide).
+    assert.equal(at(w.window(H), MiB), full, 'undone');
+  });
+
   it('a cut that lost throughput is undone even when each connection got somewhat faster (a busy origin that still rewards connections)', () => {
     const w = new HostWindows({ ceiling: 48, initial: 48 });
     w.congestion(H);
