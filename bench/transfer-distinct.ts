@@ -120,7 +120,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
       const windows: string[] = [];
       const windowTimer = setInterval(() => {
         const h = shop.core.engine.queue.stats().hosts[0];
-        if (h) windows.push(`${h.window}/${h.inUse}`);
+        if (h) windows.push(`${h.window}/${h.inUse}@${Math.round(h.bytesPerSec / 1048576)}`);
       }, 500);
       const paid = await Promise.all(orders.map((o) => shop.pay(o)));
       if (paid.some((p) => p.status !== 200)) throw new Error(`webhook answers: ${paid.map((p) => p.status).join(',')}`);
@@ -213,7 +213,7 @@ export async function run(): Promise<unknown> {
     const o = ours.at(-1)!;
     console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
     console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
-    console.log(`    origin connections (window/in use, every 0.5 s): ${o.windows.join(' ')}`);
+    console.log(`    origin connections (window/in use@MiB/s of the host window's last interval, every 0.5 s): ${o.windows.join(' ')}`);
     if (o.primed) console.log(`    primed: ${o.primed.mib} MiB written and deleted right before the clock started (${o.primed.seconds} s; BENCH_PRIME_MIB=0 for raw figures)`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
     console.log(`    by thread: ${Object.entries(o.cpu.byThread).map(([k, v]) => `${k} ${v}`).join(', ')}`);
