@@ -4,18 +4,19 @@
 //
 // - Slow start: while each widening still raises the host's aggregate throughput clearly, the
 //   window doubles (a per-connection-capped origin rewards every connection; finding out fast
-//   matters when a whole product takes seconds). A doubling that did not pay is undone.
+//   matters when a whole product takes seconds). A doubling that did not pay for a second is
+//   undone, and the undo is judged as a cut is (below): samples are lumpy while connections open.
 // - Then additive increase: one more connection per interval while the host is saturated (every
 //   connection of the window in use) and its throughput keeps rising; on a plateau the window
 //   holds, probing one more now and then (other traffic may have ended).
 // - Multiplicative decrease: a 429, a 503 or a dropped connection halves the window (and ends slow
 //   start); throughput falling clearly while saturated takes a quarter off.
-// - A fall our connections did not cause is undone (as TCP undoes a spurious decrease): if, after
-//   the quarter came off, the host gives clearly less than the window gave while it was well and
-//   each connection is back at that pace, the connections were worth having (the origin or the
-//   machine had a slow moment) and the window goes back. If the host gives as much with fewer
-//   connections, the cut cost nothing and stays. Growing back one connection per interval from lumpy samples took
-//   10 s and more after such a moment.
+// - A cut our connections did not call for is undone (as TCP undoes a spurious decrease): if,
+//   after it, the host gives clearly less than the wider window gave while it was well and each
+//   connection is back at that pace (a second of traffic, averaged), the connections were worth
+//   having (the origin or the machine had a slow moment) and the window goes back. If the host
+//   gives as much with fewer connections, the cut cost nothing and stays. Growing back one
+//   connection per interval from lumpy samples took 10 s and more after such a moment.
 // - Never above the owner's ceiling (the `maxPerHost` setting), never below 1. A host that is not
 //   saturated (too few files to use its window) teaches nothing: the window holds.
 
@@ -62,15 +63,19 @@ interface Host {
   probeIn: number;
   /** How long throughput has been falling clearly, in a row (ms; less than FALL_PROOF_MS is noise). */
   fallingMs: number;
-  /** How long the last doubling has failed to pay, in a row (ms; judged over MISS_PROOF_MS). */
+  /** How long the last doubling has failed to pay, in a row (ms; judged over MISS_PROOF_MS), and the bytes meanwhile. */
   missingMs: number;
+  missingBytes: number;
   /** After a cut for falling throughput: the window before it (0: nothing to undo)... */
   undoTo: number;
   /** ...the host's throughput before the fall, and each connection's share of it... */
   undoRate: number;
   undoPerConn: number;
-  /** ...and the saturated intervals left to judge it. */
+  /** ...the saturated intervals left to judge it... */
   undoLeft: number;
+  /** ...and what the intervals being judged carried (a verdict averages JUDGE_MS of them). */
+  judgeBytes: number;
+  judgeMs: number;
   inUse: number;
   /** The window was at least this full for the whole interval (max of what was seen). */
   peakInUse: number;
@@ -94,6 +99,8 @@ const UNDO_KEPT = 0.95;
 const UNDO_BACK = 0.85;
 /** Saturated intervals a cut waits to be judged (a slow moment may last); then it stays. */
 const UNDO_INTERVALS = 20;
+/** A cut is judged on this much of the smaller window's own traffic, averaged (one interval is lumpy). */
+const JUDGE_MS = 1_000;
 /** Plateau intervals between probes. */
 const PROBE_EVERY = 8;
 /** A host unheard of for this long is forgotten (it starts over the next time). */
@@ -122,7 +129,7 @@ export class HostWindows {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, peakRate: 0, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, peakRate: 0, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, missingBytes: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, judgeBytes: 0, judgeMs: 0, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -174,15 +181,17 @@ export class HostWindows {
         // Already halved when it happened.
       } else if (h.hold > 0) {
         h.hold--;
-      } else if (saturated && h.bytes > 0 && h.undoTo > 0 && this.judgeCut(h)) {
-        // The cut did not help: back to the window before it (judged above).
-        h.lastRate = null;
+      } else if (saturated && h.bytes > 0 && h.undoTo > 0 && h.peakInUse <= h.window) {
+        // A cut being judged on the smaller window's own traffic (connections past it finish their
+        // pieces first: a running piece is never cut short). The window holds until the verdict.
+        if (this.judgeCut(h, elapsedMs)) h.lastRate = null;
       } else if (saturated && h.bytes > 0) {
         const last = h.lastRate;
         const falling = last !== null && h.rate < last * FALL;
         h.fallingMs = falling ? h.fallingMs + elapsedMs : 0;
         const missing = !falling && h.phase === 'slow-start' && last !== null && h.rate < last * SLOW_START_GAIN;
         h.missingMs = missing ? h.missingMs + elapsedMs : 0;
+        h.missingBytes = missing ? h.missingBytes + h.bytes : 0;
         if ((falling && h.fallingMs < FALL_PROOF_MS) || (missing && h.missingMs < MISS_PROOF_MS)) {
           // Not proven yet: keep the window and the reference, and look again next interval.
           h.bytes = 0;
@@ -190,10 +199,7 @@ export class HostWindows {
           h.congested = false;
           continue;
         } else if (falling) {
-          h.undoTo = h.window;
-          h.undoRate = Math.max(last!, h.peakRate);
-          h.undoPerConn = h.undoRate / Math.max(1, h.window);
-          h.undoLeft = UNDO_INTERVALS;
+          this.armUndo(h, Math.max(last!, h.peakRate));
           h.window = Math.max(1, Math.floor(h.window * 0.75));
           h.phase = 'steady';
           h.hold = 1;
@@ -203,9 +209,14 @@ export class HostWindows {
             h.before = h.window;
             h.window = Math.min(this.ceiling, h.window * 2);
           } else {
+            // Judged like a cut: a reference inflated by a lump (new connections' first bytes
+            // arrive in a burst) made a doubling that paid look as if it had not; 32 connections
+            // capped at their pace then grew back one every two seconds.
+            this.armUndo(h, h.missingBytes / Math.max(0.001, h.missingMs / 1000));
             h.window = h.before;
             h.phase = 'steady';
             h.missingMs = 0;
+            h.missingBytes = 0;
           }
         } else if (last === null || h.rate >= last * (1 + 0.5 / h.window)) {
           // Rising by at least half of what one more connection would add: one more.
@@ -228,19 +239,33 @@ export class HostWindows {
     return changed;
   }
 
+  /** A cut from the current window, the host having given `rate` with it: to be judged. */
+  private armUndo(h: Host, rate: number): void {
+    h.undoTo = h.window;
+    h.undoRate = rate;
+    h.undoPerConn = rate / Math.max(1, h.window);
+    h.undoLeft = UNDO_INTERVALS;
+    h.judgeBytes = 0;
+    h.judgeMs = 0;
+  }
+
   /**
-   * A saturated interval after a cut for falling throughput: true when the cut is undone (the
-   * window restored); otherwise the interval goes on to the usual rules.
+   * A saturated interval that the window alone carried after a cut (for falling throughput, or a
+   * doubling undone): true when the cut is undone (the window restored). The verdict averages
+   * JUDGE_MS of such intervals; until then, and after a verdict that keeps the cut, false.
    */
-  private judgeCut(h: Host): boolean {
-    // Right after the cut, connections past the new window still finish their pieces (a running
-    // piece is never cut short): judge an interval that the window alone carried.
-    if (h.peakInUse > h.window) return false;
-    if (h.rate >= h.undoRate * UNDO_KEPT) {
+  private judgeCut(h: Host, elapsedMs: number): boolean {
+    h.judgeBytes += h.bytes;
+    h.judgeMs += elapsedMs;
+    if (h.judgeMs < JUDGE_MS) return false;
+    const rate = h.judgeBytes / (h.judgeMs / 1000);
+    h.judgeBytes = 0;
+    h.judgeMs = 0;
+    if (rate >= h.undoRate * UNDO_KEPT) {
       h.undoTo = 0; // as much with fewer connections: the host was overloaded, keep the cut
       return false;
     }
-    if (h.rate / Math.max(1, h.window) >= h.undoPerConn * UNDO_BACK) {
+    if (rate / Math.max(1, h.window) >= h.undoPerConn * UNDO_BACK) {
       h.window = Math.min(this.ceiling, h.undoTo);
       h.undoTo = 0;
       h.peakRate = 0;

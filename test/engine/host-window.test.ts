@@ -105,7 +105,9 @@ describe('HostWindows (pure)', () => {
     assert.equal(cut, Math.floor(full * 0.75), 'a fall for 2 s takes a quarter off');
     at(full, MiB); // held
     at(cut, MiB); // the connections past the new window finished their pieces during this one: not judged
-    assert.equal(at(w.window(H), MiB), full, 'each connection back at its pace and no faster: the cut is undone');
+    const judged = w.window(H);
+    assert.equal(at(judged, MiB), judged, 'one interval is not a verdict: the window holds');
+    assert.equal(at(judged, MiB), full, 'each connection back at its pace and no faster for 1 s: the cut is undone');
   });
 
   it('a cut is judged against what the window gave while the host was well, not against a slide before the fall', () => {
@@ -130,7 +132,9 @@ describe('HostWindows (pure)', () => {
     at(cut, MiB); // draining: not judged
     // The slow moment is over: each connection at its old pace, so the quarter fewer carry a
     // quarter less than the window did while well (though more than during the slide).
-    assert.equal(at(w.window(H), MiB), full, 'undone');
+    const judged = w.window(H);
+    assert.equal(at(judged, MiB), judged);
+    assert.equal(at(judged, MiB), full, 'undone');
   });
 
   it('a cut that lost throughput is undone even when each connection got somewhat faster (a busy origin that still rewards connections)', () => {
@@ -151,7 +155,9 @@ describe('HostWindows (pure)', () => {
     at(full, full * MiB); // held
     at(cut, cut * MiB); // draining: not judged
     // 15% less in all from a quarter fewer connections: the connections were worth having.
-    assert.equal(at(w.window(H), full * 0.85 * MiB), full);
+    const judged = w.window(H);
+    assert.equal(at(judged, full * 0.85 * MiB), judged);
+    assert.equal(at(judged, full * 0.85 * MiB), full);
   });
 
   it('a cut after which the host gives as much stays, and so does one judged while the host is still slow', () => {
@@ -206,6 +212,34 @@ describe('HostWindows (pure)', () => {
     }
     assert.equal(w.window(H), 16, 'undone after 1 s of not paying');
     assert.equal(w.states()[0]!.phase, 'steady');
+    // The host gives as much with the 16: the undo stays.
+    w.setInUse(H, 16);
+    for (let i = 0; i < 4; i++) {
+      w.addBytes(H, 16.5 * MiB);
+      w.tick(500);
+    }
+    assert.ok(w.window(H) <= 17, `stays near 16: ${w.window(H)}`);
+  });
+
+  it('slow start: a doubling undone against a lumpy sample comes back when the smaller window, each connection at its pace, gives clearly less', () => {
+    const w = new HostWindows({ ceiling: 48, initial: 16 });
+    const at = (n: number, total: number) => {
+      w.setInUse(H, n);
+      w.addBytes(H, total * 0.5);
+      w.tick(500);
+      return w.window(H);
+    };
+    // An origin capped at 1 MiB/s per connection.
+    assert.equal(at(16, 16 * MiB), 32);
+    // New connections' first bytes arrive in a burst: 32 connections seem to carry 48 MiB/s.
+    assert.equal(at(32, 48 * MiB), 48);
+    // 48 connections carry 44-46 MiB/s while the last ones open: under 1.25× the lump for 1 s.
+    assert.equal(at(48, 44 * MiB), 48);
+    assert.equal(at(48, 46 * MiB), 32, 'undone: it did not seem to pay');
+    // The 48 drain to the window; then each connection at its 1 MiB/s for 1 s.
+    let window = at(48, 40 * MiB);
+    for (let i = 0; i < 4 && window < 48; i++) window = at(window, window * MiB);
+    assert.equal(window, 48, 'the doubling comes back: the connections were worth having');
   });
 });
 
