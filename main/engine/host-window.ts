@@ -48,9 +48,10 @@ interface Host {
   lastRate: number | null;
   /**
    * The best saturated interval since the window last came down: what the window gave while the
-   * host was well. A cut is judged against it, not against the interval before the fall, which may
-   * already be part of a slow slide (seen: a slide to 62% and then a fall; judged against the
-   * slide, 32 connections capped at their pace looked as good as 48 and the cut stayed).
+   * host was well. A fall's cut is judged against it, not against the interval before the fall,
+   * which may already be part of a slide (each interval within the fall's margin of the one
+   * before): judged against the slide, connections capped at their pace would look as good with
+   * the smaller window, and the cut would stay.
    */
   peakRate: number;
   rate: number;
@@ -66,9 +67,9 @@ interface Host {
   /** How long the last doubling has failed to pay, in a row (ms; judged over MISS_PROOF_MS), and the bytes meanwhile. */
   missingMs: number;
   missingBytes: number;
-  /** After a cut for falling throughput: the window before it (0: nothing to undo)... */
+  /** After a cut (for falling throughput, or a doubling undone): the window before it (0: nothing to undo)... */
   undoTo: number;
-  /** ...the host's throughput before the fall, and each connection's share of it... */
+  /** ...what the host gave with that window, and each connection's share of it... */
   undoRate: number;
   undoPerConn: number;
   /** ...the saturated intervals left to judge it... */

@@ -24,6 +24,14 @@ function interval(w: HostWindows, perConnection: number, cap = Infinity): number
   return w.window(H);
 }
 
+/** One interval of `n` connections, all in use, carrying `total` bytes a second in all. */
+function carry(w: HostWindows, n: number, total: number): number {
+  w.setInUse(H, n);
+  w.addBytes(H, total * 0.5);
+  w.tick(500);
+  return w.window(H);
+}
+
 describe('HostWindows (pure)', () => {
   it('slow start doubles while throughput keeps rising, then stops at the plateau', () => {
     const w = new HostWindows({ ceiling: 64, initial: 4 });
@@ -91,12 +99,7 @@ describe('HostWindows (pure)', () => {
   it('a fall the connections did not cause is undone: each connection back at its old pace, the total down with the window', () => {
     const w = new HostWindows({ ceiling: 48, initial: 48 });
     w.congestion(H); // leave slow start
-    const at = (n: number, perConnection: number) => {
-      w.setInUse(H, n);
-      w.addBytes(H, n * perConnection * 0.5);
-      w.tick(500);
-      return w.window(H);
-    };
+    const at = (n: number, perConnection: number) => carry(w, n, n * perConnection);
     while (w.window(H) < 40) at(w.window(H), MiB); // a per-connection-capped origin: grows back
     at(w.window(H), MiB); // the reference: 1 MiB/s per connection
     const full = w.window(H);
@@ -113,12 +116,7 @@ describe('HostWindows (pure)', () => {
   it('a cut is judged against what the window gave while the host was well, not against a slide before the fall', () => {
     const w = new HostWindows({ ceiling: 48, initial: 48 });
     w.congestion(H);
-    const at = (n: number, perConnection: number) => {
-      w.setInUse(H, n);
-      w.addBytes(H, n * perConnection * 0.5);
-      w.tick(500);
-      return w.window(H);
-    };
+    const at = (n: number, perConnection: number) => carry(w, n, n * perConnection);
     while (w.window(H) < 40) at(w.window(H), MiB);
     at(w.window(H), MiB); // well: 1 MiB/s per connection
     const full = w.window(H);
@@ -140,12 +138,7 @@ describe('HostWindows (pure)', () => {
   it('a cut that lost throughput is undone even when each connection got somewhat faster (a busy origin that still rewards connections)', () => {
     const w = new HostWindows({ ceiling: 48, initial: 48 });
     w.congestion(H);
-    const at = (n: number, total: number) => {
-      w.setInUse(H, n);
-      w.addBytes(H, total * 0.5);
-      w.tick(500);
-      return w.window(H);
-    };
+    const at = (n: number, total: number) => carry(w, n, total);
     while (w.window(H) < 40) at(w.window(H), w.window(H) * MiB);
     at(w.window(H), w.window(H) * MiB); // the reference
     const full = w.window(H);
@@ -163,12 +156,7 @@ describe('HostWindows (pure)', () => {
   it('a cut after which the host gives as much stays, and so does one judged while the host is still slow', () => {
     const relieved = new HostWindows({ ceiling: 48, initial: 48 });
     relieved.congestion(H);
-    const at = (w: HostWindows, n: number, total: number) => {
-      w.setInUse(H, n);
-      w.addBytes(H, total * 0.5);
-      w.tick(500);
-      return w.window(H);
-    };
+    const at = carry;
     while (relieved.window(H) < 40) at(relieved, relieved.window(H), relieved.window(H) * MiB);
     at(relieved, relieved.window(H), 40 * MiB); // the reference: 40 MiB/s in all
     const full = relieved.window(H);
@@ -223,12 +211,7 @@ describe('HostWindows (pure)', () => {
 
   it('slow start: a doubling undone against a lumpy sample comes back when the smaller window, each connection at its pace, gives clearly less', () => {
     const w = new HostWindows({ ceiling: 48, initial: 16 });
-    const at = (n: number, total: number) => {
-      w.setInUse(H, n);
-      w.addBytes(H, total * 0.5);
-      w.tick(500);
-      return w.window(H);
-    };
+    const at = (n: number, total: number) => carry(w, n, total);
     // An origin capped at 1 MiB/s per connection.
     assert.equal(at(16, 16 * MiB), 32);
     // New connections' first bytes arrive in a burst: 32 connections seem to carry 48 MiB/s.
