@@ -29,6 +29,8 @@ export interface SmtpSinkCounters {
   authentications: number;
   messages: number;
   rejected: number;
+  /** Sessions that ended in a socket error (a client killed mid-conversation resets it). */
+  dropped: number;
 }
 
 export type SmtpSinkFault = { kind: 'reject'; responseCode?: number; count?: number };
@@ -187,7 +189,7 @@ async function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
 export async function startSmtpSink(opts: { port?: number } = {}): Promise<SmtpSink> {
   const host = '127.0.0.1';
   const stored: SinkMessage[] = [];
-  const counters: SmtpSinkCounters = { connections: 0, authentications: 0, messages: 0, rejected: 0 };
+  const counters: SmtpSinkCounters = { connections: 0, authentications: 0, messages: 0, rejected: 0, dropped: 0 };
   const faults: { responseCode: number; remaining: number }[] = [];
 
   function takeFault(): number | undefined {
@@ -248,8 +250,14 @@ export async function startSmtpSink(opts: { port?: number } = {}): Promise<SmtpS
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => resolve());
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  // smtp-server re-emits every session's socket error on the server: a client killed mid-session
+  // (the crash test kills the host while it mails) must end that session, not the process.
+  server.on('error', () => counters.dropped++);
   const port = (server.server.address() as AddressInfo).port;
 
   return {

@@ -1,5 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import nodemailer from 'nodemailer';
 import { parseMessage, startSmtpSink, type SmtpSink } from '../../sandbox/smtp-sink';
 
@@ -82,6 +84,34 @@ describe('SMTP sink', () => {
     assert.equal(sink.counters.messages, count);
     await transport().sendMail({ from: 'a@example.test', to: 'b@example.test', subject: 'y', text: 'y' });
     assert.equal(sink.counters.messages, count + 1);
+  });
+
+  test('a client reset in the middle of a mail ends its session, not the sink', async () => {
+    const dropped = sink.counters.dropped;
+    for (let i = 0; i < 2; i++) {
+      const sock = connect(sink.port, sink.host);
+      let seen = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => (seen += d));
+      const expect = async (code: string) => {
+        for (let t = 0; t < 200 && !seen.split('\r\n').some((l) => l.startsWith(code + ' ')); t++) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(seen.split('\r\n').some((l) => l.startsWith(code + ' ')), `expected ${code}, got ${JSON.stringify(seen)}`);
+        seen = '';
+      };
+      await expect('220');
+      sock.write('EHLO killed.test\r\n');
+      await expect('250');
+      sock.write('MAIL FROM:<shop@example.test>\r\n');
+      await expect('250');
+      // A host killed while it mails: its socket is reset, not closed.
+      sock.resetAndDestroy();
+      await once(sock, 'close');
+    }
+    for (let t = 0; t < 100 && sink.counters.dropped < dropped + 2; t++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(sink.counters.dropped, dropped + 2, 'both sessions ended in an error');
+    const before = sink.messages().length;
+    await transport().sendMail({ from: 'shop@example.test', to: 'after@example.test', subject: 'still here', text: 'ok' });
+    assert.equal(sink.messages().length, before + 1, 'the sink still takes mail');
   });
 });
 
