@@ -4,8 +4,9 @@
 //
 // - Slow start: while each widening still raises the host's aggregate throughput clearly, the
 //   window doubles (a per-connection-capped origin rewards every connection; finding out fast
-//   matters when a whole product takes seconds). A doubling that did not pay for a second is
-//   undone, and the undo is judged as a cut is (below): samples are lumpy while connections open.
+//   matters when a whole product takes seconds). A doubling that did not pay for a second (the
+//   total not a quarter up, and each connection clearly below its pace before) is undone, and the
+//   undo is judged as a cut is (below): samples are lumpy while connections open.
 // - Then additive increase: one more connection per interval while the host is saturated (every
 //   connection of the window in use) and its throughput keeps rising; on a plateau the window
 //   holds, probing one more now and then (other traffic may have ended).
@@ -46,6 +47,8 @@ interface Host {
   bytes: number;
   /** Throughput at the end of the last interval in which the host was saturated. */
   lastRate: number | null;
+  /** ...and per connection in use then (connections past a lowered window count: they carried bytes). */
+  lastPerConn: number;
   /**
    * The best saturated interval since the window last came down: what the window gave while the
    * host was well. A fall's cut is judged against it, not against the interval before the fall,
@@ -130,7 +133,7 @@ export class HostWindows {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, peakRate: 0, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, missingBytes: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, judgeBytes: 0, judgeMs: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, lastPerConn: 0, peakRate: 0, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, missingBytes: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, judgeBytes: 0, judgeMs: 0, inUse: 0, peakInUse: 0, lastSeen: now };
       this.hosts.set(name, h);
     }
     h.lastSeen = now;
@@ -190,7 +193,12 @@ export class HostWindows {
         const last = h.lastRate;
         const falling = last !== null && h.rate < last * FALL;
         h.fallingMs = falling ? h.fallingMs + elapsedMs : 0;
-        const missing = !falling && h.phase === 'slow-start' && last !== null && h.rate < last * SLOW_START_GAIN;
+        // Each connection keeping its pace is a doubling that paid, even when the total rose less
+        // than a quarter: the interval before may have been carried by more connections than its
+        // window (pieces past a lowered window finish first), and judged on the total alone, 48
+        // connections each at its cap were cut back to 32 for 1.5 s (transfer-distinct).
+        const perConn = h.rate / Math.max(1, h.peakInUse);
+        const missing = !falling && h.phase === 'slow-start' && last !== null && h.rate < last * SLOW_START_GAIN && perConn < h.lastPerConn * UNDO_BACK;
         h.missingMs = missing ? h.missingMs + elapsedMs : 0;
         h.missingBytes = missing ? h.missingBytes + h.bytes : 0;
         if ((falling && h.fallingMs < FALL_PROOF_MS) || (missing && h.missingMs < MISS_PROOF_MS)) {
@@ -228,6 +236,7 @@ export class HostWindows {
           h.probeIn = PROBE_EVERY;
         }
         h.lastRate = h.window < before ? null : h.rate;
+        h.lastPerConn = perConn;
         h.peakRate = h.window < before ? 0 : Math.max(h.peakRate, h.rate);
       }
       h.window = Math.min(this.ceiling, h.window);

@@ -224,6 +224,23 @@ describe('HostWindows (pure)', () => {
     for (let i = 0; i < 4 && window < 48; i++) window = at(window, window * MiB);
     assert.equal(window, 48, 'the doubling comes back: the connections were worth having');
   });
+  it('slow start: a doubling whose connections each keep their pace is not undone, though the total rose less than a quarter', () => {
+    // Seen in transfer-distinct: 42 connections (10 past a window of 32, finishing their pieces)
+    // carried 204 MiB/s, the doubling to 48 then 211 and 228: each connection near its 5 MiB/s
+    // cap, yet under 1.25× the interval before; judged on the total, the 48 were cut to 32.
+    const w = new HostWindows({ ceiling: 48, initial: 16 });
+    assert.equal(carry(w, 16, 80 * MiB), 32);
+    assert.equal(carry(w, 42, 204 * MiB), 48, 'rising: doubles (to the ceiling)');
+    assert.equal(carry(w, 48, 211 * MiB), 48);
+    assert.equal(carry(w, 48, 228 * MiB), 48, 'each connection at 4.4-4.75 MiB/s against 4.9: it paid');
+    assert.equal(carry(w, 48, 220 * MiB), 48);
+    // The same totals with each connection clearly slower than before is a doubling that did not pay.
+    const v = new HostWindows({ ceiling: 48, initial: 16 });
+    assert.equal(carry(v, 16, 80 * MiB), 32);
+    assert.equal(carry(v, 32, 204 * MiB), 48);
+    assert.equal(carry(v, 48, 211 * MiB), 48, 'one sample is not enough');
+    assert.equal(carry(v, 48, 228 * MiB), 32, 'each connection at 4.4-4.75 MiB/s against 6.4: undone');
+  });
 });
 
 describe('host windows in the real queue', () => {
