@@ -30,6 +30,8 @@ const TIMEOUT_MS = envNum('BENCH_TIMEOUT_SEC', 600) * 1000;
  * the burst is the app's very first work (every function compiled during the measurement).
  */
 const WARMUP = envNum('BENCH_DISTINCT_WARMUP', 2);
+/** Each warm-up order's file (MiB). */
+const WARMUP_MIB = envNum('BENCH_DISTINCT_WARMUP_MIB', 20);
 /** aria2c + curl are measured this many times (each primed like ours); ratios use their mean. */
 const BASELINE_RUNS = Math.max(1, envNum('BENCH_DISTINCT_BASELINE_RUNS', 2));
 
@@ -101,7 +103,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         const original = q.enqueue.bind(q);
         q.enqueue = (spec) => original(spec.task.kind === 'download' ? { ...spec, task: { ...spec.task, ...extra } } : spec);
       }
-      if (WARMUP > 0) await deliverWarmUp(sandbox, shop, WARMUP, TIMEOUT_MS);
+      if (WARMUP > 0) await deliverWarmUp(sandbox, shop, WARMUP, TIMEOUT_MS, undefined, WARMUP_MIB * MiB);
       const orders = [];
       for (let i = 0; i < N; i++) {
         const spec = fileSpec(i);
@@ -215,7 +217,7 @@ export async function run(): Promise<unknown> {
   const names = (process.env.BENCH_DISTINCT_VARIANTS ?? 'defaults').split(',').map((s) => s.trim()).filter(Boolean);
   const variants = names.map(parseVariant);
   console.log(`distinct products: ${N} × ${mib(SIZE)} MiB, origin capped at ${mib(RATE)} MiB/s per connection; ${machine()}`);
-  console.log(WARMUP > 0 ? `  measured after ${WARMUP} warm-up orders (an app that has been running; BENCH_DISTINCT_WARMUP=0 measures its very first work)` : '  measured cold: the burst is the app\'s very first work');
+  console.log(WARMUP > 0 ? `  measured after ${WARMUP} warm-up orders of ${WARMUP_MIB} MiB (an app that has been running; BENCH_DISTINCT_WARMUP=0 measures its very first work)` : '  measured cold: the burst is the app\'s very first work');
   const sha = new Map<number, string>();
   // Half the baseline's rounds before driveship's runs, the rest (and the sequential model) after.
   const before = await runBaselines('before', Math.floor(BASELINE_RUNS / 2), false);

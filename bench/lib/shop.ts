@@ -184,15 +184,15 @@ export async function startBenchShop(opts: ShopOptions): Promise<BenchShop> {
 }
 
 /**
- * Delivers `orders` orders of small products of their own (one 20 MiB file each, paid together)
+ * Delivers `orders` orders of products of their own (one file each, 20 MiB unless told, paid together)
  * before a benchmark measures anything, so what it measures meets an app that has been running, as a
  * shop's does: its code compiled by V8, its pool threads busy before. Their files live under
  * `warmup/` on the origin, apart from the benchmark's.
  */
-export async function deliverWarmUp(sandbox: BenchSandbox, shop: BenchShop, orders: number, timeoutMs: number, delivery?: 'private-copy' | 'shared-library'): Promise<void> {
+export async function deliverWarmUp(sandbox: BenchSandbox, shop: BenchShop, orders: number, timeoutMs: number, delivery?: 'private-copy' | 'shared-library', fileBytes = 20 * MiB): Promise<void> {
   const list = [];
   for (let i = 0; i < orders; i++) {
-    const f = await sandbox.addFile(`warmup/w${i + 1}/Bai.mp4`, { size: scaled(20 * MiB), seed: `warmup-${i + 1}` });
+    const f = await sandbox.addFile(`warmup/w${i + 1}/Bai.mp4`, { size: scaled(fileBytes), seed: `warmup-${i + 1}` });
     const manifest = await sandbox.addManifest(`warmup-${i + 1}.json`, [{ path: 'Bai.mp4', url: f.url, size: f.size, sha256: f.sha256 ?? undefined }]);
     list.push(await shop.order(shop.httpManifestProduct(`Khởi động ${i + 1}`, manifest, delivery), 900 + i));
   }
