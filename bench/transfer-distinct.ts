@@ -6,8 +6,7 @@
 // each driveship run.
 //
 // CPU: driveship's process (main and worker threads) against aria2c downloading the same files
-// plus curl uploading them to a loopback sink, both measured in the same run: half their rounds
-// before driveship's run and half after, so that a drift of the machine's speed meets both sides.
+// plus curl uploading them to a loopback sink, both measured in the same run.
 //
 // Variants of driveship's run (BENCH_DISTINCT_VARIANTS, comma-separated, default "defaults"):
 //   defaults  shipped settings
@@ -161,27 +160,19 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
 }
 
 interface PlainRun {
-  /** Measured before driveship's run or after it (the runs bracket it). */
-  when: 'before' | 'after';
   aria2: Aria2Result;
   curl: { seconds: number; cpuSec: number | null } | null;
   primed: { mib: number; seconds: number } | null;
 }
 
 interface Baselines {
-  /** aria2c then curl, `rounds` times; empty without aria2c. */
+  /** aria2c then curl, BASELINE_RUNS times; empty without aria2c. */
   plain: PlainRun[];
   aria2Version: string | null;
-  /** Only in the runs after driveship's. */
-  seq: SequentialResult | null;
+  seq: SequentialResult;
 }
 
-/**
- * The plain tools' runs. Called before and after driveship's run, so that the baseline brackets it:
- * this machine's speed drifts by a fifth over minutes (aria2c's CPU for the same work: 1.2 to 1.7
- * s), and baselines measured all after driveship's run would meet a different machine from it.
- */
-async function runBaselines(when: PlainRun['when'], rounds: number, withSequential: boolean): Promise<Baselines> {
+async function runBaselines(sha: Map<number, string>): Promise<Baselines> {
   const sandbox = await startBenchSandbox({ originBytesPerSecPerConnection: RATE });
   try {
     const files = [];
@@ -192,14 +183,13 @@ async function runBaselines(when: PlainRun['when'], rounds: number, withSequenti
     }
     const version = aria2Version();
     const plain: PlainRun[] = [];
-    for (let r = 0; version && r < rounds; r++) {
+    for (let r = 0; version && r < BASELINE_RUNS; r++) {
       await waitQuiet();
       const primed = primeMemory(benchTmpRoot());
       // curl then uploads the same bytes to a loopback sink: a plain tool's CPU for the upload half.
       const aria2 = await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4'], (paths) => runCurlUpload(paths));
-      plain.push({ when, aria2, curl: (aria2.after as PlainRun['curl'] | undefined) ?? null, primed });
+      plain.push({ aria2, curl: (aria2.after as PlainRun['curl'] | undefined) ?? null, primed });
     }
-    if (!withSequential) return { plain, aria2Version: version, seq: null };
     await waitQuiet();
     const seq = await runSequential(files.slice(0, SEQ_SUBSET), sandbox.drive);
     return { plain, aria2Version: version, seq };
@@ -219,8 +209,6 @@ export async function run(): Promise<unknown> {
   console.log(`distinct products: ${N} × ${mib(SIZE)} MiB, origin capped at ${mib(RATE)} MiB/s per connection; ${machine()}`);
   console.log(WARMUP > 0 ? `  measured after ${WARMUP} warm-up orders of ${WARMUP_MIB} MiB (an app that has been running; BENCH_DISTINCT_WARMUP=0 measures its very first work)` : '  measured cold: the burst is the app\'s very first work');
   const sha = new Map<number, string>();
-  // Half the baseline's rounds before driveship's runs, the rest (and the sequential model) after.
-  const before = await runBaselines('before', Math.floor(BASELINE_RUNS / 2), false);
   const ours: OursResult[] = [];
   for (const v of variants) {
     ours.push(await runOurs(v, sha));
@@ -233,8 +221,7 @@ export async function run(): Promise<unknown> {
     console.log(`    by thread: ${Object.entries(o.cpu.byThread).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }
-  const after = await runBaselines('after', BASELINE_RUNS - Math.floor(BASELINE_RUNS / 2), true);
-  const base = { plain: [...before.plain, ...after.plain], aria2Version: after.aria2Version, seq: after.seq! };
+  const base = await runBaselines(sha);
   const seqPerFile = base.seq.seconds / base.seq.files;
   const seqTotal = seqPerFile * N;
   const extrapolated = base.seq.files < N;
@@ -250,10 +237,10 @@ export async function run(): Promise<unknown> {
   );
   const plainCpu = aria2Cpu + curlCpu;
   if (first) {
-    console.log(`  aria2c ${base.aria2Version} (\`${first.args.join(' ')}\`), then curl uploading its files to a loopback sink, ${base.plain.length} time(s), before and after driveship's run; the ratios use the mean:`);
+    console.log(`  aria2c ${base.aria2Version} (\`${first.args.join(' ')}\`), then curl uploading its files to a loopback sink, ${base.plain.length} time(s); the ratios use the mean:`);
     for (const [i, p] of base.plain.entries()) {
       console.log(
-        `    ${i + 1} (${p.when}): aria2c ${round(p.aria2.seconds, 2)} s, ${p.aria2.files} files, ${mib(p.aria2.bytesOnDisk)} MiB, CPU ${p.aria2.cpuSec} s; ` +
+        `    ${i + 1}: aria2c ${round(p.aria2.seconds, 2)} s, ${p.aria2.files} files, ${mib(p.aria2.bytesOnDisk)} MiB, CPU ${p.aria2.cpuSec} s; ` +
           `curl CPU ${p.curl?.cpuSec} s (${round(p.curl?.seconds ?? NaN, 2)} s)${p.primed ? `; primed ${p.primed.mib} MiB first` : ''}`,
       );
     }
@@ -308,7 +295,7 @@ export async function run(): Promise<unknown> {
     aria2: first
       ? {
           version: base.aria2Version, seconds: round(aria2s, 2), cpuSec: round(aria2Cpu, 2), args: first.args.join(' '),
-          runs: base.plain.map((p) => ({ when: p.when, seconds: round(p.aria2.seconds, 2), cpuSec: p.aria2.cpuSec, primedMiB: p.primed?.mib ?? 0 })),
+          runs: base.plain.map((p) => ({ seconds: round(p.aria2.seconds, 2), cpuSec: p.aria2.cpuSec, primedMiB: p.primed?.mib ?? 0 })),
         }
       : null,
     curlUpload: first ? { cpuSec: round(curlCpu, 2), runs: base.plain.map((p) => p.curl) } : null,
