@@ -129,36 +129,42 @@ export class HostWindows {
     return this.ceiling;
   }
 
-  private host(name: string, now: number): Host {
+  /**
+   * A host's state; `now` (the caller's clock, the one `tick` is given) marks it as seen. Without
+   * `now` it is a read: it used to stamp 0, and a host read after a congestion, its connections all
+   * backing off, was "unheard of for 5 minutes" at the next tick and started over at the initial
+   * window, slow start and all, against an origin that had just refused it.
+   */
+  private host(name: string, now: number | undefined): Host {
     let h = this.hosts.get(name);
     if (!h) {
       const window = Math.min(this.ceiling, this.initial);
-      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, lastPerConn: 0, peakRate: 0, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, missingBytes: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, judgeBytes: 0, judgeMs: 0, inUse: 0, peakInUse: 0, lastSeen: now };
+      h = { window, phase: 'slow-start', bytes: 0, lastRate: null, lastPerConn: 0, peakRate: 0, rate: 0, congested: false, hold: 0, before: window, probeIn: PROBE_EVERY, fallingMs: 0, missingMs: 0, missingBytes: 0, undoTo: 0, undoRate: 0, undoPerConn: 0, undoLeft: 0, judgeBytes: 0, judgeMs: 0, inUse: 0, peakInUse: 0, lastSeen: now ?? 0 };
       this.hosts.set(name, h);
     }
-    h.lastSeen = now;
+    if (now !== undefined) h.lastSeen = now;
     return h;
   }
 
   /** The window for a host (a new host gets the initial one). */
-  window(host: string, now = 0): number {
+  window(host: string, now?: number): number {
     return this.host(host, now).window;
   }
 
   /** Bytes the downloads from a host received. */
-  addBytes(host: string, bytes: number, now = 0): void {
+  addBytes(host: string, bytes: number, now?: number): void {
     if (bytes > 0) this.host(host, now).bytes += bytes;
   }
 
   /** Connections held now to a host (the sum over its running downloads). */
-  setInUse(host: string, connections: number, now = 0): void {
+  setInUse(host: string, connections: number, now?: number): void {
     const h = this.host(host, now);
     h.inUse = connections;
     h.peakInUse = Math.max(h.peakInUse, connections);
   }
 
   /** The host refused a connection (429/503) or dropped one. Acts at once: a storm must not wait for the tick. */
-  congestion(host: string, now = 0): void {
+  congestion(host: string, now?: number): void {
     const h = this.host(host, now);
     if (h.congested) return; // once per interval: the connections refused together are one signal
     h.congested = true;

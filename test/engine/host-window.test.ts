@@ -224,6 +224,24 @@ describe('HostWindows (pure)', () => {
     for (let i = 0; i < 4 && window < 48; i++) window = at(window, window * MiB);
     assert.equal(window, 48, 'the doubling comes back: the connections were worth having');
   });
+  it('a host is forgotten after 5 minutes unheard of, not because its window was read', () => {
+    // CI saw the real queue's window go 8 → 4 → 8 against an origin answering 503: the queue read
+    // the window after the congestion (no time given), which stamped the host as last seen at 0.
+    const t = 1_800_000_000_000;
+    const w = new HostWindows({ ceiling: 16, initial: 8 });
+    w.setInUse(H, 8, t);
+    w.setInUse(H, 0, t + 50); // every connection refused, backing off
+    // What the queue does on a congestion event: read, act, read again (no time given to reads).
+    assert.equal(w.window(H), 8);
+    w.congestion(H, t + 60);
+    assert.equal(w.window(H), 4);
+    w.tick(500, t + 500);
+    assert.equal(w.window(H), 4, 'kept: the host was heard from half a second ago');
+    assert.equal(w.states()[0]!.phase, 'steady');
+    w.tick(500, t + 5 * 60_000 + 1_000);
+    assert.equal(w.states().length, 0, 'forgotten after 5 minutes without a word');
+    assert.equal(w.window(H, t + 6 * 60_000), 8, 'and starts over');
+  });
   it('slow start: a doubling whose connections each keep their pace is not undone, though the total rose less than a quarter', () => {
     // Seen in transfer-distinct: 42 connections (10 past a window of 32, finishing their pieces)
     // carried 204 MiB/s, the doubling to 48 then 211 and 228: each connection near its 5 MiB/s
