@@ -8,13 +8,17 @@
 // CPU: driveship's process (main and worker threads) against aria2c downloading the same files
 // plus curl uploading them to a loopback sink, both measured in the same run.
 //
+// Each side is measured twice (BENCH_DISTINCT_RUNS, BENCH_DISTINCT_BASELINE_RUNS) and judged on
+// its mean; every run is printed. Before each measured phase a fixed probe (sha256 of 256 MiB,
+// 64 MiB first touched) is timed, so a report can say from data when the machine's speed moved.
+//
 // Variants of driveship's run (BENCH_DISTINCT_VARIANTS, comma-separated, default "defaults"):
 //   defaults  shipped settings
 //   custom:dl=20;host=20;up=4;seg=16;segs=4;win=8   any mix (host: the per-host ceiling; seg: segment
 //             threshold in MiB; segs: the connections each download starts with; win: the
 //             window a new origin host starts with)
 import { aria2Version, runAria2, runCurlUpload, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
-import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, primeMemory, printTable, round, scaled, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
+import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, primeMemory, printTable, probeSpread, round, scaled, speedProbe, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay, type SpeedProbe } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
 import { benchTmpRoot, deliverWarmUp, now, startBenchShop } from './lib/shop';
 
@@ -33,6 +37,12 @@ const WARMUP = envNum('BENCH_DISTINCT_WARMUP', 2);
 const WARMUP_MIB = envNum('BENCH_DISTINCT_WARMUP_MIB', 20);
 /** aria2c + curl are measured this many times (each primed like ours); ratios use their mean. */
 const BASELINE_RUNS = Math.max(1, envNum('BENCH_DISTINCT_BASELINE_RUNS', 2));
+/**
+ * driveship's burst is measured this many times too, each with a fresh shop and the same warm-up,
+ * and judged on the mean, as the baselines are: one burst against the mean of two gave our side
+ * the larger share of the machine's noise. The loop goal is judged on the worse run.
+ */
+const OURS_RUNS = Math.max(1, envNum('BENCH_DISTINCT_RUNS', 2));
 
 interface Variant {
   name: string;
@@ -84,13 +94,17 @@ interface OursResult {
   allUploadedSec: number | null;
   /** What was written and deleted right before the clock started (see primeMemory). */
   primed: { mib: number; seconds: number } | null;
+  /** The machine's speed right before the clock started (see speedProbe). */
+  probe: SpeedProbe;
+  /** Which of the variant's runs (1-based). */
+  run: number;
 }
 
 function fileSpec(i: number) {
   return { path: `distinct/p${i + 1}/Bai ${i + 1}.mp4`, seed: `distinct-${i + 1}` };
 }
 
-async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult> {
+async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promise<OursResult> {
   const sandbox = await startBenchSandbox({ originBytesPerSecPerConnection: RATE });
   try {
     const shop = await startBenchShop({ sandbox, env: v.env, settings: v.settings });
@@ -114,6 +128,7 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
       }
       await waitQuiet();
       const primed = primeMemory(benchTmpRoot());
+      const probe = speedProbe();
       const c0 = await sandbox.counters();
       const stopProfile = await startMainProfile(`transfer-distinct-${v.name}`);
       const loop = startLoopMonitor(10);
@@ -150,6 +165,8 @@ async function runOurs(v: Variant, sha: Map<number, string>): Promise<OursResult
         loop: loopDelay,
         cpu,
         primed,
+        probe,
+        run,
       };
     } finally {
       await shop.stop();
@@ -163,6 +180,7 @@ interface PlainRun {
   aria2: Aria2Result;
   curl: { seconds: number; cpuSec: number | null } | null;
   primed: { mib: number; seconds: number } | null;
+  probe: SpeedProbe;
 }
 
 interface Baselines {
@@ -186,9 +204,10 @@ async function runBaselines(sha: Map<number, string>): Promise<Baselines> {
     for (let r = 0; version && r < BASELINE_RUNS; r++) {
       await waitQuiet();
       const primed = primeMemory(benchTmpRoot());
+      const probe = speedProbe();
       // curl then uploads the same bytes to a loopback sink: a plain tool's CPU for the upload half.
       const aria2 = await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4'], (paths) => runCurlUpload(paths));
-      plain.push({ aria2, curl: (aria2.after as PlainRun['curl'] | undefined) ?? null, primed });
+      plain.push({ aria2, curl: (aria2.after as PlainRun['curl'] | undefined) ?? null, primed, probe });
     }
     await waitQuiet();
     const seq = await runSequential(files.slice(0, SEQ_SUBSET), sandbox.drive);
@@ -210,14 +229,15 @@ export async function run(): Promise<unknown> {
   console.log(WARMUP > 0 ? `  measured after ${WARMUP} warm-up orders of ${WARMUP_MIB} MiB (an app that has been running; BENCH_DISTINCT_WARMUP=0 measures its very first work)` : '  measured cold: the burst is the app\'s very first work');
   const sha = new Map<number, string>();
   const ours: OursResult[] = [];
-  for (const v of variants) {
-    ours.push(await runOurs(v, sha));
+  for (const v of variants) for (let r = 1; r <= OURS_RUNS; r++) {
+    ours.push(await runOurs(v, sha, r));
     const o = ours.at(-1)!;
-    console.log(`  driveship (${v.name}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
+    console.log(`  driveship (${v.name}, run ${r} of ${OURS_RUNS}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
     console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
     console.log(`    origin connections (window/in use@MiB/s of the host window's last interval, every 0.5 s): ${o.windows.join(' ')}`);
     if (o.primed) console.log(`    primed: ${o.primed.mib} MiB written and deleted right before the clock started (${o.primed.seconds} s; BENCH_PRIME_MIB=0 for raw figures)`);
-    console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores`);
+    console.log(`    machine probe right before: sha256 of 256 MiB ${o.probe.hashMs} ms, 64 MiB first touched ${o.probe.touchMs} ms`);
+    console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores; ${o.cpu.minorFaults} minor page faults (${mib(o.cpu.minorFaults * 4096)} MiB first touched, at most)`);
     console.log(`    by thread: ${Object.entries(o.cpu.byThread).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }
@@ -241,16 +261,29 @@ export async function run(): Promise<unknown> {
     for (const [i, p] of base.plain.entries()) {
       console.log(
         `    ${i + 1}: aria2c ${round(p.aria2.seconds, 2)} s, ${p.aria2.files} files, ${mib(p.aria2.bytesOnDisk)} MiB, CPU ${p.aria2.cpuSec} s; ` +
-          `curl CPU ${p.curl?.cpuSec} s (${round(p.curl?.seconds ?? NaN, 2)} s)${p.primed ? `; primed ${p.primed.mib} MiB first` : ''}`,
+          `curl CPU ${p.curl?.cpuSec} s (${round(p.curl?.seconds ?? NaN, 2)} s)${p.primed ? `; primed ${p.primed.mib} MiB first` : ''}; ` +
+          `probe ${p.probe.hashMs} / ${p.probe.touchMs} ms`,
       );
     }
   } else console.log('  aria2c: not installed (apt-get install aria2); that ratio is not measured');
 
+  // Each variant judged on the mean of its runs (the loop on the worse), as the baselines are on theirs.
+  const judged = variants.map((v) => {
+    const runs = ours.filter((o) => o.variant === v.name);
+    return {
+      variant: v.name,
+      settings: v.describe,
+      runs,
+      seconds: mean(runs.map((o) => o.seconds)),
+      cpuSec: mean(runs.map(procCpu)),
+      loopP99Ms: Math.max(...runs.map((o) => o.loop.p99Ms)),
+    };
+  });
   printTable(
     ['run', 'seconds', 'speed-up vs sequential (goal >= 20)', 'time ÷ aria2c (goal <= 1.1)', 'CPU s (÷ aria2c + curl, goal <= 1.5)', 'loop delay p99 ms (goal < 30)', 'origin MiB', 'origin GETs', 'Drive MiB in'],
     [
       ...ours.map((o) => [
-        `driveship end to end, ${o.settings}`,
+        `driveship end to end, ${o.settings}${OURS_RUNS > 1 ? `, run ${o.run}` : ''}`,
         round(o.seconds, 2),
         round(seqTotal / o.seconds, 1),
         round(o.seconds / aria2s, 2),
@@ -260,28 +293,47 @@ export async function run(): Promise<unknown> {
         o.originRequests,
         mib(o.driveUploadBytes),
       ]),
+      ...(OURS_RUNS > 1 ? judged.map((j) => [
+        `driveship, ${j.settings}, mean of ${j.runs.length}`,
+        round(j.seconds, 2),
+        round(seqTotal / j.seconds, 1),
+        round(j.seconds / aria2s, 2),
+        `${round(j.cpuSec, 2)} (${round(j.cpuSec / plainCpu, 2)})`,
+        `${j.loopP99Ms} (worse run)`,
+        '', '', '',
+      ]) : []),
       [`sequential old model${extrapolated ? ` (${base.seq.files} measured, × ${N / base.seq.files} extrapolated)` : ''}`, round(seqTotal, 1), 1, round(seqTotal / aria2s, 2), '', '', '', '', ''],
       [`aria2c -x4 -j${N} -s4, download only (+ curl uploading the files), mean of ${base.plain.length}`, round(aria2s, 2), round(seqTotal / aria2s, 1), 1, `${round(aria2Cpu, 2)} + ${round(curlCpu, 2)} (1)`, '', mib(first?.bytesOnDisk ?? NaN), '', ''],
     ],
   );
-  const goals = ours.map((o) => ({
-    variant: o.variant,
-    allDelivered: o.delivered === N && o.failed === 0,
-    speedup: round(seqTotal / o.seconds, 1),
-    speedupMet: seqTotal / o.seconds >= 20,
-    vsAria2: round(o.seconds / aria2s, 2),
-    vsAria2Met: o.seconds / aria2s <= 1.1,
-    loopP99Ms: o.loop.p99Ms,
-    loopMet: o.loop.p99Ms < 30,
-    cpuSec: round(procCpu(o), 2),
-    vsPlainCpu: round(procCpu(o) / plainCpu, 2),
-    cpuMet: procCpu(o) / plainCpu <= 1.5,
+  const goals = judged.map((j) => ({
+    variant: j.variant,
+    runs: j.runs.length,
+    allDelivered: j.runs.every((o) => o.delivered === N && o.failed === 0),
+    speedup: round(seqTotal / j.seconds, 1),
+    speedupMet: seqTotal / j.seconds >= 20,
+    vsAria2: round(j.seconds / aria2s, 2),
+    vsAria2Met: j.seconds / aria2s <= 1.1,
+    loopP99Ms: j.loopP99Ms,
+    loopMet: j.loopP99Ms < 30,
+    cpuSec: round(j.cpuSec, 2),
+    vsPlainCpu: round(j.cpuSec / plainCpu, 2),
+    cpuMet: j.cpuSec / plainCpu <= 1.5,
+    perRun: j.runs.map((o) => ({ seconds: round(o.seconds, 2), vsAria2: round(o.seconds / aria2s, 2), cpuSec: round(procCpu(o), 2), vsPlainCpu: round(procCpu(o) / plainCpu, 2), loopP99Ms: o.loop.p99Ms })),
   }));
+  const probes = [...ours.map((o) => o.probe), ...base.plain.map((p) => p.probe)];
+  const spread = probeSpread(probes);
+  console.log(
+    `machine probe across the ${probes.length} measured phases: sha256 ${Math.min(...probes.map((p) => p.hashMs))}–${Math.max(...probes.map((p) => p.hashMs))} ms (spread ${Math.round(spread.hash * 100)}%), ` +
+      `first touch ${Math.min(...probes.map((p) => p.touchMs))}–${Math.max(...probes.map((p) => p.touchMs))} ms (spread ${Math.round(spread.touch * 100)}%)` +
+      (spread.hash > 0.15 ? '; the machine ran at different speeds during the phases: the ratios carry that difference' : ''),
+  );
   for (const g of goals) {
+    if (g.runs > 1) console.log(`  per run (${g.variant}): ${g.perRun.map((r, i) => `${i + 1}: ${r.seconds} s ${r.vsAria2}×, ${r.cpuSec} CPU-s ${r.vsPlainCpu}×, loop p99 ${r.loopP99Ms} ms`).join('; ')}`);
     console.log(
-      `goals (${g.variant}): all delivered ${verdict(g.allDelivered)}; >= 20× sequential ${verdict(g.speedupMet)} (${g.speedup}×); ` +
+      `goals (${g.variant}${g.runs > 1 ? `, mean of ${g.runs} runs` : ''}): all delivered ${verdict(g.allDelivered)}; >= 20× sequential ${verdict(g.speedupMet)} (${g.speedup}×); ` +
         `<= 1.1× aria2c ${verdict(g.vsAria2Met)} (${g.vsAria2}×); CPU <= 1.5× aria2c + curl ${verdict(g.cpuMet)} (${g.vsPlainCpu}×: ${g.cpuSec} CPU-s); ` +
-        `loop p99 < 30 ms ${verdict(g.loopMet)} (${g.loopP99Ms} ms raw at 10 ms resolution)`,
+        `loop p99 < 30 ms ${verdict(g.loopMet)} (${g.loopP99Ms} ms raw at 10 ms resolution${g.runs > 1 ? ', the worse run' : ''})`,
     );
   }
   const summary = {
@@ -299,6 +351,7 @@ export async function run(): Promise<unknown> {
         }
       : null,
     curlUpload: first ? { cpuSec: round(curlCpu, 2), runs: base.plain.map((p) => p.curl) } : null,
+    probes: { ours: ours.map((o) => o.probe), baselines: base.plain.map((p) => p.probe), spread },
     goals,
   };
   console.log(JSON.stringify(summary));

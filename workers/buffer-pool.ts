@@ -17,12 +17,47 @@ export class BufferPool {
   private trimTimer: NodeJS.Timeout | null = null;
   /** Buffers made (diagnostics, tests): after warm-up a steady load makes none. */
   made = 0;
+  /** Callers of `acquire` waiting for one of the `limit` buffers, first come first served. */
+  private readonly waiting: { resolve: (b: Buffer) => void; reject: (err: unknown) => void; signal?: AbortSignal; onAbort?: () => void }[] = [];
 
   constructor(
     readonly size: number,
     private readonly keep = 4,
     private readonly idleMs = 30_000,
+    /** At most this many in use at once through `acquire` (`take` ignores it). */
+    readonly limit = Infinity,
   ) {}
+
+  /**
+   * A buffer within the pool's budget: waits while `limit` are in use, and rejects with the
+   * signal's reason if it aborts meanwhile.
+   */
+  acquire(signal?: AbortSignal): Promise<Buffer> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.inUse < this.limit && !this.waiting.length) return Promise.resolve(this.take());
+    return new Promise<Buffer>((resolve, reject) => {
+      const waiter: (typeof this.waiting)[number] = { resolve, reject, signal };
+      if (signal) {
+        waiter.onAbort = () => {
+          const i = this.waiting.indexOf(waiter);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.waiting.push(waiter);
+    });
+  }
+
+  /** Callers waiting in `acquire` (tests). */
+  get waiters(): number {
+    return this.waiting.length;
+  }
+
+  /** Buffers taken and not given back yet (tests). */
+  get inUseNow(): number {
+    return this.inUse;
+  }
 
   take(): Buffer {
     this.lastTake = performance.now();
@@ -42,6 +77,11 @@ export class BufferPool {
   give(b: Buffer, reusable = true): void {
     this.inUse = Math.max(0, this.inUse - 1);
     if (reusable && b.length === this.size && b.byteOffset === 0 && this.spare.length + this.inUse < this.peak) this.spare.push(b);
+    while (this.waiting.length && this.inUse < this.limit) {
+      const next = this.waiting.shift()!;
+      if (next.onAbort) next.signal!.removeEventListener('abort', next.onAbort);
+      next.resolve(this.take());
+    }
     this.trimLater();
   }
 

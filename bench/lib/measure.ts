@@ -5,6 +5,7 @@ import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync }
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { cpus } from 'node:os';
+import { createHash } from 'node:crypto';
 
 export const MiB = 1024 * 1024;
 
@@ -131,6 +132,8 @@ export interface CpuSnapshot {
   system: number | null;
   /** CPU seconds so far of this process's live threads, by thread (Linux). */
   threads: Record<string, number>;
+  /** This process's minor page faults so far (memory it touched for the first time, among others). */
+  minorFaults: number;
 }
 
 /** This process's live threads' CPU seconds by name (and id where names repeat): main, pool workers, libuv, V8 helpers. */
@@ -167,6 +170,7 @@ export function cpuSnapshot(others: Record<string, number> = {}): CpuSnapshot {
     others: Object.fromEntries(Object.entries(others).map(([k, pid]) => [k, procCpuSeconds(`/proc/${pid}/stat`)])),
     system: systemBusySeconds(),
     threads: threadsByName(),
+    minorFaults: process.resourceUsage().minorPageFault,
   };
 }
 
@@ -182,6 +186,12 @@ export interface CpuUse {
   otherLoadCores: number | null;
   /** This process's CPU seconds by thread name (threads that ended meanwhile are missing). */
   byThread: Record<string, number>;
+  /**
+   * This process's minor page faults: mostly memory touched for the first time, 4 KiB each. On the
+   * virtual machines here each costs the toucher about 13 µs (`speedProbe`'s first touch), and the
+   * count does not drift with the machine's speed, which makes it a steadier figure to compare.
+   */
+  minorFaults: number;
 }
 
 export function cpuSince(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
@@ -205,6 +215,7 @@ export function cpuSince(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
         .filter(([, v]) => v >= 0.01)
         .sort((x, y) => y[1] - x[1]),
     ),
+    minorFaults: b.minorFaults - a.minorFaults,
   };
 }
 
@@ -282,6 +293,44 @@ export function primeMemory(dir: string): { mib: number; seconds: number } | nul
     unlinkSync(path);
   }
   return { mib: total, seconds: round((performance.now() - t0) / 1000, 2) };
+}
+
+/** A fixed piece of work timed on the bench's own thread (see `speedProbe`). */
+export interface SpeedProbe {
+  /** Wall ms for sha256 over 256 MiB already in memory: the machine's speed for plain computing. */
+  hashMs: number;
+  /** Wall ms to fill 64 MiB of freshly allocated memory: its price for memory first touched. */
+  touchMs: number;
+}
+
+let probeBytes: Buffer | null = null;
+
+/**
+ * Times the same work before each measured phase, so that a report can tell a slow moment of the
+ * machine from a slow build with data, not from guesses. On the shared virtual machines these
+ * benchmarks run on, the plain tools took 1.22–1.88 CPU-s for identical work within two hours; a
+ * ratio whose two sides met different moments moves by as much. The probe takes about 0.25 s,
+ * runs after the phase's priming (its 64 MiB are small beside the 3 GiB primed) and never enters
+ * a ratio: it is printed beside them, and `probeSpread` says how far the phases' moments differed.
+ */
+export function speedProbe(): SpeedProbe {
+  probeBytes ??= Buffer.alloc(32 * MiB, 0xa5);
+  let t = performance.now();
+  const h = createHash('sha256');
+  for (let i = 0; i < 8; i++) h.update(probeBytes);
+  h.digest();
+  const hashMs = performance.now() - t;
+  t = performance.now();
+  const fresh = Buffer.allocUnsafeSlow(64 * MiB);
+  fresh.fill(0x5a);
+  const touchMs = performance.now() - t;
+  return { hashMs: round(hashMs, 0), touchMs: round(touchMs, 0) };
+}
+
+/** How much slower the slowest phase's probe was than the fastest's (0.2: 20%), for each measure. */
+export function probeSpread(probes: SpeedProbe[]): { hash: number; touch: number } {
+  const spread = (xs: number[]) => (xs.length > 1 ? round(Math.max(...xs) / Math.max(1, Math.min(...xs)) - 1, 2) : 0);
+  return { hash: spread(probes.map((p) => p.hashMs)), touch: spread(probes.map((p) => p.touchMs)) };
 }
 
 /** CPU seconds of a process (all threads) and of its main thread, from /proc. */

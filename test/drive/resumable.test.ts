@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { startDriveEmulator, UPLOAD_ALIGN } from '../../sandbox/drive/emulator';
 import type { DriveEmulator } from '../../sandbox/drive/emulator';
 import { rename, writeFile } from 'node:fs/promises';
-import { GrowingFile, Throttle, uploadResumable } from '../../workers/resumable-upload';
+import { CHUNKS_IN_FLIGHT, chunkPoolOf, GrowingFile, Throttle, uploadResumable } from '../../workers/resumable-upload';
 import type { ResumableUploadOptions } from '../../workers/resumable-upload';
 import { bytesOf, generateId, KiB, MiB, sha256, tempFiles } from './helpers';
 import type { TempFiles } from './helpers';
@@ -70,6 +70,31 @@ describe('uploadResumable', () => {
     const stored = emu.file(opts.fileId)!;
     assert.deepEqual([stored.size, stored.sha256Checksum, stored.mimeType, stored.parents], [f.size, f.sha256, 'application/zip', [emu.rootId]]);
     assert.equal(emu.counters.uploadBytes, f.size);
+  });
+
+  test('uploads at once past the chunk budget wait for a buffer, and every one arrives whole', async () => {
+    const files = await Promise.all(Array.from({ length: 10 }, (_, i) => tmp.file(`budget-${i}.bin`, 3 * MiB + 1000 * i)));
+    const pool = () => chunkPoolOf(MiB);
+    let most = 0;
+    let queued = 0;
+    const uploads = await Promise.all(files.map(async (f) => {
+      const { opts } = await setup(f.path, {
+        // Called with the chunk's buffer in hand: how many this thread holds, how many wait for one.
+        onChunk: () => {
+          most = Math.max(most, pool()!.inUseNow);
+          queued = Math.max(queued, pool()!.waiters);
+        },
+      });
+      return { f, opts, r: await uploadResumable(opts) };
+    }));
+    for (const { f, opts, r } of uploads) {
+      assert.ok(r.ok, JSON.stringify(r));
+      const stored = emu.file(opts.fileId)!;
+      assert.deepEqual([stored.size, stored.sha256Checksum, r.value.sha256], [f.size, f.sha256, f.sha256]);
+    }
+    assert.equal(most, CHUNKS_IN_FLIGHT, 'the budget was used to the full and never passed');
+    assert.ok(queued > 0, 'some uploads waited their turn');
+    assert.equal(pool()!.inUseNow, 0, 'every buffer came back');
   });
 
   test('the default chunk is 8 MiB, and a chunk size off the grid is rounded down to it', async () => {

@@ -59,6 +59,42 @@ describe('buffer pool', () => {
     assert.equal(pool.spares, 6);
   });
 
+  test('acquire keeps to the limit: the next caller waits for a buffer given back, first come first served', async () => {
+    const pool = new BufferPool(4096, 2, 30_000, 2);
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    const order: string[] = [];
+    const c = pool.acquire().then((buf) => (order.push('c'), buf));
+    const d = pool.acquire().then((buf) => (order.push('d'), buf));
+    await sleep(10);
+    assert.deepEqual([order, pool.waiters, pool.inUseNow], [[], 2, 2], 'both wait while two are in use');
+    // `take` is not held to the budget (a download's batches): it does not jump the line either.
+    pool.give(pool.take());
+    assert.equal(pool.waiters, 2);
+    pool.give(a);
+    assert.equal(await c, a, 'the buffer given back goes to the first in line');
+    assert.deepEqual([order, pool.waiters], [['c'], 1]);
+    // A buffer someone may still write into is not handed on, but its place in the budget is.
+    pool.give(b, false);
+    assert.notEqual(await d, b);
+    assert.deepEqual([order, pool.inUseNow], [['c', 'd'], 2]);
+  });
+
+  test('a cancelled wait for a buffer rejects with the reason and leaves the line', async () => {
+    const pool = new BufferPool(4096, 2, 30_000, 1);
+    const held = await pool.acquire();
+    const ac = new AbortController();
+    const waiting = pool.acquire(ac.signal);
+    const after = pool.acquire();
+    ac.abort(new Error('cancelled'));
+    await assert.rejects(waiting, /cancelled/);
+    assert.equal(pool.waiters, 1);
+    pool.give(held);
+    assert.equal(await after, held, 'the next in line gets it, not the cancelled one');
+    await assert.rejects(pool.acquire(AbortSignal.abort(new Error('already'))), /already/);
+    assert.equal(pool.waiters, 0);
+  });
+
   test('a pool in use is not trimmed while takes keep coming', async () => {
     const pool = new BufferPool(4096, 1, 80);
     const held = Array.from({ length: 5 }, () => pool.take());
