@@ -2,8 +2,8 @@
 //
 // A buffer touched for the first time costs a page fault per 4 KiB and a zeroed page from the
 // kernel; on a virtual machine whose host reclaims the guest's free memory, far more (measured on
-// the CI machines: 1.2 to 3.3 ms of CPU per fresh MiB, against 0.05 to fill a MiB already in
-// use; the benchmarks' machine probe times it before every phase). Freed buffers also leave their memory to V8's collector, which counts it as
+// the CI machines: about 1.2 ms of CPU per fresh MiB, against a fraction of that to fill a MiB
+// already in use). Freed buffers also leave their memory to V8's collector, which counts it as
 // external memory and runs earlier for it. So buffers go back here and the next read takes one.
 //
 // The pool keeps as many as were ever in use at once while work goes on, so a burst never
@@ -17,12 +17,47 @@ export class BufferPool {
   private trimTimer: NodeJS.Timeout | null = null;
   /** Buffers made (diagnostics, tests): after warm-up a steady load makes none. */
   made = 0;
+  /** Callers of `acquire` waiting for one of the `limit` buffers, first come first served. */
+  private readonly waiting: { resolve: (b: Buffer) => void; reject: (err: unknown) => void; signal?: AbortSignal; onAbort?: () => void }[] = [];
 
   constructor(
     readonly size: number,
     private readonly keep = 4,
     private readonly idleMs = 30_000,
+    /** At most this many in use at once through `acquire` (`take` ignores it). */
+    readonly limit = Infinity,
   ) {}
+
+  /**
+   * A buffer within the pool's budget: waits while `limit` are in use, and rejects with the
+   * signal's reason if it aborts meanwhile.
+   */
+  acquire(signal?: AbortSignal): Promise<Buffer> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.inUse < this.limit && !this.waiting.length) return Promise.resolve(this.take());
+    return new Promise<Buffer>((resolve, reject) => {
+      const waiter: (typeof this.waiting)[number] = { resolve, reject, signal };
+      if (signal) {
+        waiter.onAbort = () => {
+          const i = this.waiting.indexOf(waiter);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.waiting.push(waiter);
+    });
+  }
+
+  /** Callers waiting in `acquire` (tests). */
+  get waiters(): number {
+    return this.waiting.length;
+  }
+
+  /** Buffers taken and not given back yet (tests). */
+  get inUseNow(): number {
+    return this.inUse;
+  }
 
   take(): Buffer {
     this.lastTake = performance.now();
@@ -42,17 +77,17 @@ export class BufferPool {
   give(b: Buffer, reusable = true): void {
     this.inUse = Math.max(0, this.inUse - 1);
     if (reusable && b.length === this.size && b.byteOffset === 0 && this.spare.length + this.inUse < this.peak) this.spare.push(b);
+    while (this.waiting.length && this.inUse < this.limit) {
+      const next = this.waiting.shift()!;
+      if (next.onAbort) next.signal!.removeEventListener('abort', next.onAbort);
+      next.resolve(this.take());
+    }
     this.trimLater();
   }
 
   /** Buffers held for reuse (tests). */
   get spares(): number {
     return this.spare.length;
-  }
-
-  /** Buffers taken and not given back yet (tests). */
-  get inUseNow(): number {
-    return this.inUse;
   }
 
   private trimLater(): void {
@@ -64,74 +99,5 @@ export class BufferPool {
       this.spare.length = Math.min(this.spare.length, this.keep);
     }, this.idleMs);
     this.trimTimer.unref();
-  }
-}
-
-/**
- * The thread's blocks of half a MiB, shared by everything that holds bytes in flight: a download's
- * write batches (range-socket.ts) and an upload's chunk (resumable-upload.ts). Shared, because the
- * two peak at different moments: most of a product's bytes are uploaded after its downloads ended,
- * into the blocks those downloads gave back, instead of into memory touched for the first time.
- */
-export const BLOCK = 512 * 1024;
-export const blocks = new BufferPool(BLOCK, 16);
-
-/**
- * A count of units (a thread's upload blocks) that callers take and give back: `acquire` waits,
- * first come first served, while taking would pass the size, and rejects with the signal's reason
- * if it aborts meanwhile. First come first served also means a large request is not passed over
- * for ever by small ones.
- */
-export class MemoryBudget {
-  private used = 0;
-  private readonly waiting: { n: number; resolve: () => void; reject: (err: unknown) => void; signal?: AbortSignal; onAbort?: () => void }[] = [];
-
-  constructor(readonly size: number) {}
-
-  acquire(n: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    // A request larger than the whole budget gets it all once the rest is given back, not never.
-    const want = Math.min(n, this.size);
-    if (!this.waiting.length && this.used + want <= this.size) {
-      this.used += want;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      const waiter: (typeof this.waiting)[number] = { n: want, resolve, reject, signal };
-      if (signal) {
-        waiter.onAbort = () => {
-          const i = this.waiting.indexOf(waiter);
-          if (i >= 0) this.waiting.splice(i, 1);
-          reject(signal.reason);
-          this.wake(); // the next in line may fit now that this one left
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
-      this.waiting.push(waiter);
-    });
-  }
-
-  /** Gives back what `acquire(n)` took (the same n). */
-  release(n: number): void {
-    this.used = Math.max(0, this.used - Math.min(n, this.size));
-    this.wake();
-  }
-
-  /** Units taken now, and callers waiting (tests). */
-  get inUse(): number {
-    return this.used;
-  }
-
-  get waiters(): number {
-    return this.waiting.length;
-  }
-
-  private wake(): void {
-    while (this.waiting.length && this.used + this.waiting[0]!.n <= this.size) {
-      const next = this.waiting.shift()!;
-      if (next.onAbort) next.signal!.removeEventListener('abort', next.onAbort);
-      this.used += next.n;
-      next.resolve();
-    }
   }
 }

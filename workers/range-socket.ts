@@ -16,16 +16,15 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { checkUrl, resolveVetted, type OriginRules } from '../main/sources/origin-policy';
-import { BLOCK, blocks } from './buffer-pool';
+import { BufferPool } from './buffer-pool';
 import { failure, type Throttle } from './kit';
 
 const KiB = 1024;
 /**
- * One write per batch, a block of the thread's pool that uploads share. Half a MiB: a write per
- * 512 KiB costs nothing measurable, and a host's 48 connections hold 3 batches each while they read
- * (72 MiB at 1 MiB showed in transfer-rss).
+ * One write per batch. Half a MiB: a write per 512 KiB costs nothing measurable, and a host's 48
+ * connections hold 3 batches each while they read (72 MiB at 1 MiB showed in transfer-rss).
  */
-const BATCH = BLOCK;
+const BATCH = 512 * KiB;
 /** A batch with less room than one socket read is written out. */
 const MIN_ROOM = 64 * KiB;
 /** Three per connection: one filling, up to two being written; a fourth would only hide a slow disk. */
@@ -76,9 +75,10 @@ export class RangeAnswer extends Error {
 // ---------------------------------------------------------------------------------------------
 // Batches: per thread, reused across reads (fresh megabytes cost page faults on first touch)
 
-const takeBatch = () => blocks.take();
+const batches = new BufferPool(BATCH, 16);
+const takeBatch = () => batches.take();
 function giveBatches(list: Buffer[]): void {
-  for (const b of list) blocks.give(b);
+  for (const b of list) batches.give(b);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { parseRetryAfter } from '../main/core/retry-after';
 import type { TaskResult, TransferError, TransferErrorCode, UploadDone } from '../main/core/transfer-protocol';
-import { BLOCK, blocks, MemoryBudget } from './buffer-pool';
+import { BufferPool } from './buffer-pool';
 import { Throttle } from './kit';
 
 export { Throttle };
@@ -94,23 +94,31 @@ export interface ResumableUploadOptions {
   dispatcher?: Dispatcher;
 }
 
+/** Files this large or larger are read into pooled whole-chunk buffers; a small file's one chunk is not worth holding. */
+const POOLED_CHUNK_MIN = 1024 * 1024;
 /**
- * The upload bytes a thread holds at once: four default chunks. A chunk is read into blocks of the
- * thread's shared pool (the downloads' write batches), sent from them, hashed from them once Drive
- * confirmed it, and given back; the thread's other uploads wait their turn.
+ * Chunks a thread reads and sends at once; the thread's other uploads wait their turn for a buffer.
  *
- * Why: memory touched for the first time is the dearest thing a burst does on the virtual machines
- * here (1.2 to 3.3 CPU-ms per MiB, against 0.05 to fill a MiB already in use; bench/README).
- * Sixteen uploads catching up with their downloads once made eight whole-chunk buffers of 8 MiB
- * per thread, 128 MiB touched new after every idle spell, while the downloads' batches, done by
- * then, sat unused. Now the uploads take those. Eight chunks in flight across both threads still
- * fill an uplink, and a thread's upload memory no longer grows with `maxUploads`.
+ * Why a budget: memory touched for the first time is the dearest thing a burst does on the virtual
+ * machines here (about 3.3 CPU-ms per MiB, against 0.05 to fill a MiB already in use; bench/README).
+ * Sixteen uploads that catch up with their downloads at once made eight 8 MiB buffers per thread,
+ * 128 MiB touched new after every idle spell; with four per thread, 64 MiB (transfer-distinct:
+ * about 16,000 fewer page faults a burst, 0.2 CPU-s at that price). Eight chunks in flight across
+ * both threads still fill an uplink, and a thread's upload memory no longer grows with
+ * `maxUploads` (16 × 8 MiB at the default).
  */
-export const UPLOAD_BUDGET_BYTES = 4 * DEFAULT_CHUNK_SIZE;
-export const uploadBudget = new MemoryBudget(UPLOAD_BUDGET_BYTES / BLOCK);
+export const CHUNKS_IN_FLIGHT = 4;
+const chunkPools = new Map<number, BufferPool>();
+function chunkPool(size: number): BufferPool {
+  let pool = chunkPools.get(size);
+  if (!pool) chunkPools.set(size, (pool = new BufferPool(size, 2, undefined, CHUNKS_IN_FLIGHT)));
+  return pool;
+}
 
-/** Bytes in a body sent as one buffer or as blocks. */
-const bodyLength = (body: Buffer | Buffer[] | null) => (body === null ? 0 : Array.isArray(body) ? body.reduce((n, b) => n + b.length, 0) : body.length);
+/** The thread's pool of whole-chunk buffers of `size` bytes, if one was made (tests). */
+export function chunkPoolOf(size: number): BufferPool | undefined {
+  return chunkPools.get(size);
+}
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -237,12 +245,12 @@ class Source {
   }
 
   /**
-   * Exactly [position, position + length) in a new buffer; the caller made sure those bytes are
-   * available. For hashing what was not sent from blocks in hand (after a resume): rare.
+   * Exactly [position, position + length); the caller made sure those bytes are available. With
+   * `into`, read into it (an upload reuses one chunk buffer: no 8 MiB allocation per chunk).
    */
-  async read(position: number, length: number): Promise<Buffer> {
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
     const fh = await this.handle();
-    const buf = Buffer.allocUnsafe(length);
+    const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     let filled = 0;
     while (filled < length) {
       const { bytesRead } = await fh.read(buf, filled, length - filled, position + filled);
@@ -250,24 +258,6 @@ class Source {
       filled += bytesRead;
     }
     return buf;
-  }
-
-  /**
-   * Exactly [position, position + length) into `into`, blocks of BLOCK bytes (enough of them):
-   * the views filled, in order. The blocks are read at once, on libuv's threads.
-   */
-  async readBlocks(position: number, length: number, into: Buffer[]): Promise<Buffer[]> {
-    const fh = await this.handle();
-    const views = into.slice(0, Math.ceil(length / BLOCK)).map((b, i) => b.subarray(0, Math.min(BLOCK, length - i * BLOCK)));
-    await Promise.all(views.map(async (view, i) => {
-      let filled = 0;
-      while (filled < view.length) {
-        const { bytesRead } = await fh.read(view, filled, view.length - filled, position + i * BLOCK + filled);
-        if (bytesRead === 0) throw new FileChangedError(`file shrank while uploading (wanted ${length} bytes at ${position})`);
-        filled += bytesRead;
-      }
-    }));
-    return views;
   }
 
   async close(): Promise<void> {
@@ -381,16 +371,11 @@ class ConfirmedHash {
     return this.pos;
   }
 
-  /** `chunk`: the bytes from `chunkStart` on, in blocks, hashed from there instead of read again. */
-  async advanceTo(end: number, chunk?: Buffer[], chunkStart = 0): Promise<void> {
-    const chunkEnd = chunkStart + (chunk ? bodyLength(chunk) : 0);
+  async advanceTo(end: number, chunk?: Buffer, chunkStart = 0): Promise<void> {
     while (this.pos < end) {
-      if (chunk && this.pos >= chunkStart && this.pos < chunkEnd) {
-        // Blocks are BLOCK bytes each but the last: the one holding `pos` is found by division.
-        const i = Math.floor((this.pos - chunkStart) / BLOCK);
-        const blockStart = chunkStart + i * BLOCK;
-        const stop = Math.min(end, blockStart + chunk[i]!.length);
-        this.hash.update(chunk[i]!.subarray(this.pos - blockStart, stop - blockStart));
+      if (chunk && this.pos >= chunkStart && this.pos < chunkStart + chunk.length) {
+        const stop = Math.min(end, chunkStart + chunk.length);
+        this.hash.update(chunk.subarray(this.pos - chunkStart, stop - chunkStart));
         this.pos = stop;
         continue;
       }
@@ -641,18 +626,19 @@ class ResumableUpload {
     if (this.source.complete) length = Math.min(this.chunkSize, total! - offset);
     else length = Math.min(this.chunkSize, Math.floor((this.source.available - offset) / UPLOAD_ALIGN) * UPLOAD_ALIGN);
     if (length <= 0) return { kind: 'at', offset }; // nothing sendable yet: waitFor returned on a smaller figure
-    // The chunk's blocks, within the thread's upload budget: the uploads of a thread that are
-    // reading or sending at one moment share it, the many waiting for their download hold none.
-    const n = Math.ceil(length / BLOCK);
+    // A whole chunk's buffer from the thread's pool: the uploads of a thread that are reading or
+    // sending at one moment share a few, the many waiting for their download hold none.
+    const small = total !== null ? total < POOLED_CHUNK_MIN : length < POOLED_CHUNK_MIN && this.source.complete;
+    const pool = !small && this.chunkSize >= POOLED_CHUNK_MIN ? chunkPool(this.chunkSize) : null;
+    let buf: Buffer;
     try {
-      await uploadBudget.acquire(n, this.opts.signal);
+      buf = pool ? await pool.acquire(this.opts.signal) : Buffer.allocUnsafe(length);
     } catch {
-      return this.cancelled(); // only a cancel ends the wait
+      return this.cancelled(); // only a cancel ends the wait for a buffer
     }
-    const held = Array.from({ length: n }, () => blocks.take());
     let step: Step | null = null;
     try {
-      const chunk = await this.source.readBlocks(offset, length, held);
+      const chunk = await this.source.read(offset, length, buf);
       const final = this.source.complete && offset + length === total;
       // `*` only while the download has not learnt the size (Drive needs it by the last chunk).
       const shownTotal = total === null ? '*' : String(total);
@@ -663,14 +649,12 @@ class ResumableUpload {
       return step;
     } finally {
       // Back to the pool only once the server answered for the whole body: after a dropped or
-      // cancelled request a write may still hold them, and the collector takes them instead.
-      const reusable = step?.kind === 'at' || step?.kind === 'done';
-      for (const b of held) blocks.give(b, reusable);
-      uploadBudget.release(n);
+      // cancelled request a write may still hold it, and the collector takes it instead.
+      pool?.give(buf, step?.kind === 'at' || step?.kind === 'done');
     }
   }
 
-  private async sessionPut(headers: Record<string, string>, body: Buffer[] | null): Promise<Step> {
+  private async sessionPut(headers: Record<string, string>, body: Buffer | null): Promise<Step> {
     const reply = await this.http('PUT', this.session!, headers, body, true);
     if (reply.kind === 'cancelled') return this.cancelled();
     if (reply.kind === 'neterr') return { kind: 'retry', error: { code: 'TRANSIENT', message: reply.message } };
@@ -741,22 +725,20 @@ class ResumableUpload {
    * One request with a stall watchdog: any byte moving (or the answer arriving) re-arms it, so a slow
    * capped upload is fine but a silent connection is dropped and resumed.
    */
-  private async http(method: string, url: string, headers: Record<string, string>, body: Buffer | Buffer[] | null, paced: boolean): Promise<Reply> {
+  private async http(method: string, url: string, headers: Record<string, string>, body: Buffer | null, paced: boolean): Promise<Reply> {
     const token = this.token();
     const stall = new AbortController();
     const timer = setTimeout(() => stall.abort(new Error('stalled')), this.opts.stallTimeoutMs ?? 60_000);
     const touch = () => timer.refresh();
     const signal = this.opts.signal ? AbortSignal.any([this.opts.signal, stall.signal]) : stall.signal;
-    // Without a cap the chunk goes out as its blocks, written one after the other with no per-slice
-    // work (undici takes any iterable body; its types name only streams); with one, in paced slices.
+    // Without a cap the chunk goes out as one buffer (no per-slice work); with one, in paced slices.
     const capped = paced && body !== null && this.throttle.bytesPerSec !== null;
-    const plain = Array.isArray(body) && body.length === 1 ? body[0]! : (body as Buffer | null);
-    if (paced && body !== null && !capped) this.sentBytes += bodyLength(body);
+    if (paced && body !== null && !capped) this.sentBytes += body.length;
     try {
       const res = await request(url, {
         method: method as Dispatcher.HttpMethod,
-        headers: { ...headers, authorization: `Bearer ${token}`, ...(method === 'GET' ? {} : { 'content-length': String(bodyLength(body)) }) },
-        body: body === null ? undefined : capped ? Readable.from(this.pace(body, touch, signal), { objectMode: false }) : plain,
+        headers: { ...headers, authorization: `Bearer ${token}`, ...(method === 'GET' ? {} : { 'content-length': String(body?.length ?? 0) }) },
+        body: body === null ? undefined : capped ? Readable.from(this.pace(body, touch, signal), { objectMode: false }) : body,
         signal,
         headersTimeout: 0, // the watchdog covers it; undici's own timer would also run while we throttle
         bodyTimeout: 0,
@@ -775,16 +757,14 @@ class ResumableUpload {
   }
 
   /** Feeds a chunk to the socket in slices, under the cap, counting what actually went out. */
-  private async *pace(chunk: Buffer | Buffer[], touch: () => void, signal: AbortSignal): AsyncGenerator<Buffer> {
-    for (const part of Array.isArray(chunk) ? chunk : [chunk]) {
-      for (let i = 0; i < part.length; ) {
-        const slice = part.subarray(i, i + this.throttle.sliceSize());
-        await this.throttle.take(slice.length, signal);
-        touch();
-        this.sentBytes += slice.length;
-        i += slice.length;
-        yield slice;
-      }
+  private async *pace(chunk: Buffer, touch: () => void, signal: AbortSignal): AsyncGenerator<Buffer> {
+    for (let i = 0; i < chunk.length; ) {
+      const slice = chunk.subarray(i, i + this.throttle.sliceSize());
+      await this.throttle.take(slice.length, signal);
+      touch();
+      this.sentBytes += slice.length;
+      i += slice.length;
+      yield slice;
     }
   }
 }

@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { startDriveEmulator, UPLOAD_ALIGN } from '../../sandbox/drive/emulator';
 import type { DriveEmulator } from '../../sandbox/drive/emulator';
 import { rename, writeFile } from 'node:fs/promises';
-import { BLOCK, blocks } from '../../workers/buffer-pool';
-import { GrowingFile, Throttle, UPLOAD_BUDGET_BYTES, uploadBudget, uploadResumable } from '../../workers/resumable-upload';
+import { CHUNKS_IN_FLIGHT, chunkPoolOf, GrowingFile, Throttle, uploadResumable } from '../../workers/resumable-upload';
 import type { ResumableUploadOptions } from '../../workers/resumable-upload';
 import { bytesOf, generateId, KiB, MiB, sha256, tempFiles } from './helpers';
 import type { TempFiles } from './helpers';
@@ -73,19 +72,17 @@ describe('uploadResumable', () => {
     assert.equal(emu.counters.uploadBytes, f.size);
   });
 
-  test('uploads at once past the thread\'s upload budget wait their turn, and every one arrives whole', async () => {
-    // Four default chunks of 8 MiB a thread: with 8 MiB chunks, ten uploads fit four at a time.
-    const files = await Promise.all(Array.from({ length: 10 }, (_, i) => tmp.file(`budget-${i}.bin`, 9 * MiB + 1000 * i)));
+  test('uploads at once past the chunk budget wait for a buffer, and every one arrives whole', async () => {
+    const files = await Promise.all(Array.from({ length: 10 }, (_, i) => tmp.file(`budget-${i}.bin`, 3 * MiB + 1000 * i)));
+    const pool = () => chunkPoolOf(MiB);
     let most = 0;
     let queued = 0;
-    const made = blocks.made;
     const uploads = await Promise.all(files.map(async (f) => {
       const { opts } = await setup(f.path, {
-        chunkSize: 8 * MiB,
-        // Called with the chunk's blocks in hand: how many the thread holds, how many wait.
+        // Called with the chunk's buffer in hand: how many this thread holds, how many wait for one.
         onChunk: () => {
-          most = Math.max(most, uploadBudget.inUse);
-          queued = Math.max(queued, uploadBudget.waiters);
+          most = Math.max(most, pool()!.inUseNow);
+          queued = Math.max(queued, pool()!.waiters);
         },
       });
       return { f, opts, r: await uploadResumable(opts) };
@@ -95,10 +92,9 @@ describe('uploadResumable', () => {
       const stored = emu.file(opts.fileId)!;
       assert.deepEqual([stored.size, stored.sha256Checksum, r.value.sha256], [f.size, f.sha256, f.sha256]);
     }
-    assert.equal(most * BLOCK, UPLOAD_BUDGET_BYTES, 'the budget was used to the full and never passed');
+    assert.equal(most, CHUNKS_IN_FLIGHT, 'the budget was used to the full and never passed');
     assert.ok(queued > 0, 'some uploads waited their turn');
-    assert.equal(uploadBudget.inUse, 0, 'every block came back');
-    assert.ok(blocks.made - made <= UPLOAD_BUDGET_BYTES / BLOCK, `${blocks.made - made} blocks made for ${UPLOAD_BUDGET_BYTES / BLOCK} in flight at most`);
+    assert.equal(pool()!.inUseNow, 0, 'every buffer came back');
   });
 
   test('the default chunk is 8 MiB, and a chunk size off the grid is rounded down to it', async () => {

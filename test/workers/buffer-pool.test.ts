@@ -2,7 +2,7 @@
 // how it lets go once idle.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BufferPool, MemoryBudget } from '../../workers/buffer-pool';
+import { BufferPool } from '../../workers/buffer-pool';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -59,6 +59,42 @@ describe('buffer pool', () => {
     assert.equal(pool.spares, 6);
   });
 
+  test('acquire keeps to the limit: the next caller waits for a buffer given back, first come first served', async () => {
+    const pool = new BufferPool(4096, 2, 30_000, 2);
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    const order: string[] = [];
+    const c = pool.acquire().then((buf) => (order.push('c'), buf));
+    const d = pool.acquire().then((buf) => (order.push('d'), buf));
+    await sleep(10);
+    assert.deepEqual([order, pool.waiters, pool.inUseNow], [[], 2, 2], 'both wait while two are in use');
+    // `take` is not held to the budget (a download's batches): it does not jump the line either.
+    pool.give(pool.take());
+    assert.equal(pool.waiters, 2);
+    pool.give(a);
+    assert.equal(await c, a, 'the buffer given back goes to the first in line');
+    assert.deepEqual([order, pool.waiters], [['c'], 1]);
+    // A buffer someone may still write into is not handed on, but its place in the budget is.
+    pool.give(b, false);
+    assert.notEqual(await d, b);
+    assert.deepEqual([order, pool.inUseNow], [['c', 'd'], 2]);
+  });
+
+  test('a cancelled wait for a buffer rejects with the reason and leaves the line', async () => {
+    const pool = new BufferPool(4096, 2, 30_000, 1);
+    const held = await pool.acquire();
+    const ac = new AbortController();
+    const waiting = pool.acquire(ac.signal);
+    const after = pool.acquire();
+    ac.abort(new Error('cancelled'));
+    await assert.rejects(waiting, /cancelled/);
+    assert.equal(pool.waiters, 1);
+    pool.give(held);
+    assert.equal(await after, held, 'the next in line gets it, not the cancelled one');
+    await assert.rejects(pool.acquire(AbortSignal.abort(new Error('already'))), /already/);
+    assert.equal(pool.waiters, 0);
+  });
+
   test('a pool in use is not trimmed while takes keep coming', async () => {
     const pool = new BufferPool(4096, 1, 80);
     const held = Array.from({ length: 5 }, () => pool.take());
@@ -70,43 +106,5 @@ describe('buffer pool', () => {
     assert.equal(pool.spares, 5, 'still busy 180 ms later: nothing let go');
     await sleep(250);
     assert.equal(pool.spares, 1);
-  });
-});
-
-describe('memory budget', () => {
-  test('acquire keeps within the size: callers wait, first come first served, until enough is given back', async () => {
-    const budget = new MemoryBudget(16);
-    await budget.acquire(10);
-    const order: string[] = [];
-    const big = budget.acquire(12).then(() => order.push('big'));
-    // Small enough to fit now, but behind a larger request: it waits too, so the large one is not starved.
-    const small = budget.acquire(2).then(() => order.push('small'));
-    await sleep(10);
-    assert.deepEqual([order, budget.inUse, budget.waiters], [[], 10, 2]);
-    budget.release(10);
-    await Promise.all([big, small]);
-    assert.deepEqual([order, budget.inUse], [['big', 'small'], 14]);
-    // A request larger than the whole budget takes all of it once free, rather than never.
-    const huge = budget.acquire(40).then(() => order.push('huge'));
-    budget.release(12);
-    budget.release(2);
-    await huge;
-    assert.deepEqual([order.at(-1), budget.inUse], ['huge', 16]);
-    budget.release(40);
-    assert.equal(budget.inUse, 0);
-  });
-
-  test('a cancelled wait rejects with the reason, leaves the line, and lets the next in line go', async () => {
-    const budget = new MemoryBudget(4);
-    await budget.acquire(3);
-    const ac = new AbortController();
-    const waiting = budget.acquire(4, ac.signal);
-    const after = budget.acquire(1);
-    ac.abort(new Error('cancelled'));
-    await assert.rejects(waiting, /cancelled/);
-    await after; // fitted all along, held back only by the larger request ahead of it
-    assert.deepEqual([budget.inUse, budget.waiters], [4, 0]);
-    await assert.rejects(budget.acquire(1, AbortSignal.abort(new Error('already'))), /already/);
-    assert.equal(budget.waiters, 0);
   });
 });
