@@ -326,7 +326,7 @@ export async function run(): Promise<unknown> {
   console.log(
     `machine probe across the ${probes.length} measured phases: sha256 ${Math.min(...probes.map((p) => p.hashMs))}–${Math.max(...probes.map((p) => p.hashMs))} ms (spread ${Math.round(spread.hash * 100)}%), ` +
       `first touch ${Math.min(...probes.map((p) => p.touchMs))}–${Math.max(...probes.map((p) => p.touchMs))} ms (spread ${Math.round(spread.touch * 100)}%)` +
-      (spread.hash > 0.15 ? '; the machine ran at different speeds during the phases: the ratios carry that difference' : ''),
+      (spread.hash > 0.15 || spread.touch > 0.5 ? '; the machine ran at different speeds during the phases: the ratios carry that difference' : ''),
   );
   for (const g of goals) {
     if (g.runs > 1) console.log(`  per run (${g.variant}): ${g.perRun.map((r, i) => `${i + 1}: ${r.seconds} s ${r.vsAria2}×, ${r.cpuSec} CPU-s ${r.vsPlainCpu}×, loop p99 ${r.loopP99Ms} ms`).join('; ')}`);

@@ -108,6 +108,13 @@ const POOLED_CHUNK_MIN = 1024 * 1024;
  * `maxUploads` (16 × 8 MiB at the default).
  */
 export const CHUNKS_IN_FLIGHT = 4;
+/**
+ * How long an upload waits for a chunk buffer before it takes one past the budget. Here a chunk
+ * is held for milliseconds; over an uplink of a few Mbit/s shared by eight chunks, for minutes,
+ * and an upload waiting that long would move no bytes, which the watchdog takes for a stall. Past
+ * this wait the uploads send side by side, as they did before there was a budget.
+ */
+export const CHUNK_PATIENCE_MS = 10_000;
 const chunkPools = new Map<number, BufferPool>();
 function chunkPool(size: number): BufferPool {
   let pool = chunkPools.get(size);
@@ -632,7 +639,7 @@ class ResumableUpload {
     const pool = !small && this.chunkSize >= POOLED_CHUNK_MIN ? chunkPool(this.chunkSize) : null;
     let buf: Buffer;
     try {
-      buf = pool ? await pool.acquire(this.opts.signal) : Buffer.allocUnsafe(length);
+      buf = pool ? await pool.acquire(this.opts.signal, CHUNK_PATIENCE_MS) : Buffer.allocUnsafe(length);
     } catch {
       return this.cancelled(); // only a cancel ends the wait for a buffer
     }

@@ -95,6 +95,23 @@ describe('buffer pool', () => {
     assert.equal(pool.waiters, 0);
   });
 
+  test('a caller whose patience runs out takes a buffer past the limit; the others keep their place', async () => {
+    const pool = new BufferPool(4096, 2, 30_000, 1);
+    const held = await pool.acquire();
+    const t0 = performance.now();
+    const impatient = pool.acquire(undefined, 40);
+    const patient = pool.acquire();
+    const extra = await impatient;
+    assert.ok(performance.now() - t0 >= 35, 'it waited first');
+    assert.notEqual(extra, held);
+    assert.deepEqual([pool.inUseNow, pool.waiters, pool.overLimit], [2, 1, 1]);
+    pool.give(extra);
+    assert.equal(pool.waiters, 1, 'still two in use past a limit of one: the patient caller waits on');
+    pool.give(held);
+    assert.ok(await patient);
+    assert.equal(pool.inUseNow, 1);
+  });
+
   test('a pool in use is not trimmed while takes keep coming', async () => {
     const pool = new BufferPool(4096, 1, 80);
     const held = Array.from({ length: 5 }, () => pool.take());
