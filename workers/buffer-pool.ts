@@ -3,8 +3,9 @@
 // A buffer touched for the first time costs a page fault per 4 KiB and a zeroed page from the
 // kernel; on a virtual machine whose host reclaims the guest's free memory, far more (measured on
 // the CI machines: 1.2 to 3.3 ms of CPU per fresh MiB, against 0.05 to fill a MiB already in use;
-// the benchmarks' machine probe times it before every phase). Freed buffers also leave their memory to V8's collector, which counts it as
-// external memory and runs earlier for it. So buffers go back here and the next read takes one.
+// the benchmarks' machine probe times it before every phase). Freed buffers also leave their
+// memory to V8's collector, which counts it as external memory and runs earlier for it. So
+// buffers go back here and the next read takes one.
 //
 // The pool keeps as many as were ever in use at once while work goes on, so a burst never
 // allocates again, and gives all but `keep` back to the collector once no buffer was taken for
@@ -18,7 +19,7 @@ export class BufferPool {
   /** Buffers made (diagnostics, tests): after warm-up a steady load makes none. */
   made = 0;
   /** Callers of `acquire` waiting for one of the `limit` buffers, first come first served. */
-  private readonly waiting: { resolve: (b: Buffer) => void; reject: (err: unknown) => void; signal?: AbortSignal; onAbort?: () => void; timer?: NodeJS.Timeout }[] = [];
+  private readonly waiting: { resolve: (b: Buffer) => void; leave: () => void }[] = [];
   /** Callers of `acquire` whose patience ran out, served past the limit (diagnostics, tests). */
   overLimit = 0;
 
@@ -40,27 +41,28 @@ export class BufferPool {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.inUse < this.limit && !this.waiting.length) return Promise.resolve(this.take());
     return new Promise<Buffer>((resolve, reject) => {
-      const waiter: (typeof this.waiting)[number] = { resolve, reject, signal };
-      const leave = () => {
-        const i = this.waiting.indexOf(waiter);
-        if (i >= 0) this.waiting.splice(i, 1);
-        if (waiter.timer) clearTimeout(waiter.timer);
-        if (waiter.onAbort) signal!.removeEventListener('abort', waiter.onAbort);
+      const onAbort = () => {
+        waiter.leave();
+        reject(signal!.reason);
       };
-      if (signal) {
-        waiter.onAbort = () => {
-          leave();
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
-      if (Number.isFinite(patienceMs)) {
-        waiter.timer = setTimeout(() => {
-          leave();
-          this.overLimit++;
-          resolve(this.take());
-        }, patienceMs);
-      }
+      const timer = Number.isFinite(patienceMs)
+        ? setTimeout(() => {
+            waiter.leave();
+            this.overLimit++;
+            resolve(this.take());
+          }, patienceMs)
+        : null;
+      /** Out of the line, with its timer and listener gone (served, cancelled or out of patience). */
+      const waiter = {
+        resolve,
+        leave: () => {
+          const i = this.waiting.indexOf(waiter);
+          if (i >= 0) this.waiting.splice(i, 1);
+          if (timer) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(waiter);
     });
   }
@@ -94,9 +96,8 @@ export class BufferPool {
     this.inUse = Math.max(0, this.inUse - 1);
     if (reusable && b.length === this.size && b.byteOffset === 0 && this.spare.length + this.inUse < this.peak) this.spare.push(b);
     while (this.waiting.length && this.inUse < this.limit) {
-      const next = this.waiting.shift()!;
-      if (next.onAbort) next.signal!.removeEventListener('abort', next.onAbort);
-      if (next.timer) clearTimeout(next.timer);
+      const next = this.waiting[0]!;
+      next.leave();
       next.resolve(this.take());
     }
     this.trimLater();

@@ -103,9 +103,9 @@ const POOLED_CHUNK_MIN = 1024 * 1024;
  * machines here (about 3.3 CPU-ms per MiB, against 0.05 to fill a MiB already in use; bench/README).
  * Sixteen uploads that catch up with their downloads at once made eight 8 MiB buffers per thread,
  * 128 MiB touched new after every idle spell; with four per thread, 64 MiB (transfer-distinct:
- * about 16,000 fewer page faults a burst, 0.2 CPU-s at that price). Eight chunks in flight across
- * both threads still fill an uplink, and a thread's upload memory no longer grows with
- * `maxUploads` (16 × 8 MiB at the default).
+ * about 16,000 fewer page faults a burst; its total CPU-s did not move beyond the machine's noise).
+ * Eight chunks in flight across both threads still fill an uplink, and a thread's upload memory no
+ * longer grows with `maxUploads` (16 × 8 MiB at the default).
  */
 export const CHUNKS_IN_FLIGHT = 4;
 /**
