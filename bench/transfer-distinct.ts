@@ -78,6 +78,10 @@ function parseVariant(spec: string): Variant {
 interface OursResult {
   /** The origin host's connection window / connections in use, every 500 ms. */
   windows: string[];
+  /** MiB downloaded / uploaded since the payments, every 250 ms: where a ramp or a tail is. */
+  progress: string[];
+  /** Each delivery state: seconds from the payments until the first and the last delivery entered it. */
+  phases: string[];
   variant: string;
   settings: string;
   seconds: number;
@@ -133,12 +137,18 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
       const stopProfile = await startMainProfile(`transfer-distinct-${v.name}`);
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
+      shop.resetPhases();
       const t0 = now();
       const windows: string[] = [];
+      const progress: string[] = [];
+      const s0 = shop.core.engine.queue.stats();
+      let ticks = 0;
       const windowTimer = setInterval(() => {
-        const h = shop.core.engine.queue.stats().hosts[0];
-        if (h) windows.push(`${h.window}/${h.inUse}@${Math.round(h.bytesPerSec / 1048576)}`);
-      }, 500);
+        const s = shop.core.engine.queue.stats();
+        progress.push(`${Math.round((s.bytesDown - s0.bytesDown) / MiB)}/${Math.round((s.bytesUp - s0.bytesUp) / MiB)}`);
+        const h = s.hosts[0];
+        if (h && ++ticks % 2 === 0) windows.push(`${h.window}/${h.inUse}@${Math.round(h.bytesPerSec / 1048576)}`);
+      }, 250);
       const paid = await Promise.all(orders.map((o) => shop.pay(o)));
       if (paid.some((p) => p.status !== 200)) throw new Error(`webhook answers: ${paid.map((p) => p.status).join(',')}`);
       const settled = await shop.waitSettled(orders.map((o) => o.id), TIMEOUT_MS);
@@ -149,8 +159,11 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
       const c = await sandbox.counters();
       const ph = shop.phases();
       const since = (state: string) => (ph[state] ? round((ph[state]!.last - t0) / 1000, 2) : null);
+      const phases = Object.entries(ph).sort(([, a], [, b]) => a.first - b.first).map(([k, p]) => `${k} ${round((p.first - t0) / 1000, 2)}–${round((p.last - t0) / 1000, 2)}`);
       return {
         windows,
+        progress,
+        phases,
         allFetchedSec: since('uploading'),
         allUploadedSec: since('linking'),
         variant: v.name,
@@ -235,6 +248,8 @@ export async function run(): Promise<unknown> {
     console.log(`  driveship (${v.name}, run ${r} of ${OURS_RUNS}): ${round(o.seconds, 2)} s, ${o.delivered}/${N} delivered${o.failed ? `, ${o.failed} not delivered: ${o.errors.join(' | ')}` : ''}`);
     console.log(`    every download done at ${o.allFetchedSec} s, every upload done at ${o.allUploadedSec} s`);
     console.log(`    origin connections (window/in use@MiB/s of the host window's last interval, every 0.5 s): ${o.windows.join(' ')}`);
+    console.log(`    MiB downloaded/uploaded, every 0.25 s: ${o.progress.join(' ')}`);
+    console.log(`    delivery states entered, first–last (s): ${o.phases.join(', ')}`);
     if (o.primed) console.log(`    primed: ${o.primed.mib} MiB written and deleted right before the clock started (${o.primed.seconds} s; BENCH_PRIME_MIB=0 for raw figures)`);
     console.log(`    machine probe right before: sha256 of 256 MiB ${o.probe.hashMs} ms, 64 MiB first touched ${o.probe.touchMs} ms`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores; ${o.cpu.minorFaults} minor page faults (${mib(o.cpu.minorFaults * 4096)} MiB first touched, at most)`);

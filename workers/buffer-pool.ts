@@ -19,8 +19,8 @@ export class BufferPool {
   /** Buffers made (diagnostics, tests): after warm-up a steady load makes none. */
   made = 0;
   /** Callers of `acquire` waiting for one of the `limit` buffers, first come first served. */
-  private readonly waiting: { resolve: (b: Buffer) => void; leave: () => void }[] = [];
-  /** Callers of `acquire` whose patience ran out, served past the limit (diagnostics, tests). */
+  private readonly waiting: { resolve: (b: Buffer | null) => void; leave: () => void }[] = [];
+  /** Callers of `acquire` whose patience ran out, answered null (diagnostics, tests). */
   overLimit = 0;
 
   constructor(
@@ -33,14 +33,17 @@ export class BufferPool {
 
   /**
    * A buffer within the pool's budget: waits while `limit` are in use, first come first served, and
-   * rejects with the signal's reason if it aborts meanwhile. After `patienceMs` of waiting it takes
-   * one past the limit: the budget is for memory, and must not starve a caller behind holders that
-   * are slow for a long time (chunks crawling up a thin uplink).
+   * rejects with the signal's reason if it aborts meanwhile. After `patienceMs` of waiting it
+   * answers null and the caller makes do without one of ours: the budget is for memory, and must
+   * not starve a caller behind holders that are slow for a long time (chunks crawling up a thin
+   * uplink), nor let every such caller grow the pool past it.
    */
-  acquire(signal?: AbortSignal, patienceMs = Infinity): Promise<Buffer> {
+  acquire(signal?: AbortSignal): Promise<Buffer>;
+  acquire(signal: AbortSignal | undefined, patienceMs: number): Promise<Buffer | null>;
+  acquire(signal?: AbortSignal, patienceMs = Infinity): Promise<Buffer | null> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.inUse < this.limit && !this.waiting.length) return Promise.resolve(this.take());
-    return new Promise<Buffer>((resolve, reject) => {
+    return new Promise<Buffer | null>((resolve, reject) => {
       const onAbort = () => {
         waiter.leave();
         reject(signal!.reason);
@@ -49,7 +52,7 @@ export class BufferPool {
         ? setTimeout(() => {
             waiter.leave();
             this.overLimit++;
-            resolve(this.take());
+            resolve(null);
           }, patienceMs)
         : null;
       /** Out of the line, with its timer and listener gone (served, cancelled or out of patience). */

@@ -89,6 +89,8 @@ export interface ResumableUploadOptions {
   onSession?: (uri: string) => void;
   /** The server confirmed it holds bytes [0, bytes); total is null while the download goes on. */
   onCommitted?: (bytes: number, total: number | null) => void;
+  /** How long to wait for a buffer of the thread's chunk budget (default CHUNK_PATIENCE_MS; tests). */
+  chunkPatienceMs?: number;
   /** A chunk is about to go out (for diagnostics and tests). */
   onChunk?: (chunk: { start: number; length: number; total: number | null }) => void;
   dispatcher?: Dispatcher;
@@ -105,16 +107,20 @@ const POOLED_CHUNK_MIN = 1024 * 1024;
  * 128 MiB touched new after every idle spell; with four per thread, 64 MiB (transfer-distinct:
  * about 16,000 fewer page faults a burst; its total CPU-s did not move beyond the machine's noise).
  * Eight chunks in flight across both threads still fill an uplink, and a thread's upload memory no
- * longer grows with `maxUploads` (16 × 8 MiB at the default).
+ * longer grows with `maxUploads` (32 × 8 MiB at the default).
  */
 export const CHUNKS_IN_FLIGHT = 4;
 /**
- * How long an upload waits for a chunk buffer before it takes one past the budget. Here a chunk
- * is held for milliseconds; over an uplink of a few Mbit/s shared by eight chunks, for minutes,
- * and an upload waiting that long would move no bytes, which the watchdog takes for a stall. Past
- * this wait the uploads send side by side, as they did before there was a budget.
+ * How long an upload waits for a chunk buffer before it sends a short chunk (PATIENT_CHUNK) from a
+ * buffer of its own instead. Here a chunk is held for milliseconds; over an uplink of a few Mbit/s
+ * shared by eight chunks, for minutes, and an upload waiting that long would move no bytes, which
+ * the watchdog takes for a stall. Short chunks keep such an upload moving without every waiting
+ * upload holding a whole chunk: 32 uploads on a thin uplink hold 8 × 8 MiB + 24 × 1 MiB, not
+ * 32 × 8 MiB.
  */
 export const CHUNK_PATIENCE_MS = 10_000;
+/** The chunk an upload out of patience sends (a multiple of 256 KiB, as every chunk but the last must be). */
+export const PATIENT_CHUNK = 1024 * 1024;
 const chunkPools = new Map<number, BufferPool>();
 function chunkPool(size: number): BufferPool {
   let pool = chunkPools.get(size);
@@ -637,12 +643,15 @@ class ResumableUpload {
     // sending at one moment share a few, the many waiting for their download hold none.
     const small = total !== null ? total < POOLED_CHUNK_MIN : length < POOLED_CHUNK_MIN && this.source.complete;
     const pool = !small && this.chunkSize >= POOLED_CHUNK_MIN ? chunkPool(this.chunkSize) : null;
-    let buf: Buffer;
+    let pooled: Buffer | null = null;
     try {
-      buf = pool ? await pool.acquire(this.opts.signal, CHUNK_PATIENCE_MS) : Buffer.allocUnsafe(length);
+      if (pool) pooled = await pool.acquire(this.opts.signal, this.opts.chunkPatienceMs ?? CHUNK_PATIENCE_MS);
     } catch {
       return this.cancelled(); // only a cancel ends the wait for a buffer
     }
+    // Out of patience (the budget's chunks crawl up a thin uplink): a short chunk keeps this upload moving.
+    if (pool && !pooled) length = Math.min(length, PATIENT_CHUNK);
+    const buf = pooled ?? Buffer.allocUnsafe(length);
     let step: Step | null = null;
     try {
       const chunk = await this.source.read(offset, length, buf);
@@ -657,7 +666,7 @@ class ResumableUpload {
     } finally {
       // Back to the pool only once the server answered for the whole body: after a dropped or
       // cancelled request a write may still hold it, and the collector takes it instead.
-      pool?.give(buf, step?.kind === 'at' || step?.kind === 'done');
+      if (pooled) pool!.give(pooled, step?.kind === 'at' || step?.kind === 'done');
     }
   }
 

@@ -96,8 +96,8 @@ machine gets no shop secret. Stop with Ctrl+C: running jobs go back to the queue
                          (or DRIVESHIP_REDIS_URL)
   --name NAME            how the shop's Workers page calls this worker (default: this computer's
                          name); unique per Redis (or DRIVESHIP_WORKER_NAME)
-  --max-downloads N      downloads at once (or DRIVESHIP_MAX_DOWNLOADS; default 16)
-  --max-uploads N        uploads at once (or DRIVESHIP_MAX_UPLOADS; default 4)
+  --max-downloads N      downloads at once (or DRIVESHIP_MAX_DOWNLOADS; default 32)
+  --max-uploads N        uploads at once (or DRIVESHIP_MAX_UPLOADS; default 32)
   --download-kbps N      KiB/s for all downloads of this machine, 0 = unlimited (or DRIVESHIP_DOWNLOAD_KBPS)
   --upload-kbps N        KiB/s for all uploads of this machine, 0 = unlimited (or DRIVESHIP_UPLOAD_KBPS)
   --metrics-port N       serve this worker's Prometheus /metrics on 127.0.0.1:N

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { startDriveEmulator, UPLOAD_ALIGN } from '../../sandbox/drive/emulator';
 import type { DriveEmulator } from '../../sandbox/drive/emulator';
 import { rename, writeFile } from 'node:fs/promises';
-import { CHUNKS_IN_FLIGHT, chunkPoolOf, GrowingFile, Throttle, uploadResumable } from '../../workers/resumable-upload';
+import { CHUNKS_IN_FLIGHT, chunkPoolOf, GrowingFile, PATIENT_CHUNK, Throttle, uploadResumable } from '../../workers/resumable-upload';
 import type { ResumableUploadOptions } from '../../workers/resumable-upload';
 import { bytesOf, generateId, KiB, MiB, sha256, tempFiles } from './helpers';
 import type { TempFiles } from './helpers';
@@ -95,6 +95,37 @@ describe('uploadResumable', () => {
     assert.equal(most, CHUNKS_IN_FLIGHT, 'the budget was used to the full and never passed');
     assert.ok(queued > 0, 'some uploads waited their turn');
     assert.equal(pool()!.inUseNow, 0, 'every buffer came back');
+  });
+
+  test('an upload that waits too long for a buffer sends short chunks of its own, and the budget is never passed', async () => {
+    const chunk = 6 * UPLOAD_ALIGN; // a pool of its own (pools are per chunk size)
+    const first = await tmp.file('patience-0.bin', 2 * chunk);
+    assert.ok((await uploadResumable((await setup(first.path, { chunkSize: chunk })).opts)).ok);
+    const pool = chunkPoolOf(chunk)!;
+    // Every buffer of the budget held by chunks that take long (a thin uplink).
+    const held = await Promise.all(Array.from({ length: CHUNKS_IN_FLIGHT }, () => pool.acquire()));
+    const f = await tmp.file('patience-1.bin', 3 * PATIENT_CHUNK + 1000);
+    let most = 0;
+    const { opts, rec } = await setup(f.path, { chunkSize: chunk, chunkPatienceMs: 30 });
+    const record = opts.onChunk!;
+    opts.onChunk = (c) => {
+      most = Math.max(most, pool.inUseNow);
+      record(c);
+    };
+    const r = await uploadResumable(opts);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(rec.chunks.map((c) => c.length), [PATIENT_CHUNK, PATIENT_CHUNK, PATIENT_CHUNK, 1000], 'short chunks, still on the 256 KiB grid');
+    assertAligned(rec, f.size);
+    const stored = emu.file(opts.fileId)!;
+    assert.deepEqual([stored.size, stored.sha256Checksum, r.value.sha256], [f.size, f.sha256, f.sha256]);
+    assert.equal(most, CHUNKS_IN_FLIGHT, 'no pooled buffer past the budget');
+    assert.ok(pool.overLimit >= 3);
+    for (const b of held) pool.give(b);
+    // With buffers free again, whole chunks.
+    const g = await tmp.file('patience-2.bin', 2 * chunk);
+    const again = await setup(g.path, { chunkSize: chunk, chunkPatienceMs: 30 });
+    assert.ok((await uploadResumable(again.opts)).ok);
+    assert.deepEqual(again.rec.chunks.map((c) => c.length), [chunk, chunk]);
   });
 
   test('the default chunk is 8 MiB, and a chunk size off the grid is rounded down to it', async () => {
