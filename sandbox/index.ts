@@ -21,13 +21,15 @@ export interface SandboxOptions {
   sepayApiToken?: string;
   /** Keep the emulated Google Drive in this file between runs (the demo's shop). */
   driveStateFile?: string;
+  /** The Drive emulator computes md5Checksums (default true; see DriveEmulatorOptions.md5). */
+  driveMd5?: boolean;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const sepayToken = opts.sepayApiToken ?? randomBytes(16).toString('hex');
   const [origin, drive, smtp, sepayApi] = await Promise.all([
     startOrigin({ bytesPerSecPerConnection: opts.originBytesPerSecPerConnection ?? null }),
-    startDriveEmulator({ stateFile: opts.driveStateFile }),
+    startDriveEmulator({ stateFile: opts.driveStateFile, md5: opts.driveMd5 ?? true }),
     startSmtpSink(),
     startSePayApi({ token: sepayToken }),
   ]);

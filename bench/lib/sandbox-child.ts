@@ -29,6 +29,8 @@ export interface ChildInit {
   originBytesPerSecPerConnection: number | null;
   /** Put a timestamping proxy in front of the origin and hand out its URLs instead. */
   logRequests: boolean;
+  /** The Drive emulator computes md5Checksums (off unless BENCH_DRIVE_MD5=1: see DriveEmulatorOptions.md5). */
+  driveMd5: boolean;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -59,7 +61,7 @@ async function main(): Promise<void> {
   // The origin's pacing sleeps listen on one shared AbortSignal, one listener per connection being
   // paced: with dozens of parallel connections that is expected, not a leak.
   setMaxListeners(1000);
-  const sandbox: Sandbox = await startSandbox({ originBytesPerSecPerConnection: init.originBytesPerSecPerConnection });
+  const sandbox: Sandbox = await startSandbox({ originBytesPerSecPerConnection: init.originBytesPerSecPerConnection, driveMd5: init.driveMd5 });
   const requests: OriginRequest[] = [];
   const proxy = init.logRequests ? await startLoggingProxy(sandbox.origin.url, requests) : null;
   const rewrite = (u: string) => (proxy ? proxy.url + u.slice(sandbox.origin.url.length) : u);

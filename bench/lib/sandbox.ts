@@ -31,7 +31,11 @@ export interface BenchSandbox {
 }
 
 export async function startBenchSandbox(opts: Partial<ChildInit> = {}): Promise<BenchSandbox> {
-  const init: ChildInit = { originBytesPerSecPerConnection: opts.originBytesPerSecPerConnection ?? null, logRequests: opts.logRequests ?? false };
+  const init: ChildInit = {
+    originBytesPerSecPerConnection: opts.originBytesPerSecPerConnection ?? null,
+    logRequests: opts.logRequests ?? false,
+    driveMd5: opts.driveMd5 ?? process.env.BENCH_DRIVE_MD5 === '1',
+  };
   const child: ChildProcess = fork(join(__dirname, 'sandbox-child.js'), [], {
     execArgv: [],
     env: { PATH: process.env.PATH, HOME: process.env.HOME, BENCH_SANDBOX_INIT: JSON.stringify(init) },

@@ -172,6 +172,13 @@ export interface DriveEmulatorOptions {
   dailyUploadLimitBytes?: number | null;
   /** How the daily limit is reported: 'uploadLimitExceeded', or Google's older 'userRateLimitExceeded' wording. */
   dailyLimitReason?: 'uploadLimitExceeded' | 'userRateLimitExceeded';
+  /**
+   * Compute an md5Checksum for every upload, as Drive does (default true). The benchmarks turn it
+   * off: md5 costs about 1.6 CPU-s per GiB, which Google's machines pay, not the shop's, and on
+   * the benchmarks' two cores it would be taken from the app being measured. Nothing in a
+   * benchmark's path reads it (driveship checks sha256Checksum). Files then carry no md5Checksum.
+   */
+  md5?: boolean;
 }
 
 export interface DriveEmulator {
@@ -497,20 +504,26 @@ interface FileDraft {
   downloadRestrictions?: EmulatedFile['downloadRestrictions'];
 }
 
-/** Incremental size + digests: the emulator never holds file bytes. */
+/**
+ * Incremental size + digests: the emulator never holds file bytes. Without md5 (an emulator started
+ * with `md5: false`) the md5 is '' and files carry no md5Checksum, as Drive's files without one.
+ */
 class Digest {
   size = 0;
-  private md5: Hash = createHash('md5');
+  private md5: Hash | null;
   private sha256: Hash = createHash('sha256');
+  constructor(md5 = true) {
+    this.md5 = md5 ? createHash('md5') : null;
+  }
   update(buf: Buffer): void {
     this.size += buf.length;
-    this.md5.update(buf);
+    this.md5?.update(buf);
     this.sha256.update(buf);
   }
   private result: { size: number; md5: string; sha256: string } | null = null;
   /** Idempotent: a completion that fails (409) and is asked again must not re-digest. */
   finish(): { size: number; md5: string; sha256: string } {
-    this.result ??= { size: this.size, md5: this.md5.digest('hex'), sha256: this.sha256.digest('hex') };
+    this.result ??= { size: this.size, md5: this.md5?.digest('hex') ?? '', sha256: this.sha256.digest('hex') };
     return this.result;
   }
 }
@@ -746,7 +759,7 @@ function fileResource(f: FileRecord): Record<string, unknown> {
     parents: f.parents.length ? f.parents : undefined,
     size: isFolder ? undefined : String(f.size),
     quotaBytesUsed: String(f.size),
-    md5Checksum: isFolder ? undefined : f.md5Checksum,
+    md5Checksum: isFolder || !f.md5Checksum ? undefined : f.md5Checksum,
     sha256Checksum: isFolder ? undefined : f.sha256Checksum,
     trashed: f.trashed,
     createdTime: f.createdTime,
@@ -995,14 +1008,25 @@ class ChunkReceiver {
     this.commit(this.pendingLen - (this.pendingLen % UPLOAD_ALIGN));
   }
 
+  /** Digests the first `n` pending bytes piece by piece (no copy: a burst sends a GiB through here). */
   private commit(n: number): void {
     if (n === 0) return;
-    const all = Buffer.concat(this.pending, this.pendingLen);
-    this.session.digest.update(all.subarray(0, n));
+    let left = n;
+    let i = 0;
+    for (; i < this.pending.length && left > 0; i++) {
+      const b = this.pending[i]!;
+      if (b.length > left) {
+        this.session.digest.update(b.subarray(0, left));
+        this.pending[i] = b.subarray(left);
+        left = 0;
+        break;
+      }
+      this.session.digest.update(b);
+      left -= b.length;
+    }
+    this.pending.splice(0, i);
     this.session.offset += n;
-    const rest = all.subarray(n);
-    this.pending = rest.length ? [rest] : [];
-    this.pendingLen = rest.length;
+    this.pendingLen -= n;
   }
 
   private cut(): void {
@@ -1055,10 +1079,10 @@ function parseMultipartHead(head: Buffer, boundary: string): { metaJson: string;
   return { metaJson, mediaType: typeLine ? typeLine[1].trim() : null, mediaStart: h2End + 4 };
 }
 
-async function readMultipart(req: IncomingMessage, boundary: string): Promise<MultipartResult> {
+async function readMultipart(req: IncomingMessage, boundary: string, md5: boolean): Promise<MultipartResult> {
   const closing = Buffer.from(`\r\n--${boundary}--`);
   const keep = closing.length + 2; // the closing delimiter may be followed by CRLF
-  const digest = new Digest();
+  const digest = new Digest(md5);
   let head: Buffer | null = Buffer.alloc(0) as Buffer;
   let parsed: ReturnType<typeof parseMultipartHead> = null;
   let tail: Buffer = Buffer.alloc(0);
@@ -1117,7 +1141,12 @@ class DriveServer {
   readonly faults = new FaultQueue();
   readonly state: DriveState;
 
-  constructor(private readonly sessionTtlMs: number, quotaBytes: number | null) {
+  constructor(
+    private readonly sessionTtlMs: number,
+    quotaBytes: number | null,
+    /** Whether uploads get an md5Checksum (see DriveEmulatorOptions.md5). */
+    private readonly md5 = true,
+  ) {
     this.state = new DriveState(quotaBytes);
   }
 
@@ -1327,7 +1356,7 @@ class DriveServer {
 
   private create(ctx: Ctx): void {
     const draft = this.state.draft(ctx.body, 'application/octet-stream');
-    const f = this.state.addFile(draft, new Digest().finish());
+    const f = this.state.addFile(draft, new Digest(this.md5).finish());
     this.sendFile(ctx, 200, f);
   }
 
@@ -1467,7 +1496,7 @@ class DriveServer {
     this.state.ensureDailyAllowance();
     const uploadId = randomBytes(18).toString('base64url');
     this.state.sessions.set(uploadId, {
-      uploadId, draft, total, digest: new Digest(), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null, replaces: null,
+      uploadId, draft, total, digest: new Digest(this.md5), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null, replaces: null,
     });
     // Like Drive, the session URI keeps the initiating query, so `fields` also shapes the final answer.
     const query = new URLSearchParams(ctx.url.searchParams);
@@ -1496,7 +1525,7 @@ class DriveServer {
     const draft: FileDraft = { id: f.id, idWasGiven: true, parents: f.parents, name: f.name, mimeType: f.mimeType };
     const uploadId = randomBytes(18).toString('base64url');
     this.state.sessions.set(uploadId, {
-      uploadId, draft, total, digest: new Digest(), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null, replaces: f.id,
+      uploadId, draft, total, digest: new Digest(this.md5), offset: 0, expiresAt: Date.now() + this.sessionTtlMs, fileId: null, active: null, replaces: f.id,
     });
     const query = new URLSearchParams(ctx.url.searchParams);
     query.set('upload_id', uploadId);
@@ -1602,9 +1631,9 @@ class DriveServer {
     if (uploadType === 'multipart') {
       const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1];
       if (!/^multipart\/related/i.test(contentType) || !boundary) throw badRequest('Expected multipart/related with a boundary', 'badContent');
-      ({ metadata, mediaType, digest } = await readMultipart(ctx.req, boundary));
+      ({ metadata, mediaType, digest } = await readMultipart(ctx.req, boundary, this.md5));
     } else {
-      digest = new Digest();
+      digest = new Digest(this.md5);
       for await (const chunk of ctx.req as AsyncIterable<Buffer>) digest.update(chunk);
     }
     this.counters.uploadBytes += digest.size; // media only: the framing is not file bytes
@@ -1693,7 +1722,7 @@ function parsePermissionInput(body: unknown, url: URL) {
 }
 
 export async function startDriveEmulator(opts: DriveEmulatorOptions = {}): Promise<DriveEmulator> {
-  const drive = new DriveServer(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS, opts.storageQuotaBytes ?? null);
+  const drive = new DriveServer(opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS, opts.storageQuotaBytes ?? null, opts.md5 ?? true);
   const stateFile = opts.stateFile;
   let saved = '';
   const save = () => {
