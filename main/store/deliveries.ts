@@ -81,11 +81,10 @@ export class DeliveriesRepo {
 
   /** One queued delivery per item of a paid order; a second call for the same order adds nothing. */
   createForOrder(orderId: string, priority: number): string[] {
-    const items = this.db
-      .prepare<[string], { id: string; product_id: string }>(
-        'SELECT i.id, i.product_id FROM order_items i LEFT JOIN deliveries d ON d.order_item_id = i.id WHERE i.order_id = ? AND d.id IS NULL',
-      )
-      .all(orderId);
+    const items = prep<[string], { id: string; product_id: string }>(
+      this.db,
+      'SELECT i.id, i.product_id FROM order_items i LEFT JOIN deliveries d ON d.order_item_id = i.id WHERE i.order_id = ? AND d.id IS NULL',
+    ).all(orderId);
     const t = Date.now();
     const ins = prep(this.db, 
       "INSERT INTO deliveries (id, order_id, order_item_id, product_id, state, priority, paid_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
@@ -132,26 +131,23 @@ export class DeliveriesRepo {
   /** The snapshot, the audit event and the derived order status, committed together by the caller. */
   recordTransition(t: TransitionRecord): void {
     const now = Date.now();
-    this.db
-      .prepare(
-        `UPDATE deliveries SET state = ?, snapshot = ?, machine_version = ?, attempts = ?, next_attempt_at = ?, error_code = ?, error_message = ?,
-           updated_at = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?`,
-      )
-      .run(t.to, t.snapshot, t.machineVersion, t.attempts, t.nextAttemptAt, t.error?.code ?? null, t.error?.message ?? null, now, t.to, now, t.id);
+    prep(
+      this.db,
+      `UPDATE deliveries SET state = ?, snapshot = ?, machine_version = ?, attempts = ?, next_attempt_at = ?, error_code = ?, error_message = ?,
+         updated_at = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?`,
+    ).run(t.to, t.snapshot, t.machineVersion, t.attempts, t.nextAttemptAt, t.error?.code ?? null, t.error?.message ?? null, now, t.to, now, t.id);
     if (t.from !== t.to) this.event(t.id, 'transition', t.from, t.to, t.error ?? undefined);
   }
 
   event(id: string, type: string, from: string | null, to: string | null, detail?: unknown): void {
-    this.db
-      .prepare('INSERT INTO delivery_events (delivery_id, at, type, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, Date.now(), type, from, to, detail === undefined ? null : JSON.stringify(detail));
+    prep(this.db, 'INSERT INTO delivery_events (delivery_id, at, type, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?)').run(id, Date.now(), type, from, to, detail === undefined ? null : JSON.stringify(detail));
   }
 
   events(id: string): { at: number; type: string; from: string | null; to: string | null; detail: unknown }[] {
-    return this.db
-      .prepare<[string], { at: number; type: string; from_state: string | null; to_state: string | null; detail: string | null }>(
-        'SELECT at, type, from_state, to_state, detail FROM delivery_events WHERE delivery_id = ? ORDER BY id',
-      )
+    return prep<[string], { at: number; type: string; from_state: string | null; to_state: string | null; detail: string | null }>(
+      this.db,
+      'SELECT at, type, from_state, to_state, detail FROM delivery_events WHERE delivery_id = ? ORDER BY id',
+    )
       .all(id)
       .map((r) => ({ at: r.at, type: r.type, from: r.from_state, to: r.to_state, detail: r.detail ? JSON.parse(r.detail) : null }));
   }

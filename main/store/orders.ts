@@ -83,12 +83,11 @@ export class OrdersRepo {
     const t = Date.now();
     const id = newId('ord');
     const amount = o.items.reduce((s, i) => s + i.priceVnd, 0);
-    this.db
-      .prepare(
-        `INSERT INTO orders (id, code, customer_email, customer_name, amount_vnd, status, vip, locale, created_at, updated_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?)`,
-      )
-      .run(id, o.code, o.customerEmail, o.customerName, amount, o.vip ? 1 : 0, o.locale, t, t, o.expiresAt);
+    prep(
+      this.db,
+      `INSERT INTO orders (id, code, customer_email, customer_name, amount_vnd, status, vip, locale, created_at, updated_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, 'awaiting_payment', ?, ?, ?, ?, ?)`,
+    ).run(id, o.code, o.customerEmail, o.customerName, amount, o.vip ? 1 : 0, o.locale, t, t, o.expiresAt);
     const ins = prep(this.db, 'INSERT INTO order_items (id, order_id, product_id, price_vnd) VALUES (?, ?, ?, ?)');
     for (const item of o.items) ins.run(newId('itm'), id, item.productId, item.priceVnd);
     return this.get(id)!;
@@ -109,9 +108,7 @@ export class OrdersRepo {
   }
 
   setPayment(id: string, paidVnd: number, status: OrderStatus, paidAt: number | null): void {
-    this.db
-      .prepare('UPDATE orders SET paid_vnd = ?, status = ?, paid_at = COALESCE(paid_at, ?), updated_at = ? WHERE id = ?')
-      .run(paidVnd, status, paidAt, Date.now(), id);
+    prep(this.db, 'UPDATE orders SET paid_vnd = ?, status = ?, paid_at = COALESCE(paid_at, ?), updated_at = ? WHERE id = ?').run(paidVnd, status, paidAt, Date.now(), id);
   }
 
   setStatus(id: string, status: OrderStatus): void {

@@ -114,11 +114,10 @@ export class PaymentsRepo {
 
   /** Sum of incoming money counted toward an order (closed-order and foreign payments excluded). */
   paidTowards(orderId: string): number {
-    const r = this.db
-      .prepare<[string], { s: number | null }>(
-        "SELECT sum(amount_vnd) AS s FROM payments WHERE order_id = ? AND transfer_type = 'in' AND match IN ('code', 'content', 'assigned')",
-      )
-      .get(orderId);
+    const r = prep<[string], { s: number | null }>(
+      this.db,
+      "SELECT sum(amount_vnd) AS s FROM payments WHERE order_id = ? AND transfer_type = 'in' AND match IN ('code', 'content', 'assigned')",
+    ).get(orderId);
     return r?.s ?? 0;
   }
 
