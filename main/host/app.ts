@@ -178,6 +178,7 @@ async function startLocked(dataDir: string, env: NodeJS.ProcessEnv, opts: AppOpt
   const log = opts.log ?? createLogger({ dir: join(dataDir, 'logs'), secrets: () => [...config.secretValues(), token] });
   const perms = assertPrivatePermissions(dataDir);
   if (!perms.ok) log.warn({ problems: perms.problems.map((p) => ({ path: p.path, found: p.found, note: p.note })) }, 'data folder permissions');
+  store.checkpointer?.whenFallback((reason) => log.warn({ reason }, 'database checkpoints run on the main thread again'));
   const bus = new Bus();
   const intake = new PaymentIntake(store, config, bus);
   let adminPort = 0;

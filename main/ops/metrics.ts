@@ -202,6 +202,34 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       if (typeof u === 'number' && Number.isFinite(u)) this.set(u);
     },
   });
+  // ---- the database ----
+  new Gauge({
+    name: 'driveship_db_checkpoint_thread',
+    help: "1 while the WAL's checkpoints run on their own thread; 0 when the main thread does them (see the log for why)",
+    registers: [registry],
+    collect() {
+      this.set(store.checkpointer?.stats().threaded ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'driveship_db_checkpoints',
+    help: 'Checkpoints the checkpoint thread has made since start (a gauge read from the thread)',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const s = store.checkpointer?.stats();
+      this.set({ kind: 'passive' }, s ? s.runs - s.restarts : 0);
+      this.set({ kind: 'restart' }, s?.restarts ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'driveship_db_checkpoint_slowest_seconds',
+    help: 'The slowest checkpoint since start, fsyncs included (off the main thread)',
+    registers: [registry],
+    collect() {
+      this.set((store.checkpointer?.stats().slowestMs ?? 0) / 1000);
+    },
+  });
   new Gauge({
     name: 'driveship_pool_threads',
     help: 'Worker threads alive in the pool',

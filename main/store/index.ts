@@ -18,6 +18,7 @@ import { SettingsRepo } from './settings';
 import { ThroughputRepo } from './throughput';
 import { UpdatesRepo } from './updates';
 import { WebhookLogRepo } from './webhook-log';
+import { WalCheckpointer } from './checkpointer';
 import { GroupCommit } from './group-commit';
 import { WalSync } from './wal-sync';
 import { WriteBehind } from './write-behind';
@@ -48,6 +49,8 @@ export class Store {
   /** Commits without an fsync on the main thread, and the fsync of the WAL that makes them durable. */
   readonly wal: WalSync;
   readonly diagnostics: DiagnosticsRepo;
+  /** The WAL's checkpoints on a thread of their own (checkpointer.ts); openStore starts it. */
+  checkpointer: WalCheckpointer | null = null;
 
   /** The data folder's secret key, once openStore has loaded it. */
   secretKey: SecretKeyResult | null = null;
@@ -81,6 +84,7 @@ export class Store {
 
   close(): void {
     if (this.db.open) this.later.flush();
+    this.checkpointer?.close();
     if (this.db.open) this.db.close();
     this.wal.close();
   }
@@ -103,6 +107,7 @@ export function openStore(dataDir: string, opts?: OpenStoreOptions): Store {
   const { db } = openDatabase(path, opts);
   const store = new Store(db, path);
   try {
+    store.checkpointer = new WalCheckpointer(db, path);
     const key = loadOrCreateSecretKey(dataDir, opts?.keyProtector ?? null);
     store.settings.protect(key.sealer);
     store.secretKey = key;

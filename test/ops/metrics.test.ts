@@ -115,6 +115,11 @@ describe('metrics in process', () => {
       assert.equal(metric(t2, 'driveship_delivery_transitions_total', { state: 'delivered' }), 2);
       assert.ok(metric(t2, 'driveship_transfer_bytes_total', { direction: 'down' }) >= 2 * 256 * 1024, 'bytes down moved');
       assert.ok(metric(t2, 'driveship_transfer_bytes_total', { direction: 'up' }) > 0, 'bytes up moved');
+      // The deliveries' commits left the WAL's checkpoints to the store's own thread.
+      assert.equal(metric(t2, 'driveship_db_checkpoint_thread'), 1);
+      core.store.checkpointer!.poke();
+      await waitFor('a checkpoint', () => core.store.checkpointer!.stats().runs > 0);
+      assert.ok(metric(await scrape(), 'driveship_db_checkpoints', { kind: 'passive' }) >= 1, 'checkpoints are counted');
     } finally {
       await sender.close();
     }

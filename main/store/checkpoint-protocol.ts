@@ -1,0 +1,34 @@
+// What the main thread and the checkpoint thread share: the thread's start data and the slots of
+// the shared counters (read by the main thread without a message, so reading them costs nothing).
+
+export interface CheckpointThreadData {
+  /** The database file (its WAL is `<path>-wal`). */
+  path: string;
+  /** The better-sqlite3 build this process loads (sqlite.ts), or null for the default. */
+  nativeBinding: string | null;
+  /** How often the thread looks at the WAL. */
+  everyMs: number;
+  /** Every this many looks, a checkpoint even when the WAL seems unchanged. */
+  sweepEvery: number;
+  /** Frames in the WAL past which a checkpoint makes sure the writer rewinds it (RESTART). */
+  restartFrames: number;
+  /** How long a RESTART checkpoint waits for the writer and the readers. */
+  busyTimeoutMs: number;
+  /** Int32 slots, CHECKPOINT_SLOTS. */
+  state: SharedArrayBuffer;
+}
+
+export const CHECKPOINT_SLOTS = {
+  ready: 0,
+  closed: 1,
+  runs: 2,
+  failures: 3,
+  lastMs: 4,
+  slowestMs: 5,
+  /** At the last checkpoint: frames in the WAL, and how many of them are in the database now. */
+  walFrames: 6,
+  copiedFrames: 7,
+  restarts: 8,
+} as const;
+
+export const CHECKPOINT_SLOT_COUNT = 9;
