@@ -102,6 +102,8 @@ interface OursResult {
   probe: SpeedProbe;
   /** Which of the variant's runs (1-based). */
   run: number;
+  /** The WAL's checkpoints during the burst (made on the store's own thread; restarts held the writer once). */
+  checkpoints: { runs: number; restarts: number; slowestMs: number } | null;
 }
 
 function fileSpec(i: number) {
@@ -138,6 +140,7 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       shop.resetPhases();
+      const cp0 = shop.core.store.checkpointer?.stats() ?? null;
       const t0 = now();
       const windows: string[] = [];
       const progress: string[] = [];
@@ -157,6 +160,7 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
       await stopProfile();
       const c = await sandbox.counters();
+      const cp1 = shop.core.store.checkpointer?.stats() ?? null;
       const ph = shop.phases();
       const since = (state: string) => (ph[state] ? round((ph[state]!.last - t0) / 1000, 2) : null);
       const phases = Object.entries(ph).sort(([, a], [, b]) => a.first - b.first).map(([k, p]) => `${k} ${round((p.first - t0) / 1000, 2)}–${round((p.last - t0) / 1000, 2)}`);
@@ -180,6 +184,7 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
         primed,
         probe,
         run,
+        checkpoints: cp0 && cp1 ? { runs: cp1.runs - cp0.runs, restarts: cp1.restarts - cp0.restarts, slowestMs: cp1.slowestMs } : null,
       };
     } finally {
       await shop.stop();
