@@ -8,8 +8,10 @@ export interface CheckpointThreadData {
   nativeBinding: string | null;
   /** How often the thread looks at the WAL. */
   everyMs: number;
-  /** Every this many looks, a checkpoint even when the WAL seems unchanged. */
-  sweepEvery: number;
+  /** Uncopied frames that call for a checkpoint (SQLite's own rule: 1,000). */
+  everyFrames: number;
+  /** A WAL still this long with frames to copy gets them copied. */
+  idleMs: number;
   /** Frames in the WAL past which a checkpoint makes sure the writer rewinds it (RESTART). */
   restartFrames: number;
   /** How long a RESTART checkpoint waits for the writer and the readers. */

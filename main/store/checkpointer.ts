@@ -8,9 +8,11 @@
 // webhook's group commit, where the others took a fraction of a millisecond (bench/README.md).
 //
 // So the main connection never checkpoints (`wal_autocheckpoint = 0`) while a thread of its own,
-// with its own connection, does: a PASSIVE checkpoint whenever the WAL changed, every 250 ms. A
-// PASSIVE checkpoint never blocks the writer, and the writer rewinds the WAL at its next commit
-// once a checkpoint has copied all of it. Commits made while every checkpoint runs (a long busy
+// with its own connection, does: a PASSIVE checkpoint once 1,000 frames wait (SQLite's own rule;
+// the thread reads the count from the wal-index every 250 ms), or once the WAL has been still for
+// 2 s. A PASSIVE checkpoint never blocks the writer, and the writer rewinds the WAL at its next
+// commit once a checkpoint has copied all of it (fsyncing the new header: checkpointing more often
+// would put more of those fsyncs on our thread). Commits made while every checkpoint runs (a long busy
 // spell) would keep it from ever being all copied; past 64 MiB of WAL the thread checkpoints once
 // with RESTART, which holds the writer back for that one checkpoint and has the WAL rewound.
 //
@@ -28,7 +30,8 @@ const AUTOCHECKPOINT_PAGES = 1000;
 
 export interface CheckpointerOptions {
   everyMs?: number;
-  sweepEvery?: number;
+  everyFrames?: number;
+  idleMs?: number;
   /** WAL frames past which the thread makes sure the WAL is rewound (default 64 MiB of pages). */
   restartFrames?: number;
   /** The thread's file (tests use a stand-in that fails). */
@@ -66,7 +69,8 @@ export class WalCheckpointer {
       path,
       nativeBinding: sqliteBuild(),
       everyMs: opts.everyMs ?? 250,
-      sweepEvery: opts.sweepEvery ?? 40,
+      everyFrames: opts.everyFrames ?? AUTOCHECKPOINT_PAGES,
+      idleMs: opts.idleMs ?? 2000,
       restartFrames: opts.restartFrames ?? 16_384,
       busyTimeoutMs: 1000,
       state: this.state.buffer as SharedArrayBuffer,

@@ -65,6 +65,38 @@ describe('WalCheckpointer', () => {
     }
   });
 
+  it('checkpoints once 1,000 frames wait, as SQLite would, or once the WAL is still: never after every commit', async () => {
+    const { db, path } = openDb('cadence');
+    const cp = new WalCheckpointer(db, path, { everyMs: 20, idleMs: 60_000 });
+    try {
+      await until('the thread is up', () => cp.stats().threaded);
+      // Each checkpoint that copies everything costs the writer a header fsync when it rewinds.
+      for (let i = 0; i < 6; i++) {
+        write(db, 1, 100);
+        await sleep(60);
+      }
+      assert.equal(cp.stats().runs, 0, '600 frames: no checkpoint yet');
+      write(db, 5, 100);
+      await until('a checkpoint at 1,100 frames', () => cp.stats().runs === 1);
+      assert.ok(cp.stats().walFrames >= 1000);
+    } finally {
+      cp.close();
+      db.close();
+    }
+    const quiet = openDb('idle');
+    const idle = new WalCheckpointer(quiet.db, quiet.path, { everyMs: 20, idleMs: 150 });
+    try {
+      write(quiet.db, 1, 10);
+      await until('the still WAL copied', () => idle.stats().runs === 1);
+      assert.equal(idle.stats().copiedFrames, idle.stats().walFrames);
+      await sleep(300);
+      assert.equal(idle.stats().runs, 1, 'nothing new: no second checkpoint');
+    } finally {
+      idle.close();
+      quiet.db.close();
+    }
+  });
+
   it('keeps the WAL bounded while the main thread writes 48 MiB without a pause, and every row is there for another connection', async () => {
     const dir = tempDir('checkpointer-store-');
     const store = openStore(dir);
