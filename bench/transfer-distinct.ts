@@ -102,8 +102,8 @@ interface OursResult {
   probe: SpeedProbe;
   /** Which of the variant's runs (1-based). */
   run: number;
-  /** The WAL's checkpoints during the burst (made on the store's own thread; restarts held the writer once). */
-  checkpoints: { runs: number; restarts: number; slowestMs: number } | null;
+  /** The WAL's checkpoints during the burst: by the store's own thread, and by the main thread when asked. */
+  checkpoints: { runs: number; onMain: number; slowestMs: number } | null;
 }
 
 function fileSpec(i: number) {
@@ -184,7 +184,7 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
         primed,
         probe,
         run,
-        checkpoints: cp0 && cp1 ? { runs: cp1.runs - cp0.runs, restarts: cp1.restarts - cp0.restarts, slowestMs: cp1.slowestMs } : null,
+        checkpoints: cp0 && cp1 ? { runs: cp1.runs - cp0.runs, onMain: cp1.onMain - cp0.onMain, slowestMs: cp1.slowestMs } : null,
       };
     } finally {
       await shop.stop();

@@ -213,13 +213,13 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   });
   new Gauge({
     name: 'driveship_db_checkpoints',
-    help: 'Checkpoints the checkpoint thread has made since start (a gauge read from the thread)',
+    help: "The WAL's checkpoints since start: by its thread, and by the main thread when the WAL would not rewind",
     labelNames: ['kind'],
     registers: [registry],
     collect() {
       const s = store.checkpointer?.stats();
-      this.set({ kind: 'passive' }, s ? s.runs - s.restarts : 0);
-      this.set({ kind: 'restart' }, s?.restarts ?? 0);
+      this.set({ kind: 'thread' }, s?.runs ?? 0);
+      this.set({ kind: 'main' }, s?.onMain ?? 0);
     },
   });
   new Gauge({

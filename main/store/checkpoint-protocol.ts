@@ -12,9 +12,8 @@ export interface CheckpointThreadData {
   everyFrames: number;
   /** A WAL still this long with frames to copy gets them copied. */
   idleMs: number;
-  /** Frames in the WAL past which a checkpoint makes sure the writer rewinds it (RESTART). */
-  restartFrames: number;
-  /** How long a RESTART checkpoint waits for the writer and the readers. */
+  /** Frames since the WAL's last rewind past which the thread asks the writer to checkpoint once. */
+  handBackFrames: number;
   busyTimeoutMs: number;
   /** Int32 slots, CHECKPOINT_SLOTS. */
   state: SharedArrayBuffer;
@@ -30,7 +29,10 @@ export const CHECKPOINT_SLOTS = {
   /** At the last checkpoint: frames in the WAL, and how many of them are in the database now. */
   walFrames: 6,
   copiedFrames: 7,
-  restarts: 8,
+  /** Set by the thread, cleared by the main thread: checkpoint once yourself, after a commit. */
+  wanted: 8,
+  /** Checkpoints the main thread made when asked. */
+  onMain: 9,
 } as const;
 
-export const CHECKPOINT_SLOT_COUNT = 9;
+export const CHECKPOINT_SLOT_COUNT = 10;

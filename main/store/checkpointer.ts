@@ -12,9 +12,10 @@
 // the thread reads the count from the wal-index every 250 ms), or once the WAL has been still for
 // 2 s. A PASSIVE checkpoint never blocks the writer, and the writer rewinds the WAL at its next
 // commit once a checkpoint has copied all of it (fsyncing the new header: checkpointing more often
-// would put more of those fsyncs on our thread). Commits made while every checkpoint runs (a long busy
-// spell) would keep it from ever being all copied; past 64 MiB of WAL the thread checkpoints once
-// with RESTART, which holds the writer back for that one checkpoint and has the WAL rewound.
+// would put more of those fsyncs on our thread). Commits made while every checkpoint runs (a flood
+// of webhooks) would keep it from ever being all copied; past 64 MiB since its last rewind the
+// thread asks the main thread to checkpoint once, after its next commit, which copies only what
+// came since the thread's last checkpoint and has the WAL rewound.
 //
 // Durability is unchanged: a checkpoint only copies frames already committed to the WAL (and fsyncs
 // them first), and wal-sync.ts's fsync of the WAL covers every commit before it either way.
@@ -32,8 +33,8 @@ export interface CheckpointerOptions {
   everyMs?: number;
   everyFrames?: number;
   idleMs?: number;
-  /** WAL frames past which the thread makes sure the WAL is rewound (default 64 MiB of pages). */
-  restartFrames?: number;
+  /** Frames since the WAL's last rewind past which the main thread checkpoints once (64 MiB of pages). */
+  handBackFrames?: number;
   /** The thread's file (tests use a stand-in that fails). */
   filename?: string;
 }
@@ -42,8 +43,8 @@ export interface CheckpointStats {
   /** The thread is running and the main connection leaves checkpoints to it. */
   threaded: boolean;
   runs: number;
-  /** Checkpoints that took the writer's lock to stop the WAL growing (RESTART). */
-  restarts: number;
+  /** Checkpoints the main thread made when the thread asked (a WAL that would not rewind). */
+  onMain: number;
   failures: number;
   lastMs: number;
   slowestMs: number;
@@ -71,7 +72,7 @@ export class WalCheckpointer {
       everyMs: opts.everyMs ?? 250,
       everyFrames: opts.everyFrames ?? AUTOCHECKPOINT_PAGES,
       idleMs: opts.idleMs ?? 2000,
-      restartFrames: opts.restartFrames ?? 16_384,
+      handBackFrames: opts.handBackFrames ?? 16_384,
       busyTimeoutMs: 1000,
       state: this.state.buffer as SharedArrayBuffer,
     };
@@ -95,7 +96,7 @@ export class WalCheckpointer {
     return {
       threaded: !this.fallback && !this.stopped,
       runs: s('runs'),
-      restarts: s('restarts'),
+      onMain: s('onMain'),
       failures: s('failures'),
       lastMs: s('lastMs'),
       slowestMs: s('slowestMs'),
@@ -103,6 +104,18 @@ export class WalCheckpointer {
       copiedFrames: s('copiedFrames'),
       fallback: this.fallback,
     };
+  }
+
+  /**
+   * After a commit on the main thread (wal-sync.ts calls it): when the thread has asked, one
+   * PASSIVE checkpoint here, where no commit can run beside it, so that all of the WAL is copied
+   * and the next commit rewinds it. A load of a shared slot otherwise.
+   */
+  afterCommit(): void {
+    if (Atomics.load(this.state, CHECKPOINT_SLOTS.wanted) !== 1 || !this.db.open || this.db.inTransaction) return;
+    Atomics.store(this.state, CHECKPOINT_SLOTS.wanted, 0);
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+    Atomics.add(this.state, CHECKPOINT_SLOTS.onMain, 1);
   }
 
   /** `fn` hears why the main connection checkpoints by itself again (at once if it already does). */

@@ -107,7 +107,9 @@ export function openStore(dataDir: string, opts?: OpenStoreOptions): Store {
   const { db } = openDatabase(path, opts);
   const store = new Store(db, path);
   try {
-    store.checkpointer = new WalCheckpointer(db, path);
+    const checkpointer = new WalCheckpointer(db, path);
+    store.checkpointer = checkpointer;
+    store.wal.afterCommit = () => checkpointer.afterCommit();
     const key = loadOrCreateSecretKey(dataDir, opts?.keyProtector ?? null);
     store.settings.protect(key.sealer);
     store.secretKey = key;

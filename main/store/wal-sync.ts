@@ -31,6 +31,8 @@ export class WalSync {
   syncs = 0;
   /** Replaceable by tests, to hold an fsync back or make it fail. */
   fsync: Fsync = fsFsync;
+  /** Runs after each relaxed commit (the checkpoint thread's request to checkpoint here once). */
+  afterCommit: (() => void) | null = null;
   private fd: number | null = null;
   private running: Promise<void> | null = null;
   /** The fsync that starts when the running one ends, shared by every caller meanwhile. */
@@ -60,6 +62,7 @@ export class WalSync {
       return inTransaction(this.db, work);
     } finally {
       this.strict.run();
+      this.afterCommit?.();
     }
   }
 

@@ -119,7 +119,7 @@ describe('metrics in process', () => {
       assert.equal(metric(t2, 'driveship_db_checkpoint_thread'), 1);
       core.store.checkpointer!.poke();
       await waitFor('a checkpoint', () => core.store.checkpointer!.stats().runs > 0);
-      assert.ok(metric(await scrape(), 'driveship_db_checkpoints', { kind: 'passive' }) >= 1, 'checkpoints are counted');
+      assert.ok(metric(await scrape(), 'driveship_db_checkpoints', { kind: 'thread' }) >= 1, 'checkpoints are counted');
     } finally {
       await sender.close();
     }
