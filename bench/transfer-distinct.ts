@@ -17,6 +17,7 @@
 //   custom:dl=20;host=20;up=4;seg=16;segs=4;win=8   any mix (host: the per-host ceiling; seg: segment
 //             threshold in MiB; segs: the connections each download starts with; win: the
 //             window a new origin host starts with)
+import { describeMachine, watchMachine, type MachineStops } from './lib/machine-stops';
 import { aria2Version, runAria2, runCurlUpload, runSequential, type Aria2Result, type SequentialResult } from './lib/baselines';
 import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, primeMemory, printTable, probeSpread, round, scaled, speedProbe, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay, type SpeedProbe } from './lib/measure';
 import { startBenchSandbox } from './lib/sandbox';
@@ -104,6 +105,8 @@ interface OursResult {
   run: number;
   /** The WAL's checkpoints during the burst: by the store's own thread, and by the main thread when asked. */
   checkpoints: { runs: number; onMain: number; slowestMs: number } | null;
+  /** What the virtual machine did during the burst (see lib/machine-stops). */
+  machine: MachineStops;
 }
 
 function fileSpec(i: number) {
@@ -137,6 +140,7 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
       const probe = speedProbe();
       const c0 = await sandbox.counters();
       const stopProfile = await startMainProfile(`transfer-distinct-${v.name}`);
+      const watch = await watchMachine();
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       shop.resetPhases();
@@ -158,6 +162,7 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
       clearInterval(windowTimer);
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
+      const machineStops = await watch.stop();
       await stopProfile();
       const c = await sandbox.counters();
       const cp1 = shop.core.store.checkpointer?.stats() ?? null;
@@ -185,6 +190,7 @@ async function runOurs(v: Variant, sha: Map<number, string>, run: number): Promi
         probe,
         run,
         checkpoints: cp0 && cp1 ? { runs: cp1.runs - cp0.runs, onMain: cp1.onMain - cp0.onMain, slowestMs: cp1.slowestMs } : null,
+        machine: machineStops,
       };
     } finally {
       await shop.stop();
@@ -199,6 +205,8 @@ interface PlainRun {
   curl: { seconds: number; cpuSec: number | null } | null;
   primed: { mib: number; seconds: number } | null;
   probe: SpeedProbe;
+  /** What the virtual machine did while aria2c and curl ran. */
+  machine: MachineStops;
 }
 
 interface Baselines {
@@ -223,9 +231,10 @@ async function runBaselines(sha: Map<number, string>): Promise<Baselines> {
       await waitQuiet();
       const primed = primeMemory(benchTmpRoot());
       const probe = speedProbe();
+      const watch = await watchMachine();
       // curl then uploads the same bytes to a loopback sink: a plain tool's CPU for the upload half.
       const aria2 = await runAria2(files.map((f) => f.url), ['-x4', `-j${N}`, '-s4'], (paths) => runCurlUpload(paths));
-      plain.push({ aria2, curl: (aria2.after as PlainRun['curl'] | undefined) ?? null, primed, probe });
+      plain.push({ aria2, curl: (aria2.after as PlainRun['curl'] | undefined) ?? null, primed, probe, machine: await watch.stop() });
     }
     await waitQuiet();
     const seq = await runSequential(files.slice(0, SEQ_SUBSET), sandbox.drive);
@@ -259,6 +268,7 @@ export async function run(): Promise<unknown> {
     console.log(`    machine probe right before: sha256 of 256 MiB ${o.probe.hashMs} ms, 64 MiB first touched ${o.probe.touchMs} ms`);
     console.log(`    CPU seconds: main thread ${o.cpu.mainThreadSec}, worker threads ${o.cpu.workerThreadsSec}, sandbox process ${o.cpu.othersSec.sandbox}; ${o.cpu.coresBusy} cores busy on average, other processes on the machine ${o.cpu.otherLoadCores} cores; ${o.cpu.minorFaults} minor page faults (${mib(o.cpu.minorFaults * 4096)} MiB first touched, at most)`);
     console.log(`    by thread: ${Object.entries(o.cpu.byThread).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    console.log(`    ${describeMachine(o.machine, o.loop.late)}`);
     if (o.loop.stalls.length) console.log(`    longest main-thread stalls: ${o.loop.stalls.map((s) => `${s.ms} ms at ${round(s.atMs / 1000, 2)} s`).join(', ')}`);
   }
   const base = await runBaselines(sha);
@@ -284,6 +294,7 @@ export async function run(): Promise<unknown> {
           `curl CPU ${p.curl?.cpuSec} s (${round(p.curl?.seconds ?? NaN, 2)} s)${p.primed ? `; primed ${p.primed.mib} MiB first` : ''}; ` +
           `probe ${p.probe.hashMs} / ${p.probe.touchMs} ms`,
       );
+      console.log(`       ${describeMachine(p.machine)}`);
     }
   } else console.log('  aria2c: not installed (apt-get install aria2); that ratio is not measured');
 
@@ -367,7 +378,7 @@ export async function run(): Promise<unknown> {
     aria2: first
       ? {
           version: base.aria2Version, seconds: round(aria2s, 2), cpuSec: round(aria2Cpu, 2), args: first.args.join(' '),
-          runs: base.plain.map((p) => ({ seconds: round(p.aria2.seconds, 2), cpuSec: p.aria2.cpuSec, primedMiB: p.primed?.mib ?? 0 })),
+          runs: base.plain.map((p) => ({ seconds: round(p.aria2.seconds, 2), cpuSec: p.aria2.cpuSec, primedMiB: p.primed?.mib ?? 0, machine: p.machine })),
         }
       : null,
     curlUpload: first ? { cpuSec: round(curlCpu, 2), runs: base.plain.map((p) => p.curl) } : null,

@@ -1,6 +1,7 @@
 // Fan-out: M orders of one product (200 MiB in BENCH_FANOUT_FILES files) paid at once. Goals: the
 // origin serves the product's bytes once, and all M are delivered in at most 1.5× the time of a
 // single order, measured in the same run on a fresh data dir and a fresh sandbox.
+import { describeMachine, watchMachine, type MachineStops } from './lib/machine-stops';
 import { cpuSince, cpuSnapshot, envNum, machine, MiB, mib, printTable, round, scaled, startLoopMonitor, startMainProfile, verdict, waitQuiet, type CpuUse, type LoopDelay } from './lib/measure';
 import { startBenchSandbox, type SandboxCounters } from './lib/sandbox';
 import { deliverWarmUp, now, startBenchShop } from './lib/shop';
@@ -36,6 +37,8 @@ interface RunResult {
   productBytesServed: number;
   loop: LoopDelay;
   cpu: CpuUse;
+  /** What the virtual machine did during the run (see lib/machine-stops). */
+  machine: MachineStops;
   /** Seconds after the payments: the first and last delivery fetching, the first linking (the library is in Drive), the last one linking, notifying. */
   phases: { firstFetching: number | null; lastFetching: number | null; firstLinking: number | null; lastLinking: number | null; lastNotifying: number | null };
 }
@@ -64,6 +67,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       shop.resetPhases();
       const before = await sandbox.counters();
       const stopProfile = await startMainProfile(`transfer-fanout-${orders}`);
+      const watch = await watchMachine();
       const loop = startLoopMonitor(10);
       const cpu0 = cpuSnapshot({ sandbox: sandbox.pid });
       const t0 = now();
@@ -73,6 +77,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       const seconds = settled.timedOut ? NaN : (Math.max(...settled.finishedAt.values()) - t0) / 1000;
       const loopDelay = loop.stop();
       const cpu = cpuSince(cpu0, cpuSnapshot({ sandbox: sandbox.pid }));
+      const machineStops = await watch.stop();
       await stopProfile();
       const counters = since(before, await sandbox.counters());
       const ph = shop.phases();
@@ -81,7 +86,7 @@ async function runOrders(orders: number, sha: string[]): Promise<RunResult> {
       const productBytesServed = Object.entries(counters.origin.byPath)
         .filter(([k]) => k.startsWith('fanout/'))
         .reduce((n, [, c]) => n + c.bytes, 0);
-      return { orders, seconds, delivered: settled.delivered, failed: settled.failed, errors: settled.errors, productBytes: total, counters, productBytesServed, loop: loopDelay, cpu, phases };
+      return { orders, seconds, delivered: settled.delivered, failed: settled.failed, errors: settled.errors, productBytes: total, counters, productBytesServed, loop: loopDelay, cpu, phases, machine: machineStops };
     } finally {
       await shop.stop();
     }
@@ -112,7 +117,8 @@ export async function run(): Promise<unknown> {
     const many = await runOrders(ORDERS, sha);
     console.log(`  round ${r + 1}, ${ORDERS} orders: ${round(many.seconds, 2)} s (${many.delivered} delivered${many.failed ? `, ${many.failed} not: ${many.errors.join(' | ')}` : ''}; other load ${many.cpu.otherLoadCores} cores)`);
     for (const [name, x] of [['single', single], [`${ORDERS} orders`, many]] as const) {
-      console.log(`    ${name}: fetching from ${x.phases.firstFetching} s to ${x.phases.lastFetching} s, linking from ${x.phases.firstLinking} s to ${x.phases.lastLinking} s, last notifying ${x.phases.lastNotifying} s; CPU ${x.cpu.mainThreadSec !== null && x.cpu.workerThreadsSec !== null ? round(x.cpu.mainThreadSec + x.cpu.workerThreadsSec, 2) : "?"} s (main ${x.cpu.mainThreadSec ?? '?'})`);
+      console.log(`    ${name}: fetching from ${x.phases.firstFetching} s to ${x.phases.lastFetching} s, linking from ${x.phases.firstLinking} s to ${x.phases.lastLinking} s, last notifying ${x.phases.lastNotifying} s; CPU ${x.cpu.mainThreadSec !== null && x.cpu.workerThreadsSec !== null ? round(x.cpu.mainThreadSec + x.cpu.workerThreadsSec, 2) : "?"} s (main ${x.cpu.mainThreadSec ?? '?'}); loop p99 ${x.loop.p99Ms} ms`);
+      console.log(`      ${describeMachine(x.machine, x.loop.late)}`);
     }
     rounds.push({ single, many });
   }

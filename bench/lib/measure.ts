@@ -46,6 +46,8 @@ export interface LoopDelay {
   p99ExcessMs: number;
   /** The longest stalls (a 20 ms timer late by more than 50 ms): when, since the start, and how long. */
   stalls: { atMs: number; ms: number }[];
+  /** Every 20 ms timer late by 10 ms or more: when it was due (wall ms) and by how much. */
+  late: { at: number; ms: number }[];
 }
 
 /**
@@ -59,9 +61,11 @@ export function startLoopMonitor(resolutionMs = 10): { stop(): LoopDelay } {
   const t0 = performance.now();
   let last = t0;
   const stalls: { atMs: number; ms: number }[] = [];
+  const late: { at: number; ms: number }[] = [];
   const tick = setInterval(() => {
     const t = performance.now();
     if (t - last - 20 > 50) stalls.push({ atMs: Math.round(last - t0), ms: Math.round(t - last - 20) });
+    if (t - last - 20 >= 10) late.push({ at: round(performance.timeOrigin + last + 20, 1), ms: round(t - last - 20, 1) });
     last = t;
   }, 20);
   return {
@@ -78,6 +82,7 @@ export function startLoopMonitor(resolutionMs = 10): { stop(): LoopDelay } {
         maxMs: ms(h.max),
         p99ExcessMs: round(Math.max(0, h.percentile(99) / 1e6 - resolutionMs), 1),
         stalls: stalls.sort((a, b) => b.ms - a.ms).slice(0, 5),
+        late,
       };
     },
   };
