@@ -23,7 +23,7 @@ const WARMUP = envNum('BENCH_FANOUT_WARMUP', 1);
  * fifty); the ratio is of their means. A single run of either varies by a fifth on this VM (the
  * library's 200 MiB took 1.3 to 1.75 s alone), more than the margin the goal is about.
  */
-const ROUNDS = Math.max(1, envNum('BENCH_FANOUT_ROUNDS', 2));
+const ROUNDS = Math.max(1, envNum('BENCH_FANOUT_ROUNDS', 4));
 
 interface RunResult {
   orders: number;
